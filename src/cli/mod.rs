@@ -1,0 +1,16 @@
+//! Subcommands of the binary; each file parses its arguments and calls the library.
+
+pub mod eval;
+pub mod info;
+pub mod run;
+pub mod sim;
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,1 @@
+//! Evaluation: trajectory error (ATE/RPE with Umeyama alignment), image metrics, timing.

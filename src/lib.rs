@@ -1,0 +1,18 @@
+//! gs_livo: LiDAR-inertial-visual odometry with a Gaussian-splat map.
+//!
+//! Data flows one way: `bag`/`ros` -> `sync` -> `estimator` -> `gaussian`/`render` -> outputs.
+//! Nothing below `pipeline` knows about threads, ROS or files.
+
+pub mod bag;
+pub mod config;
+pub mod estimator;
+pub mod eval;
+pub mod gaussian;
+pub mod lidar_map;
+pub mod render;
+#[cfg(feature = "ros2")]
+pub mod ros;
+pub mod sensors;
+pub mod sim;
+#[doc(hidden)]
+pub mod testdata;

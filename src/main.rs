@@ -1,0 +1,38 @@
+//! The `gs_livo` command line: one subcommand per job, each in `cli/`.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "gs_livo",
+    version,
+    about = "LiDAR-inertial-visual odometry with a Gaussian-splat map"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Summarise a rosbag2 recording: topics, types, counts, rates, gaps, decoded contents.
+    Info(cli::info::Args),
+    /// Simulate a LiDAR-camera-IMU sequence with ground truth into a rosbag2 folder.
+    Sim(cli::sim::Args),
+    /// Compare an estimated trajectory with ground truth (ATE, RPE).
+    Eval(cli::eval::Args),
+    /// Run odometry and mapping on a recording.
+    Run(cli::run::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    cli::init_logging();
+    match Cli::parse().command {
+        Command::Info(a) => cli::info::run(a),
+        Command::Sim(a) => cli::sim::run(a),
+        Command::Eval(a) => cli::eval::run(a),
+        Command::Run(a) => cli::run::run(a),
+    }
+}

@@ -1,0 +1,1 @@
+//! ROS 2 node (feature `ros2`): topics, TF, parameters.

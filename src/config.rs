@@ -136,7 +136,9 @@ pub struct Camera {
     pub fy: f64,
     pub cx: f64,
     pub cy: f64,
-    /// `[k1, k2, p1, p2, k3]`; empty means no distortion.
+    /// `[k1, k2, p1, p2, k3]`; empty means no distortion. Omitted when empty on output, since
+    /// ROS 2 rejects empty arrays in parameter files.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub distortion: Vec<f64>,
 }
 

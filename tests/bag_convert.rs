@@ -1,4 +1,5 @@
 //! PointCloud2 layouts, time fields, image encodings, Livox, and big-endian CDR.
+#![allow(clippy::type_complexity, clippy::needless_range_loop)]
 
 use gs_livo::bag::{convert, msgs, DecodeError, RosMessage};
 use msgs::point_field as pf;
@@ -322,7 +323,7 @@ fn compressed_png_and_jpeg_decode() {
     assert_eq!((img.width, img.height, img.stamp), (8, 6, 5));
     assert_eq!(img.rgb, src.rgb);
     // JPEG of a flat colour decodes close to it.
-    let flat = vec![90u8, 160, 30].repeat(16 * 16);
+    let flat = [90u8, 160, 30].repeat(16 * 16);
     let mut jpg = Vec::new();
     image::RgbImage::from_raw(16, 16, flat.clone())
         .unwrap()

@@ -201,10 +201,8 @@ fn small_bag(dir: &std::path::Path) -> Vec<u8> {
 fn read_everything(path: &std::path::Path) {
     if let Ok(bag) = BagReader::open(path) {
         if let Ok(it) = bag.messages(&[]) {
-            for m in it.take(10_000) {
-                if let Ok(m) = m {
-                    decode_all(&m.type_name, &m.data);
-                }
+            for m in it.take(10_000).flatten() {
+                decode_all(&m.type_name, &m.data);
             }
         }
     }

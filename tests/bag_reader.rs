@@ -110,6 +110,10 @@ fn metadata_yaml_is_complete() {
     assert_eq!(i["relative_file_paths"][0].as_str(), Some("bag1_0.mcap"));
     assert_eq!(
         i["topics_with_message_count"][0]["message_count"].as_u64(),
+        Some(1) // /even: 10; /odd: 5 and 11
+    );
+    assert_eq!(
+        i["topics_with_message_count"][1]["message_count"].as_u64(),
         Some(2)
     );
     assert_eq!(

@@ -8,6 +8,8 @@ use super::reader::RawMessage;
 use crate::sensors::{Image, ImuSample, PointCloud};
 
 /// A decoded message the pipeline understands; `Other` for types it does not use.
+/// Odometry stays unboxed: the API contract other modules code against names it so.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum SensorMessage {
     Cloud(PointCloud),

@@ -3,9 +3,11 @@
 
 use super::error::BagError;
 use super::reader::{RawMessage, TopicInfo};
+use mcap::records::Record;
 use mcap::sans_io::indexed_reader::{
     IndexedReadEvent, IndexedReader, IndexedReaderOptions, ReadOrder,
 };
+use mcap::sans_io::{LinearReadEvent, LinearReader, LinearReaderOptions};
 use memmap2::Mmap;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -17,7 +19,7 @@ pub struct McapFile {
     map: Mmap,
     summary: Option<mcap::Summary>,
     /// channel id -> (topic, type name)
-    channels: HashMap<u16, (Arc<str>, Arc<str>)>,
+    channels: ChannelMap,
     topics: Vec<TopicInfo>,
 }
 
@@ -25,6 +27,8 @@ fn channel_entry(c: &mcap::Channel) -> (Arc<str>, Arc<str>) {
     let ty = c.schema.as_ref().map_or("", |s| s.name.as_str());
     (Arc::from(c.topic.as_str()), Arc::from(ty))
 }
+
+type ChannelMap = HashMap<u16, (Arc<str>, Arc<str>)>;
 
 impl McapFile {
     pub fn open(path: &Path) -> Result<Self, BagError> {
@@ -57,6 +61,12 @@ impl McapFile {
         &self.topics
     }
 
+    /// Largest record (or decompressed chunk) we accept: corrupt length fields must not make
+    /// the reader allocate without bound.
+    fn record_limit(&self) -> usize {
+        (self.map.len().saturating_mul(64)).clamp(64 << 20, 4 << 30)
+    }
+
     fn indexed(&self) -> bool {
         self.summary
             .as_ref()
@@ -73,15 +83,12 @@ impl McapFile {
             }
             counts = st.channel_message_counts.clone();
         } else {
-            let stream =
-                mcap::MessageStream::new(&self.map).map_err(|e| BagError::mcap(&self.path, e))?;
-            for m in stream {
-                let m = m.map_err(|e| BagError::mcap(&self.path, e))?;
-                self.channels
-                    .entry(m.channel.id)
-                    .or_insert_with(|| channel_entry(&m.channel));
-                *counts.entry(m.channel.id).or_default() += 1;
+            let mut scan = LinearIter::new(self, Vec::new());
+            while let Some(m) = scan.next_message() {
+                let (id, _) = m?;
+                *counts.entry(id).or_default() += 1;
             }
+            self.channels = scan.channels;
         }
         let mut by_topic: BTreeMap<(Arc<str>, Arc<str>), u64> = BTreeMap::new();
         for (id, (topic, ty)) in &self.channels {
@@ -106,7 +113,9 @@ impl McapFile {
     ) -> Result<Box<dyn Iterator<Item = Result<RawMessage, BagError>> + 'a>, BagError> {
         let wanted: Vec<String> = topics.iter().map(|s| s.to_string()).collect();
         if let (true, Some(summary)) = (self.indexed(), &self.summary) {
-            let mut opts = IndexedReaderOptions::new().with_order(ReadOrder::LogTime);
+            let mut opts = IndexedReaderOptions::new()
+                .with_order(ReadOrder::LogTime)
+                .with_record_length_limit(self.record_limit());
             if !wanted.is_empty() {
                 opts = opts.include_topics(wanted);
             }
@@ -118,22 +127,7 @@ impl McapFile {
                 done: false,
             }))
         } else {
-            let stream =
-                mcap::MessageStream::new(&self.map).map_err(|e| BagError::mcap(&self.path, e))?;
-            let path = self.path.clone();
-            Ok(Box::new(stream.filter_map(move |m| match m {
-                Err(e) => Some(Err(BagError::mcap(&path, e))),
-                Ok(m) if wanted.is_empty() || wanted.iter().any(|t| *t == m.channel.topic) => {
-                    let (topic, ty) = channel_entry(&m.channel);
-                    Some(Ok(RawMessage {
-                        topic: topic.to_string(),
-                        type_name: ty.to_string(),
-                        log_time: m.log_time,
-                        data: m.data.into_owned(),
-                    }))
-                }
-                Ok(_) => None,
-            })))
+            Ok(Box::new(LinearIter::new(self, wanted)))
         }
     }
 }
@@ -189,5 +183,103 @@ impl Iterator for IndexedIter<'_> {
                 return Some(Err(BagError::mcap(&self.file.path, e)));
             }
         }
+    }
+}
+
+/// File-order reading of files without a chunk index (e.g. a recording cut short), through the
+/// sans-io linear reader so that record lengths are bounded.
+struct LinearIter<'a> {
+    file: &'a McapFile,
+    reader: LinearReader,
+    pos: usize,
+    schemas: HashMap<u16, Arc<str>>,
+    channels: ChannelMap,
+    wanted: Vec<String>,
+    done: bool,
+}
+
+impl<'a> LinearIter<'a> {
+    fn new(file: &'a McapFile, wanted: Vec<String>) -> Self {
+        let opts = LinearReaderOptions::default().with_record_length_limit(file.record_limit());
+        Self {
+            file,
+            reader: LinearReader::new_with_options(opts),
+            pos: 0,
+            schemas: HashMap::new(),
+            channels: HashMap::new(),
+            wanted,
+            done: false,
+        }
+    }
+
+    fn fail(&mut self, e: mcap::McapError) -> Option<Result<(u16, RawMessage), BagError>> {
+        self.done = true;
+        Some(Err(BagError::mcap(&self.file.path, e)))
+    }
+
+    /// The next message with its channel id (topic filter applied).
+    fn next_message(&mut self) -> Option<Result<(u16, RawMessage), BagError>> {
+        while !self.done {
+            let (opcode, data) = match self.reader.next_event()? {
+                Err(e) => return self.fail(e),
+                Ok(LinearReadEvent::ReadRequest(n)) => {
+                    let src = &self.file.map[self.pos.min(self.file.map.len())..];
+                    let k = n.min(src.len());
+                    self.reader.insert(k).copy_from_slice(&src[..k]);
+                    self.reader.notify_read(k);
+                    self.pos += k;
+                    continue;
+                }
+                Ok(LinearReadEvent::Record { opcode, data }) => (opcode, data),
+            };
+            let record = match mcap::parse_record(opcode, data) {
+                Ok(r) => r,
+                Err(e) => return self.fail(e),
+            };
+            match record {
+                Record::Schema { header, .. } => {
+                    self.schemas
+                        .insert(header.id, Arc::from(header.name.as_str()));
+                }
+                Record::Channel(c) => {
+                    let ty = self
+                        .schemas
+                        .get(&c.schema_id)
+                        .cloned()
+                        .unwrap_or_else(|| Arc::from(""));
+                    self.channels
+                        .insert(c.id, (Arc::from(c.topic.as_str()), ty));
+                }
+                Record::Message { header, data } => {
+                    let Some((topic, ty)) = self.channels.get(&header.channel_id) else {
+                        self.done = true;
+                        return Some(Err(BagError::Unsupported {
+                            path: self.file.path.clone(),
+                            msg: format!("message on unknown channel {}", header.channel_id),
+                        }));
+                    };
+                    if !self.wanted.is_empty() && !self.wanted.iter().any(|t| **t == **topic) {
+                        continue;
+                    }
+                    let raw = RawMessage {
+                        topic: topic.to_string(),
+                        type_name: ty.to_string(),
+                        log_time: header.log_time,
+                        data: data.into_owned(),
+                    };
+                    return Some(Ok((header.channel_id, raw)));
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+impl Iterator for LinearIter<'_> {
+    type Item = Result<RawMessage, BagError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_message().map(|r| r.map(|(_, m)| m))
     }
 }

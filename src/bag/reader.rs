@@ -37,7 +37,7 @@ impl Storage {
             use std::io::Read;
             let mut f = std::fs::File::open(path).map_err(|e| BagError::io(path, e))?;
             let n = f.read(&mut magic).map_err(|e| BagError::io(path, e))?;
-            if n < magic.len() && !path.extension().is_some_and(|e| e == "mcap") {
+            if n < magic.len() {
                 return Err(BagError::Unsupported {
                     path: path.into(),
                     msg: format!("file too short ({n} bytes) to be a bag"),

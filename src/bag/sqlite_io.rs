@@ -7,6 +7,9 @@ use rusqlite::{Connection, OpenFlags};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// (timestamp, id, topic_id, data) of one message row.
+type Row = (i64, i64, i64, Vec<u8>);
+
 /// Messages fetched per query.
 const PAGE: usize = 256;
 
@@ -97,11 +100,7 @@ impl SqliteFile {
         }))
     }
 
-    fn fetch(
-        &self,
-        ids: &[i64],
-        after: Option<(i64, i64)>,
-    ) -> Result<Vec<(i64, i64, i64, Vec<u8>)>, rusqlite::Error> {
+    fn fetch(&self, ids: &[i64], after: Option<(i64, i64)>) -> Result<Vec<Row>, rusqlite::Error> {
         let list = ids
             .iter()
             .map(|i| i.to_string())
@@ -124,7 +123,7 @@ struct Pages<'a> {
     file: &'a SqliteFile,
     ids: Vec<i64>,
     last: Option<(i64, i64)>,
-    page: std::vec::IntoIter<(i64, i64, i64, Vec<u8>)>,
+    page: std::vec::IntoIter<Row>,
     done: bool,
 }
 

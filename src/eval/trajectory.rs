@@ -461,7 +461,7 @@ mod tests {
         assert_eq!(s.median, 2.5);
         assert_eq!(s.mean, 4.0);
         assert!((s.rmse - (114.0f64 / 4.0).sqrt()).abs() < 1e-12);
-        assert!((s.std - (((9.0 + 4.0 + 1.0 + 36.0) / 4.0) as f64).sqrt()).abs() < 1e-12);
+        assert!((s.std - (50.0f64 / 4.0).sqrt()).abs() < 1e-12);
     }
 
     #[test]

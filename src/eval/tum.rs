@@ -121,7 +121,7 @@ mod tests {
                 UnitQuaternion::from_euler_angles(0.1, 0.2, 0.3),
             ),
         };
-        let back = parse_tum(&format_tum(&[p.clone()]), Path::new("x")).unwrap();
+        let back = parse_tum(&format_tum(std::slice::from_ref(&p)), Path::new("x")).unwrap();
         assert_eq!(back[0].stamp, p.stamp);
         assert!((back[0].pose.translation.vector - p.pose.translation.vector).norm() < 1e-9);
         assert!(back[0].pose.rotation.angle_to(&p.pose.rotation) < 1e-8);

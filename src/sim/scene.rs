@@ -283,7 +283,7 @@ impl Scene {
             let w = 8.0 + ((k * 7) % 5) as f64 * 1.5;
             let h = 6.0 + ((k * 3) % 4) as f64 * 3.0;
             let d = 5.0 + ((k * 5) % 3) as f64;
-            let side = if k % 2 == 0 { 1.0 } else { -1.0 };
+            let side = if k.is_multiple_of(2) { 1.0 } else { -1.0 };
             for sgn in [side, -side] {
                 let setback = 9.0 + ((k * 11) % 3) as f64;
                 s.add_box(
@@ -297,9 +297,9 @@ impl Scene {
             k += 1;
         }
         let mut px = -75.0;
-        let mut j = 0;
+        let mut j = 0u32;
         while px <= 75.0 {
-            let y = if j % 2 == 0 { 6.0 } else { -6.0 };
+            let y = if j.is_multiple_of(2) { 6.0 } else { -6.0 };
             s.add_cylinder([px, y], 0.15, 0.0, 5.0, 1.0);
             px += 10.0;
             j += 1;

@@ -23,6 +23,7 @@
 //! # let _ = (grads, optimised); Ok(()) }
 //! ```
 
+pub mod bench;
 pub mod cpu;
 mod scene;
 pub mod sh;

@@ -8,12 +8,18 @@ use gs_livo::render::{
 
 fn bench(c: &mut Criterion) {
     let mut backends: Vec<Box<dyn Renderer>> = Vec::new();
-    let vk = RenderConfig { backend: BackendChoice::Vulkan, ..RenderConfig::default() };
+    let vk = RenderConfig {
+        backend: BackendChoice::Vulkan,
+        ..RenderConfig::default()
+    };
     match create_renderer(&vk) {
         Ok(r) => backends.push(r),
         Err(e) => eprintln!("Vulkan skipped: {e}"),
     }
-    let cpu = RenderConfig { backend: BackendChoice::Cpu, ..RenderConfig::default() };
+    let cpu = RenderConfig {
+        backend: BackendChoice::Cpu,
+        ..RenderConfig::default()
+    };
     backends.push(create_renderer(&cpu).expect("cpu backend"));
     let mut group = c.benchmark_group("render");
     group.sample_size(10);
@@ -21,7 +27,12 @@ fn bench(c: &mut Criterion) {
         let sizes: &[(usize, u32, u32)] = if r.backend() == gs_livo::render::Backend::Cpu {
             &[(20_000, 256, 216)]
         } else {
-            &[(20_000, 256, 216), (20_000, 640, 480), (100_000, 256, 216), (100_000, 640, 480)]
+            &[
+                (20_000, 256, 216),
+                (20_000, 640, 480),
+                (100_000, 256, 216),
+                (100_000, 640, 480),
+            ]
         };
         for &(n, w, h) in sizes {
             let cam = test_camera(w, h);

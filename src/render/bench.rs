@@ -2,7 +2,9 @@
 
 use std::time::Instant;
 
-use super::{random_gaussians, test_camera, test_pose, AdamConfig, LossConfig, RenderError, Renderer};
+use super::{
+    random_gaussians, test_camera, test_pose, AdamConfig, LossConfig, RenderError, Renderer,
+};
 
 /// Median milliseconds of one configuration.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,7 +52,13 @@ pub fn time_render(
         let t1 = Instant::now();
         r.backward(&d_colour, None, None)?;
         let t2 = Instant::now();
-        r.step(&cam, &pose, &target, &LossConfig::default(), &AdamConfig::default())?;
+        r.step(
+            &cam,
+            &pose,
+            &target,
+            &LossConfig::default(),
+            &AdamConfig::default(),
+        )?;
         let t3 = Instant::now();
         if i > 0 {
             f.push((t1 - t0).as_secs_f64() * 1e3);

@@ -239,13 +239,21 @@ impl VulkanRenderer {
     }
 
     fn submit(&self, b: Builder) -> Result<(), RenderError> {
+        let t0 = std::time::Instant::now();
         let cb = b.build().map_err(err("build"))?;
+        let t1 = std::time::Instant::now();
         cb.execute(self.ctx.queue.clone())
             .map_err(err("execute"))?
             .then_signal_fence_and_flush()
             .map_err(err("flush"))?
             .wait(None)
-            .map_err(err("wait"))
+            .map_err(err("wait"))?;
+        tracing::trace!(
+            build_ms = (t1 - t0).as_secs_f64() * 1e3,
+            run_ms = t1.elapsed().as_secs_f64() * 1e3,
+            "submit"
+        );
+        Ok(())
     }
 
     fn dispatch(
@@ -638,7 +646,7 @@ impl VulkanRenderer {
         out
     }
 
-    fn from_cap(&self, data: &[f32]) -> Result<Gaussians, RenderError> {
+    fn cap_to_set(&self, data: &[f32]) -> Result<Gaussians, RenderError> {
         let cap = self.g.cap;
         let w = group_widths(self.sh_degree);
         let mut out = Gaussians::zeros(self.n, self.sh_degree)?;
@@ -843,7 +851,7 @@ impl Renderer for VulkanRenderer {
     fn gaussians(&mut self) -> Result<Gaussians, RenderError> {
         let per: usize = group_widths(self.sh_degree).iter().sum();
         let d = self.read_f32(&self.g.params, per * self.g.cap)?;
-        self.from_cap(&d)
+        self.cap_to_set(&d)
     }
 
     fn adam_state(&mut self) -> Result<AdamState, RenderError> {
@@ -851,8 +859,8 @@ impl Renderer for VulkanRenderer {
         let m = self.read_f32(&self.g.m, per * self.g.cap)?;
         let v = self.read_f32(&self.g.v, per * self.g.cap)?;
         Ok(AdamState {
-            m: self.from_cap(&m)?,
-            v: self.from_cap(&v)?,
+            m: self.cap_to_set(&m)?,
+            v: self.cap_to_set(&v)?,
             step: self.adam_step,
         })
     }
@@ -942,7 +950,7 @@ impl Renderer for VulkanRenderer {
         let gd = self.read_f32(&self.g.grads, per * self.g.cap)?;
         let pg = self.read_f32(&self.pose_grad, 6)?;
         Ok(Gradients {
-            params: self.from_cap(&gd)?,
+            params: self.cap_to_set(&gd)?,
             pose: std::array::from_fn(|i| pg[i] as f64),
         })
     }

@@ -58,6 +58,7 @@ pub struct ScanResult {
 }
 
 /// The LIO: initialiser, filter and map.
+#[derive(Clone)]
 pub struct Lio {
     lidar: LidarConfig,
     lio: LioConfig,

@@ -12,11 +12,17 @@ struct Gt {
 }
 
 fn rows(name: &str) -> Vec<Vec<f64>> {
-    let path = gs_livo::testdata::dir().join("euroc_v101_imu_gt").join(name);
+    let path = gs_livo::testdata::dir()
+        .join("euroc_v101_imu_gt")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| l.split(',').map(|v| v.trim().parse::<f64>().unwrap()).collect())
+        .map(|l| {
+            l.split(',')
+                .map(|v| v.trim().parse::<f64>().unwrap())
+                .collect()
+        })
         .collect()
 }
 
@@ -25,7 +31,9 @@ fn stamp_of(line: &str) -> u64 {
 }
 
 fn stamps(name: &str) -> Vec<u64> {
-    let path = gs_livo::testdata::dir().join("euroc_v101_imu_gt").join(name);
+    let path = gs_livo::testdata::dir()
+        .join("euroc_v101_imu_gt")
+        .join(name);
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
@@ -102,10 +110,14 @@ fn propagation_follows_ground_truth_over_two_seconds() {
         let g1 = gt_at(&gt, f.stamp());
         assert!(stamp_diff_secs(g1.stamp, f.stamp()).abs() < 0.003);
         let dp = (f.state().pos - g1.state.pos).norm();
-        let dr = (g1.state.rot.inverse() * f.state().rot).angle().to_degrees();
+        let dr = (g1.state.rot.inverse() * f.state().rot)
+            .angle()
+            .to_degrees();
         let moved = (g1.state.pos - g0.state.pos).norm();
         // Constant-velocity extrapolation: what propagation must clearly beat.
-        let cv = (g0.state.pos + g0.state.vel * stamp_diff_secs(f.stamp(), g0.stamp) - g1.state.pos).norm();
+        let cv = (g0.state.pos + g0.state.vel * stamp_diff_secs(f.stamp(), g0.stamp)
+            - g1.state.pos)
+            .norm();
         eprintln!("window at {start_s} s: moved {moved:.2} m, position error {dp:.4} m (constant velocity {cv:.4} m), rotation error {dr:.3} deg");
         sum_p += dp;
         sum_cv += cv;
@@ -119,7 +131,10 @@ fn propagation_follows_ground_truth_over_two_seconds() {
     // from the dataset's own estimate, so not exact): about a decimetre, far below what a sign or
     // frame error gives (metres), and much better than constant-velocity extrapolation.
     assert!(worst_p < 0.2, "position error {worst_p}");
-    assert!(sum_p < 0.5 * sum_cv, "IMU {sum_p} vs constant velocity {sum_cv}");
+    assert!(
+        sum_p < 0.5 * sum_cv,
+        "IMU {sum_p} vs constant velocity {sum_cv}"
+    );
     assert!(worst_r < 0.5, "rotation error {worst_r} deg");
 }
 
@@ -127,10 +142,7 @@ fn propagation_follows_ground_truth_over_two_seconds() {
 fn initialisation_recovers_gravity_direction_and_gyro_bias() {
     let (imu, gt) = load();
     let mut init = ImuInitializer::new(1.0, 0.05, 9.81);
-    let est = imu
-        .iter()
-        .find_map(|s| init.push(s))
-        .expect("initialised");
+    let est = imu.iter().find_map(|s| init.push(s)).expect("initialised");
     assert!(est.is_static);
     let g0 = gt_at(&gt, est.stamp);
     let bg_err = (est.state.bg - g0.state.bg).norm();

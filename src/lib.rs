@@ -13,5 +13,6 @@ pub mod render;
 pub mod ros;
 pub mod sensors;
 pub mod sim;
+pub mod sync;
 #[doc(hidden)]
 pub mod testdata;

@@ -1,0 +1,408 @@
+//! LiDAR-inertial odometry driver: one measurement package in, one pose out.
+
+use nalgebra::{Isometry3, Matrix3, SymmetricEigen, Vector3};
+
+use super::deskew::deskew;
+use super::ieskf::{Ieskf, ProcessNoise, UpdateSettings};
+use super::init::ImuInitializer;
+use super::point_to_plane::{BodyPoint, PointToPlane};
+use super::state::{ErrMat, State, BA, BG, GRAV, POS, ROT, TAU, VEL};
+use super::{LidarConfig, LioConfig};
+use crate::config::Config;
+use crate::lidar_map::{voxel_downsample, MapPoint, PointNoise, VoxelMap};
+use crate::sensors::{stamp_diff_secs, ImuSample, PointCloud, Stamp};
+use crate::sync::MeasurementPackage;
+
+/// Counters of everything skipped or suspicious (all reported in summaries).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct LioCounters {
+    pub scans: usize,
+    pub scans_before_init: usize,
+    pub scans_without_time: usize,
+    pub empty_scans: usize,
+    pub non_finite_points: usize,
+    pub imu_not_after_filter: usize,
+    pub imu_non_finite: usize,
+    pub imu_gaps_skipped: usize,
+    pub time_jumps: usize,
+    pub update_failures: usize,
+    pub degenerate_scans: usize,
+    pub not_converged: usize,
+}
+
+/// Conditioning of the translational information of a LiDAR update.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Degeneracy {
+    /// Eigenvalues of the translational block of H^T R^-1 H (ascending, 1/m^2).
+    pub eigenvalues: [f64; 3],
+    /// Direction of the weakest eigenvalue (world frame).
+    pub weakest: [f64; 3],
+    pub degenerate: bool,
+}
+
+/// What one scan produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanResult {
+    /// Scan end (the pose's time).
+    pub stamp: Stamp,
+    /// `T_world_body` at `stamp`.
+    pub pose: Isometry3<f64>,
+    pub state: State,
+    pub points_in: usize,
+    pub points_used: usize,
+    pub residuals: usize,
+    pub iterations: usize,
+    pub converged: bool,
+    /// `None` when no update ran (first scan, or no association).
+    pub degeneracy: Option<Degeneracy>,
+}
+
+/// The LIO: initialiser, filter and map.
+#[derive(Clone)]
+pub struct Lio {
+    lidar: LidarConfig,
+    lio: LioConfig,
+    accel_scale: f64,
+    noise: ProcessNoise,
+    imu_t_lidar: Isometry3<f64>,
+    init: ImuInitializer,
+    filter: Option<Ieskf>,
+    map: VoxelMap,
+    counters: LioCounters,
+    scans_since_prune: usize,
+}
+
+impl Lio {
+    pub fn new(cfg: &Config) -> Self {
+        Self {
+            lidar: cfg.lidar.clone(),
+            lio: cfg.lio.clone(),
+            accel_scale: cfg.imu.accel_scale,
+            noise: ProcessNoise::from_config(&cfg.imu, cfg.lio.tau_walk),
+            imu_t_lidar: cfg.extrinsics.imu_T_lidar.0,
+            init: ImuInitializer::new(
+                cfg.lio.init_duration,
+                cfg.lio.init_max_gyro_std,
+                cfg.imu.gravity,
+            ),
+            filter: None,
+            map: VoxelMap::new(cfg.lidar_map.clone()),
+            counters: LioCounters::default(),
+            scans_since_prune: 0,
+        }
+    }
+
+    pub fn counters(&self) -> &LioCounters {
+        &self.counters
+    }
+
+    pub fn filter(&self) -> Option<&Ieskf> {
+        self.filter.as_ref()
+    }
+
+    /// Mutable access for sequential updates after the LiDAR one (e.g. photometric).
+    pub fn filter_mut(&mut self) -> Option<&mut Ieskf> {
+        self.filter.as_mut()
+    }
+
+    pub fn map(&self) -> &VoxelMap {
+        &self.map
+    }
+
+    fn scaled(&self, s: &ImuSample) -> ImuSample {
+        ImuSample {
+            stamp: s.stamp,
+            gyro: s.gyro,
+            accel: s.accel * self.accel_scale,
+        }
+    }
+
+    fn initial_covariance(&self) -> ErrMat {
+        let c = &self.lio;
+        let mut p = ErrMat::zeros();
+        let mut set = |i: usize, s: f64| {
+            for k in 0..3 {
+                p[(i + k, i + k)] = s * s;
+            }
+        };
+        set(ROT, c.init_rot_std);
+        set(POS, 1e-3);
+        set(VEL, c.init_vel_std);
+        set(BG, c.init_bg_std);
+        set(BA, c.init_ba_std);
+        set(GRAV, c.init_grav_std);
+        // Yaw is unobservable and arbitrary (world frame choice): keep it tight.
+        p[(ROT + 2, ROT + 2)] = 1e-6;
+        p[(TAU, TAU)] = 1e-4;
+        p
+    }
+
+    /// Feeds IMU samples to the initialiser or the filter.
+    fn feed_imu(&mut self, imu: &[ImuSample]) {
+        for raw in imu {
+            let s = self.scaled(raw);
+            if !(s.gyro.iter().chain(s.accel.iter()).all(|v| v.is_finite())) {
+                self.counters.imu_non_finite += 1;
+                continue;
+            }
+            match self.filter.as_mut() {
+                None => {
+                    if let Some(est) = self.init.push(&s) {
+                        let (roll, pitch, _) = est.state.rot.euler_angles();
+                        tracing::info!(
+                            samples = est.samples,
+                            gyro_std = est.gyro_std,
+                            accel_std = est.accel_std,
+                            "IMU initialised: gravity up (body) = [{:.4}, {:.4}, {:.4}], roll {:.2} deg, pitch {:.2} deg, gyro bias = [{:.5}, {:.5}, {:.5}] rad/s, |accel| = {:.4} m/s^2 (gravity {:.4}), static = {}",
+                            (est.state.rot.inverse() * Vector3::z()).x,
+                            (est.state.rot.inverse() * Vector3::z()).y,
+                            (est.state.rot.inverse() * Vector3::z()).z,
+                            roll.to_degrees(),
+                            pitch.to_degrees(),
+                            est.state.bg.x,
+                            est.state.bg.y,
+                            est.state.bg.z,
+                            est.accel_norm,
+                            -est.state.grav.z,
+                            est.is_static
+                        );
+                        let g = -est.state.grav.z;
+                        if (est.accel_norm - g).abs() > 0.05 * g {
+                            tracing::warn!(
+                                "mean accelerometer magnitude {:.3} differs from gravity {:.3} by more than 5%: check imu.accel_scale / imu.gravity",
+                                est.accel_norm,
+                                g
+                            );
+                        }
+                        if !est.is_static {
+                            tracing::warn!(
+                                "IMU was moving during initialisation (gyro std {:.4} rad/s): gyro bias set to zero",
+                                est.gyro_std
+                            );
+                        }
+                        let mut f =
+                            Ieskf::new(est.state, self.initial_covariance(), est.stamp, self.noise);
+                        f.propagate_imu(&s);
+                        f.take_segments();
+                        self.filter = Some(f);
+                    }
+                }
+                Some(f) => {
+                    if s.stamp <= f.stamp() {
+                        self.counters.imu_not_after_filter += 1;
+                        continue;
+                    }
+                    let dt = stamp_diff_secs(s.stamp, f.stamp());
+                    if dt > self.lio.max_imu_gap {
+                        self.counters.imu_gaps_skipped += 1;
+                        tracing::warn!(
+                            "IMU gap of {dt:.3} s not integrated; velocity uncertainty inflated"
+                        );
+                        f.jump_to(s.stamp, 1.0);
+                        f.propagate_imu(&s);
+                    } else {
+                        f.propagate_imu(&s);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Processes one package: IMU up to the scan end, then the scan. Returns the scan result
+    /// once initialised.
+    pub fn process(&mut self, pkg: &MeasurementPackage) -> Option<ScanResult> {
+        if pkg.time_jump {
+            self.counters.time_jumps += 1;
+            if let (Some(f), Some(first)) = (self.filter.as_mut(), pkg.imu.first()) {
+                tracing::warn!("time jump: filter moved to the new clock without integrating");
+                f.jump_to(first.stamp, 1.0);
+            }
+        }
+        self.feed_imu(&pkg.imu);
+        self.process_scan(&pkg.scan)
+    }
+
+    fn process_scan(&mut self, scan: &PointCloud) -> Option<ScanResult> {
+        self.counters.scans += 1;
+        if self.filter.is_none() {
+            self.counters.scans_before_init += 1;
+            return None;
+        }
+        if scan.time.is_none() {
+            if self.counters.scans_without_time == 0 {
+                tracing::warn!(
+                    "scans have no per-point time field: treated as instantaneous (no deskew)"
+                );
+            }
+            self.counters.scans_without_time += 1;
+        }
+        // Filter: finite, range, stride; then voxel downsampling.
+        let (lo, hi) = scan.time_span();
+        let end = (scan.stamp as i128 + (hi as f64 * 1e9).round() as i128).max(0) as Stamp;
+        let _ = lo;
+        let (min_r2, max_r2) = (
+            self.lidar.min_range * self.lidar.min_range,
+            self.lidar.max_range * self.lidar.max_range,
+        );
+        let stride = self.lidar.point_stride.max(1);
+        let mut idx = Vec::with_capacity(scan.len() / stride + 1);
+        let mut non_finite = 0;
+        for i in (0..scan.len()).step_by(stride) {
+            let (x, y, z) = (scan.x[i], scan.y[i], scan.z[i]);
+            let t_ok = scan.time.as_ref().is_none_or(|t| t[i].is_finite());
+            if !(x.is_finite() && y.is_finite() && z.is_finite() && t_ok) {
+                non_finite += 1;
+                continue;
+            }
+            let r2 = (x * x + y * y + z * z) as f64;
+            if r2 >= min_r2 && r2 <= max_r2 {
+                idx.push(i as u32);
+            }
+        }
+        if non_finite > 0 {
+            self.counters.non_finite_points += non_finite;
+            tracing::debug!("{non_finite} non-finite points skipped");
+        }
+        let kept = voxel_downsample(&scan.x, &scan.y, &scan.z, &idx, self.lidar.downsample);
+        let filter = self.filter.as_mut()?;
+        filter.propagate_to(end);
+        let segments = filter.take_segments();
+        let end_pose = filter.state().pose();
+        let pts: Vec<Vector3<f64>> = kept.iter().map(|&i| scan.point(i as usize)).collect();
+        let times: Vec<Stamp> = kept
+            .iter()
+            .map(|&i| scan.point_stamp(i as usize).min(end))
+            .collect();
+        let body = deskew(&pts, &times, &segments, &end_pose, &self.imu_t_lidar);
+        let r_il = self.imu_t_lidar.rotation;
+        let body_points: Vec<BodyPoint> = pts
+            .iter()
+            .zip(&body)
+            .map(|(pl, pb)| {
+                let r = pl.norm().max(1e-6);
+                BodyPoint {
+                    p: *pb,
+                    noise: PointNoise::range_bearing(
+                        r_il * (pl / r),
+                        r,
+                        self.lidar.range_noise,
+                        self.lidar.bearing_noise,
+                    ),
+                }
+            })
+            .collect();
+        if body_points.is_empty() {
+            self.counters.empty_scans += 1;
+            tracing::warn!("scan at {} has no usable points: skipped", scan.stamp);
+            let st = *filter.state();
+            return Some(self.result(end, st, scan.len(), 0, None));
+        }
+
+        let first_scan = self.map.root_count() == 0;
+        let mut outcome = None;
+        if !first_scan {
+            let settings = UpdateSettings {
+                max_iterations: self.lio.max_iterations,
+                eps_rot: self.lio.eps_rot,
+                eps_pos: self.lio.eps_pos,
+            };
+            let mut meas = PointToPlane {
+                map: &self.map,
+                points: &body_points,
+                gate_sigma: self.lio.gate_sigma,
+                min_residuals: self.lio.min_residuals,
+            };
+            match filter.update(&mut meas, &settings) {
+                Ok(rep) => {
+                    let deg = degeneracy(&rep.information, self.lio.degenerate_ratio);
+                    if deg.degenerate {
+                        self.counters.degenerate_scans += 1;
+                        tracing::warn!(
+                            "degenerate LiDAR update at {end}: translational information eigenvalues {:.3e} {:.3e} {:.3e}, weakest direction [{:.2}, {:.2}, {:.2}]",
+                            deg.eigenvalues[0], deg.eigenvalues[1], deg.eigenvalues[2],
+                            deg.weakest[0], deg.weakest[1], deg.weakest[2]
+                        );
+                    }
+                    if !rep.converged {
+                        self.counters.not_converged += 1;
+                    }
+                    outcome = Some((rep, deg));
+                }
+                Err(e) => {
+                    self.counters.update_failures += 1;
+                    tracing::warn!("LiDAR update skipped at {end}: {e}");
+                }
+            }
+        }
+        let state = *filter.state();
+        // Insert with the updated pose.
+        let r = state.rot;
+        let map_points: Vec<MapPoint> = body_points
+            .iter()
+            .map(|bp| MapPoint {
+                p: r * bp.p + state.pos,
+                noise: PointNoise {
+                    dir: r * bp.noise.dir,
+                    ..bp.noise
+                },
+            })
+            .collect();
+        self.map.insert(&map_points);
+        self.scans_since_prune += 1;
+        if self.scans_since_prune >= 10 {
+            self.scans_since_prune = 0;
+            let dropped = self.map.prune(&state.pos);
+            if dropped > 0 {
+                tracing::debug!("map pruned: {dropped} root voxels beyond the radius");
+            }
+        }
+        let mut res = self.result(end, state, scan.len(), body_points.len(), None);
+        if let Some((rep, deg)) = outcome {
+            res.residuals = rep.count;
+            res.iterations = rep.iterations;
+            res.converged = rep.converged;
+            res.degeneracy = Some(deg);
+        }
+        Some(res)
+    }
+
+    fn result(
+        &self,
+        stamp: Stamp,
+        state: State,
+        points_in: usize,
+        points_used: usize,
+        degeneracy: Option<Degeneracy>,
+    ) -> ScanResult {
+        ScanResult {
+            stamp,
+            pose: state.pose(),
+            state,
+            points_in,
+            points_used,
+            residuals: 0,
+            iterations: 0,
+            converged: true,
+            degeneracy,
+        }
+    }
+}
+
+/// Eigen-analysis of the translational block of the information matrix.
+pub fn degeneracy(info: &ErrMat, ratio: f64) -> Degeneracy {
+    let block: Matrix3<f64> = info.fixed_view::<3, 3>(POS, POS).into();
+    let eig = SymmetricEigen::new(block);
+    let mut order = [0usize, 1, 2];
+    order.sort_by(|&a, &b| eig.eigenvalues[a].total_cmp(&eig.eigenvalues[b]));
+    let ev = [
+        eig.eigenvalues[order[0]],
+        eig.eigenvalues[order[1]],
+        eig.eigenvalues[order[2]],
+    ];
+    let w = eig.eigenvectors.column(order[0]);
+    Degeneracy {
+        eigenvalues: ev,
+        weakest: [w[0], w[1], w[2]],
+        degenerate: ev[2] <= 0.0 || ev[0].is_nan() || ev[0] <= ratio * ev[2],
+    }
+}

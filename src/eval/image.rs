@@ -1,0 +1,249 @@
+//! Image metrics: PSNR and SSIM (Wang et al. 2004: Gaussian 11x11 window, sigma 1.5,
+//! K1 = 0.01, K2 = 0.03, population covariances), over interior windows only, averaged over
+//! channels. Matches scikit-image's `structural_similarity(gaussian_weights=True,
+//! use_sample_covariance=False)`, which crops the border by the window radius.
+
+use super::EvalError;
+use crate::sensors::Image;
+
+/// A float image, interleaved channels, row-major.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageView<'a> {
+    pub data: &'a [f32],
+    pub width: usize,
+    pub height: usize,
+    pub channels: usize,
+}
+
+impl ImageView<'_> {
+    fn check(&self, other: &ImageView) -> Result<(), EvalError> {
+        if self.width != other.width
+            || self.height != other.height
+            || self.channels != other.channels
+            || self.data.len() != self.width * self.height * self.channels
+            || other.data.len() != self.data.len()
+        {
+            return Err(EvalError::ImageMismatch(format!(
+                "{}x{}x{} ({} values) vs {}x{}x{} ({} values)",
+                self.width,
+                self.height,
+                self.channels,
+                self.data.len(),
+                other.width,
+                other.height,
+                other.channels,
+                other.data.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// PSNR in dB for values in `[0, data_range]`; infinite for identical images.
+pub fn psnr(a: ImageView, b: ImageView, data_range: f64) -> Result<f64, EvalError> {
+    a.check(&b)?;
+    if a.data.is_empty() {
+        return Err(EvalError::ImageMismatch("empty images".into()));
+    }
+    let mse = a
+        .data
+        .iter()
+        .zip(b.data)
+        .map(|(&x, &y)| {
+            let d = x as f64 - y as f64;
+            d * d
+        })
+        .sum::<f64>()
+        / a.data.len() as f64;
+    Ok(10.0 * (data_range * data_range / mse).log10())
+}
+
+const RADIUS: usize = 5;
+const SIGMA: f64 = 1.5;
+
+fn gaussian_kernel() -> [f64; 2 * RADIUS + 1] {
+    let mut k = [0.0; 2 * RADIUS + 1];
+    for (i, w) in k.iter_mut().enumerate() {
+        let x = i as f64 - RADIUS as f64;
+        *w = (-0.5 * x * x / (SIGMA * SIGMA)).exp();
+    }
+    let s: f64 = k.iter().sum();
+    k.iter_mut().for_each(|w| *w /= s);
+    k
+}
+
+/// Separable "valid" Gaussian filter of one plane: output (w-10) x (h-10).
+fn filter_valid(plane: &[f64], w: usize, h: usize, k: &[f64]) -> Vec<f64> {
+    let ow = w - 2 * RADIUS;
+    let oh = h - 2 * RADIUS;
+    let mut tmp = vec![0.0; ow * h];
+    for y in 0..h {
+        let row = &plane[y * w..(y + 1) * w];
+        for x in 0..ow {
+            tmp[y * ow + x] = k.iter().zip(&row[x..x + k.len()]).map(|(a, b)| a * b).sum();
+        }
+    }
+    let mut out = vec![0.0; ow * oh];
+    for y in 0..oh {
+        for x in 0..ow {
+            out[y * ow + x] = k
+                .iter()
+                .enumerate()
+                .map(|(i, kv)| kv * tmp[(y + i) * ow + x])
+                .sum();
+        }
+    }
+    out
+}
+
+/// Mean SSIM over channels; images must be at least 11x11.
+pub fn ssim(a: ImageView, b: ImageView, data_range: f64) -> Result<f64, EvalError> {
+    a.check(&b)?;
+    let (w, h, c) = (a.width, a.height, a.channels);
+    if w < 2 * RADIUS + 1 || h < 2 * RADIUS + 1 || c == 0 {
+        return Err(EvalError::ImageMismatch(format!(
+            "SSIM needs at least 11x11 pixels, got {w}x{h}x{c}"
+        )));
+    }
+    let k = gaussian_kernel();
+    let c1 = (0.01 * data_range).powi(2);
+    let c2 = (0.03 * data_range).powi(2);
+    let mut total = 0.0;
+    for ch in 0..c {
+        let x: Vec<f64> = a
+            .data
+            .iter()
+            .skip(ch)
+            .step_by(c)
+            .map(|&v| v as f64)
+            .collect();
+        let y: Vec<f64> = b
+            .data
+            .iter()
+            .skip(ch)
+            .step_by(c)
+            .map(|&v| v as f64)
+            .collect();
+        let xx: Vec<f64> = x.iter().map(|v| v * v).collect();
+        let yy: Vec<f64> = y.iter().map(|v| v * v).collect();
+        let xy: Vec<f64> = x.iter().zip(&y).map(|(p, q)| p * q).collect();
+        let ux = filter_valid(&x, w, h, &k);
+        let uy = filter_valid(&y, w, h, &k);
+        let uxx = filter_valid(&xx, w, h, &k);
+        let uyy = filter_valid(&yy, w, h, &k);
+        let uxy = filter_valid(&xy, w, h, &k);
+        let mut sum = 0.0;
+        for i in 0..ux.len() {
+            let vx = uxx[i] - ux[i] * ux[i];
+            let vy = uyy[i] - uy[i] * uy[i];
+            let vxy = uxy[i] - ux[i] * uy[i];
+            sum += ((2.0 * ux[i] * uy[i] + c1) * (2.0 * vxy + c2))
+                / ((ux[i] * ux[i] + uy[i] * uy[i] + c1) * (vx + vy + c2));
+        }
+        total += sum / ux.len() as f64;
+    }
+    Ok(total / c as f64)
+}
+
+fn rgb_view(img: &Image) -> (Vec<f32>, usize, usize) {
+    (
+        img.rgb.iter().map(|&v| v as f32).collect(),
+        img.width as usize,
+        img.height as usize,
+    )
+}
+
+/// PSNR of two RGB8 images (data range 255).
+pub fn psnr_rgb8(a: &Image, b: &Image) -> Result<f64, EvalError> {
+    let (da, w, h) = rgb_view(a);
+    let (db, w2, h2) = rgb_view(b);
+    psnr(
+        ImageView {
+            data: &da,
+            width: w,
+            height: h,
+            channels: 3,
+        },
+        ImageView {
+            data: &db,
+            width: w2,
+            height: h2,
+            channels: 3,
+        },
+        255.0,
+    )
+}
+
+/// SSIM of two RGB8 images (data range 255, mean over channels).
+pub fn ssim_rgb8(a: &Image, b: &Image) -> Result<f64, EvalError> {
+    let (da, w, h) = rgb_view(a);
+    let (db, w2, h2) = rgb_view(b);
+    ssim(
+        ImageView {
+            data: &da,
+            width: w,
+            height: h,
+            channels: 3,
+        },
+        ImageView {
+            data: &db,
+            width: w2,
+            height: h2,
+            channels: 3,
+        },
+        255.0,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(d: &[f32], w: usize, h: usize, c: usize) -> ImageView<'_> {
+        ImageView {
+            data: d,
+            width: w,
+            height: h,
+            channels: c,
+        }
+    }
+
+    #[test]
+    fn identical_images_are_perfect() {
+        let d: Vec<f32> = (0..20 * 16).map(|i| ((i * 37) % 255) as f32).collect();
+        assert_eq!(
+            ssim(view(&d, 20, 16, 1), view(&d, 20, 16, 1), 255.0).unwrap(),
+            1.0
+        );
+        assert!(psnr(view(&d, 20, 16, 1), view(&d, 20, 16, 1), 255.0)
+            .unwrap()
+            .is_infinite());
+    }
+
+    #[test]
+    fn psnr_of_known_mse() {
+        let a = vec![0.0f32; 100];
+        let b = vec![10.0f32; 100];
+        let p = psnr(view(&a, 10, 10, 1), view(&b, 10, 10, 1), 255.0).unwrap();
+        assert!((p - 10.0 * (255.0f64 * 255.0 / 100.0).log10()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn ssim_drops_with_noise_and_rejects_bad_sizes() {
+        let a: Vec<f32> = (0..32 * 32).map(|i| ((i * 53) % 251) as f32).collect();
+        let b: Vec<f32> = a
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v + ((i * 7) % 40) as f32)
+            .collect();
+        let s = ssim(view(&a, 32, 32, 1), view(&b, 32, 32, 1), 255.0).unwrap();
+        assert!(s < 0.99 && s > 0.0, "{s}");
+        assert!(ssim(
+            view(&a[..100], 10, 10, 1),
+            view(&a[..100], 10, 10, 1),
+            255.0
+        )
+        .is_err());
+        assert!(ssim(view(&a, 32, 32, 1), view(&a[..900], 30, 30, 1), 255.0).is_err());
+    }
+}

@@ -1,6 +1,7 @@
 //! Subcommands of the binary; each file parses its arguments and calls the library.
 
 pub mod eval;
+pub mod export;
 pub mod info;
 pub mod run;
 pub mod sim;

@@ -12,8 +12,8 @@ use std::collections::VecDeque;
 use nalgebra::Isometry3;
 
 use super::camera::CameraModel;
-use super::params::Gaussian;
 use super::mapper::GaussianMapper;
+use super::params::Gaussian;
 use super::window::SyncPlan;
 use super::GaussianError;
 use crate::render::{
@@ -54,7 +54,8 @@ pub fn to_render(gs: &[Gaussian], sh_degree: u32) -> Result<Gaussians, GaussianE
     let k = crate::render::sh_coeffs(sh_degree);
     for (i, g) in gs.iter().enumerate() {
         out.get_mut(Group::Mean, i).copy_from_slice(&g.mean);
-        out.get_mut(Group::LogScale, i).copy_from_slice(&g.log_scale);
+        out.get_mut(Group::LogScale, i)
+            .copy_from_slice(&g.log_scale);
         out.get_mut(Group::Rotation, i).copy_from_slice(&g.rotation);
         out.get_mut(Group::Opacity, i)[0] = g.opacity_logit;
         out.get_mut(Group::ShDc, i).copy_from_slice(&g.sh[0]);
@@ -141,7 +142,11 @@ pub fn render_camera(c: &CameraModel, far: f64) -> RenderCamera {
 pub fn image_target(img: &Image, factor: u32, exposure: f32) -> Vec<f32> {
     let f = factor.max(1) as usize;
     let (w, h) = (img.width as usize / f, img.height as usize / f);
-    let gain = if exposure.is_finite() && exposure > 1e-3 { exposure } else { 1.0 };
+    let gain = if exposure.is_finite() && exposure > 1e-3 {
+        exposure
+    } else {
+        1.0
+    };
     let scale = 1.0 / (255.0 * (f * f) as f32 * gain);
     let mut out = vec![0f32; w * h * 3];
     for y in 0..h {
@@ -150,7 +155,9 @@ pub fn image_target(img: &Image, factor: u32, exposure: f32) -> Vec<f32> {
                 let mut s = 0u32;
                 for dy in 0..f {
                     for dx in 0..f {
-                        s += u32::from(img.rgb[((y * f + dy) * img.width as usize + x * f + dx) * 3 + c]);
+                        s += u32::from(
+                            img.rgb[((y * f + dy) * img.width as usize + x * f + dx) * 3 + c],
+                        );
                     }
                 }
                 out[(y * w + x) * 3 + c] = s as f32 * scale;
@@ -191,7 +198,7 @@ impl GaussianMapper {
         if unchanged {
             return Ok(());
         }
-        let state = if r.len() > 0 {
+        let state = if !r.is_empty() {
             let s = r.adam_state()?;
             Some(AdamState {
                 m: permute_moments(&s.m, &plan)?,
@@ -274,7 +281,9 @@ impl GaussianMapper {
         let leaf = cfg.leaf_size() as f32;
         let (window, map) = self.parts_mut();
         stats.pruned = window.prune(map, |g| {
-            !g.is_finite() || g.opacity() < cfg.prune_opacity || g.max_scale() > cfg.prune_scale * leaf
+            !g.is_finite()
+                || g.opacity() < cfg.prune_opacity
+                || g.max_scale() > cfg.prune_scale * leaf
         });
         self.counters_mut().pruned += stats.pruned as u64;
         // Keyframe bookkeeping.

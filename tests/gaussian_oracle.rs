@@ -30,7 +30,6 @@ fn renderer() -> Box<dyn gs_livo::render::Renderer> {
 }
 
 #[test]
-#[ignore = "being tuned"]
 fn oracle_room_short_reaches_psnr_targets() {
     let mut sc = SimConfig::new("room");
     sc.duration = 2.4;

@@ -172,6 +172,30 @@ pub fn image_target(img: &Image, factor: u32, exposure: f32) -> Vec<f32> {
 pub(crate) struct OptimState {
     pub keyframes: VecDeque<Keyframe>,
     pub last_keyframe: Option<Isometry3<f64>>,
+    /// Estimated colour behind the map (sky), exposure-normalised.
+    pub background: [f32; 3],
+}
+
+/// Moves the background estimate towards the mean target colour where the map is transparent.
+fn update_background(bg: [f32; 3], target: &[f32], alpha: &[f32]) -> [f32; 3] {
+    let (mut sum, mut n) = ([0f64; 3], 0usize);
+    for (i, a) in alpha.iter().enumerate() {
+        if *a < 0.05 {
+            for c in 0..3 {
+                sum[c] += f64::from(target[i * 3 + c]);
+            }
+            n += 1;
+        }
+    }
+    // Too few uncovered pixels say little about the background.
+    if n * 200 < alpha.len() {
+        return bg;
+    }
+    let mut out = bg;
+    for c in 0..3 {
+        out[c] = 0.7 * bg[c] + 0.3 * (sum[c] / n as f64) as f32;
+    }
+    out
 }
 
 impl GaussianMapper {
@@ -261,15 +285,33 @@ impl GaussianMapper {
                 (&t_cw, &target)
             };
             let current = std::ptr::eq(tgt, &target);
-            if current && (it == 0 || it + 2 >= cfg.iterations) {
-                r.forward(&cam, pose)?;
-                let (l, d) = r.loss(tgt, &loss)?;
-                if it == 0 {
-                    stats.loss_before = l;
-                }
-                stats.loss_after = l;
-                r.backward(&d, None, None)?;
+            if cfg.background || (current && (it == 0 || it + 2 >= cfg.iterations)) {
+                let out = r.forward(&cam, pose)?;
+                let bg = self.optim.background;
+                let l = if cfg.background {
+                    // Composite = colour + (1 - alpha) bg; with alpha of this forward held
+                    // fixed, fitting the colour to target - (1 - alpha) bg is the same L1.
+                    self.optim.background = update_background(bg, tgt, &out.alpha);
+                    let adjusted: Vec<f32> = tgt
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| t - (1.0 - out.alpha[i / 3]) * bg[i % 3])
+                        .collect();
+                    let (l, d) = r.loss(&adjusted, &loss)?;
+                    r.backward(&d, None, None)?;
+                    l
+                } else {
+                    let (l, d) = r.loss(tgt, &loss)?;
+                    r.backward(&d, None, None)?;
+                    l
+                };
                 r.adam_step(&adam)?;
+                if current {
+                    if it == 0 {
+                        stats.loss_before = l;
+                    }
+                    stats.loss_after = l;
+                }
             } else {
                 r.step(&cam, pose, tgt, &loss, &adam)?;
             }
@@ -322,8 +364,10 @@ impl GaussianMapper {
             return Ok(img);
         }
         let out = r.forward(&cam, &self.camera_t_world(world_t_imu))?;
-        for (d, s) in img.rgb.iter_mut().zip(&out.colour) {
-            *d = (s.clamp(0.0, 1.0) * 255.0).round() as u8;
+        let bg = self.optim.background;
+        for (i, (d, s)) in img.rgb.iter_mut().zip(&out.colour).enumerate() {
+            let v = s + (1.0 - out.alpha[i / 3]) * bg[i % 3];
+            *d = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
         }
         Ok(img)
     }

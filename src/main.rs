@@ -27,6 +27,8 @@ enum Command {
     Run(cli::run::Args),
     /// Export a run's Gaussian map (3DGS PLY) and renders along its trajectory (PNG).
     Export(cli::export::Args),
+    /// Benchmarks of the hot paths (e.g. `bench render`).
+    Bench(cli::bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,5 +39,6 @@ fn main() -> anyhow::Result<()> {
         Command::Eval(a) => cli::eval::run(a),
         Command::Run(a) => cli::run::run(a),
         Command::Export(a) => cli::export::run(a),
+        Command::Bench(a) => cli::bench::run(a),
     }
 }

@@ -1,0 +1,374 @@
+//! Per-frame optimisation of the window through the render module: Adam on L1 + D-SSIM over
+//! the current frame and a few recent keyframes, then pruning.
+//!
+//! The renderer's buffers mirror the window. Before optimising, the window's changes since the
+//! last frame ([`super::Window::take_sync`]) are applied: Adam moments are read back, permuted
+//! by the slot moves and reset for new slots, and the window is uploaded. After optimising,
+//! the parameters are read back into the window (so write-back sees them). Moments of a
+//! Gaussian that leaves the window are dropped: on its return Adam restarts from zero moments.
+
+use std::collections::VecDeque;
+
+use nalgebra::Isometry3;
+
+use super::camera::CameraModel;
+use super::mapper::GaussianMapper;
+use super::params::Gaussian;
+use super::window::SyncPlan;
+use super::GaussianError;
+use crate::render::{
+    AdamConfig, AdamState, Camera as RenderCamera, Gaussians, Group, LossConfig, RenderError,
+    Renderer,
+};
+use crate::sensors::Image;
+
+impl From<RenderError> for GaussianError {
+    fn from(e: RenderError) -> Self {
+        GaussianError::Render(e.to_string())
+    }
+}
+
+/// A training view kept to fight forgetting.
+#[derive(Debug, Clone)]
+pub struct Keyframe {
+    pub camera_t_world: Isometry3<f64>,
+    /// Exposure-normalised RGB f32 at the optimisation resolution.
+    pub target: Vec<f32>,
+}
+
+/// What one frame's optimisation did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FrameStats {
+    pub window_len: usize,
+    pub iterations: u32,
+    /// Loss on the current frame before and after the iterations.
+    pub loss_before: f64,
+    pub loss_after: f64,
+    pub pruned: usize,
+    pub keyframes: usize,
+}
+
+/// Converts window Gaussians to the renderer's flat layout.
+pub fn to_render(gs: &[Gaussian], sh_degree: u32) -> Result<Gaussians, GaussianError> {
+    let mut out = Gaussians::zeros(gs.len(), sh_degree)?;
+    let k = crate::render::sh_coeffs(sh_degree);
+    for (i, g) in gs.iter().enumerate() {
+        out.get_mut(Group::Mean, i).copy_from_slice(&g.mean);
+        out.get_mut(Group::LogScale, i)
+            .copy_from_slice(&g.log_scale);
+        out.get_mut(Group::Rotation, i).copy_from_slice(&g.rotation);
+        out.get_mut(Group::Opacity, i)[0] = g.opacity_logit;
+        out.get_mut(Group::ShDc, i).copy_from_slice(&g.sh[0]);
+        let rest = out.get_mut(Group::ShRest, i);
+        for j in 1..k {
+            rest[(j - 1) * 3..j * 3].copy_from_slice(&g.sh[j]);
+        }
+    }
+    Ok(out)
+}
+
+/// Copies the renderer's parameters back into window Gaussians (same count and order).
+pub fn from_render(src: &Gaussians, gs: &mut [Gaussian]) -> Result<(), GaussianError> {
+    if src.len() != gs.len() {
+        return Err(GaussianError::Render(format!(
+            "renderer holds {} gaussians, window {}",
+            src.len(),
+            gs.len()
+        )));
+    }
+    let k = crate::render::sh_coeffs(src.sh_degree());
+    for (i, g) in gs.iter_mut().enumerate() {
+        g.mean.copy_from_slice(src.get(Group::Mean, i));
+        g.log_scale.copy_from_slice(src.get(Group::LogScale, i));
+        g.rotation.copy_from_slice(src.get(Group::Rotation, i));
+        g.opacity_logit = src.get(Group::Opacity, i)[0];
+        g.sh[0].copy_from_slice(src.get(Group::ShDc, i));
+        let rest = src.get(Group::ShRest, i);
+        for j in 1..k {
+            g.sh[j].copy_from_slice(&rest[(j - 1) * 3..j * 3]);
+        }
+    }
+    Ok(())
+}
+
+/// Applies a window sync plan to per-slot moments: replay moves, resize, zero dirty slots.
+fn permute_moments(old: &Gaussians, plan: &SyncPlan) -> Result<Gaussians, GaussianError> {
+    let deg = old.sh_degree();
+    let n_old = old.len();
+    let mut out = Gaussians::zeros(plan.len.max(n_old), deg)?;
+    for g in crate::render::GROUPS {
+        for i in 0..n_old {
+            out.get_mut(g, i).copy_from_slice(old.get(g, i));
+        }
+    }
+    for &(from, to) in &plan.moves {
+        let (from, to) = (from as usize, to as usize);
+        if from < n_old.max(plan.len) && to < out.len() {
+            for g in crate::render::GROUPS {
+                let v = out.get(g, from).to_vec();
+                out.get_mut(g, to).copy_from_slice(&v);
+            }
+        }
+    }
+    let mut cut = Gaussians::zeros(plan.len, deg)?;
+    for g in crate::render::GROUPS {
+        for i in 0..plan.len {
+            cut.get_mut(g, i).copy_from_slice(out.get(g, i));
+        }
+    }
+    for &s in &plan.dirty {
+        for g in crate::render::GROUPS {
+            cut.get_mut(g, s as usize).iter_mut().for_each(|v| *v = 0.0);
+        }
+    }
+    Ok(cut)
+}
+
+/// The renderer's camera for a mapper camera (distortion is not modelled by the rasteriser).
+pub fn render_camera(c: &CameraModel, far: f64) -> RenderCamera {
+    RenderCamera {
+        width: c.width,
+        height: c.height,
+        fx: c.fx,
+        fy: c.fy,
+        cx: c.cx,
+        cy: c.cy,
+        near: super::camera::NEAR,
+        far,
+    }
+}
+
+/// Box-downsamples an RGB8 image by `factor` into exposure-normalised f32.
+pub fn image_target(img: &Image, factor: u32, exposure: f32) -> Vec<f32> {
+    let f = factor.max(1) as usize;
+    let (w, h) = (img.width as usize / f, img.height as usize / f);
+    let gain = if exposure.is_finite() && exposure > 1e-3 {
+        exposure
+    } else {
+        1.0
+    };
+    let scale = 1.0 / (255.0 * (f * f) as f32 * gain);
+    let mut out = vec![0f32; w * h * 3];
+    for y in 0..h {
+        for x in 0..w {
+            for c in 0..3 {
+                let mut s = 0u32;
+                for dy in 0..f {
+                    for dx in 0..f {
+                        s += u32::from(
+                            img.rgb[((y * f + dy) * img.width as usize + x * f + dx) * 3 + c],
+                        );
+                    }
+                }
+                out[(y * w + x) * 3 + c] = s as f32 * scale;
+            }
+        }
+    }
+    out
+}
+
+/// Optimisation state kept by the mapper between frames.
+#[derive(Default)]
+pub(crate) struct OptimState {
+    pub keyframes: VecDeque<Keyframe>,
+    pub last_keyframe: Option<Isometry3<f64>>,
+    /// Estimated colour behind the map (sky), exposure-normalised.
+    pub background: [f32; 3],
+}
+
+/// Moves the background estimate towards the mean target colour where the map is transparent.
+fn update_background(bg: [f32; 3], target: &[f32], alpha: &[f32]) -> [f32; 3] {
+    let (mut sum, mut n) = ([0f64; 3], 0usize);
+    for (i, a) in alpha.iter().enumerate() {
+        if *a < 0.05 {
+            for c in 0..3 {
+                sum[c] += f64::from(target[i * 3 + c]);
+            }
+            n += 1;
+        }
+    }
+    // Too few uncovered pixels say little about the background.
+    if n * 200 < alpha.len() {
+        return bg;
+    }
+    let mut out = bg;
+    for c in 0..3 {
+        out[c] = 0.7 * bg[c] + 0.3 * (sum[c] / n as f64) as f32;
+    }
+    out
+}
+
+impl GaussianMapper {
+    fn adam(&self) -> AdamConfig {
+        let c = self.config();
+        AdamConfig {
+            lr: [
+                f64::from(c.lr_mean),
+                f64::from(c.lr_scale),
+                f64::from(c.lr_rotation),
+                f64::from(c.lr_opacity),
+                f64::from(c.lr_sh_dc),
+                f64::from(c.lr_sh_rest),
+            ],
+            ..AdamConfig::default()
+        }
+    }
+
+    /// Brings the renderer's buffers in line with the window (moments carried by slot moves).
+    pub fn sync_renderer(&mut self, r: &mut dyn Renderer) -> Result<(), GaussianError> {
+        let deg = self.config().sh_degree;
+        let plan = self.window_mut().take_sync();
+        let unchanged = plan.moves.is_empty() && plan.dirty.is_empty() && r.len() == plan.len;
+        if unchanged {
+            return Ok(());
+        }
+        let state = if !r.is_empty() {
+            let s = r.adam_state()?;
+            Some(AdamState {
+                m: permute_moments(&s.m, &plan)?,
+                v: permute_moments(&s.v, &plan)?,
+                step: s.step,
+            })
+        } else {
+            None
+        };
+        let g = to_render(self.window().gaussians(), deg)?;
+        r.set_gaussians(&g, state.as_ref())?;
+        Ok(())
+    }
+
+    /// One frame of mapping optimisation on `image` (taken at body pose `world_t_imu`, with
+    /// exposure gain `exposure`): sync, Adam iterations over the frame and recent keyframes,
+    /// read-back, pruning.
+    pub fn optimise_frame(
+        &mut self,
+        r: &mut dyn Renderer,
+        image: &Image,
+        world_t_imu: &Isometry3<f64>,
+        exposure: f32,
+    ) -> Result<FrameStats, GaussianError> {
+        let cfg = self.config().clone();
+        if image.width != self.camera().width || image.height != self.camera().height {
+            return Err(GaussianError::Input(format!(
+                "image {}x{} does not match the camera {}x{}",
+                image.width,
+                image.height,
+                self.camera().width,
+                self.camera().height
+            )));
+        }
+        self.sync_renderer(r)?;
+        let mut stats = FrameStats {
+            window_len: self.window().len(),
+            ..Default::default()
+        };
+        if self.window().is_empty() {
+            return Ok(stats);
+        }
+        let cam = render_camera(
+            &self.camera().downsampled(cfg.downsample),
+            cfg.window_range * 2.0,
+        );
+        let t_cw = self.camera_t_world(world_t_imu);
+        let target = image_target(image, cfg.downsample, exposure);
+        let loss = LossConfig {
+            ssim_weight: f64::from(cfg.ssim_weight),
+        };
+        let adam = self.adam();
+        let keyframes: Vec<Keyframe> = self.optim.keyframes.iter().cloned().collect();
+        for it in 0..cfg.iterations {
+            // Even iterations: the current frame; odd ones: keyframes in turn.
+            let (pose, tgt) = if it % 2 == 1 && !keyframes.is_empty() {
+                let k = &keyframes[(it as usize / 2) % keyframes.len()];
+                (&k.camera_t_world, &k.target)
+            } else {
+                (&t_cw, &target)
+            };
+            let current = std::ptr::eq(tgt, &target);
+            if cfg.background || (current && (it == 0 || it + 2 >= cfg.iterations)) {
+                let out = r.forward(&cam, pose)?;
+                let bg = self.optim.background;
+                let l = if cfg.background {
+                    // Composite = colour + (1 - alpha) bg; with alpha of this forward held
+                    // fixed, fitting the colour to target - (1 - alpha) bg is the same L1.
+                    self.optim.background = update_background(bg, tgt, &out.alpha);
+                    let adjusted: Vec<f32> = tgt
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| t - (1.0 - out.alpha[i / 3]) * bg[i % 3])
+                        .collect();
+                    let (l, d) = r.loss(&adjusted, &loss)?;
+                    r.backward(&d, None, None)?;
+                    l
+                } else {
+                    let (l, d) = r.loss(tgt, &loss)?;
+                    r.backward(&d, None, None)?;
+                    l
+                };
+                r.adam_step(&adam)?;
+                if current {
+                    if it == 0 {
+                        stats.loss_before = l;
+                    }
+                    stats.loss_after = l;
+                }
+            } else {
+                r.step(&cam, pose, tgt, &loss, &adam)?;
+            }
+            stats.iterations += 1;
+        }
+        // Read back so the window (and write-back) hold the optimised values.
+        let back = r.gaussians()?;
+        from_render(&back, self.window_mut().gaussians_mut())?;
+        let leaf = cfg.leaf_size() as f32;
+        let (window, map) = self.parts_mut();
+        stats.pruned = window.prune(map, |g| {
+            !g.is_finite()
+                || g.opacity() < cfg.prune_opacity
+                || g.max_scale() > cfg.prune_scale * leaf
+        });
+        self.counters_mut().pruned += stats.pruned as u64;
+        // Keyframe bookkeeping.
+        let is_key = match &self.optim.last_keyframe {
+            None => true,
+            Some(last) => {
+                let d = last.inverse() * t_cw;
+                d.translation.vector.norm() > cfg.keyframe_distance
+                    || d.rotation.angle().to_degrees() > cfg.keyframe_angle_deg
+            }
+        };
+        if is_key && cfg.keyframes > 0 {
+            self.optim.keyframes.push_back(Keyframe {
+                camera_t_world: t_cw,
+                target,
+            });
+            while self.optim.keyframes.len() > cfg.keyframes {
+                self.optim.keyframes.pop_front();
+            }
+            self.optim.last_keyframe = Some(t_cw);
+        }
+        stats.keyframes = self.optim.keyframes.len();
+        Ok(stats)
+    }
+
+    /// Renders the window at body pose `world_t_imu` at full camera resolution (RGB8, map units).
+    pub fn render(
+        &mut self,
+        r: &mut dyn Renderer,
+        world_t_imu: &Isometry3<f64>,
+    ) -> Result<Image, GaussianError> {
+        self.sync_renderer(r)?;
+        let cam = render_camera(self.camera(), self.config().window_range * 2.0);
+        let mut img = Image::new(0, cam.width, cam.height);
+        if r.is_empty() {
+            return Ok(img);
+        }
+        let out = r.forward(&cam, &self.camera_t_world(world_t_imu))?;
+        let bg = self.optim.background;
+        for (i, (d, s)) in img.rgb.iter_mut().zip(&out.colour).enumerate() {
+            let v = s + (1.0 - out.alpha[i / 3]) * bg[i % 3];
+            *d = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+        }
+        Ok(img)
+    }
+}

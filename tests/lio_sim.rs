@@ -105,7 +105,10 @@ fn corridor_is_reported_degenerate() {
         out.degenerate,
         out.updated
     );
-    eprintln!("corridor ATE (reported, not asserted): {:.4} m", out.ate_rmse);
+    eprintln!(
+        "corridor ATE (reported, not asserted): {:.4} m",
+        out.ate_rmse
+    );
 }
 
 #[test]

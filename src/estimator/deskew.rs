@@ -19,7 +19,11 @@ pub fn deskew(
 ) -> Vec<Vector3<f64>> {
     let r_il = imu_t_lidar.rotation.to_rotation_matrix().into_inner();
     let t_il = imu_t_lidar.translation.vector;
-    let r_end_t = end_pose.rotation.to_rotation_matrix().into_inner().transpose();
+    let r_end_t = end_pose
+        .rotation
+        .to_rotation_matrix()
+        .into_inner()
+        .transpose();
     let p_end = end_pose.translation.vector;
     let mut out = Vec::with_capacity(points.len());
     // Points are mostly time-ordered: cache the last segment and its pose at the last time.

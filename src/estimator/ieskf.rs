@@ -116,7 +116,8 @@ pub fn step_jacobians(
     f.fixed_view_mut::<3, 3>(POS, VEL).copy_from(&(i3 * dt));
     f.fixed_view_mut::<3, 3>(POS, BA).copy_from(&(-r * dt2));
     f.fixed_view_mut::<3, 3>(POS, GRAV).copy_from(&(i3 * dt2));
-    f.fixed_view_mut::<3, 3>(VEL, ROT).copy_from(&(-ra_skew * dt));
+    f.fixed_view_mut::<3, 3>(VEL, ROT)
+        .copy_from(&(-ra_skew * dt));
     f.fixed_view_mut::<3, 3>(VEL, BA).copy_from(&(-r * dt));
     f.fixed_view_mut::<3, 3>(VEL, GRAV).copy_from(&(i3 * dt));
 

@@ -194,7 +194,9 @@ impl Lio {
                     let dt = stamp_diff_secs(s.stamp, f.stamp());
                     if dt > self.lio.max_imu_gap {
                         self.counters.imu_gaps_skipped += 1;
-                        tracing::warn!("IMU gap of {dt:.3} s not integrated; velocity uncertainty inflated");
+                        tracing::warn!(
+                            "IMU gap of {dt:.3} s not integrated; velocity uncertainty inflated"
+                        );
                         f.jump_to(s.stamp, 1.0);
                         f.propagate_imu(&s);
                     } else {
@@ -227,7 +229,9 @@ impl Lio {
         }
         if scan.time.is_none() {
             if self.counters.scans_without_time == 0 {
-                tracing::warn!("scans have no per-point time field: treated as instantaneous (no deskew)");
+                tracing::warn!(
+                    "scans have no per-point time field: treated as instantaneous (no deskew)"
+                );
             }
             self.counters.scans_without_time += 1;
         }

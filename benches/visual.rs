@@ -103,7 +103,12 @@ fn bench(c: &mut Criterion) {
         ..Default::default()
     };
     let mut upd = PhotometricUpdate::new(&cfg, &cam, imu_t_camera());
-    eprintln!("visual bench: {} Gaussians, {}x{}", g.len(), cam.width, cam.height);
+    eprintln!(
+        "visual bench: {} Gaussians, {}x{}",
+        g.len(),
+        cam.width,
+        cam.height
+    );
     c.bench_function("visual_update_20k_256x216_cpu", |b| {
         b.iter(|| {
             let mut filt = Ieskf::new(x0, p, 1_000, noise);

@@ -10,7 +10,11 @@ use crate::sensors::{stamp_diff_secs, ImuSample, Stamp};
 /// `d xi / d [dtheta, dp]` (6x6): rows `[v; w]` of [`crate::render::perturb_pose`], columns the
 /// body rotation (right perturbation) and position errors, for `T_cw = (T_wb T_bc)^-1`.
 pub fn pose_chain(x: &State, imu_t_camera: &Isometry3<f64>) -> SMatrix<f64, 6, 6> {
-    let r_cb: Matrix3<f64> = imu_t_camera.rotation.inverse().to_rotation_matrix().into_inner();
+    let r_cb: Matrix3<f64> = imu_t_camera
+        .rotation
+        .inverse()
+        .to_rotation_matrix()
+        .into_inner();
     let t_bc = imu_t_camera.translation.vector;
     let r_wb = x.rot.to_rotation_matrix().into_inner();
     let mut m = SMatrix::<f64, 6, 6>::zeros();
@@ -51,10 +55,7 @@ pub fn body_to_image(x: &State, imu: &[ImuSample], from: Stamp, to: Stamp) -> Is
     let mut t = from;
     let mut k = imu.partition_point(|s| s.stamp <= from).saturating_sub(1);
     while t < to {
-        let next = imu
-            .get(k + 1)
-            .map_or(to, |s| s.stamp.min(to))
-            .max(t);
+        let next = imu.get(k + 1).map_or(to, |s| s.stamp.min(to)).max(t);
         let (w, a) = input_at(k);
         let dt = stamp_diff_secs(next, t);
         if dt > 0.0 {
@@ -89,8 +90,8 @@ pub fn body_to_image(x: &State, imu: &[ImuSample], from: Stamp, to: Stamp) -> Is
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::perturb_pose;
     use crate::estimator::state::{ErrVec, POS, ROT};
+    use crate::render::perturb_pose;
 
     /// The chain matrix maps state errors to the render perturbation exactly to first order.
     #[test]

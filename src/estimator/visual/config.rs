@@ -110,7 +110,10 @@ impl VisualConfig {
             }
         }
         if !(self.exposure_walk.is_finite() && self.exposure_walk >= 0.0) {
-            return bad("exposure_walk", format!("must be >= 0, got {}", self.exposure_walk));
+            return bad(
+                "exposure_walk",
+                format!("must be >= 0, got {}", self.exposure_walk),
+            );
         }
         if self.grid_size == 0 || self.pyramid_level > 4 || self.iterations == 0 {
             return bad(

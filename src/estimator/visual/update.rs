@@ -151,7 +151,9 @@ impl PhotometricUpdate {
         cam.cy = (camera.cy + 0.5) / s - 0.5;
         cam.near = cfg.near;
         if camera.distortion.iter().any(|&d| d != 0.0) {
-            tracing::warn!("visual update: camera distortion is ignored (images assumed rectified)");
+            tracing::warn!(
+                "visual update: camera distortion is ignored (images assumed rectified)"
+            );
         }
         Self {
             cfg: cfg.clone(),
@@ -353,8 +355,9 @@ impl PhotometricUpdate {
             let cam = grey.at(px, py);
             let ren = (pj.colour[0] + pj.colour[1] + pj.colour[2]) / 3.0;
             let r = x.tau * cam - ren;
-            let d_ren: [f64; 6] =
-                std::array::from_fn(|j| (pj.d_colour[0][j] + pj.d_colour[1][j] + pj.d_colour[2][j]) / 3.0);
+            let d_ren: [f64; 6] = std::array::from_fn(|j| {
+                (pj.d_colour[0][j] + pj.d_colour[1][j] + pj.d_colour[2][j]) / 3.0
+            });
             let mut h = ErrVec::zeros();
             for c in 0..6 {
                 let mut s = 0.0;

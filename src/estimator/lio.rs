@@ -58,6 +58,7 @@ pub struct ScanResult {
 }
 
 /// The LIO: initialiser, filter and map.
+#[derive(Clone)]
 pub struct Lio {
     lidar: LidarConfig,
     lio: LioConfig,
@@ -248,7 +249,7 @@ impl Lio {
         let mut non_finite = 0;
         for i in (0..scan.len()).step_by(stride) {
             let (x, y, z) = (scan.x[i], scan.y[i], scan.z[i]);
-            let t_ok = scan.time.as_ref().map_or(true, |t| t[i].is_finite());
+            let t_ok = scan.time.as_ref().is_none_or(|t| t[i].is_finite());
             if !(x.is_finite() && y.is_finite() && z.is_finite() && t_ok) {
                 non_finite += 1;
                 continue;
@@ -402,6 +403,6 @@ pub fn degeneracy(info: &ErrMat, ratio: f64) -> Degeneracy {
     Degeneracy {
         eigenvalues: ev,
         weakest: [w[0], w[1], w[2]],
-        degenerate: !(ev[0] > ratio * ev[2]) || ev[2] <= 0.0,
+        degenerate: ev[2] <= 0.0 || ev[0].is_nan() || ev[0] <= ratio * ev[2],
     }
 }

@@ -25,6 +25,8 @@ enum Command {
     Eval(cli::eval::Args),
     /// Run odometry and mapping on a recording.
     Run(cli::run::Args),
+    /// Benchmarks of the hot paths (e.g. `bench render`).
+    Bench(cli::bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,5 +36,6 @@ fn main() -> anyhow::Result<()> {
         Command::Sim(a) => cli::sim::run(a),
         Command::Eval(a) => cli::eval::run(a),
         Command::Run(a) => cli::run::run(a),
+        Command::Bench(a) => cli::bench::run(a),
     }
 }

@@ -1,5 +1,6 @@
 //! Subcommands of the binary; each file parses its arguments and calls the library.
 
+pub mod bench;
 pub mod eval;
 pub mod info;
 pub mod run;

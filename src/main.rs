@@ -25,6 +25,8 @@ enum Command {
     Eval(cli::eval::Args),
     /// Run odometry and mapping on a recording.
     Run(cli::run::Args),
+    /// Export a run's Gaussian map (3DGS PLY) and renders along its trajectory (PNG).
+    Export(cli::export::Args),
     /// Benchmarks of the hot paths (e.g. `bench render`).
     Bench(cli::bench::Args),
 }
@@ -36,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         Command::Sim(a) => cli::sim::run(a),
         Command::Eval(a) => cli::eval::run(a),
         Command::Run(a) => cli::run::run(a),
+        Command::Export(a) => cli::export::run(a),
         Command::Bench(a) => cli::bench::run(a),
     }
 }

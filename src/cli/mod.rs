@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod eval;
+pub mod export;
 pub mod info;
 pub mod run;
 pub mod sim;

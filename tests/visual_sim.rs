@@ -61,7 +61,9 @@ fn run(seq: &SimSequence, livo: bool) -> Run {
             images: images.clone(),
             time_jump: false,
         };
-        let Some(res) = lio.process(&pkg) else { continue };
+        let Some(res) = lio.process(&pkg) else {
+            continue;
+        };
         let mut tau = 1.0;
         let mut image_pose = None;
         if let (Some(img), Some(f)) = (images.last(), lio.filter_mut()) {

@@ -324,8 +324,8 @@ mod tests {
                     }
                     for ch in 0..3 {
                         assert!((pj.colour[ch] - reference.colour[3 * pix + ch]).abs() < 1e-12);
-                        for k in 0..6 {
-                            let fd = fd1[k][3 * pix + ch];
+                        for (k, fdk) in fd1.iter().enumerate() {
+                            let fd = fdk[3 * pix + ch];
                             err2 += (pj.d_colour[ch][k] - fd).powi(2);
                             ref2 += fd * fd;
                         }

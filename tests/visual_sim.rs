@@ -1,7 +1,11 @@
 //! End to end on the in-memory simulator (#[ignore]: minutes in debug): sim -> LIO -> Gaussian
 //! mapper (LiDAR-initialised discs coloured from images, no per-frame optimisation yet) ->
 //! photometric update; ATE of LIVO against LIO-only on the same sequence.
-//! `cargo test --release --test visual_sim -- --ignored --nocapture`
+//! `cargo test --test visual_sim -- --ignored --nocapture`
+//!
+//! These assert the targets, which are NOT met yet with the unoptimised map (measured
+//! 18:20 UTC, test profile): corridor 20 s LIO 2.5 mm vs LIVO 2.4 mm ATE; room 10 s jitter 0.3:
+//! LIO 1.5 mm, LIVO 1.7 mm, exposure RMS 8% (target 3%).
 
 use gs_livo::config::Config;
 use gs_livo::estimator::visual::{chain, render_set, PhotometricUpdate};
@@ -129,7 +133,7 @@ fn compare(scene: &str, duration: f64, jitter: f64) -> (Run, Run) {
 #[test]
 #[ignore]
 fn corridor_livo_vs_lio() {
-    let (lio, livo) = compare("corridor", 10.0, 0.0);
+    let (lio, livo) = compare("corridor", 20.0, 0.0);
     assert!(livo.ate <= 0.5 * lio.ate);
 }
 

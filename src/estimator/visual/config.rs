@@ -62,7 +62,7 @@ impl Default for VisualConfig {
             min_pixels: 60,
             min_alpha: 0.95,
             min_coverage: 0.3,
-            sigma: 0.05,
+            sigma: 0.1,
             huber: 1.5,
             exposure_walk: 0.3,
             max_saturated_fraction: 0.3,

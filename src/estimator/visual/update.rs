@@ -109,6 +109,20 @@ impl VisualCounters {
     }
 }
 
+/// Grey render value normalised by the accumulated opacity (the colour of the surface without
+/// the black background bleeding through partly covered pixels, which would bias tau and,
+/// through the mapper's exposure normalisation, darken the map over time), and its pose
+/// derivative.
+fn grey_render(pj: &crate::render::cpu::pose_jacobian::PixelJacobian) -> (f64, [f64; 6]) {
+    let a = pj.alpha.max(1e-6);
+    let c = (pj.colour[0] + pj.colour[1] + pj.colour[2]) / 3.0;
+    let d: [f64; 6] = std::array::from_fn(|j| {
+        let dc = (pj.d_colour[0][j] + pj.d_colour[1][j] + pj.d_colour[2][j]) / 3.0;
+        dc / a - c * pj.d_alpha[j] / (a * a)
+    });
+    (c / a, d)
+}
+
 /// Residuals of the fixed pixel set at one state.
 struct Evaluation {
     lin: Linearization,
@@ -353,11 +367,8 @@ impl PhotometricUpdate {
                 continue;
             }
             let cam = grey.at(px, py);
-            let ren = (pj.colour[0] + pj.colour[1] + pj.colour[2]) / 3.0;
+            let (ren, d_ren) = grey_render(&pj);
             let r = x.tau * cam - ren;
-            let d_ren: [f64; 6] = std::array::from_fn(|j| {
-                (pj.d_colour[0][j] + pj.d_colour[1][j] + pj.d_colour[2][j]) / 3.0
-            });
             let mut h = ErrVec::zeros();
             for c in 0..6 {
                 let mut s = 0.0;
@@ -395,7 +406,7 @@ impl PhotometricUpdate {
         }
     }
 
-    /// Residual `tau * I_cam - I_render` and its Jacobian row (error-state order) at one pixel,
+    /// Residual `tau * I_cam - I_render / alpha` and its Jacobian row (error-state order) at one pixel,
     /// for tests and diagnostics; `None` when the pixel is outside the image.
     pub fn residual_row(
         &self,
@@ -410,13 +421,12 @@ impl PhotometricUpdate {
         let pj = f.pixel(px, py)?;
         let m = pose_chain(x, ext);
         let cam = grey.at(px, py);
-        let ren = (pj.colour[0] + pj.colour[1] + pj.colour[2]) / 3.0;
+        let (ren, d_ren) = grey_render(&pj);
         let mut h = ErrVec::zeros();
         for c in 0..6 {
             let mut s = 0.0;
-            for row in 0..6 {
-                s += (pj.d_colour[0][row] + pj.d_colour[1][row] + pj.d_colour[2][row]) / 3.0
-                    * m[(row, c)];
+            for (row, dr) in d_ren.iter().enumerate() {
+                s += dr * m[(row, c)];
             }
             h[if c < 3 { ROT + c } else { POS + c - 3 }] = -s;
         }

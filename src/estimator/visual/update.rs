@@ -49,7 +49,8 @@ pub struct VisualUpdateOutcome {
     pub pixels: usize,
     /// Covered fraction of the candidate pixels.
     pub coverage: f64,
-    /// RMS of the residuals (grey units) before and after (after = before when skipped).
+    /// RMS of the residuals (grey units) before and after (after = before when skipped before
+    /// the update ran; the rejected posterior's RMS for `CostIncrease`).
     pub rms_before: f64,
     pub rms_after: f64,
     /// Inverse exposure after the call; the exposure gain is `1 / tau`.
@@ -221,7 +222,9 @@ impl PhotometricUpdate {
             Err(r) => {
                 self.counters.count(r);
                 out.skipped = Some(r);
-                out.rms_after = out.rms_before;
+                if out.rms_after == 0.0 {
+                    out.rms_after = out.rms_before;
+                }
                 out.tau = filter.state().tau;
                 tracing::debug!(reason = ?r, "visual update skipped");
             }

@@ -233,6 +233,7 @@ pub struct Config {
     pub lidar_map: crate::lidar_map::VoxelMapConfig,
     pub render: crate::render::RenderConfig,
     pub gaussian: crate::gaussian::GaussianConfig,
+    pub visual: crate::estimator::VisualConfig,
 }
 
 /// Flat view of a parameter file: dotted name -> YAML value.

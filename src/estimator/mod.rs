@@ -11,6 +11,7 @@ pub mod lio;
 pub mod point_to_plane;
 pub mod so3;
 pub mod state;
+pub mod visual;
 
 pub use ieskf::{
     FilterError, Ieskf, Linearization, Measurement, ProcessNoise, Segment, UpdateReport,
@@ -19,6 +20,7 @@ pub use ieskf::{
 pub use init::{ImuInitializer, InitEstimate};
 pub use lio::{Degeneracy, Lio, LioCounters, ScanResult};
 pub use state::{ErrMat, ErrVec, State, DIM};
+pub use visual::VisualConfig;
 
 use serde::{Deserialize, Serialize};
 

@@ -3,6 +3,7 @@
 
 pub mod adam;
 pub mod loss;
+pub mod pose_jacobian;
 pub mod project;
 pub mod raster;
 

@@ -1,0 +1,129 @@
+//! Visual update per frame (pixel selection, forward-mode renders of the selected pixels at every
+//! iteration, residuals, IESKF iterations, verification) at the embedded profile: ~20k Gaussians,
+//! 256x216. The update computes its Jacobian rows on the CPU whatever the render backend.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use gs_livo::config::Camera as CamCfg;
+use gs_livo::estimator::ieskf::{Ieskf, ProcessNoise};
+use gs_livo::estimator::state::{ErrMat, ErrVec, State, POS, ROT, TAU};
+use gs_livo::estimator::visual::{chain, PhotometricUpdate, VisualConfig};
+use gs_livo::render::cpu::render_f64;
+use gs_livo::render::{GaussianSet, Group};
+use gs_livo::sensors::Image;
+use nalgebra::{Isometry3, Translation3, UnitQuaternion, Vector3};
+use rand::{Rng, SeedableRng};
+
+fn imu_t_camera() -> Isometry3<f64> {
+    let r = nalgebra::Rotation3::from_basis_unchecked(&[
+        Vector3::new(0.0, -1.0, 0.0),
+        Vector3::new(0.0, 0.0, -1.0),
+        Vector3::new(1.0, 0.0, 0.0),
+    ]);
+    Isometry3::from_parts(
+        Translation3::new(0.1, -0.04, 0.03),
+        UnitQuaternion::from_rotation_matrix(&r),
+    )
+}
+
+/// Textured wall and floor with about 20k disc Gaussians.
+fn scene() -> GaussianSet<f64> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let step = 0.04;
+    let mut pts = Vec::new();
+    let mut y = -3.0;
+    while y <= 3.0 {
+        let mut z = -1.2;
+        while z <= 2.0 {
+            pts.push(([3.0, y, z], [0.002, 0.03, 0.03]));
+            z += step;
+        }
+        let mut x = 0.6;
+        while x <= 3.0 {
+            pts.push(([x, y, -1.2], [0.03, 0.03, 0.002]));
+            x += step;
+        }
+        y += step;
+    }
+    let mut g = GaussianSet::<f64>::zeros(pts.len(), 0).unwrap();
+    for (i, (m, s)) in pts.iter().enumerate() {
+        g.get_mut(Group::Mean, i).copy_from_slice(m);
+        g.get_mut(Group::LogScale, i)
+            .copy_from_slice(&s.map(f64::ln));
+        g.get_mut(Group::Rotation, i)
+            .copy_from_slice(&[1.0, 0.0, 0.0, 0.0]);
+        g.get_mut(Group::Opacity, i)[0] = 4.0;
+        let v: f64 = rng.gen_range(0.15..0.85);
+        g.get_mut(Group::ShDc, i)
+            .copy_from_slice(&[(v - 0.5) / gs_livo::render::sh::C0; 3]);
+    }
+    g
+}
+
+fn bench(c: &mut Criterion) {
+    let cam = CamCfg {
+        width: 256,
+        height: 216,
+        fx: 160.0,
+        fy: 160.0,
+        cx: 127.5,
+        cy: 107.5,
+        distortion: Vec::new(),
+    };
+    let g = scene();
+    let truth = State::default();
+    let mut rc = gs_livo::render::Camera::new(cam.width, cam.height, cam.fx, cam.fy);
+    rc.cx = cam.cx;
+    rc.cy = cam.cy;
+    let f = render_f64(&g, &rc, &chain::camera_t_world(&truth, &imu_t_camera()));
+    let mut img = Image::new(1_000, cam.width, cam.height);
+    img.rgb = f
+        .colour
+        .iter()
+        .map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
+        .collect();
+    let mut d = ErrVec::zeros();
+    d[POS] = 0.02;
+    d[ROT + 2] = 0.003;
+    let x0 = truth.boxplus(&d);
+    let mut p = ErrMat::identity() * 1e-4;
+    for i in 0..3 {
+        p[(ROT + i, ROT + i)] = 4e-4;
+        p[(POS + i, POS + i)] = 2.5e-3;
+    }
+    p[(TAU, TAU)] = 0.01;
+    let noise = ProcessNoise {
+        gyro: 1e-3,
+        accel: 1e-2,
+        gyro_bias_walk: 1e-5,
+        accel_bias_walk: 1e-4,
+        tau_walk: 0.0,
+    };
+    let cfg = VisualConfig {
+        pyramid_level: 0,
+        ..Default::default()
+    };
+    let mut upd = PhotometricUpdate::new(&cfg, &cam, imu_t_camera());
+    eprintln!(
+        "visual bench: {} Gaussians, {}x{}",
+        g.len(),
+        cam.width,
+        cam.height
+    );
+    let mut probe = Ieskf::new(x0, p, 1_000, noise);
+    eprintln!("first outcome: {:?}", upd.update(&mut probe, &img, &[], &g));
+    c.bench_function("visual_update_20k_256x216_cpu", |b| {
+        b.iter(|| {
+            let mut filt = Ieskf::new(x0, p, 1_000, noise);
+            let out = upd.update(&mut filt, &img, &[], &g);
+            std::hint::black_box(out.iterations);
+        })
+    });
+    eprintln!("visual bench outcomes: {:?}", upd.counters());
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10);
+    targets = bench
+}
+criterion_main!(benches);

@@ -1,0 +1,126 @@
+//! `visual.*`: settings of the photometric update.
+
+use serde::{Deserialize, Serialize};
+
+/// Parameters of the photometric (visual) IESKF update. Intensities are in [0, 1] units of the
+/// grey image (mean of R, G, B / 255) at the optimisation resolution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VisualConfig {
+    /// `false` = LIO only (the update is skipped and counted as disabled).
+    pub enabled: bool,
+    /// Gauss-Newton iterations of the iterated update.
+    pub iterations: usize,
+    /// Optimisation resolution: the image is box-downsampled by `2^pyramid_level`.
+    pub pyramid_level: u32,
+    /// Candidate pixels need a grey gradient magnitude (per pixel, central differences) above this.
+    pub gradient_threshold: f64,
+    /// At most one pixel (the strongest gradient) per `grid_size x grid_size` cell.
+    pub grid_size: u32,
+    /// Most pixels per update (strongest gradients first).
+    pub max_pixels: usize,
+    /// Fewest well-covered pixels for an update.
+    pub min_pixels: usize,
+    /// A pixel counts as covered by the map when the render's accumulated opacity reaches this.
+    pub min_alpha: f64,
+    /// Fewest covered candidates (fraction) for an update (map coverage in view).
+    pub min_coverage: f64,
+    /// Photometric noise (1 sigma, grey units) of one residual.
+    pub sigma: f64,
+    /// Huber threshold in sigmas.
+    pub huber: f64,
+    /// Random walk of the inverse exposure tau (1/sqrt(s)), added between visual updates.
+    pub exposure_walk: f64,
+    /// Over-exposure gate: largest fraction of pixels at or above `saturated_level`.
+    pub max_saturated_fraction: f64,
+    pub saturated_level: f64,
+    /// Under-exposure gate: largest fraction of pixels at or below `dark_level`.
+    pub max_dark_fraction: f64,
+    pub dark_level: f64,
+    /// Innovation gate: median |residual| / sigma at the prior above this skips the update.
+    pub innovation_gate: f64,
+    /// Largest accepted pose change of one update (m, rad); larger ones are rejected.
+    pub max_translation: f64,
+    pub max_rotation: f64,
+    /// Images older than the filter time by more than this (s) are skipped.
+    pub max_image_age: f64,
+    /// Pixels this close to the border (at the optimisation resolution) are not used.
+    pub border: u32,
+    /// Near plane of the render (m).
+    pub near: f64,
+}
+
+impl Default for VisualConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            iterations: 3,
+            pyramid_level: 1,
+            gradient_threshold: 0.02,
+            grid_size: 6,
+            max_pixels: 1500,
+            min_pixels: 60,
+            min_alpha: 0.95,
+            min_coverage: 0.3,
+            sigma: 0.1,
+            huber: 1.5,
+            exposure_walk: 0.3,
+            max_saturated_fraction: 0.3,
+            saturated_level: 0.98,
+            max_dark_fraction: 0.5,
+            dark_level: 0.02,
+            innovation_gate: 3.0,
+            max_translation: 0.1,
+            max_rotation: 0.05,
+            max_image_age: 0.2,
+            border: 4,
+            near: 0.1,
+        }
+    }
+}
+
+impl VisualConfig {
+    /// Checks ranges; the error names the key.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |k: &str, m: String| Err((format!("visual.{k}"), m));
+        let pos = [
+            ("sigma", self.sigma),
+            ("huber", self.huber),
+            ("max_translation", self.max_translation),
+            ("max_rotation", self.max_rotation),
+            ("near", self.near),
+            ("innovation_gate", self.innovation_gate),
+        ];
+        for (k, v) in pos {
+            if !(v.is_finite() && v > 0.0) {
+                return bad(k, format!("must be > 0, got {v}"));
+            }
+        }
+        let frac = [
+            ("min_alpha", self.min_alpha),
+            ("min_coverage", self.min_coverage),
+            ("max_saturated_fraction", self.max_saturated_fraction),
+            ("max_dark_fraction", self.max_dark_fraction),
+            ("saturated_level", self.saturated_level),
+            ("dark_level", self.dark_level),
+        ];
+        for (k, v) in frac {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(k, format!("must be in [0, 1], got {v}"));
+            }
+        }
+        if !(self.exposure_walk.is_finite() && self.exposure_walk >= 0.0) {
+            return bad(
+                "exposure_walk",
+                format!("must be >= 0, got {}", self.exposure_walk),
+            );
+        }
+        if self.grid_size == 0 || self.pyramid_level > 4 || self.iterations == 0 {
+            return bad(
+                "grid_size/pyramid_level/iterations",
+                "grid_size >= 1, pyramid_level <= 4, iterations >= 1".into(),
+            );
+        }
+        Ok(())
+    }
+}

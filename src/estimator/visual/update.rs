@@ -1,0 +1,439 @@
+//! The photometric IESKF update: residuals `tau * I_cam - I_render` over selected pixels of the
+//! grey image, Huber-weighted, Jacobians through the rasteriser's forward-mode pose derivatives
+//! and the camera extrinsics, iterated with [`Ieskf::update`], gated and verified.
+
+use nalgebra::Isometry3;
+
+use super::chain::{body_to_image, camera_t_world, pose_chain};
+use super::image::{select_pixels, Grey};
+use super::VisualConfig;
+use crate::estimator::ieskf::{Ieskf, Linearization, UpdateSettings};
+use crate::estimator::state::{ErrVec, State, POS, ROT, TAU};
+use crate::render::cpu::pose_jacobian::PoseJacobianFrame;
+use crate::render::{Camera, GaussianSet};
+use crate::sensors::{stamp_diff_secs, Image, ImuSample, Stamp};
+
+/// Why an update did not change the filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// `visual.enabled = false` (LIO-only mode).
+    Disabled,
+    /// Image size or buffer does not match the configured camera.
+    BadImage,
+    /// Image stamp after the filter time, or older than `max_image_age`.
+    ImageTime,
+    /// Too many saturated pixels.
+    OverExposed,
+    /// Too many dark pixels.
+    UnderExposed,
+    /// No Gaussians, or too few well-covered textured pixels in view.
+    LowCoverage,
+    /// Residuals at the prior are implausibly large (wrong map, occlusion, bad pose).
+    Innovation,
+    /// The update raised the robust photometric cost.
+    CostIncrease,
+    /// The update moved the pose more than `max_translation` / `max_rotation`.
+    LargeStep,
+    /// The filter rejected the update (not positive definite, non-finite).
+    Filter,
+}
+
+/// Result of one call of [`PhotometricUpdate::update`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct VisualUpdateOutcome {
+    /// `None` when applied.
+    pub skipped: Option<SkipReason>,
+    pub iterations: usize,
+    /// Pixels used (covered, textured).
+    pub pixels: usize,
+    /// Covered fraction of the candidate pixels.
+    pub coverage: f64,
+    /// RMS of the residuals (grey units) before and after (after = before when skipped before
+    /// the update ran; the rejected posterior's RMS for `CostIncrease`).
+    pub rms_before: f64,
+    pub rms_after: f64,
+    /// Inverse exposure after the call; the exposure gain is `1 / tau`.
+    pub tau: f64,
+    /// Pose change applied (m, rad).
+    pub translation: f64,
+    pub rotation: f64,
+}
+
+impl VisualUpdateOutcome {
+    pub fn applied(&self) -> bool {
+        self.skipped.is_none()
+    }
+
+    /// Exposure gain `1 / tau` (divide images by it to get map units).
+    pub fn exposure(&self) -> f64 {
+        1.0 / self.tau
+    }
+}
+
+/// Counters over a run (for summaries).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct VisualCounters {
+    pub frames: usize,
+    pub applied: usize,
+    pub disabled: usize,
+    pub bad_image: usize,
+    pub image_time: usize,
+    pub over_exposed: usize,
+    pub under_exposed: usize,
+    pub low_coverage: usize,
+    pub innovation: usize,
+    pub cost_increase: usize,
+    pub large_step: usize,
+    pub filter: usize,
+}
+
+impl VisualCounters {
+    fn count(&mut self, r: SkipReason) {
+        let c = match r {
+            SkipReason::Disabled => &mut self.disabled,
+            SkipReason::BadImage => &mut self.bad_image,
+            SkipReason::ImageTime => &mut self.image_time,
+            SkipReason::OverExposed => &mut self.over_exposed,
+            SkipReason::UnderExposed => &mut self.under_exposed,
+            SkipReason::LowCoverage => &mut self.low_coverage,
+            SkipReason::Innovation => &mut self.innovation,
+            SkipReason::CostIncrease => &mut self.cost_increase,
+            SkipReason::LargeStep => &mut self.large_step,
+            SkipReason::Filter => &mut self.filter,
+        };
+        *c += 1;
+    }
+
+    pub fn skipped(&self) -> usize {
+        self.frames - self.applied
+    }
+}
+
+/// Grey render value normalised by the accumulated opacity (the colour of the surface without
+/// the black background bleeding through partly covered pixels, which would bias tau and,
+/// through the mapper's exposure normalisation, darken the map over time), and its pose
+/// derivative.
+fn grey_render(pj: &crate::render::cpu::pose_jacobian::PixelJacobian) -> (f64, [f64; 6]) {
+    let a = pj.alpha.max(1e-6);
+    let c = (pj.colour[0] + pj.colour[1] + pj.colour[2]) / 3.0;
+    let d: [f64; 6] = std::array::from_fn(|j| {
+        let dc = (pj.d_colour[0][j] + pj.d_colour[1][j] + pj.d_colour[2][j]) / 3.0;
+        dc / a - c * pj.d_alpha[j] / (a * a)
+    });
+    (c / a, d)
+}
+
+/// Residuals of the fixed pixel set at one state.
+struct Evaluation {
+    lin: Linearization,
+    /// Mean Huber cost (in sigma^2 units) over valid pixels.
+    cost: f64,
+    rms: f64,
+    median_abs: f64,
+    valid: usize,
+}
+
+/// The sequential photometric update; one per camera.
+#[derive(Debug, Clone)]
+pub struct PhotometricUpdate {
+    cfg: VisualConfig,
+    /// Full-resolution intrinsics from the config.
+    full: crate::config::Camera,
+    /// Render camera at the optimisation resolution.
+    camera: Camera,
+    imu_t_camera: Isometry3<f64>,
+    counters: VisualCounters,
+    last_stamp: Option<Stamp>,
+}
+
+impl PhotometricUpdate {
+    /// `camera`: the configured intrinsics (full resolution, no distortion used: images are
+    /// assumed rectified); `imu_t_camera`: maps camera-frame points into the body frame.
+    pub fn new(
+        cfg: &VisualConfig,
+        camera: &crate::config::Camera,
+        imu_t_camera: Isometry3<f64>,
+    ) -> Self {
+        let s = (1u32 << cfg.pyramid_level.min(4)) as f64;
+        let mut cam = Camera::new(
+            (camera.width as f64 / s) as u32,
+            (camera.height as f64 / s) as u32,
+            camera.fx / s,
+            camera.fy / s,
+        );
+        cam.cx = (camera.cx + 0.5) / s - 0.5;
+        cam.cy = (camera.cy + 0.5) / s - 0.5;
+        cam.near = cfg.near;
+        if camera.distortion.iter().any(|&d| d != 0.0) {
+            tracing::warn!(
+                "visual update: camera distortion is ignored (images assumed rectified)"
+            );
+        }
+        Self {
+            cfg: cfg.clone(),
+            full: camera.clone(),
+            camera: cam,
+            imu_t_camera,
+            counters: VisualCounters::default(),
+            last_stamp: None,
+        }
+    }
+
+    pub fn config(&self) -> &VisualConfig {
+        &self.cfg
+    }
+
+    pub fn counters(&self) -> &VisualCounters {
+        &self.counters
+    }
+
+    /// The render camera at the optimisation resolution.
+    pub fn camera(&self) -> &Camera {
+        &self.camera
+    }
+
+    /// Runs the update for `image` (stamp already corrected by `time_offset.camera`, not after
+    /// the filter time) against `gaussians` (the window, exposure-normalised colours).
+    /// `imu` holds the samples around the image and filter times (the scan package's), used to
+    /// move the camera from the filter time back to the image time.
+    pub fn update(
+        &mut self,
+        filter: &mut Ieskf,
+        image: &Image,
+        imu: &[ImuSample],
+        gaussians: &GaussianSet<f64>,
+    ) -> VisualUpdateOutcome {
+        self.counters.frames += 1;
+        let tau0 = filter.state().tau;
+        let mut out = VisualUpdateOutcome {
+            skipped: None,
+            iterations: 0,
+            pixels: 0,
+            coverage: 0.0,
+            rms_before: 0.0,
+            rms_after: 0.0,
+            tau: tau0,
+            translation: 0.0,
+            rotation: 0.0,
+        };
+        match self.run(filter, image, imu, gaussians, &mut out) {
+            Ok(()) => self.counters.applied += 1,
+            Err(r) => {
+                self.counters.count(r);
+                out.skipped = Some(r);
+                if out.rms_after == 0.0 {
+                    out.rms_after = out.rms_before;
+                }
+                out.tau = filter.state().tau;
+                tracing::debug!(reason = ?r, "visual update skipped");
+            }
+        }
+        out
+    }
+
+    fn run(
+        &mut self,
+        filter: &mut Ieskf,
+        image: &Image,
+        imu: &[ImuSample],
+        gaussians: &GaussianSet<f64>,
+        out: &mut VisualUpdateOutcome,
+    ) -> Result<(), SkipReason> {
+        let cfg = self.cfg.clone();
+        if !cfg.enabled {
+            return Err(SkipReason::Disabled);
+        }
+        if image.width != self.full.width || image.height != self.full.height {
+            return Err(SkipReason::BadImage);
+        }
+        let grey = Grey::from_image(image, cfg.pyramid_level).ok_or(SkipReason::BadImage)?;
+        if grey.width != self.camera.width || grey.height != self.camera.height {
+            return Err(SkipReason::BadImage);
+        }
+        let age = stamp_diff_secs(filter.stamp(), image.stamp);
+        if !(-1e-3..=cfg.max_image_age).contains(&age) {
+            return Err(SkipReason::ImageTime);
+        }
+        let (over, under) = grey.clipped_fractions(cfg.dark_level, cfg.saturated_level);
+        if over > cfg.max_saturated_fraction {
+            return Err(SkipReason::OverExposed);
+        }
+        if under > cfg.max_dark_fraction {
+            return Err(SkipReason::UnderExposed);
+        }
+        if gaussians.is_empty() {
+            return Err(SkipReason::LowCoverage);
+        }
+        // Camera at the image time, expressed relative to the body at the filter time.
+        let prior = *filter.state();
+        let rel = body_to_image(&prior, imu, image.stamp, filter.stamp());
+        let ext = rel * self.imu_t_camera;
+
+        let candidates = select_pixels(
+            &grey,
+            cfg.gradient_threshold,
+            cfg.grid_size,
+            cfg.border,
+            cfg.max_pixels,
+            cfg.dark_level,
+            cfg.saturated_level,
+        );
+        let frame = PoseJacobianFrame::new(gaussians, &self.camera, &camera_t_world(&prior, &ext));
+        let pixels: Vec<(u32, u32)> = candidates
+            .iter()
+            .copied()
+            .filter(|&(x, y)| frame.pixel(x, y).is_some_and(|p| p.alpha >= cfg.min_alpha))
+            .collect();
+        out.coverage = pixels.len() as f64 / candidates.len().max(1) as f64;
+        out.pixels = pixels.len();
+        if pixels.len() < cfg.min_pixels || out.coverage < cfg.min_coverage {
+            return Err(SkipReason::LowCoverage);
+        }
+        let before = self.evaluate(&frame, &prior, &ext, &grey, &pixels);
+        out.rms_before = before.rms;
+        if before.median_abs > cfg.innovation_gate * cfg.sigma {
+            return Err(SkipReason::Innovation);
+        }
+
+        // Exposure random walk since the last visual update.
+        let saved = (prior, *filter.covariance());
+        let dt = self
+            .last_stamp
+            .map_or(0.0, |s| stamp_diff_secs(image.stamp, s).clamp(0.0, 2.0));
+        self.last_stamp = Some(image.stamp);
+        let mut cov = saved.1;
+        cov[(TAU, TAU)] += cfg.exposure_walk * cfg.exposure_walk * dt;
+        filter.set_state(prior, cov);
+
+        let settings = UpdateSettings {
+            max_iterations: cfg.iterations,
+            eps_rot: 1e-5,
+            eps_pos: 1e-5,
+        };
+        let mut first = Some(before.lin);
+        let mut meas = |x: &State, _it: usize| -> Option<Linearization> {
+            if let Some(l) = first.take() {
+                return Some(l);
+            }
+            let f = PoseJacobianFrame::new(gaussians, &self.camera, &camera_t_world(x, &ext));
+            let e = self.evaluate(&f, x, &ext, &grey, &pixels);
+            (e.valid >= cfg.min_pixels).then_some(e.lin)
+        };
+        let report = match filter.update(&mut meas, &settings) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!("visual update rejected by the filter: {e}");
+                filter.set_state(saved.0, saved.1);
+                return Err(SkipReason::Filter);
+            }
+        };
+        out.iterations = report.iterations;
+        let post = *filter.state();
+        let d = post.boxminus(&prior);
+        out.translation = d.fixed_rows::<3>(POS).norm();
+        out.rotation = d.fixed_rows::<3>(ROT).norm();
+        if out.translation > cfg.max_translation || out.rotation > cfg.max_rotation {
+            filter.set_state(saved.0, saved.1);
+            return Err(SkipReason::LargeStep);
+        }
+        let f = PoseJacobianFrame::new(gaussians, &self.camera, &camera_t_world(&post, &ext));
+        let after = self.evaluate(&f, &post, &ext, &grey, &pixels);
+        out.rms_after = after.rms;
+        if after.valid < cfg.min_pixels || after.cost > before.cost {
+            filter.set_state(saved.0, saved.1);
+            return Err(SkipReason::CostIncrease);
+        }
+        out.tau = post.tau;
+        Ok(())
+    }
+
+    /// Residuals, Huber weights and Jacobian rows of `pixels` at state `x` (rendered in `f`).
+    fn evaluate(
+        &self,
+        f: &PoseJacobianFrame,
+        x: &State,
+        ext: &Isometry3<f64>,
+        grey: &Grey,
+        pixels: &[(u32, u32)],
+    ) -> Evaluation {
+        let m = pose_chain(x, ext);
+        let sigma = self.cfg.sigma;
+        let k = self.cfg.huber;
+        let mut lin = Linearization::default();
+        let mut cost = 0.0;
+        let mut sq = 0.0;
+        let mut abs = Vec::with_capacity(pixels.len());
+        for &(px, py) in pixels {
+            let Some(pj) = f.pixel(px, py) else { continue };
+            if pj.alpha < self.cfg.min_alpha {
+                continue;
+            }
+            let cam = grey.at(px, py);
+            let (ren, d_ren) = grey_render(&pj);
+            let r = x.tau * cam - ren;
+            let mut h = ErrVec::zeros();
+            for c in 0..6 {
+                let mut s = 0.0;
+                for (row, dr) in d_ren.iter().enumerate() {
+                    s += dr * m[(row, c)];
+                }
+                h[if c < 3 { ROT + c } else { POS + c - 3 }] = -s;
+            }
+            h[TAU] = cam;
+            let e = (r / sigma).abs();
+            let (w, rho) = if e <= k {
+                (1.0, e * e)
+            } else {
+                (k / e, 2.0 * k * e - k * k)
+            };
+            lin.add_row(&h, r, sigma * sigma / w);
+            cost += rho;
+            sq += r * r;
+            abs.push(r.abs());
+        }
+        let valid = abs.len();
+        let median_abs = if abs.is_empty() {
+            f64::INFINITY
+        } else {
+            let mid = abs.len() / 2;
+            *abs.select_nth_unstable_by(mid, |a, b| a.total_cmp(b)).1
+        };
+        let n = valid.max(1) as f64;
+        Evaluation {
+            lin,
+            cost: if valid == 0 { f64::INFINITY } else { cost / n },
+            rms: (sq / n).sqrt(),
+            median_abs,
+            valid,
+        }
+    }
+
+    /// Residual `tau * I_cam - I_render / alpha` and its Jacobian row (error-state order) at one pixel,
+    /// for tests and diagnostics; `None` when the pixel is outside the image.
+    pub fn residual_row(
+        &self,
+        x: &State,
+        ext: &Isometry3<f64>,
+        gaussians: &GaussianSet<f64>,
+        grey: &Grey,
+        px: u32,
+        py: u32,
+    ) -> Option<(f64, ErrVec)> {
+        let f = PoseJacobianFrame::new(gaussians, &self.camera, &camera_t_world(x, ext));
+        let pj = f.pixel(px, py)?;
+        let m = pose_chain(x, ext);
+        let cam = grey.at(px, py);
+        let (ren, d_ren) = grey_render(&pj);
+        let mut h = ErrVec::zeros();
+        for c in 0..6 {
+            let mut s = 0.0;
+            for (row, dr) in d_ren.iter().enumerate() {
+                s += dr * m[(row, c)];
+            }
+            h[if c < 3 { ROT + c } else { POS + c - 3 }] = -s;
+        }
+        h[TAU] = cam;
+        Some((x.tau * cam - ren, h))
+    }
+}

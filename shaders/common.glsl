@@ -89,3 +89,27 @@ uvec4 tile_rect(vec2 m, float radius) {
     uint y1 = min(uint(max(floor((m.y + radius) / t) + 1.0, 0.0)), ty);
     return uvec4(x0, x1, y0, y1);
 }
+
+// Conservative pixel box, relative to the tile origin `o`, outside which alpha < ALPHA_MIN for a
+// Gaussian with mean m, conic (a, b, c) and opacity op; packed x0 | x1 << 8 | y0 << 16 | y1 << 24
+// (inclusive, clamped to the tile; x0 > x1 when it misses the tile).
+uint alpha_box(vec2 m, vec3 con, float op, vec2 o) {
+    float k = 2.0 * (log(op) - log(ALPHA_MIN)) + 2e-3;
+    if (!(op > 0.0) || !(k > 0.0)) return 0x000000ffu;
+    float det = con.x * con.z - con.y * con.y;
+    float ex = sqrt(k * con.z / det) * 1.001 + 0.01;
+    float ey = sqrt(k * con.x / det) * 1.001 + 0.01;
+    if (!(det > 0.0) || !(ex < 1e6) || !(ey < 1e6)) return 0x0f000f00u;
+    float t = float(TILE) - 1.0;
+    vec2 lo = ceil(m - vec2(ex, ey) - o);
+    vec2 hi = floor(m + vec2(ex, ey) - o);
+    if (lo.x > t || lo.y > t || hi.x < 0.0 || hi.y < 0.0 || lo.x > hi.x || lo.y > hi.y) return 0x000000ffu;
+    uvec2 l = uvec2(clamp(lo, vec2(0.0), vec2(t)));
+    uvec2 h = uvec2(clamp(hi, vec2(0.0), vec2(t)));
+    return l.x | (h.x << 8u) | (l.y << 16u) | (h.y << 24u);
+}
+
+bool in_box(uint box, uvec2 lp) {
+    return lp.x >= (box & 0xffu) && lp.x <= ((box >> 8u) & 0xffu)
+        && lp.y >= ((box >> 16u) & 0xffu) && lp.y <= (box >> 24u);
+}

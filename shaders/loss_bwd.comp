@@ -15,6 +15,8 @@ void main() {
     if (pix.x >= W || pix.y >= H || pc.misc.z == 0.0) return;
     float wsum = 0.0;
     for (int k = -5; k <= 5; k++) wsum += wt(k);
+    float w1[11];
+    for (int k = 0; k < 11; k++) w1[k] = wt(k - 5) / wsum;
     uint pi = pix.y * W + pix.x;
     for (uint ch = 0u; ch < 3u; ch++) {
         float gmu = 0.0, gxx = 0.0, gxy = 0.0;
@@ -24,7 +26,7 @@ void main() {
             for (int dx = -5; dx <= 5; dx++) {
                 int xx = int(pix.x) + dx;
                 if (xx < 0 || xx >= int(W)) continue;
-                float w = wt(dx) * wt(dy) / (wsum * wsum);
+                float w = w1[dx + 5] * w1[dy + 5];
                 uint o = 3u * (uint(yy) * W + uint(xx)) + ch;
                 gmu += w * dmu[o]; gxx += w * dxx[o]; gxy += w * dxy[o];
             }

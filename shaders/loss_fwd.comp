@@ -20,6 +20,8 @@ void main() {
     float lambda = pc.misc.z, inv_n = pc.misc.w;
     float wsum = 0.0;
     for (int k = -5; k <= 5; k++) wsum += wt(k);
+    float w1[11];
+    for (int k = 0; k < 11; k++) w1[k] = wt(k - 5) / wsum;
     uint pi = pix.y * W + pix.x;
     float lsum = 0.0;
     for (uint ch = 0u; ch < 3u; ch++) {
@@ -35,7 +37,7 @@ void main() {
             for (int dx = -5; dx <= 5; dx++) {
                 int xx = int(pix.x) + dx;
                 if (xx < 0 || xx >= int(W)) continue;
-                float w = wt(dx) * wt(dy) / (wsum * wsum);
+                float w = w1[dx + 5] * w1[dy + 5];
                 uint o = 3u * (uint(yy) * W + uint(xx)) + ch;
                 float a = img[o], b = tgt[o];
                 mx += w * a; my += w * b; exx += w * a * a; eyy += w * b * b; exy += w * a * b;

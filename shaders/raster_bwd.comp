@@ -32,7 +32,10 @@ void add_g(uint idx, float v) {
 shared vec4 s_mo[256];
 shared vec4 s_con[256];
 shared vec4 s_col[256];
+shared uint s_box[256]; // alpha_box of each loaded Gaussian
+shared uint s_rows[TILE * 8u]; // per tile row: bit j set if Gaussian j's box covers the row
 shared uint s_id[256];
+shared uint s_maxn;
 
 void main() {
     uint tile = gl_WorkGroupID.y * pc.u0.z + gl_WorkGroupID.x;
@@ -41,10 +44,16 @@ void main() {
     bool inside = pix.x < pc.u0.x && pix.y < pc.u0.y;
     uint pi = pix.y * pc.u0.x + pix.x;
     uvec2 range = ranges[tile];
-    uint todo = range.y - range.x;
-    uint rounds = (todo + 255u) / 256u;
     float T = inside ? in_t[pi] : 1.0;
     uint last = inside ? in_n[pi] : 0u;
+    // Only the first max(last) Gaussians of the tile contributed to any of its pixels (the
+    // forward stopped early): replay just those.
+    if (lid == 0u) s_maxn = 0u;
+    barrier();
+    atomicMax(s_maxn, last);
+    barrier();
+    uint todo = min(range.y - range.x, s_maxn);
+    uint rounds = (todo + 255u) / 256u;
     float dl[5];
     dl[0] = inside ? dl_c[3u * pi] : 0.0;
     dl[1] = inside ? dl_c[3u * pi + 1u] : 0.0;
@@ -54,23 +63,51 @@ void main() {
     float accum[5] = float[5](0.0, 0.0, 0.0, 0.0, 0.0);
     float last_f[5] = float[5](0.0, 0.0, 0.0, 0.0, 0.0);
     float last_alpha = 0.0;
-    uint contributor = todo;
     vec2 p = vec2(pix);
     for (uint r = 0u; r < rounds; r++) {
         barrier();
+        if (lid < TILE * 8u) s_rows[lid] = 0u;
+        barrier();
         uint k = r * 256u + lid;
         if (k < todo) {
-            uint gid = kval[range.y - 1u - k];
+            uint gid = kval[range.x + todo - 1u - k];
             uint g = gid * PROJ_STRIDE;
             s_id[lid] = gid;
             s_mo[lid] = vec4(proj[g], proj[g + 1u], proj[g + 5u], proj[g + 9u]);
             s_con[lid] = vec4(proj[g + 2u], proj[g + 3u], proj[g + 4u], 0.0);
+            uint bx = alpha_box(vec2(proj[g], proj[g + 1u]), s_con[lid].xyz, proj[g + 5u],
+                                vec2(gl_WorkGroupID.xy * TILE));
+            s_box[lid] = bx;
+            if ((bx & 0xffu) <= ((bx >> 8u) & 0xffu)) {
+                for (uint y = (bx >> 16u) & 0xffu; y <= (bx >> 24u); y++) {
+                    atomicOr(s_rows[y * 8u + lid / 32u], 1u << (lid % 32u));
+                }
+            }
             s_col[lid] = vec4(proj[g + 6u], proj[g + 7u], proj[g + 8u], 0.0);
         }
         barrier();
         uint cnt = min(256u, todo - r * 256u);
-        for (uint j = 0u; j < cnt; j++) {
-            contributor--;
+        // Walk the Gaussians whose box covers this subgroup's rows; stop (uniformly over the
+        // subgroup) at the next one some lane needs. Uniform control flow only: SIMD CPU drivers
+        // run a loop body in full whenever any lane is in it.
+        uint w = 0u;
+        uint bits = 0u;
+        while (true) {
+            uint j = 0u;
+            bool found = false;
+            while (true) {
+                while (bits == 0u && w < 8u) {
+                    bits = subgroupOr(s_rows[gl_LocalInvocationID.y * 8u + w]);
+                    w++;
+                }
+                if (bits == 0u) break;
+                j = (w - 1u) * 32u + uint(findLSB(bits));
+                bits &= bits - 1u;
+                bool hit = in_box(s_box[j], gl_LocalInvocationID.xy);
+                if (subgroupAny(inside && (todo - 1u - (r * 256u + j)) < last && hit)) { found = true; break; }
+            }
+            if (!found) break;
+            uint contributor = todo - 1u - (r * 256u + j);
             bool act = inside && contributor < last;
             vec2 d = s_mo[j].xy - p;
             vec3 co = s_con[j].xyz;
@@ -107,12 +144,18 @@ void main() {
                 }
             }
             if (subgroupAny(act)) {
-                float v[10] = float[10](subgroupAdd(gm_x), subgroupAdd(gm_y), subgroupAdd(gc_a),
-                    subgroupAdd(gc_b), subgroupAdd(gc_c), subgroupAdd(gop), subgroupAdd(gcol.r),
-                    subgroupAdd(gcol.g), subgroupAdd(gcol.b), subgroupAdd(gdep));
-                if (subgroupElect()) {
-                    uint b = s_id[j] * G2D_STRIDE;
-                    for (uint q = 0u; q < 10u; q++) if (v[q] != 0.0) add_g(b + q, v[q]);
+                float v0 = subgroupAdd(gm_x), v1 = subgroupAdd(gm_y), v2 = subgroupAdd(gc_a);
+                float v3 = subgroupAdd(gc_b), v4 = subgroupAdd(gc_c), v5 = subgroupAdd(gop);
+                float v6 = subgroupAdd(gcol.r), v7 = subgroupAdd(gcol.g), v8 = subgroupAdd(gcol.b);
+                float v9 = subgroupAdd(gdep);
+                // One atomic per lane (the ten sums spread over the lanes) rather than ten from
+                // one elected lane: per-lane atomics loop over the SIMD lanes on CPU drivers.
+                uint b = s_id[j] * G2D_STRIDE;
+                for (uint q = gl_SubgroupInvocationID; q < 10u; q += gl_SubgroupSize) {
+                    float val = q == 0u ? v0 : q == 1u ? v1 : q == 2u ? v2 : q == 3u ? v3
+                        : q == 4u ? v4 : q == 5u ? v5 : q == 6u ? v6 : q == 7u ? v7
+                        : q == 8u ? v8 : v9;
+                    if (val != 0.0) add_g(b + q, val);
                 }
             }
         }

@@ -1,4 +1,7 @@
 // One 16x16 workgroup per tile: front-to-back blending of the tile's depth-sorted Gaussians.
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_vote : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
 layout(local_size_x = 16, local_size_y = 16) in;
 layout(std430, binding = 0) readonly buffer Proj { float proj[]; };
 layout(std430, binding = 1) readonly buffer Val { uint kval[]; };
@@ -11,6 +14,8 @@ layout(std430, binding = 7) writeonly buffer OutN { uint out_n[]; };
 shared vec4 s_mo[256];  // mean xy, opacity, depth
 shared vec4 s_con[256]; // conic abc
 shared vec4 s_col[256]; // colour
+shared uint s_box[256]; // alpha_box of each loaded Gaussian
+shared uint s_rows[TILE * 8u]; // per tile row: bit j set if Gaussian j's box covers the row
 shared uint s_done;
 
 void main() {
@@ -25,10 +30,11 @@ void main() {
     float T = 1.0;
     vec3 C = vec3(0.0);
     float D = 0.0;
-    uint contributor = 0u, last = 0u;
+    uint last = 0u;
     vec2 p = vec2(pix);
     for (uint r = 0u; r < rounds; r++) {
         if (lid == 0u) s_done = 0u;
+        if (lid < TILE * 8u) s_rows[lid] = 0u;
         barrier();
         if (done) atomicAdd(s_done, 1u);
         barrier();
@@ -38,24 +44,53 @@ void main() {
             uint g = kval[idx] * PROJ_STRIDE;
             s_mo[lid] = vec4(proj[g], proj[g + 1u], proj[g + 5u], proj[g + 9u]);
             s_con[lid] = vec4(proj[g + 2u], proj[g + 3u], proj[g + 4u], 0.0);
+            uint bx = alpha_box(vec2(proj[g], proj[g + 1u]), s_con[lid].xyz, proj[g + 5u],
+                                vec2(gl_WorkGroupID.xy * TILE));
+            s_box[lid] = bx;
+            if ((bx & 0xffu) <= ((bx >> 8u) & 0xffu)) {
+                for (uint y = (bx >> 16u) & 0xffu; y <= (bx >> 24u); y++) {
+                    atomicOr(s_rows[y * 8u + lid / 32u], 1u << (lid % 32u));
+                }
+            }
             s_col[lid] = vec4(proj[g + 6u], proj[g + 7u], proj[g + 8u], 0.0);
         }
         barrier();
         uint cnt = min(256u, todo - r * 256u);
-        for (uint j = 0u; j < cnt && !done; j++) {
-            contributor++;
+        // Walk the Gaussians whose box covers this subgroup's rows; stop (uniformly over the
+        // subgroup) at the next one some lane needs. Uniform control flow only: SIMD CPU drivers
+        // run a loop body in full whenever any lane is in it.
+        uint w = 0u;
+        uint bits = 0u;
+        while (true) {
+            uint j = 0u;
+            bool found = false;
+            while (true) {
+                while (bits == 0u && w < 8u) {
+                    bits = subgroupOr(s_rows[gl_LocalInvocationID.y * 8u + w]);
+                    w++;
+                }
+                if (bits == 0u) break;
+                j = (w - 1u) * 32u + uint(findLSB(bits));
+                bits &= bits - 1u;
+                bool hit = in_box(s_box[j], gl_LocalInvocationID.xy);
+                if (subgroupAny(!done && hit)) { found = true; break; }
+            }
+            if (!found) break;
             vec2 d = s_mo[j].xy - p;
             vec3 co = s_con[j].xyz;
             float power = -0.5 * (co.x * d.x * d.x + co.z * d.y * d.y) - co.y * d.x * d.y;
-            if (power > 0.0) continue;
-            float alpha = min(ALPHA_MAX, s_mo[j].z * exp(power));
-            if (alpha < ALPHA_MIN) continue;
-            float nt = T * (1.0 - alpha);
-            if (nt < T_MIN) { done = true; break; }
-            C += s_col[j].xyz * (alpha * T);
-            D += s_mo[j].w * (alpha * T);
-            T = nt;
-            last = contributor;
+            float alpha = min(ALPHA_MAX, s_mo[j].z * exp(min(power, 0.0)));
+            if (!done && power <= 0.0 && alpha >= ALPHA_MIN) {
+                float nt = T * (1.0 - alpha);
+                if (nt < T_MIN) {
+                    done = true;
+                } else {
+                    C += s_col[j].xyz * (alpha * T);
+                    D += s_mo[j].w * (alpha * T);
+                    T = nt;
+                    last = r * 256u + j + 1u;
+                }
+            }
         }
         barrier();
     }

@@ -90,6 +90,9 @@ fn run_render(a: RenderArgs) -> anyhow::Result<()> {
                     t.forward_backward_ms,
                     t.step_ms
                 );
+                for (k, ms) in &t.kernels {
+                    println!("|   | kernel {k} | | | {ms:.3} | | |");
+                }
             }
         }
     }

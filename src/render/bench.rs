@@ -7,7 +7,7 @@ use super::{
 };
 
 /// Median milliseconds of one configuration.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Timing {
     pub gaussians: usize,
     pub width: u32,
@@ -19,6 +19,27 @@ pub struct Timing {
     /// `step`: forward, L1+D-SSIM, backward and Adam without read-backs (one command buffer on
     /// Vulkan).
     pub step_ms: f64,
+    /// Per-kernel GPU medians `("phase:kernel", ms)` (phases fwd, bwd, step) when the backend
+    /// profiles (Vulkan with `GS_LIVO_RENDER_PROFILE` set); empty otherwise.
+    pub kernels: Vec<(String, f64)>,
+}
+
+/// Sums a kernel profile by name, prefixed with the phase.
+fn by_kernel(phase: &str, prof: Vec<(&'static str, f64)>, into: &mut Vec<(String, Vec<f64>)>) {
+    let mut sums: Vec<(String, f64)> = Vec::new();
+    for (k, ms) in prof {
+        let name = format!("{phase}:{k}");
+        match sums.iter_mut().find(|(n, _)| *n == name) {
+            Some(e) => e.1 += ms,
+            None => sums.push((name, ms)),
+        }
+    }
+    for (name, ms) in sums {
+        match into.iter_mut().find(|(n, _)| *n == name) {
+            Some(e) => e.1.push(ms),
+            None => into.push((name, vec![ms])),
+        }
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -46,12 +67,16 @@ pub fn time_render(
     let d_colour: Vec<f32> = target.iter().map(|v| 0.01 * (v - 0.5)).collect();
     let runs = runs.max(1);
     let (mut f, mut fb, mut st) = (Vec::new(), Vec::new(), Vec::new());
+    let mut kernels = Vec::new();
     for i in 0..=runs {
+        r.kernel_profile();
         let t0 = Instant::now();
         r.forward(&cam, &pose)?;
         let t1 = Instant::now();
+        let pf = r.kernel_profile();
         r.backward(&d_colour, None, None)?;
         let t2 = Instant::now();
+        let pb = r.kernel_profile();
         r.step(
             &cam,
             &pose,
@@ -61,6 +86,9 @@ pub fn time_render(
         )?;
         let t3 = Instant::now();
         if i > 0 {
+            by_kernel("fwd", pf, &mut kernels);
+            by_kernel("bwd", pb, &mut kernels);
+            by_kernel("step", r.kernel_profile(), &mut kernels);
             f.push((t1 - t0).as_secs_f64() * 1e3);
             fb.push((t2 - t0).as_secs_f64() * 1e3);
             st.push((t3 - t2).as_secs_f64() * 1e3);
@@ -73,5 +101,6 @@ pub fn time_render(
         forward_ms: median(f),
         forward_backward_ms: median(fb),
         step_ms: median(st),
+        kernels: kernels.into_iter().map(|(k, v)| (k, median(v))).collect(),
     })
 }

@@ -133,6 +133,11 @@ pub trait Renderer: Send {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Per-kernel GPU milliseconds since the last call, in submission order (Vulkan with
+    /// `GS_LIVO_RENDER_PROFILE` set; empty otherwise).
+    fn kernel_profile(&mut self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
     /// Replaces all Gaussians (buffers grow as needed, never shrink). Adam moments are taken from
     /// `state` (same count) or reset to zero.
     fn set_gaussians(

@@ -50,6 +50,23 @@ pub struct ProjGrad {
     pub depth: f64,
 }
 
+impl ProjGrad {
+    /// Adds another accumulator (per-thread partial sums).
+    pub fn add(&mut self, o: &ProjGrad) {
+        for (a, b) in self.mean2d.iter_mut().zip(o.mean2d) {
+            *a += b;
+        }
+        for (a, b) in self.conic.iter_mut().zip(o.conic) {
+            *a += b;
+        }
+        self.opacity += o.opacity;
+        for (a, b) in self.colour.iter_mut().zip(o.colour) {
+            *a += b;
+        }
+        self.depth += o.depth;
+    }
+}
+
 struct Geometry {
     pc: Vector3<f64>,
     qn: Quaternion<f64>,

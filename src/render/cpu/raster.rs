@@ -60,33 +60,47 @@ pub fn forward(g: &GaussianSet<f64>, cam: &Camera, pose: &PoseRt) -> FrameF64 {
     let mut colour = vec![0.0; 3 * npx];
     let mut depth = vec![0.0; npx];
     let mut alpha = vec![0.0; npx];
-    for py in 0..cam.height {
-        for px in 0..cam.width {
-            let list = &tiles[((py / TILE) * tx + px / TILE) as usize];
-            let mut t = 1.0;
-            let mut c = [0.0; 3];
-            let mut d = 0.0;
-            for &gi in list {
-                let p = &proj[gi as usize].as_ref().expect("binned").0;
-                let Some((a, ..)) = alpha_at(p, px as f64, py as f64) else {
-                    continue;
-                };
-                let next_t = t * (1.0 - a);
-                if next_t < T_MIN {
-                    break;
+    let w = cam.width as usize;
+    let rows = row_chunk(cam.height);
+    std::thread::scope(|sc| {
+        let chunks = colour
+            .chunks_mut(3 * w * rows)
+            .zip(depth.chunks_mut(w * rows))
+            .zip(alpha.chunks_mut(w * rows))
+            .enumerate();
+        for (ci, ((colour, depth), alpha)) in chunks {
+            let (tiles, proj) = (&tiles, &proj);
+            sc.spawn(move || {
+                let y0 = (ci * rows) as u32;
+                for (k, pix_d) in depth.iter_mut().enumerate() {
+                    let py = y0 + (k / w) as u32;
+                    let px = (k % w) as u32;
+                    let list = &tiles[((py / TILE) * tx + px / TILE) as usize];
+                    let mut t = 1.0;
+                    let mut c = [0.0; 3];
+                    let mut d = 0.0;
+                    for &gi in list {
+                        let p = &proj[gi as usize].as_ref().expect("binned").0;
+                        let Some((a, ..)) = alpha_at(p, px as f64, py as f64) else {
+                            continue;
+                        };
+                        let next_t = t * (1.0 - a);
+                        if next_t < T_MIN {
+                            break;
+                        }
+                        for (cv, pc) in c.iter_mut().zip(p.colour) {
+                            *cv += pc * a * t;
+                        }
+                        d += p.depth * a * t;
+                        t = next_t;
+                    }
+                    colour[3 * k..3 * k + 3].copy_from_slice(&c);
+                    *pix_d = d;
+                    alpha[k] = 1.0 - t;
                 }
-                for (cv, pc) in c.iter_mut().zip(p.colour) {
-                    *cv += pc * a * t;
-                }
-                d += p.depth * a * t;
-                t = next_t;
-            }
-            let pix = (py * cam.width + px) as usize;
-            colour[3 * pix..3 * pix + 3].copy_from_slice(&c);
-            depth[pix] = d;
-            alpha[pix] = 1.0 - t;
+            });
         }
-    }
+    });
     FrameF64 {
         cam: *cam,
         pose: *pose,
@@ -108,9 +122,68 @@ pub fn backward(
 ) -> (GaussianSet<f64>, [f64; 6]) {
     let cam = &frame.cam;
     let (tx, _) = cam.tiles();
+    let rows = row_chunk(cam.height);
+    // Each thread owns a band of rows and its own per-Gaussian accumulators, summed afterwards.
+    let partials: Vec<Vec<ProjGrad>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..cam.height.div_ceil(rows as u32))
+            .map(|ci| {
+                sc.spawn(move || {
+                    let y0 = ci * rows as u32;
+                    let y1 = (y0 + rows as u32).min(cam.height);
+                    band_backward(g, frame, tx, y0..y1, d_colour, d_depth, d_alpha)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("backward band"))
+            .collect()
+    });
+    let mut pgrads = vec![ProjGrad::default(); g.len()];
+    for part in &partials {
+        for (acc, p) in pgrads.iter_mut().zip(part) {
+            acc.add(p);
+        }
+    }
+    let mut out = GaussianSet::<f64>::zeros(g.len(), g.sh_degree()).expect("valid degree");
+    let mut pose_grad = [0.0; 6];
+    for (i, pg) in pgrads.iter().enumerate() {
+        if let Some((_, clamped)) = &frame.proj[i] {
+            project_backward(
+                g,
+                i,
+                cam,
+                &frame.pose,
+                pg,
+                *clamped,
+                &mut out,
+                &mut pose_grad,
+            );
+        }
+    }
+    (out, pose_grad)
+}
+
+/// Rows per thread: the image split evenly over the available cores.
+fn row_chunk(height: u32) -> usize {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (height as usize).div_ceil(threads).max(1)
+}
+
+/// Screen-space gradients from the pixels of `rows` (see [`backward`]).
+fn band_backward(
+    g: &GaussianSet<f64>,
+    frame: &FrameF64,
+    tx: u32,
+    rows: std::ops::Range<u32>,
+    d_colour: &[f64],
+    d_depth: Option<&[f64]>,
+    d_alpha: Option<&[f64]>,
+) -> Vec<ProjGrad> {
+    let cam = &frame.cam;
     let mut pgrads = vec![ProjGrad::default(); g.len()];
     let mut contrib: Vec<(u32, f64)> = Vec::new();
-    for py in 0..cam.height {
+    for py in rows {
         for px in 0..cam.width {
             let pix = (py * cam.width + px) as usize;
             let list = &frame.tiles[((py / TILE) * tx + px / TILE) as usize];
@@ -172,21 +245,5 @@ pub fn backward(
             }
         }
     }
-    let mut out = GaussianSet::<f64>::zeros(g.len(), g.sh_degree()).expect("valid degree");
-    let mut pose_grad = [0.0; 6];
-    for (i, pg) in pgrads.iter().enumerate() {
-        if let Some((_, clamped)) = &frame.proj[i] {
-            project_backward(
-                g,
-                i,
-                cam,
-                &frame.pose,
-                pg,
-                *clamped,
-                &mut out,
-                &mut pose_grad,
-            );
-        }
-    }
-    (out, pose_grad)
+    pgrads
 }

@@ -1,5 +1,6 @@
 //! The Vulkan renderer: persistent growable buffers and command recording.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use nalgebra::Isometry3;
@@ -11,7 +12,9 @@ use vulkano::command_buffer::{
 use vulkano::descriptor_set::{DescriptorSet, WriteDescriptorSet};
 use vulkano::memory::allocator::{AllocationCreateInfo, MemoryTypeFilter};
 use vulkano::pipeline::{ComputePipeline, Pipeline, PipelineBindPoint};
+use vulkano::query::{QueryPool, QueryPoolCreateInfo, QueryResultFlags, QueryType};
 use vulkano::sync::GpuFuture;
+use vulkano::sync::PipelineStage;
 
 use super::context::Context;
 use crate::render::{
@@ -31,20 +34,37 @@ fn err<E: std::fmt::Debug>(what: &'static str) -> impl Fn(E) -> RenderError {
     move |e| RenderError::Vulkan(format!("{what}: {e:?}"))
 }
 
-struct Pipelines {
-    project: Arc<ComputePipeline>,
-    scan: Arc<ComputePipeline>,
-    emit: Arc<ComputePipeline>,
-    hist: Arc<ComputePipeline>,
-    scatter: Arc<ComputePipeline>,
-    ranges: Arc<ComputePipeline>,
-    fwd: Arc<ComputePipeline>,
-    bwd: Arc<ComputePipeline>,
-    pbwd: Arc<ComputePipeline>,
-    loss_fwd: Arc<ComputePipeline>,
-    loss_bwd: Arc<ComputePipeline>,
-    adam: Arc<ComputePipeline>,
+/// A compute pipeline and its name (for the kernel profile).
+struct Kernel {
+    p: Arc<ComputePipeline>,
+    name: &'static str,
 }
+
+struct Pipelines {
+    project: Kernel,
+    scan: Kernel,
+    emit: Kernel,
+    hist: Kernel,
+    scatter: Kernel,
+    ranges: Kernel,
+    fwd: Kernel,
+    bwd: Kernel,
+    pbwd: Kernel,
+    loss_fwd: Kernel,
+    loss_bwd: Kernel,
+    adam: Kernel,
+}
+
+/// GPU timestamps after every dispatch (enabled by `GS_LIVO_RENDER_PROFILE`); per-kernel
+/// milliseconds accumulate until [`Renderer::kernel_profile`] takes them.
+struct Profiler {
+    pool: Arc<QueryPool>,
+    period_ns: f64,
+    labels: RefCell<Vec<&'static str>>,
+    acc: RefCell<Vec<(&'static str, f64)>>,
+}
+
+const PROFILE_QUERIES: u32 = 128;
 
 /// Buffers sized by the Gaussian capacity.
 struct GaussBufs {
@@ -103,6 +123,7 @@ pub struct VulkanRenderer {
     /// Camera and pose of the latest forward (for backward / loss).
     last: Option<(Camera, [u32; 32])>,
     have_grads: bool,
+    prof: Option<Profiler>,
 }
 
 const BLOCK_KEYS: usize = 2048;
@@ -112,26 +133,26 @@ impl VulkanRenderer {
         let ctx = Context::new(cfg)?;
         let fa = ctx.float_atomics;
         let pl = Pipelines {
-            project: ctx.pipeline("project", spv!("project"))?,
-            scan: ctx.pipeline("scan", spv!("scan"))?,
-            emit: ctx.pipeline("emit", spv!("emit"))?,
-            hist: ctx.pipeline("radix_hist", spv!("radix_hist"))?,
-            scatter: ctx.pipeline("radix_scatter", spv!("radix_scatter"))?,
-            ranges: ctx.pipeline("ranges", spv!("ranges"))?,
-            fwd: ctx.pipeline("raster_fwd", spv!("raster_fwd"))?,
+            project: kernel(&ctx, "project", spv!("project"))?,
+            scan: kernel(&ctx, "scan", spv!("scan"))?,
+            emit: kernel(&ctx, "emit", spv!("emit"))?,
+            hist: kernel(&ctx, "radix_hist", spv!("radix_hist"))?,
+            scatter: kernel(&ctx, "radix_scatter", spv!("radix_scatter"))?,
+            ranges: kernel(&ctx, "ranges", spv!("ranges"))?,
+            fwd: kernel(&ctx, "raster_fwd", spv!("raster_fwd"))?,
             bwd: if fa {
-                ctx.pipeline("raster_bwd", spv!("raster_bwd"))?
+                kernel(&ctx, "raster_bwd", spv!("raster_bwd"))?
             } else {
-                ctx.pipeline("raster_bwd_cas", spv!("raster_bwd_cas"))?
+                kernel(&ctx, "raster_bwd_cas", spv!("raster_bwd_cas"))?
             },
             pbwd: if fa {
-                ctx.pipeline("project_bwd", spv!("project_bwd"))?
+                kernel(&ctx, "project_bwd", spv!("project_bwd"))?
             } else {
-                ctx.pipeline("project_bwd_cas", spv!("project_bwd_cas"))?
+                kernel(&ctx, "project_bwd_cas", spv!("project_bwd_cas"))?
             },
-            loss_fwd: ctx.pipeline("loss_fwd", spv!("loss_fwd"))?,
-            loss_bwd: ctx.pipeline("loss_bwd", spv!("loss_bwd"))?,
-            adam: ctx.pipeline("adam", spv!("adam"))?,
+            loss_fwd: kernel(&ctx, "loss_fwd", spv!("loss_fwd"))?,
+            loss_bwd: kernel(&ctx, "loss_bwd", spv!("loss_bwd"))?,
+            adam: kernel(&ctx, "adam", spv!("adam"))?,
         };
         let cap = cfg.initial_capacity.max(16);
         let g = Self::gauss_bufs(&ctx, cap, 0)?;
@@ -152,7 +173,26 @@ impl VulkanRenderer {
         )
         .map_err(err("counters"))?;
         let pose_grad = dev::<f32>(&ctx, 8)?;
+        let prof = if std::env::var_os("GS_LIVO_RENDER_PROFILE").is_some() {
+            let pool = QueryPool::new(
+                ctx.device.clone(),
+                QueryPoolCreateInfo {
+                    query_count: PROFILE_QUERIES,
+                    ..QueryPoolCreateInfo::query_type(QueryType::Timestamp)
+                },
+            )
+            .map_err(err("query pool"))?;
+            Some(Profiler {
+                pool,
+                period_ns: ctx.device.physical_device().properties().timestamp_period as f64,
+                labels: RefCell::new(Vec::new()),
+                acc: RefCell::new(Vec::new()),
+            })
+        } else {
+            None
+        };
         Ok(Self {
+            prof,
             ctx,
             pl,
             n: 0,
@@ -230,12 +270,44 @@ impl VulkanRenderer {
     }
 
     fn builder(&self) -> Result<Builder, RenderError> {
-        AutoCommandBufferBuilder::primary(
+        let mut b = AutoCommandBufferBuilder::primary(
             self.ctx.cb_alloc.clone(),
             self.ctx.queue.queue_family_index(),
             CommandBufferUsage::OneTimeSubmit,
         )
-        .map_err(err("command buffer"))
+        .map_err(err("command buffer"))?;
+        if let Some(pr) = &self.prof {
+            pr.labels.borrow_mut().clear();
+            // SAFETY: the pool is only used by this renderer's (serial) submissions.
+            unsafe {
+                b.reset_query_pool(pr.pool.clone(), 0..PROFILE_QUERIES)
+                    .map_err(err("reset queries"))?;
+                b.write_timestamp(pr.pool.clone(), 0, PipelineStage::AllCommands)
+                    .map_err(err("timestamp"))?;
+            }
+        }
+        Ok(b)
+    }
+
+    /// Reads the timestamps of the command buffer just waited for into the profile.
+    fn collect_profile(&self) -> Result<(), RenderError> {
+        let Some(pr) = &self.prof else {
+            return Ok(());
+        };
+        let labels = pr.labels.borrow();
+        if labels.is_empty() {
+            return Ok(());
+        }
+        let mut ts = vec![0u64; labels.len() + 1];
+        pr.pool
+            .get_results(0..ts.len() as u32, &mut ts, QueryResultFlags::WAIT)
+            .map_err(err("query results"))?;
+        let mut acc = pr.acc.borrow_mut();
+        for (i, l) in labels.iter().enumerate() {
+            let ms = ts[i + 1].saturating_sub(ts[i]) as f64 * pr.period_ns * 1e-6;
+            acc.push((l, ms));
+        }
+        Ok(())
     }
 
     fn submit(&self, b: Builder) -> Result<(), RenderError> {
@@ -248,6 +320,7 @@ impl VulkanRenderer {
             .map_err(err("flush"))?
             .wait(None)
             .map_err(err("wait"))?;
+        self.collect_profile()?;
         tracing::trace!(
             build_ms = (t1 - t0).as_secs_f64() * 1e3,
             run_ms = t1.elapsed().as_secs_f64() * 1e3,
@@ -259,11 +332,12 @@ impl VulkanRenderer {
     fn dispatch(
         &self,
         b: &mut Builder,
-        p: &Arc<ComputePipeline>,
+        k: &Kernel,
         writes: Vec<WriteDescriptorSet>,
         pc: &[u32; 32],
         groups: [u32; 3],
     ) -> Result<(), RenderError> {
+        let p = &k.p;
         let layout = p.layout().clone();
         let set = DescriptorSet::new(
             self.ctx.ds_alloc.clone(),
@@ -282,6 +356,16 @@ impl VulkanRenderer {
         // SAFETY: every shader bounds-checks its indices against sizes in the push constants,
         // which match the bound buffers.
         unsafe { b.dispatch(groups) }.map_err(err("dispatch"))?;
+        if let Some(pr) = &self.prof {
+            let mut labels = pr.labels.borrow_mut();
+            let q = labels.len() as u32 + 1;
+            if q < PROFILE_QUERIES {
+                // SAFETY: the query was reset at the start of this command buffer.
+                unsafe { b.write_timestamp(pr.pool.clone(), q, PipelineStage::AllCommands) }
+                    .map_err(err("timestamp"))?;
+                labels.push(k.name);
+            }
+        }
         Ok(())
     }
 
@@ -725,6 +809,13 @@ impl VulkanRenderer {
     }
 }
 
+fn kernel(ctx: &Context, name: &'static str, spv: &[u8]) -> Result<Kernel, RenderError> {
+    Ok(Kernel {
+        p: ctx.pipeline(name, spv)?,
+        name,
+    })
+}
+
 fn dev<T: BufferContents>(ctx: &Context, len: usize) -> Result<Subbuffer<[T]>, RenderError>
 where
     [T]: BufferContents,
@@ -765,6 +856,13 @@ impl Renderer for VulkanRenderer {
 
     fn len(&self) -> usize {
         self.n
+    }
+
+    fn kernel_profile(&mut self) -> Vec<(&'static str, f64)> {
+        self.prof
+            .as_ref()
+            .map(|p| std::mem::take(&mut *p.acc.borrow_mut()))
+            .unwrap_or_default()
     }
 
     fn set_gaussians(

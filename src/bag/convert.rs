@@ -1,0 +1,275 @@
+//! Conversion from ROS wire messages to the internal sensor types (and back for images).
+
+use super::error::DecodeError;
+use super::msgs::{self, point_field as pf};
+use crate::sensors::{stamp_to_secs, ImuSample, PointCloud};
+use nalgebra::Vector3;
+
+/// Byte size of a `PointField` datatype.
+fn datatype_size(dt: u8) -> Option<usize> {
+    match dt {
+        pf::INT8 | pf::UINT8 => Some(1),
+        pf::INT16 | pf::UINT16 => Some(2),
+        pf::INT32 | pf::UINT32 | pf::FLOAT32 => Some(4),
+        pf::FLOAT64 => Some(8),
+        _ => None,
+    }
+}
+
+/// Reads one scalar field of a point record as f64, in either byte order.
+#[derive(Clone, Copy)]
+struct FieldReader {
+    offset: usize,
+    datatype: u8,
+    big: bool,
+}
+
+impl FieldReader {
+    #[inline(always)]
+    fn bytes<const N: usize>(&self, p: &[u8]) -> [u8; N] {
+        let mut a = [0u8; N];
+        a.copy_from_slice(&p[self.offset..self.offset + N]);
+        if self.big {
+            a.reverse();
+        }
+        a
+    }
+
+    #[inline(always)]
+    fn read(&self, p: &[u8]) -> f64 {
+        match self.datatype {
+            pf::INT8 => p[self.offset] as i8 as f64,
+            pf::UINT8 => p[self.offset] as f64,
+            pf::INT16 => i16::from_le_bytes(self.bytes(p)) as f64,
+            pf::UINT16 => u16::from_le_bytes(self.bytes(p)) as f64,
+            pf::INT32 => i32::from_le_bytes(self.bytes(p)) as f64,
+            pf::UINT32 => u32::from_le_bytes(self.bytes(p)) as f64,
+            pf::FLOAT32 => f32::from_le_bytes(self.bytes(p)) as f64,
+            _ => f64::from_le_bytes(self.bytes(p)),
+        }
+    }
+
+    fn is_le_f32(&self) -> bool {
+        self.datatype == pf::FLOAT32 && !self.big
+    }
+}
+
+/// How a time field's raw value maps to seconds relative to the header stamp.
+#[derive(Clone, Copy)]
+struct TimeMap {
+    /// Multiply the raw value by this to get seconds.
+    scale: f64,
+}
+
+fn find_field<'a>(msg: &'a msgs::PointCloud2, names: &[&str]) -> Option<&'a msgs::PointField> {
+    names
+        .iter()
+        .find_map(|n| msg.fields.iter().find(|f| f.name == *n))
+}
+
+fn field_reader(msg: &msgs::PointCloud2, f: &msgs::PointField) -> Result<FieldReader, DecodeError> {
+    let size = datatype_size(f.datatype).ok_or_else(|| {
+        DecodeError::PointCloud(format!(
+            "field {:?} has unknown datatype {}",
+            f.name, f.datatype
+        ))
+    })?;
+    if f.offset as usize + size > msg.point_step as usize {
+        return Err(DecodeError::PointCloud(format!(
+            "field {:?} (offset {}, {} bytes) does not fit in point_step {}",
+            f.name, f.offset, size, msg.point_step
+        )));
+    }
+    Ok(FieldReader {
+        offset: f.offset as usize,
+        datatype: f.datatype,
+        big: msg.is_bigendian,
+    })
+}
+
+/// Decodes a `sensor_msgs/PointCloud2` into the internal structure-of-arrays cloud.
+///
+/// Needs x, y, z; takes `intensity` (or `reflectivity`) and a per-point time (`t`/`offset_time`
+/// in ns, `time`/`timestamp` in s, absolute stamps made relative to the header). Points with a
+/// non-finite coordinate are dropped and counted in `skipped_non_finite`.
+pub fn pointcloud_from_msg(msg: &msgs::PointCloud2) -> Result<PointCloud, DecodeError> {
+    let need = |n: &str| {
+        find_field(msg, &[n]).ok_or_else(|| {
+            DecodeError::PointCloud(format!("no {n:?} field (cloud has {})", field_names(msg)))
+        })
+    };
+    let (fx, fy, fz) = (need("x")?, need("y")?, need("z")?);
+    let step = msg.point_step as usize;
+    let (w, h) = (msg.width as usize, msg.height as usize);
+    if step == 0 {
+        if w * h == 0 {
+            return Ok(PointCloud::with_capacity(
+                msg.header.stamp,
+                &msg.header.frame_id,
+                0,
+                false,
+            ));
+        }
+        return Err(DecodeError::PointCloud("point_step is 0".into()));
+    }
+    let row_step = if msg.row_step == 0 && h <= 1 {
+        w * step
+    } else {
+        msg.row_step as usize
+    };
+    let row_bytes = w
+        .checked_mul(step)
+        .filter(|&b| b <= row_step)
+        .ok_or_else(|| {
+            DecodeError::PointCloud(format!(
+                "row_step {row_step} < width {w} * point_step {step}"
+            ))
+        })?;
+    let needed = if h == 0 {
+        0
+    } else {
+        (h - 1).saturating_mul(row_step).saturating_add(row_bytes)
+    };
+    if msg.data.len() < needed {
+        return Err(DecodeError::PointCloud(format!(
+            "data has {} bytes, layout needs {needed}",
+            msg.data.len()
+        )));
+    }
+    let (rx, ry, rz) = (
+        field_reader(msg, fx)?,
+        field_reader(msg, fy)?,
+        field_reader(msg, fz)?,
+    );
+    let ri = find_field(msg, &["intensity", "reflectivity", "i"])
+        .map(|f| field_reader(msg, f))
+        .transpose()?;
+    let tf = find_field(msg, &["t", "offset_time", "time", "timestamp"]);
+    let rt = tf.map(|f| field_reader(msg, f)).transpose()?;
+    let stamp_s = stamp_to_secs(msg.header.stamp);
+
+    let mut cloud =
+        PointCloud::with_capacity(msg.header.stamp, &msg.header.frame_id, w * h, rt.is_some());
+    let time_map = match (tf, rt) {
+        (Some(f), Some(r)) => Some(time_map(f, r, &msg.data[..needed], step, stamp_s)),
+        _ => None,
+    };
+    let fast = rx.is_le_f32() && ry.is_le_f32() && rz.is_le_f32();
+    for row in 0..h {
+        let rd = &msg.data[row * row_step..row * row_step + row_bytes];
+        if fast {
+            decode_rows_f32(
+                rd,
+                step,
+                [rx.offset, ry.offset, rz.offset],
+                ri,
+                rt,
+                time_map,
+                stamp_s,
+                &mut cloud,
+            );
+        } else {
+            for p in rd.chunks_exact(step) {
+                let xyz = [rx.read(p) as f32, ry.read(p) as f32, rz.read(p) as f32];
+                push_point(&mut cloud, p, xyz, ri, rt, time_map, stamp_s);
+            }
+        }
+    }
+    Ok(cloud)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn decode_rows_f32(
+    rd: &[u8],
+    step: usize,
+    off: [usize; 3],
+    ri: Option<FieldReader>,
+    rt: Option<FieldReader>,
+    tm: Option<(TimeMap, f64)>,
+    stamp_s: f64,
+    cloud: &mut PointCloud,
+) {
+    let f = |p: &[u8], o: usize| f32::from_le_bytes([p[o], p[o + 1], p[o + 2], p[o + 3]]);
+    for p in rd.chunks_exact(step) {
+        let xyz = [f(p, off[0]), f(p, off[1]), f(p, off[2])];
+        push_point(cloud, p, xyz, ri, rt, tm, stamp_s);
+    }
+}
+
+#[inline(always)]
+fn push_point(
+    cloud: &mut PointCloud,
+    p: &[u8],
+    xyz: [f32; 3],
+    ri: Option<FieldReader>,
+    rt: Option<FieldReader>,
+    tm: Option<(TimeMap, f64)>,
+    _stamp_s: f64,
+) {
+    if !(xyz[0].is_finite() && xyz[1].is_finite() && xyz[2].is_finite()) {
+        cloud.skipped_non_finite += 1;
+        return;
+    }
+    let i = ri.map_or(0.0, |r| r.read(p) as f32);
+    let t = match (rt, tm) {
+        (Some(r), Some((m, sub))) => (r.read(p) * m.scale - sub) as f32,
+        _ => 0.0,
+    };
+    cloud.push(xyz, i, t);
+}
+
+/// Chooses the unit of the time field and whether it is absolute (then the header stamp is
+/// subtracted). Integer fields and `t`/`offset_time` are nanoseconds; float `time`/`timestamp`
+/// are seconds unless their magnitude says nanoseconds (Livox PointCloud2 writes f64 ns).
+fn time_map(
+    f: &msgs::PointField,
+    r: FieldReader,
+    data: &[u8],
+    step: usize,
+    stamp_s: f64,
+) -> (TimeMap, f64) {
+    let is_float = matches!(f.datatype, pf::FLOAT32 | pf::FLOAT64);
+    let first = data.chunks_exact(step).next().map_or(0.0, |p| r.read(p));
+    let scale = if !is_float || f.name == "t" || f.name == "offset_time" || first.abs() > 1e12 {
+        1e-9
+    } else {
+        1.0
+    };
+    // Relative scan times never exceed hours; a value past ~11 days is an absolute stamp.
+    let sub = if first * scale > 1e6 { stamp_s } else { 0.0 };
+    (TimeMap { scale }, sub)
+}
+
+fn field_names(msg: &msgs::PointCloud2) -> String {
+    let v: Vec<&str> = msg.fields.iter().map(|f| f.name.as_str()).collect();
+    format!("[{}]", v.join(", "))
+}
+
+/// Converts a Livox CustomMsg; point times are relative to the header stamp.
+pub fn pointcloud_from_livox(msg: &msgs::LivoxCustomMsg) -> PointCloud {
+    let stamp = msg.header.stamp;
+    let base = (msg.timebase as i128 - stamp as i128) as f64 * 1e-9;
+    let mut c = PointCloud::with_capacity(stamp, &msg.header.frame_id, msg.points.len(), true);
+    for p in &msg.points {
+        if !(p.x.is_finite() && p.y.is_finite() && p.z.is_finite()) {
+            c.skipped_non_finite += 1;
+            continue;
+        }
+        let t = base + p.offset_time as f64 * 1e-9;
+        c.push([p.x, p.y, p.z], p.reflectivity as f32, t as f32);
+    }
+    c
+}
+
+/// Converts a `sensor_msgs/Imu` (angular velocity and linear acceleration).
+pub fn imu_from_msg(msg: &msgs::Imu) -> ImuSample {
+    let v = |a: [f64; 3]| Vector3::new(a[0], a[1], a[2]);
+    ImuSample {
+        stamp: msg.header.stamp,
+        gyro: v(msg.angular_velocity),
+        accel: v(msg.linear_acceleration),
+    }
+}
+
+pub use super::image_conv::{image_from_compressed, image_from_msg, image_to_msg};

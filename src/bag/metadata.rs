@@ -1,0 +1,107 @@
+//! rosbag2 `metadata.yaml` (versions 4..9): the parts the reader needs, and the writer's output.
+
+use super::error::BagError;
+use crate::sensors::Stamp;
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Debug, Deserialize)]
+struct Root {
+    rosbag2_bagfile_information: Info,
+}
+
+/// What the reader takes from metadata.yaml.
+#[derive(Debug, Deserialize)]
+pub struct Info {
+    pub version: u32,
+    #[serde(default)]
+    pub storage_identifier: String,
+    #[serde(default)]
+    pub relative_file_paths: Vec<String>,
+    #[serde(default)]
+    pub compression_format: String,
+    #[serde(default)]
+    pub compression_mode: String,
+}
+
+/// Parses metadata.yaml; rejects versions this reader does not know and file compression.
+pub fn read(path: &Path) -> Result<Info, BagError> {
+    let text = std::fs::read_to_string(path).map_err(|e| BagError::io(path, e))?;
+    let err = |msg: String| BagError::Metadata {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let root: Root = serde_yaml::from_str(&text).map_err(|e| err(e.to_string()))?;
+    let info = root.rosbag2_bagfile_information;
+    if !(1..=9).contains(&info.version) {
+        return Err(err(format!(
+            "version {} not supported (1..9)",
+            info.version
+        )));
+    }
+    let mode = info.compression_mode.to_ascii_lowercase();
+    if !mode.is_empty() && mode != "none" {
+        return Err(err(format!(
+            "compression mode {:?} ({}) is not supported; decompress with `ros2 bag convert`",
+            info.compression_mode, info.compression_format
+        )));
+    }
+    if !matches!(info.storage_identifier.as_str(), "" | "mcap" | "sqlite3") {
+        tracing::warn!(
+            "{}: storage {:?}; trying the files by their magic bytes",
+            path.display(),
+            info.storage_identifier
+        );
+    }
+    Ok(info)
+}
+
+/// One topic's line in the written metadata.
+pub struct TopicEntry<'a> {
+    pub name: &'a str,
+    pub type_name: &'a str,
+    pub count: u64,
+    /// `offered_qos_profiles` as rosbag2 v8 serializes it (must equal the MCAP channel's).
+    pub qos: &'a str,
+}
+
+fn yaml_str(s: &str) -> String {
+    serde_yaml::to_string(s)
+        .unwrap_or_default()
+        .trim_end()
+        .to_string()
+}
+
+/// metadata.yaml text (version 8, as Jazzy and rosbags write it) for a single-file MCAP bag.
+pub fn render(file: &str, start: Stamp, end: Stamp, topics: &[TopicEntry]) -> String {
+    let count: u64 = topics.iter().map(|t| t.count).sum();
+    let duration = end.saturating_sub(start);
+    let mut s =
+        String::from("rosbag2_bagfile_information:\n  version: 8\n  storage_identifier: mcap\n");
+    s += &format!("  duration:\n    nanoseconds: {duration}\n");
+    s += &format!("  starting_time:\n    nanoseconds_since_epoch: {start}\n");
+    s += &format!("  message_count: {count}\n  topics_with_message_count:\n");
+    for t in topics {
+        s += &format!(
+            "    - topic_metadata:\n        name: {}\n        type: {}\n        serialization_format: cdr\n        offered_qos_profiles: {}\n        type_description_hash: ''\n      message_count: {}\n",
+            yaml_str(t.name),
+            yaml_str(t.type_name),
+            serde_json::to_string(t.qos).unwrap_or_default(),
+            t.count
+        );
+    }
+    if topics.is_empty() {
+        s = s.replace(
+            "topics_with_message_count:\n",
+            "topics_with_message_count: []\n",
+        );
+    }
+    s += "  compression_format: ''\n  compression_mode: ''\n";
+    s += &format!("  relative_file_paths:\n    - {}\n", yaml_str(file));
+    s += &format!(
+        "  files:\n    - path: {}\n      starting_time:\n        nanoseconds_since_epoch: {start}\n      duration:\n        nanoseconds: {duration}\n      message_count: {count}\n",
+        yaml_str(file)
+    );
+    s += "  custom_data: {}\n  ros_distro: gs_livo\n";
+    s
+}

@@ -1,0 +1,226 @@
+//! `BagReader`: a rosbag2 folder (metadata.yaml + .mcap/.db3 files) or a bare .mcap/.db3 file,
+//! with messages of chosen topics merged across files in log-time order.
+
+use super::error::BagError;
+use super::mcap_io::McapFile;
+use super::metadata;
+use super::sqlite_io::SqliteFile;
+use crate::sensors::Stamp;
+use std::path::{Path, PathBuf};
+
+/// A topic in the bag, with its message count over all files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub name: String,
+    pub type_name: String,
+    pub count: u64,
+}
+
+/// A serialized message as stored (CDR bytes with encapsulation header).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawMessage {
+    pub topic: String,
+    pub type_name: String,
+    pub log_time: Stamp,
+    pub data: Vec<u8>,
+}
+
+enum Storage {
+    Mcap(McapFile),
+    Sqlite(SqliteFile),
+}
+
+impl Storage {
+    fn open(path: &Path) -> Result<Self, BagError> {
+        let mut magic = [0u8; 16];
+        {
+            use std::io::Read;
+            let mut f = std::fs::File::open(path).map_err(|e| BagError::io(path, e))?;
+            let n = f.read(&mut magic).map_err(|e| BagError::io(path, e))?;
+            if n < magic.len() && !path.extension().is_some_and(|e| e == "mcap") {
+                return Err(BagError::Unsupported {
+                    path: path.into(),
+                    msg: format!("file too short ({n} bytes) to be a bag"),
+                });
+            }
+        }
+        if magic.starts_with(b"\x89MCAP") {
+            Ok(Self::Mcap(McapFile::open(path)?))
+        } else if magic.starts_with(b"SQLite format 3\0") {
+            Ok(Self::Sqlite(SqliteFile::open(path)?))
+        } else {
+            Err(BagError::Unsupported {
+                path: path.into(),
+                msg: "neither MCAP nor sqlite3 (bad magic bytes)".into(),
+            })
+        }
+    }
+
+    fn topics(&self) -> &[TopicInfo] {
+        match self {
+            Self::Mcap(f) => f.topics(),
+            Self::Sqlite(f) => f.topics(),
+        }
+    }
+
+    fn messages<'a>(&'a self, topics: &[&str]) -> Result<MsgIter<'a>, BagError> {
+        match self {
+            Self::Mcap(f) => f.messages(topics),
+            Self::Sqlite(f) => f.messages(topics),
+        }
+    }
+}
+
+type MsgIter<'a> = Box<dyn Iterator<Item = Result<RawMessage, BagError>> + 'a>;
+
+/// Reads a rosbag2 recording without ROS.
+pub struct BagReader {
+    path: PathBuf,
+    files: Vec<Storage>,
+    topics: Vec<TopicInfo>,
+}
+
+impl BagReader {
+    /// Opens a bag folder (with or without metadata.yaml) or a bare .mcap / .db3 file.
+    pub fn open(path: &Path) -> Result<Self, BagError> {
+        let paths = storage_paths(path)?;
+        let files = paths
+            .iter()
+            .map(|p| Storage::open(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut topics: Vec<TopicInfo> = Vec::new();
+        for t in files.iter().flat_map(|f| f.topics()) {
+            match topics.iter_mut().find(|x| x.name == t.name) {
+                Some(x) if x.type_name == t.type_name => x.count += t.count,
+                Some(x) => {
+                    return Err(BagError::Topic {
+                        topic: t.name.clone(),
+                        msg: format!("has two types: {} and {}", x.type_name, t.type_name),
+                    })
+                }
+                None => topics.push(t.clone()),
+            }
+        }
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Self {
+            path: path.to_path_buf(),
+            files,
+            topics,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Topics over all files, sorted by name.
+    pub fn topics(&self) -> &[TopicInfo] {
+        &self.topics
+    }
+
+    /// Messages of `topics` (all topics when empty) in log-time order across files, streamed.
+    pub fn messages(
+        &self,
+        topics: &[&str],
+    ) -> Result<impl Iterator<Item = Result<RawMessage, BagError>> + '_, BagError> {
+        for t in topics {
+            if !self.topics.iter().any(|x| x.name == *t) {
+                tracing::warn!("{}: topic {t} is not in the bag", self.path.display());
+            }
+        }
+        let iters = self
+            .files
+            .iter()
+            .map(|f| f.messages(topics))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Merge {
+            heads: iters.iter().map(|_| None).collect(),
+            iters,
+            started: false,
+            pending: Vec::new(),
+        })
+    }
+}
+
+/// The storage files of a bag path, in recording order.
+fn storage_paths(path: &Path) -> Result<Vec<PathBuf>, BagError> {
+    if !path.is_dir() {
+        if !path.exists() {
+            return Err(BagError::io(path, std::io::ErrorKind::NotFound.into()));
+        }
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let meta = path.join("metadata.yaml");
+    if meta.exists() {
+        let info = metadata::read(&meta)?;
+        let files: Vec<PathBuf> = info
+            .relative_file_paths
+            .iter()
+            .map(|p| path.join(Path::new(p).file_name().unwrap_or_default()))
+            .collect();
+        if files.is_empty() {
+            return Err(BagError::Metadata {
+                path: meta,
+                msg: "relative_file_paths is empty".into(),
+            });
+        }
+        if let Some(missing) = files.iter().find(|f| !f.exists()) {
+            return Err(BagError::io(missing, std::io::ErrorKind::NotFound.into()));
+        }
+        return Ok(files);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| BagError::io(path, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "mcap" || e == "db3"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(BagError::Unsupported {
+            path: path.into(),
+            msg: "folder has no metadata.yaml and no .mcap/.db3 files".into(),
+        });
+    }
+    Ok(files)
+}
+
+/// K-way merge of per-file streams by log time (ties keep file order).
+struct Merge<'a> {
+    iters: Vec<MsgIter<'a>>,
+    heads: Vec<Option<RawMessage>>,
+    started: bool,
+    /// Errors met while refilling, reported before the next message.
+    pending: Vec<BagError>,
+}
+
+impl Iterator for Merge<'_> {
+    type Item = Result<RawMessage, BagError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if !self.started {
+            self.started = true;
+            for i in 0..self.iters.len() {
+                self.refill(i);
+            }
+        }
+        if let Some(e) = self.pending.pop() {
+            return Some(Err(e));
+        }
+        let best = (0..self.heads.len())
+            .filter(|&i| self.heads[i].is_some())
+            .min_by_key(|&i| self.heads[i].as_ref().map(|m| m.log_time))?;
+        let msg = self.heads[best].take();
+        self.refill(best);
+        msg.map(Ok)
+    }
+}
+
+impl Merge<'_> {
+    fn refill(&mut self, i: usize) {
+        match self.iters[i].next() {
+            Some(Ok(m)) => self.heads[i] = Some(m),
+            Some(Err(e)) => self.pending.push(e),
+            None => {}
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! One rosbag2 sqlite3 (.db3) storage file: topics from the `topics` table, messages streamed
+//! in timestamp order in small pages (keyset pagination), so memory stays bounded.
+
+use super::error::BagError;
+use super::reader::{RawMessage, TopicInfo};
+use rusqlite::{Connection, OpenFlags};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Messages fetched per query.
+const PAGE: usize = 256;
+
+pub struct SqliteFile {
+    path: PathBuf,
+    conn: Connection,
+    /// topic id -> (name, type)
+    ids: HashMap<i64, (String, String)>,
+    topics: Vec<TopicInfo>,
+}
+
+impl SqliteFile {
+    pub fn open(path: &Path) -> Result<Self, BagError> {
+        let e = |err| BagError::sqlite(path, err);
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(e)?;
+        let mut ids = HashMap::new();
+        {
+            let mut st = conn
+                .prepare("SELECT id, name, type FROM topics ORDER BY id")
+                .map_err(e)?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .map_err(e)?;
+            for row in rows {
+                let (id, name, ty) = row.map_err(e)?;
+                ids.insert(id, (name, ty));
+            }
+        }
+        let mut counts: HashMap<i64, u64> = HashMap::new();
+        {
+            let mut st = conn
+                .prepare("SELECT topic_id, COUNT(*) FROM messages GROUP BY topic_id")
+                .map_err(e)?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(e)?;
+            for row in rows {
+                let (id, n) = row.map_err(e)?;
+                counts.insert(id, n.max(0) as u64);
+            }
+        }
+        let mut list: Vec<(&i64, &(String, String))> = ids.iter().collect();
+        list.sort();
+        let topics = list
+            .into_iter()
+            .map(|(id, (name, ty))| TopicInfo {
+                name: name.clone(),
+                type_name: ty.clone(),
+                count: counts.get(id).copied().unwrap_or(0),
+            })
+            .collect();
+        Ok(Self {
+            path: path.to_path_buf(),
+            conn,
+            ids,
+            topics,
+        })
+    }
+
+    pub fn topics(&self) -> &[TopicInfo] {
+        &self.topics
+    }
+
+    pub fn messages<'a>(
+        &'a self,
+        topics: &[&str],
+    ) -> Result<Box<dyn Iterator<Item = Result<RawMessage, BagError>> + 'a>, BagError> {
+        let mut ids: Vec<i64> = self
+            .ids
+            .iter()
+            .filter(|(_, (name, _))| topics.is_empty() || topics.contains(&name.as_str()))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        Ok(Box::new(Pages {
+            file: self,
+            ids,
+            last: None,
+            page: Vec::new().into_iter(),
+            done: false,
+        }))
+    }
+
+    fn fetch(
+        &self,
+        ids: &[i64],
+        after: Option<(i64, i64)>,
+    ) -> Result<Vec<(i64, i64, i64, Vec<u8>)>, rusqlite::Error> {
+        let list = ids
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let (t, id) = after.unwrap_or((i64::MIN, i64::MIN));
+        let sql = format!(
+            "SELECT timestamp, id, topic_id, data FROM messages WHERE topic_id IN ({list}) \
+             AND (timestamp > ?1 OR (timestamp = ?1 AND id > ?2)) ORDER BY timestamp, id LIMIT {PAGE}"
+        );
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let rows = st.query_map([t, id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        rows.collect()
+    }
+}
+
+struct Pages<'a> {
+    file: &'a SqliteFile,
+    ids: Vec<i64>,
+    last: Option<(i64, i64)>,
+    page: std::vec::IntoIter<(i64, i64, i64, Vec<u8>)>,
+    done: bool,
+}
+
+impl Iterator for Pages<'_> {
+    type Item = Result<RawMessage, BagError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done || self.ids.is_empty() {
+            return None;
+        }
+        let (t, id, topic_id, data) = match self.page.next() {
+            Some(row) => row,
+            None => {
+                match self.file.fetch(&self.ids, self.last) {
+                    Ok(rows) if rows.is_empty() => {
+                        self.done = true;
+                        return None;
+                    }
+                    Ok(rows) => self.page = rows.into_iter(),
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(BagError::sqlite(&self.file.path, e)));
+                    }
+                }
+                self.page.next()?
+            }
+        };
+        self.last = Some((t, id));
+        let (topic, ty) = self.file.ids.get(&topic_id).cloned().unwrap_or_default();
+        Some(Ok(RawMessage {
+            topic,
+            type_name: ty,
+            log_time: t.max(0) as u64,
+            data,
+        }))
+    }
+}

@@ -1,8 +1,40 @@
 //! Global hashed-octree Gaussian map, LiDAR initialisation, sliding window, PLY import/export.
+//!
+//! The global map ([`GaussianMap`]) holds every Gaussian ever created, bucketed by a hash of
+//! root voxels that each own a small octree; the [`Window`] holds the few the current view
+//! needs in contiguous buffers for the renderer and writes their optimised values back when they
+//! leave. [`GaussianMapper`] ties both to the camera for the pipeline.
 
-use serde::{Deserialize, Serialize};
+mod camera;
+mod colour;
+mod config;
+mod hash;
+mod map;
+mod mapper;
+mod normals;
+mod params;
+mod ply;
+mod window;
 
-/// Parameters of this module (its section of the parameter file).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct GaussianConfig {}
+pub use camera::{sample_bilinear, CameraModel};
+pub use colour::PosedImage;
+pub use config::GaussianConfig;
+pub use map::{GaussianMap, InsertStats, RootKey};
+pub use mapper::{GaussianMapper, MapperCounters};
+pub use normals::estimate_normals;
+pub use params::{
+    opacity_from_logit, opacity_to_logit, rotation_from_normal, sh_coeff_count, Gaussian, SH_C0,
+};
+pub use ply::{read_ply, write_ply, PlyError};
+pub use window::{MaintainStats, SyncPlan, View, Window};
+
+/// Errors of the Gaussian map.
+#[derive(Debug, thiserror::Error)]
+pub enum GaussianError {
+    #[error("invalid gaussian config `{key}`: {message}")]
+    Config { key: String, message: String },
+    #[error(transparent)]
+    Ply(#[from] PlyError),
+    #[error("{0}")]
+    Input(String),
+}

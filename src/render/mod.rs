@@ -1,8 +1,206 @@
-//! Differentiable Gaussian rasteriser: one API, a Vulkan compute backend and a CPU reference backend.
+//! Differentiable Gaussian rasteriser: one API ([`Renderer`]), a Vulkan compute backend and a
+//! CPU reference backend.
+//!
+//! Method (3DGS): project means with the world-to-camera pose, EWA 2D covariance with a 0.3 px
+//! dilation, near/frustum culling, 16x16 tiles, per-tile depth order (GPU radix sort of
+//! tile|depth keys), front-to-back blending (alpha clamp 0.99, skip below 1/255, stop when the
+//! transmittance would drop below 1e-4). Backward: reverse per-pixel traversal, then the chain
+//! rule per Gaussian to every parameter and to the camera pose (see [`perturb_pose`]).
+//!
+//! Typical use (issue 6/7):
+//! ```no_run
+//! # use gs_livo::render::*;
+//! # fn f(cfg: &RenderConfig, g: &Gaussians, cam: &Camera, pose: &nalgebra::Isometry3<f64>,
+//! #      target: &[f32]) -> Result<(), RenderError> {
+//! let mut r = create_renderer(cfg)?;
+//! r.set_gaussians(g, None)?;
+//! for _ in 0..10 {
+//!     r.step(cam, pose, target, &LossConfig::default(), &AdamConfig::default())?;
+//! }
+//! let img = r.forward(cam, pose)?;                  // colour / depth / alpha
+//! let grads = r.backward(&vec![0.0; img.colour.len()], None, None)?; // .pose for the update
+//! let optimised = r.gaussians()?;
+//! # let _ = (grads, optimised); Ok(()) }
+//! ```
 
+pub mod cpu;
+mod scene;
+pub mod sh;
+mod types;
+pub mod vulkan;
+
+use nalgebra::Isometry3;
 use serde::{Deserialize, Serialize};
 
-/// Parameters of this module (its section of the parameter file).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub use scene::{random_gaussians, test_camera, test_pose};
+pub use types::*;
+
+/// Errors of the rasteriser.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error("no forward pass to differentiate (call forward first)")]
+    NoForward,
+    #[error("Vulkan: {0}")]
+    Vulkan(String),
+    #[error("no usable Vulkan device: {0}")]
+    NoDevice(String),
+}
+
+/// Which backend to use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// Vulkan if a device exists (discrete > integrated > virtual > CPU device), else CPU with a
+    /// warning.
+    #[default]
+    Auto,
+    Vulkan,
+    Cpu,
+}
+
+/// Parameters of this module (its section of the parameter file). The environment variables
+/// `GS_LIVO_RENDER_BACKEND` (auto|vulkan|cpu) and `GS_LIVO_VULKAN_DEVICE` (index or name
+/// substring) override `backend` and `device`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RenderConfig {}
+pub struct RenderConfig {
+    pub backend: BackendChoice,
+    /// Vulkan device: empty = best by type; a number = index in enumeration order; otherwise a
+    /// case-insensitive substring of the device name.
+    pub device: String,
+    /// Use float atomics when the device has them (false forces the CAS fallback, for tests).
+    pub float_atomics: bool,
+    /// Initial capacity of the GPU Gaussian buffers (they grow by 1.5x when exceeded).
+    pub initial_capacity: usize,
+    /// Initial capacity of the tile/depth key buffers per Gaussian (grows on overflow).
+    pub keys_per_gaussian: f64,
+    /// Worker threads of the CPU backend (0 = available parallelism).
+    pub cpu_threads: usize,
+}
+
+impl Default for RenderConfig {
+    fn default() -> Self {
+        Self {
+            backend: BackendChoice::Auto,
+            device: String::new(),
+            float_atomics: true,
+            initial_capacity: 1024,
+            keys_per_gaussian: 4.0,
+            cpu_threads: 0,
+        }
+    }
+}
+
+impl RenderConfig {
+    /// The config with the environment overrides applied.
+    pub fn with_env(&self) -> Result<Self, RenderError> {
+        let mut c = self.clone();
+        if let Ok(v) = std::env::var("GS_LIVO_RENDER_BACKEND") {
+            c.backend = match v.trim().to_ascii_lowercase().as_str() {
+                "auto" | "" => BackendChoice::Auto,
+                "vulkan" => BackendChoice::Vulkan,
+                "cpu" => BackendChoice::Cpu,
+                other => {
+                    return Err(RenderError::InvalidInput(format!(
+                        "GS_LIVO_RENDER_BACKEND={other}: expected auto, vulkan or cpu"
+                    )))
+                }
+            };
+        }
+        if let Ok(v) = std::env::var("GS_LIVO_VULKAN_DEVICE") {
+            c.device = v;
+        }
+        Ok(c)
+    }
+}
+
+/// The backend behind a [`Renderer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Cpu,
+    Vulkan,
+}
+
+/// One rasteriser API over both backends. Gaussians live in the renderer (on the GPU for
+/// Vulkan) between calls; `backward`, `loss` and `adam_step` refer to the latest `forward`.
+pub trait Renderer: Send {
+    fn backend(&self) -> Backend;
+    /// Device name (for logs and benchmarks).
+    fn device_name(&self) -> String;
+    /// Number of Gaussians held.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Replaces all Gaussians (buffers grow as needed, never shrink). Adam moments are taken from
+    /// `state` (same count) or reset to zero.
+    fn set_gaussians(
+        &mut self,
+        g: &Gaussians,
+        state: Option<&AdamState>,
+    ) -> Result<(), RenderError>;
+    /// Overwrites Gaussians `start..start + g.len()` (same SH degree); moments are kept.
+    fn update_gaussians(&mut self, start: usize, g: &Gaussians) -> Result<(), RenderError>;
+    /// Reads the Gaussians back.
+    fn gaussians(&mut self) -> Result<Gaussians, RenderError>;
+    /// Reads the Adam moments back (to carry them when the window changes).
+    fn adam_state(&mut self) -> Result<AdamState, RenderError>;
+    /// Renders with world-to-camera pose `t_cw`.
+    fn forward(&mut self, cam: &Camera, t_cw: &Isometry3<f64>)
+        -> Result<RenderOutput, RenderError>;
+    /// Gradients given d loss / d (colour, depth, alpha) of the latest forward (same layouts as
+    /// [`RenderOutput`]; `None` = zero). Also kept inside for [`Renderer::adam_step`].
+    fn backward(
+        &mut self,
+        d_colour: &[f32],
+        d_depth: Option<&[f32]>,
+        d_alpha: Option<&[f32]>,
+    ) -> Result<Gradients, RenderError>;
+    /// L1 + D-SSIM of the latest forward's colour against `target` (interleaved RGB f32):
+    /// the loss and d loss / d colour.
+    fn loss(&mut self, target: &[f32], cfg: &LossConfig) -> Result<(f64, Vec<f32>), RenderError>;
+    /// One Adam update of the Gaussians with the latest gradients.
+    fn adam_step(&mut self, cfg: &AdamConfig) -> Result<(), RenderError>;
+    /// A whole optimisation step (forward, loss, backward, Adam) without read-backs; on Vulkan one
+    /// command buffer.
+    fn step(
+        &mut self,
+        cam: &Camera,
+        t_cw: &Isometry3<f64>,
+        target: &[f32],
+        loss: &LossConfig,
+        adam: &AdamConfig,
+    ) -> Result<(), RenderError>;
+}
+
+/// Creates the configured backend (after environment overrides). `Auto` falls back to the CPU
+/// backend with a warning when no Vulkan device works; `Vulkan` fails instead.
+pub fn create_renderer(cfg: &RenderConfig) -> Result<Box<dyn Renderer>, RenderError> {
+    let cfg = cfg.with_env()?;
+    match cfg.backend {
+        BackendChoice::Cpu => Ok(Box::new(cpu::CpuRenderer::new(&cfg))),
+        BackendChoice::Vulkan => vulkan::create(&cfg),
+        BackendChoice::Auto => match vulkan::create(&cfg) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| {
+                    tracing::warn!("Vulkan unavailable ({e}); using the CPU rasteriser (slow)")
+                });
+                Ok(Box::new(cpu::CpuRenderer::new(&cfg)))
+            }
+        },
+    }
+}
+
+pub(crate) fn check_image(len: usize, want: usize, what: &str) -> Result<(), RenderError> {
+    if len == want {
+        Ok(())
+    } else {
+        Err(RenderError::InvalidInput(format!(
+            "{what} has {len} values, expected {want}"
+        )))
+    }
+}

@@ -1,0 +1,216 @@
+//! `gaussian.*`: map resolution, initialisation, window and optimisation settings.
+
+use serde::{Deserialize, Serialize};
+
+use super::GaussianError;
+
+/// Parameters of the Gaussian map (its section of the parameter file).
+///
+/// Two profiles exist as constructors: [`GaussianConfig::desktop`] (100k-Gaussian window) and
+/// [`GaussianConfig::embedded`] (20k, for Jetson-class boards); the default is desktop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GaussianConfig {
+    /// Edge of a root voxel in metres (paper: 0.03-0.06 indoor, 0.5-1.0 outdoor).
+    pub root_size: f64,
+    /// Octree levels including the root: leaves are `root_size / 2^(levels-1)` wide.
+    pub levels: u32,
+    /// Gaussians a leaf may hold; 1 means "only empty leaves get a Gaussian".
+    pub leaf_capacity: u32,
+    /// Opacity (probability, not logit) of a new Gaussian.
+    pub init_opacity: f32,
+    /// In-plane standard deviation of a new disc as a fraction of the leaf size.
+    pub init_scale: f32,
+    /// Thickness of a new disc along its normal relative to its in-plane scale.
+    pub disc_thickness: f32,
+    /// Spherical-harmonics degree used (0..=3); higher coefficients stay zero.
+    pub sh_degree: u32,
+    /// Points farther than this from the sensor (m) create no Gaussians.
+    pub insert_max_range: f64,
+    /// Neighbour radius for normal estimation as a multiple of the leaf size.
+    pub normal_radius: f64,
+    /// Uncoloured Gaussians waiting for a camera view; the oldest beyond this stay grey.
+    pub pending_capacity: usize,
+    /// Window capacity in Gaussians (100k desktop, 20k embedded).
+    pub window_capacity: usize,
+    /// Root voxels farther than this from the camera (m) leave the window.
+    pub window_range: f64,
+    /// Extra field of view on every image border for window selection, as a fraction of size.
+    pub window_margin: f64,
+    /// Adam iterations per frame.
+    pub iterations: u32,
+    /// Recent keyframes optimised with the current frame (against forgetting).
+    pub keyframes: usize,
+    /// A frame becomes a keyframe when it is this far (m) or this many degrees from the last.
+    pub keyframe_distance: f64,
+    pub keyframe_angle_deg: f64,
+    /// Weight of D-SSIM in the loss `(1-w) L1 + w D-SSIM`.
+    pub ssim_weight: f32,
+    /// Learning rates per parameter group.
+    pub lr_mean: f32,
+    pub lr_scale: f32,
+    pub lr_rotation: f32,
+    pub lr_opacity: f32,
+    pub lr_sh_dc: f32,
+    pub lr_sh_rest: f32,
+    /// Gaussians with opacity below this are pruned after optimisation.
+    pub prune_opacity: f32,
+    /// Gaussians whose largest standard deviation exceeds this multiple of the leaf size are pruned.
+    pub prune_scale: f32,
+    /// Resolution divisor for optimisation renders (1 = full camera resolution).
+    pub downsample: u32,
+}
+
+impl Default for GaussianConfig {
+    fn default() -> Self {
+        Self::desktop()
+    }
+}
+
+impl GaussianConfig {
+    /// Desktop profile: 100k-Gaussian window.
+    pub fn desktop() -> Self {
+        Self {
+            root_size: 0.2,
+            levels: 2,
+            leaf_capacity: 1,
+            init_opacity: 0.9,
+            init_scale: 0.6,
+            disc_thickness: 0.1,
+            sh_degree: 1,
+            insert_max_range: 40.0,
+            normal_radius: 2.0,
+            pending_capacity: 200_000,
+            window_capacity: 100_000,
+            window_range: 15.0,
+            window_margin: 0.15,
+            iterations: 10,
+            keyframes: 3,
+            keyframe_distance: 0.3,
+            keyframe_angle_deg: 10.0,
+            ssim_weight: 0.2,
+            lr_mean: 2e-4,
+            lr_scale: 5e-3,
+            lr_rotation: 1e-3,
+            lr_opacity: 5e-2,
+            lr_sh_dc: 2.5e-3,
+            lr_sh_rest: 1.25e-4,
+            prune_opacity: 0.005,
+            prune_scale: 8.0,
+            downsample: 1,
+        }
+    }
+
+    /// Embedded profile (Orin NX class): 20k-Gaussian window, half-resolution optimisation.
+    pub fn embedded() -> Self {
+        Self {
+            window_capacity: 20_000,
+            downsample: 2,
+            ..Self::desktop()
+        }
+    }
+
+    /// Edge of an octree leaf in metres.
+    pub fn leaf_size(&self) -> f64 {
+        self.root_size / f64::from(1u32 << self.levels.saturating_sub(1).min(20))
+    }
+
+    /// Checks ranges; the error names the key under `gaussian.`.
+    pub fn validate(&self) -> Result<(), GaussianError> {
+        let bad = |key: &str, message: String| {
+            Err(GaussianError::Config {
+                key: format!("gaussian.{key}"),
+                message,
+            })
+        };
+        if !(self.root_size.is_finite() && self.root_size > 0.0) {
+            return bad(
+                "root_size",
+                format!("must be positive, got {}", self.root_size),
+            );
+        }
+        if !(1..=8).contains(&self.levels) {
+            return bad("levels", format!("must be 1..=8, got {}", self.levels));
+        }
+        if self.leaf_capacity == 0 {
+            return bad("leaf_capacity", "must be at least 1".into());
+        }
+        if !(self.init_opacity > 0.0 && self.init_opacity < 1.0) {
+            return bad(
+                "init_opacity",
+                format!("must be in (0, 1), got {}", self.init_opacity),
+            );
+        }
+        if self.sh_degree > 3 {
+            return bad(
+                "sh_degree",
+                format!("must be 0..=3, got {}", self.sh_degree),
+            );
+        }
+        for (k, v) in [
+            ("init_scale", self.init_scale),
+            ("disc_thickness", self.disc_thickness),
+            ("prune_scale", self.prune_scale),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return bad(k, format!("must be positive, got {v}"));
+            }
+        }
+        for (k, v) in [
+            ("window_range", self.window_range),
+            ("insert_max_range", self.insert_max_range),
+            ("normal_radius", self.normal_radius),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return bad(k, format!("must be positive, got {v}"));
+            }
+        }
+        if self.window_capacity == 0 {
+            return bad("window_capacity", "must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.ssim_weight) {
+            return bad(
+                "ssim_weight",
+                format!("must be in [0, 1], got {}", self.ssim_weight),
+            );
+        }
+        if self.downsample == 0 {
+            return bad("downsample", "must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaf_size_halves_per_level() {
+        let mut c = GaussianConfig {
+            root_size: 0.8,
+            levels: 1,
+            ..Default::default()
+        };
+        assert_eq!(c.leaf_size(), 0.8);
+        c.levels = 3;
+        assert_eq!(c.leaf_size(), 0.2);
+    }
+
+    #[test]
+    fn profiles_differ_in_capacity_and_validate() {
+        assert_eq!(GaussianConfig::desktop().window_capacity, 100_000);
+        assert_eq!(GaussianConfig::embedded().window_capacity, 20_000);
+        GaussianConfig::desktop().validate().unwrap();
+        GaussianConfig::embedded().validate().unwrap();
+        let bad = GaussianConfig {
+            sh_degree: 4,
+            ..Default::default()
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("sh_degree"));
+    }
+}

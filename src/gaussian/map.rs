@@ -1,0 +1,644 @@
+//! The global Gaussian map: a hash of root voxels, each a sparse octree whose leaves hold
+//! indices into one Gaussian store.
+//!
+//! Cells are addressed on the integer grid of leaves (`floor(p / leaf_size)`), so the root key
+//! (`floor(p / root_size)`) and the path down the octree come from the same integers by shifts:
+//! no floating-point disagreement between levels.
+
+use nalgebra::Vector3;
+
+use super::config::GaussianConfig;
+use super::hash::KeyMap;
+use super::normals::estimate_normals;
+use super::params::{opacity_to_logit, rotation_from_normal, Gaussian};
+use super::GaussianError;
+
+/// `floor(p / root_size)` per axis.
+pub type RootKey = [i64; 3];
+
+/// Root voxels per edge of a block of the coarse index used for range queries.
+const BLOCK_SHIFT: u32 = 3;
+
+/// Slot value meaning "not in the window".
+pub(crate) const NO_SLOT: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Default)]
+struct Node {
+    /// Child node indices within the root's arena; 0 = absent (0 is the root, never a child).
+    children: [u32; 8],
+    /// Gaussian ids; only leaves hold any.
+    gaussians: Vec<u32>,
+}
+
+/// One root voxel: an octree stored as an arena of nodes, node 0 the root.
+#[derive(Debug, Clone)]
+pub struct RootVoxel {
+    nodes: Vec<Node>,
+    count: u32,
+}
+
+impl RootVoxel {
+    fn new() -> Self {
+        Self {
+            nodes: vec![Node::default()],
+            count: 0,
+        }
+    }
+
+    /// Gaussians held by this voxel's leaves.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Ids of all Gaussians in this voxel.
+    pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.nodes.iter().flat_map(|n| n.gaussians.iter().copied())
+    }
+}
+
+/// Book-keeping per stored Gaussian.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Meta {
+    pub root: RootKey,
+    pub node: u32,
+    /// Window slot or `NO_SLOT`.
+    pub slot: u32,
+    pub alive: bool,
+    pub coloured: bool,
+}
+
+/// Outcome of inserting one scan.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InsertStats {
+    pub points: usize,
+    /// Points dropped: non-finite or beyond `insert_max_range`.
+    pub out_of_range: usize,
+    /// Points whose leaf was already full.
+    pub occupied: usize,
+    pub created: usize,
+    /// New Gaussians whose normal came from the viewing ray (no planar neighbourhood).
+    pub normal_fallback: usize,
+    /// New Gaussians the colour callback could not colour (left for later frames).
+    pub uncoloured: Vec<u32>,
+}
+
+/// The global map. Gaussians are never moved in the store; a pruned one frees its id for reuse.
+#[derive(Debug, Clone)]
+pub struct GaussianMap {
+    cfg: GaussianConfig,
+    roots: KeyMap<RootKey, RootVoxel>,
+    blocks: KeyMap<[i64; 3], Vec<RootKey>>,
+    pub(crate) store: Vec<Gaussian>,
+    pub(crate) meta: Vec<Meta>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl GaussianMap {
+    pub fn new(cfg: GaussianConfig) -> Result<Self, GaussianError> {
+        cfg.validate()?;
+        Ok(Self {
+            cfg,
+            roots: KeyMap::default(),
+            blocks: KeyMap::default(),
+            store: Vec::new(),
+            meta: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+        })
+    }
+
+    pub fn config(&self) -> &GaussianConfig {
+        &self.cfg
+    }
+
+    /// Live Gaussians.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    pub fn root_count(&self) -> usize {
+        self.roots.len()
+    }
+
+    /// The stored value of a live Gaussian. While it sits in a window the window's copy is newer.
+    pub fn get(&self, id: u32) -> Option<&Gaussian> {
+        let m = self.meta.get(id as usize)?;
+        m.alive.then(|| &self.store[id as usize])
+    }
+
+    pub fn get_mut(&mut self, id: u32) -> Option<&mut Gaussian> {
+        let m = self.meta.get(id as usize)?;
+        if m.alive {
+            Some(&mut self.store[id as usize])
+        } else {
+            None
+        }
+    }
+
+    pub fn is_coloured(&self, id: u32) -> bool {
+        self.meta
+            .get(id as usize)
+            .is_some_and(|m| m.alive && m.coloured)
+    }
+
+    pub(crate) fn set_coloured(&mut self, id: u32) {
+        if let Some(m) = self.meta.get_mut(id as usize) {
+            m.coloured = true;
+        }
+    }
+
+    /// Live Gaussians with their ids, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Gaussian)> {
+        self.store
+            .iter()
+            .zip(&self.meta)
+            .enumerate()
+            .filter(|(_, (_, m))| m.alive)
+            .map(|(i, (g, _))| (i as u32, g))
+    }
+
+    pub fn root(&self, key: &RootKey) -> Option<&RootVoxel> {
+        self.roots.get(key)
+    }
+
+    /// Bytes held by the store, its book-keeping and the octrees (capacity, not length).
+    pub fn memory_bytes(&self) -> usize {
+        let store = self.store.capacity() * std::mem::size_of::<Gaussian>()
+            + self.meta.capacity() * std::mem::size_of::<Meta>()
+            + self.free.capacity() * 4;
+        let trees: usize = self
+            .roots
+            .values()
+            .map(|r| {
+                std::mem::size_of::<RootVoxel>()
+                    + std::mem::size_of::<RootKey>()
+                    + r.nodes.capacity() * std::mem::size_of::<Node>()
+                    + r.nodes
+                        .iter()
+                        .map(|n| n.gaussians.capacity() * 4)
+                        .sum::<usize>()
+            })
+            .sum();
+        let blocks: usize = self
+            .blocks
+            .values()
+            .map(|b| 48 + b.capacity() * std::mem::size_of::<RootKey>())
+            .sum();
+        store + trees + blocks
+    }
+
+    fn leaf_coords(&self, p: &[f64; 3]) -> Option<[i64; 3]> {
+        let s = self.cfg.leaf_size();
+        let c = [(p[0] / s).floor(), (p[1] / s).floor(), (p[2] / s).floor()];
+        // Refuse coordinates whose cells overflow i64 (or are NaN).
+        c.iter()
+            .all(|v| v.is_finite() && v.abs() < 1e15)
+            .then(|| [c[0] as i64, c[1] as i64, c[2] as i64])
+    }
+
+    fn root_of(&self, leaf: [i64; 3]) -> RootKey {
+        let sh = self.cfg.levels - 1;
+        [leaf[0] >> sh, leaf[1] >> sh, leaf[2] >> sh]
+    }
+
+    /// Root key of a world point.
+    pub fn root_key(&self, p: &[f64; 3]) -> Option<RootKey> {
+        self.leaf_coords(p).map(|l| self.root_of(l))
+    }
+
+    /// Octant of `leaf` at `depth` (1 = first level below the root).
+    fn child_index(&self, leaf: [i64; 3], depth: u32) -> usize {
+        let bit = self.cfg.levels - 1 - depth;
+        (((leaf[0] >> bit) & 1) | (((leaf[1] >> bit) & 1) << 1) | (((leaf[2] >> bit) & 1) << 2))
+            as usize
+    }
+
+    /// Gaussians in the leaf containing `p` (0 when the leaf does not exist).
+    pub fn leaf_occupancy(&self, p: &[f64; 3]) -> usize {
+        self.find_leaf(p)
+            .map(|(k, n)| self.roots[&k].nodes[n as usize].gaussians.len())
+            .unwrap_or(0)
+    }
+
+    fn find_leaf(&self, p: &[f64; 3]) -> Option<(RootKey, u32)> {
+        let leaf = self.leaf_coords(p)?;
+        let key = self.root_of(leaf);
+        let root = self.roots.get(&key)?;
+        let mut node = 0u32;
+        for depth in 1..self.cfg.levels {
+            let c = root.nodes[node as usize].children[self.child_index(leaf, depth)];
+            if c == 0 {
+                return None;
+            }
+            node = c;
+        }
+        Some((key, node))
+    }
+
+    /// The leaf containing `p`, created on demand.
+    fn leaf_mut(&mut self, leaf: [i64; 3]) -> (RootKey, u32) {
+        let key = self.root_of(leaf);
+        let levels = self.cfg.levels;
+        let path: Vec<usize> = (1..levels).map(|d| self.child_index(leaf, d)).collect();
+        if let std::collections::hash_map::Entry::Vacant(e) = self.roots.entry(key) {
+            e.insert(RootVoxel::new());
+            self.blocks
+                .entry([
+                    key[0] >> BLOCK_SHIFT,
+                    key[1] >> BLOCK_SHIFT,
+                    key[2] >> BLOCK_SHIFT,
+                ])
+                .or_default()
+                .push(key);
+        }
+        let root = self.roots.get_mut(&key).expect("just inserted");
+        let mut node = 0u32;
+        for oct in path {
+            let c = root.nodes[node as usize].children[oct];
+            node = if c == 0 {
+                let id = root.nodes.len() as u32;
+                root.nodes.push(Node::default());
+                root.nodes[node as usize].children[oct] = id;
+                id
+            } else {
+                c
+            };
+        }
+        (key, node)
+    }
+
+    /// Adds a Gaussian at its mean's leaf, ignoring the leaf capacity (used when loading maps).
+    pub fn insert_unchecked(&mut self, g: Gaussian, coloured: bool) -> Result<u32, GaussianError> {
+        let p = [
+            f64::from(g.mean[0]),
+            f64::from(g.mean[1]),
+            f64::from(g.mean[2]),
+        ];
+        let leaf = self
+            .leaf_coords(&p)
+            .ok_or_else(|| GaussianError::Input(format!("gaussian mean {p:?} is not finite")))?;
+        Ok(self.insert_at_leaf(leaf, g, coloured))
+    }
+
+    fn insert_at_leaf(&mut self, leaf: [i64; 3], g: Gaussian, coloured: bool) -> u32 {
+        let (root, node) = self.leaf_mut(leaf);
+        let meta = Meta {
+            root,
+            node,
+            slot: NO_SLOT,
+            alive: true,
+            coloured,
+        };
+        let id = if let Some(id) = self.free.pop() {
+            self.store[id as usize] = g;
+            self.meta[id as usize] = meta;
+            id
+        } else {
+            self.store.push(g);
+            self.meta.push(meta);
+            (self.store.len() - 1) as u32
+        };
+        let r = self.roots.get_mut(&root).expect("leaf exists");
+        r.nodes[node as usize].gaussians.push(id);
+        r.count += 1;
+        self.live += 1;
+        id
+    }
+
+    /// Deletes a Gaussian (pruning). The caller must have taken it out of any window.
+    pub fn remove(&mut self, id: u32) -> bool {
+        let Some(m) = self.meta.get_mut(id as usize) else {
+            return false;
+        };
+        if !m.alive {
+            return false;
+        }
+        debug_assert_eq!(m.slot, NO_SLOT, "remove a windowed gaussian via the window");
+        m.alive = false;
+        let (root, node) = (m.root, m.node);
+        if let Some(r) = self.roots.get_mut(&root) {
+            let list = &mut r.nodes[node as usize].gaussians;
+            if let Some(pos) = list.iter().position(|&x| x == id) {
+                list.swap_remove(pos);
+                r.count -= 1;
+            }
+        }
+        self.free.push(id);
+        self.live -= 1;
+        true
+    }
+
+    /// Creates Gaussians from a registered scan (world frame) in leaves with room.
+    ///
+    /// `normals`, when given, are per-point unit normals; otherwise they are estimated from the
+    /// scan's own neighbours, falling back to the viewing ray. `colour` maps a world point to an
+    /// exposure-normalised RGB in [0, 1] or `None` when no camera sees it; such Gaussians are
+    /// returned in `uncoloured` (grey until a later frame colours them).
+    pub fn insert_scan(
+        &mut self,
+        points: &[[f64; 3]],
+        normals: Option<&[[f64; 3]]>,
+        sensor: [f64; 3],
+        colour: &mut dyn FnMut(&[f64; 3]) -> Option<[f32; 3]>,
+    ) -> InsertStats {
+        let mut stats = InsertStats {
+            points: points.len(),
+            ..Default::default()
+        };
+        let cap = self.cfg.leaf_capacity as usize;
+        let leaf_size = self.cfg.leaf_size();
+        let min_spacing2 = if cap > 1 {
+            let s = leaf_size / (cap as f64).cbrt();
+            s * s
+        } else {
+            0.0
+        };
+        let max_r2 = self.cfg.insert_max_range * self.cfg.insert_max_range;
+        // Pass 1: choose the points that will create Gaussians (claims within this scan count).
+        let mut claimed: KeyMap<[i64; 3], Vec<usize>> = KeyMap::default();
+        let mut chosen: Vec<(usize, [i64; 3])> = Vec::new();
+        for (i, p) in points.iter().enumerate() {
+            let d2 = (p[0] - sensor[0]).powi(2)
+                + (p[1] - sensor[1]).powi(2)
+                + (p[2] - sensor[2]).powi(2);
+            let Some(leaf) = self.leaf_coords(p).filter(|_| d2 <= max_r2) else {
+                stats.out_of_range += 1;
+                continue;
+            };
+            let existing = self.leaf_occupancy(p);
+            let mine = claimed.entry(leaf).or_default();
+            if existing + mine.len() >= cap {
+                stats.occupied += 1;
+                continue;
+            }
+            if cap > 1 {
+                let near = |q: &[f64; 3]| {
+                    (q[0] - p[0]).powi(2) + (q[1] - p[1]).powi(2) + (q[2] - p[2]).powi(2)
+                        < min_spacing2
+                };
+                let crowded = mine.iter().any(|&j| near(&points[j]))
+                    || self.find_leaf(p).is_some_and(|(k, n)| {
+                        self.roots[&k].nodes[n as usize].gaussians.iter().any(|&g| {
+                            let m = self.store[g as usize].mean;
+                            near(&[f64::from(m[0]), f64::from(m[1]), f64::from(m[2])])
+                        })
+                    });
+                if crowded {
+                    stats.occupied += 1;
+                    continue;
+                }
+            }
+            mine.push(i);
+            chosen.push((i, leaf));
+        }
+        if chosen.is_empty() {
+            return stats;
+        }
+        // Pass 2: normals for the chosen points only.
+        let est;
+        let normal_of: Vec<Option<[f64; 3]>> = match normals {
+            Some(n) if n.len() == points.len() => chosen.iter().map(|&(i, _)| Some(n[i])).collect(),
+            _ => {
+                let q: Vec<usize> = chosen.iter().map(|&(i, _)| i).collect();
+                est = estimate_normals(points, &q, self.cfg.normal_radius * leaf_size, sensor);
+                est
+            }
+        };
+        let sigma = (self.cfg.init_scale as f64 * leaf_size) as f32;
+        let log_s = sigma.ln();
+        let log_t = (sigma * self.cfg.disc_thickness).ln();
+        let opacity_logit = opacity_to_logit(self.cfg.init_opacity);
+        for (&(i, leaf), n) in chosen.iter().zip(normal_of) {
+            let p = points[i];
+            let n = match n.filter(|n| n.iter().all(|v| v.is_finite())) {
+                Some(n) => n,
+                None => {
+                    stats.normal_fallback += 1;
+                    [sensor[0] - p[0], sensor[1] - p[1], sensor[2] - p[2]]
+                }
+            };
+            let nv = Vector3::new(n[0] as f32, n[1] as f32, n[2] as f32);
+            let mut g = Gaussian {
+                mean: [p[0] as f32, p[1] as f32, p[2] as f32],
+                log_scale: [log_s, log_s, log_t],
+                rotation: rotation_from_normal([nv.x, nv.y, nv.z]),
+                opacity_logit,
+                ..Default::default()
+            };
+            let c = colour(&p);
+            let coloured = c.is_some();
+            g.set_base_colour(c.unwrap_or([0.5; 3]));
+            let id = self.insert_at_leaf(leaf, g, coloured);
+            stats.created += 1;
+            if !coloured {
+                stats.uncoloured.push(id);
+            }
+        }
+        stats
+    }
+
+    /// Root voxels whose centre lies within `radius` of `centre` (block-indexed, so the cost
+    /// grows with the queried volume, not with the map).
+    pub fn roots_near(&self, centre: [f64; 3], radius: f64) -> Vec<RootKey> {
+        let rs = self.cfg.root_size;
+        let bs = rs * f64::from(1u32 << BLOCK_SHIFT);
+        let lo = |c: f64| ((c - radius) / bs).floor() as i64;
+        let hi = |c: f64| ((c + radius) / bs).floor() as i64;
+        let r2 = radius * radius;
+        let mut out = Vec::new();
+        let range = [
+            lo(centre[0])..=hi(centre[0]),
+            lo(centre[1])..=hi(centre[1]),
+            lo(centre[2])..=hi(centre[2]),
+        ];
+        let span: i64 = range
+            .iter()
+            .map(|r| r.end() - r.start() + 1)
+            .product::<i64>();
+        let visit = |key: &RootKey, out: &mut Vec<RootKey>| {
+            let c = self.root_centre(key);
+            let d2 = (c[0] - centre[0]).powi(2)
+                + (c[1] - centre[1]).powi(2)
+                + (c[2] - centre[2]).powi(2);
+            if d2 <= r2 {
+                out.push(*key);
+            }
+        };
+        if span as usize > self.blocks.len() {
+            // A query bigger than the map: scan the blocks themselves.
+            for keys in self.blocks.values() {
+                keys.iter().for_each(|k| visit(k, &mut out));
+            }
+        } else {
+            for bx in range[0].clone() {
+                for by in range[1].clone() {
+                    for bz in range[2].clone() {
+                        if let Some(keys) = self.blocks.get(&[bx, by, bz]) {
+                            keys.iter().for_each(|k| visit(k, &mut out));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Centre of a root voxel in world coordinates.
+    pub fn root_centre(&self, key: &RootKey) -> [f64; 3] {
+        let rs = self.cfg.root_size;
+        [
+            (key[0] as f64 + 0.5) * rs,
+            (key[1] as f64 + 0.5) * rs,
+            (key[2] as f64 + 0.5) * rs,
+        ]
+    }
+
+    /// Depth of the leaves (0 = the root is the leaf); every Gaussian hangs at this depth.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut seen = 0usize;
+        for (key, r) in &self.roots {
+            let mut count = 0;
+            for (ni, n) in r.nodes.iter().enumerate() {
+                if !n.gaussians.is_empty() && n.children.iter().any(|&c| c != 0) {
+                    return Err(format!("inner node {ni} of {key:?} holds gaussians"));
+                }
+                for &id in &n.gaussians {
+                    let m = self.meta[id as usize];
+                    if !m.alive || m.root != *key || m.node != ni as u32 {
+                        return Err(format!("gaussian {id} mis-filed"));
+                    }
+                    count += 1;
+                }
+            }
+            if count != r.count as usize {
+                return Err(format!("root {key:?} count {} != {count}", r.count));
+            }
+            seen += count;
+        }
+        if seen != self.live {
+            return Err(format!("live {} but {seen} filed", self.live));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> GaussianConfig {
+        GaussianConfig {
+            root_size: 0.4,
+            levels: 3,
+            ..Default::default()
+        }
+    }
+
+    fn plane(n: usize, step: f64, z: f64) -> Vec<[f64; 3]> {
+        let mut v = Vec::new();
+        for i in 0..n {
+            for j in 0..n {
+                v.push([i as f64 * step + 0.001, j as f64 * step + 0.001, z]);
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn keys_are_floor_of_root_size_including_negative() {
+        let m = GaussianMap::new(cfg()).unwrap();
+        assert_eq!(m.root_key(&[0.39, -0.01, 0.8]), Some([0, -1, 2]));
+        assert_eq!(m.root_key(&[-0.4, 0.0, 1.25]), Some([-1, 0, 3]));
+        assert_eq!(m.root_key(&[f64::NAN, 0.0, 0.0]), None);
+    }
+
+    #[test]
+    fn one_gaussian_per_empty_leaf_and_invariants_hold() {
+        let mut m = GaussianMap::new(cfg()).unwrap();
+        let pts = plane(40, 0.02, 1.05); // 0.8 m square, leaves 0.1 m: 8 x 8 leaves
+        let s = m.insert_scan(&pts, None, [0.4, 0.4, 3.0], &mut |_| Some([1.0, 0.0, 0.0]));
+        assert_eq!(s.created, 64, "{s:?}");
+        assert_eq!(s.occupied, pts.len() - 64);
+        assert!(s.uncoloured.is_empty());
+        m.check_invariants().unwrap();
+        // Second pass over the same surface adds nothing.
+        let s2 = m.insert_scan(&pts, None, [0.4, 0.4, 3.0], &mut |_| None);
+        assert_eq!(s2.created, 0);
+        // Discs are flat with the normal along +z (towards the sensor) and red.
+        let (_, g) = m.iter().nth(10).unwrap();
+        assert!(g.normal()[2] > 0.999);
+        assert!((g.log_scale[0].exp() - 0.06).abs() < 1e-6);
+        assert!((g.base_colour()[0] - 1.0).abs() < 1e-6);
+        assert_eq!(m.root_count(), 4);
+    }
+
+    #[test]
+    fn capacity_and_spacing_for_bigger_leaves() {
+        let mut c = cfg();
+        c.leaf_capacity = 8;
+        let mut m = GaussianMap::new(c).unwrap();
+        let pts = plane(40, 0.02, 1.05);
+        let s = m.insert_scan(&pts, None, [0.4, 0.4, 3.0], &mut |_| None);
+        assert!(s.created > 64 && s.created <= 64 * 8, "{s:?}");
+        assert_eq!(s.uncoloured.len(), s.created);
+        m.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn remove_frees_leaf_and_id() {
+        let mut m = GaussianMap::new(cfg()).unwrap();
+        let g = Gaussian {
+            mean: [0.05, 0.05, 0.05],
+            ..Default::default()
+        };
+        let id = m.insert_unchecked(g, true).unwrap();
+        assert_eq!(m.leaf_occupancy(&[0.06, 0.06, 0.06]), 1);
+        assert!(m.remove(id));
+        assert!(!m.remove(id));
+        assert_eq!(m.leaf_occupancy(&[0.06, 0.06, 0.06]), 0);
+        assert_eq!(m.len(), 0);
+        let id2 = m.insert_unchecked(g, true).unwrap();
+        assert_eq!(id2, id);
+        m.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn range_query_matches_brute_force() {
+        let mut m = GaussianMap::new(cfg()).unwrap();
+        for i in -30..30 {
+            for j in -30..30 {
+                let g = Gaussian {
+                    mean: [i as f32 * 0.3, j as f32 * 0.3, 0.1],
+                    ..Default::default()
+                };
+                m.insert_unchecked(g, true).unwrap();
+            }
+        }
+        let centre = [1.0, -2.0, 0.0];
+        let mut got = m.roots_near(centre, 3.0);
+        let mut want: Vec<RootKey> = m
+            .roots
+            .keys()
+            .filter(|k| {
+                let c = m.root_centre(k);
+                (c[0] - 1.0).powi(2) + (c[1] + 2.0).powi(2) + c[2].powi(2) <= 9.0
+            })
+            .copied()
+            .collect();
+        got.sort();
+        want.sort();
+        assert!(!want.is_empty());
+        assert_eq!(got, want);
+        // A huge radius takes the whole-map path and agrees too.
+        assert_eq!(m.roots_near(centre, 1e4).len(), m.root_count());
+    }
+}

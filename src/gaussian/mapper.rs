@@ -1,0 +1,293 @@
+//! The per-frame entry point the pipeline calls: insert registered scans, attach images (colour
+//! and keyframes), keep the window on the view, save and load the map.
+
+use std::collections::VecDeque;
+use std::path::Path;
+
+use nalgebra::{Isometry3, Point3};
+use tracing::{debug, warn};
+
+use super::camera::CameraModel;
+use super::colour::PosedImage;
+use super::config::GaussianConfig;
+use super::map::{GaussianMap, InsertStats};
+use super::ply::{read_ply, write_ply};
+use super::window::{MaintainStats, View, Window};
+use super::GaussianError;
+use crate::sensors::{stamp_diff_secs, Image, Stamp};
+
+/// Counters over the whole run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MapperCounters {
+    pub scans: u64,
+    pub images: u64,
+    /// Images whose size differs from the configured camera (skipped).
+    pub images_wrong_size: u64,
+    pub created: u64,
+    pub coloured_later: u64,
+    /// Uncoloured Gaussians dropped from the pending list (stay grey until optimised).
+    pub pending_overflow: u64,
+    pub pruned: u64,
+}
+
+/// Hashed-octree map + sliding window + colouring for one camera rig.
+pub struct GaussianMapper {
+    cfg: GaussianConfig,
+    camera: CameraModel,
+    imu_t_camera: Isometry3<f64>,
+    map: GaussianMap,
+    window: Window,
+    pending: VecDeque<u32>,
+    last_image: Option<(Stamp, PosedImage)>,
+    last_views: VecDeque<Isometry3<f64>>,
+    counters: MapperCounters,
+}
+
+/// Seconds within which the latest image may colour a new scan's points directly.
+const COLOUR_MAX_DT: f64 = 0.25;
+
+impl GaussianMapper {
+    pub fn new(
+        cfg: GaussianConfig,
+        camera: CameraModel,
+        imu_t_camera: Isometry3<f64>,
+    ) -> Result<Self, GaussianError> {
+        let map = GaussianMap::new(cfg.clone())?;
+        Ok(Self::with_map(map, camera, imu_t_camera))
+    }
+
+    /// Continues from an existing map (e.g. loaded from PLY).
+    pub fn with_map(map: GaussianMap, camera: CameraModel, imu_t_camera: Isometry3<f64>) -> Self {
+        let cfg = map.config().clone();
+        Self {
+            window: Window::new(cfg.window_capacity),
+            cfg,
+            camera,
+            imu_t_camera,
+            map,
+            pending: VecDeque::new(),
+            last_image: None,
+            last_views: VecDeque::new(),
+            counters: MapperCounters::default(),
+        }
+    }
+
+    pub fn config(&self) -> &GaussianConfig {
+        &self.cfg
+    }
+
+    pub fn camera(&self) -> &CameraModel {
+        &self.camera
+    }
+
+    pub fn map(&self) -> &GaussianMap {
+        &self.map
+    }
+
+    pub fn window(&self) -> &Window {
+        &self.window
+    }
+
+    pub fn window_mut(&mut self) -> &mut Window {
+        &mut self.window
+    }
+
+    /// Window and map together (for the optimiser, which prunes through both).
+    pub fn parts_mut(&mut self) -> (&mut Window, &mut GaussianMap) {
+        (&mut self.window, &mut self.map)
+    }
+
+    pub fn counters(&self) -> &MapperCounters {
+        &self.counters
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// `camera_t_world` for a body pose `world_t_imu`.
+    pub fn camera_t_world(&self, world_t_imu: &Isometry3<f64>) -> Isometry3<f64> {
+        (world_t_imu * self.imu_t_camera).inverse()
+    }
+
+    /// Inserts a deskewed, registered scan: `points` in the world frame, optional per-point
+    /// normals, `sensor` the LiDAR origin in the world (for range and normal orientation).
+    pub fn insert_scan(
+        &mut self,
+        points: &[[f64; 3]],
+        normals: Option<&[[f64; 3]]>,
+        sensor: [f64; 3],
+        stamp: Stamp,
+    ) -> InsertStats {
+        let img = self
+            .last_image
+            .as_ref()
+            .filter(|(s, _)| stamp_diff_secs(stamp, *s).abs() <= COLOUR_MAX_DT)
+            .map(|(_, p)| p);
+        let camera = &self.camera;
+        let mut colour = |p: &[f64; 3]| img.and_then(|i| i.colour_of(camera, p));
+        let stats = self.map.insert_scan(points, normals, sensor, &mut colour);
+        self.counters.scans += 1;
+        self.counters.created += stats.created as u64;
+        self.pending.extend(stats.uncoloured.iter().copied());
+        while self.pending.len() > self.cfg.pending_capacity {
+            self.pending.pop_front();
+            self.counters.pending_overflow += 1;
+        }
+        debug!(
+            created = stats.created,
+            occupied = stats.occupied,
+            uncoloured = stats.uncoloured.len(),
+            "gaussian scan insertion"
+        );
+        stats
+    }
+
+    /// Attaches an image taken at body pose `world_t_imu` (at the image's offset-corrected
+    /// time) with exposure gain `exposure` (1.0 when unknown): colours pending Gaussians it sees
+    /// and becomes the colour source for the next scans. Returns how many were coloured.
+    pub fn add_image(
+        &mut self,
+        image: &Image,
+        world_t_imu: &Isometry3<f64>,
+        exposure: f32,
+    ) -> usize {
+        self.counters.images += 1;
+        if image.width != self.camera.width || image.height != self.camera.height {
+            if self.counters.images_wrong_size == 0 {
+                warn!(
+                    got = ?(image.width, image.height),
+                    want = ?(self.camera.width, self.camera.height),
+                    "image size differs from camera config; skipped"
+                );
+            }
+            self.counters.images_wrong_size += 1;
+            return 0;
+        }
+        let posed = PosedImage {
+            image: image.clone(),
+            camera_t_world: self.camera_t_world(world_t_imu),
+            exposure,
+        };
+        let mut coloured = 0;
+        let mut still = VecDeque::with_capacity(self.pending.len());
+        for id in self.pending.drain(..) {
+            let Some(g) = self.map.get(id).copied() else {
+                continue;
+            };
+            let p = [
+                f64::from(g.mean[0]),
+                f64::from(g.mean[1]),
+                f64::from(g.mean[2]),
+            ];
+            match posed.colour_of(&self.camera, &p) {
+                Some(c) => {
+                    let slot = self.map.meta[id as usize].slot;
+                    match slot {
+                        // Windowed copies are authoritative; the map gets it on write-back.
+                        s if s != super::map::NO_SLOT => {
+                            self.window.gaussians_mut()[s as usize].set_base_colour(c)
+                        }
+                        _ => {
+                            if let Some(gm) = self.map.get_mut(id) {
+                                gm.set_base_colour(c);
+                            }
+                        }
+                    }
+                    self.map.set_coloured(id);
+                    coloured += 1;
+                }
+                None => still.push_back(id),
+            }
+        }
+        self.pending = still;
+        self.counters.coloured_later += coloured as u64;
+        self.last_image = Some((image.stamp, posed));
+        coloured
+    }
+
+    /// Moves the window onto the view at `world_t_imu` (and the next expected view,
+    /// extrapolated from the last two, or `next` when the caller knows it).
+    pub fn update_window(
+        &mut self,
+        world_t_imu: &Isometry3<f64>,
+        next: Option<&Isometry3<f64>>,
+    ) -> MaintainStats {
+        let world_t_cam = world_t_imu * self.imu_t_camera;
+        let mut views = vec![View {
+            camera_t_world: world_t_cam.inverse(),
+        }];
+        let predicted = match next {
+            Some(n) => Some(n * self.imu_t_camera),
+            None => self.last_views.back().map(|prev| {
+                // Constant-velocity: apply the last relative motion once more.
+                let delta = prev.inverse() * world_t_cam;
+                world_t_cam * delta
+            }),
+        };
+        if let Some(p) = predicted {
+            let moved = (p.translation.vector - world_t_cam.translation.vector).norm() > 1e-3
+                || p.rotation.angle_to(&world_t_cam.rotation) > 1e-3;
+            if moved {
+                views.push(View {
+                    camera_t_world: p.inverse(),
+                });
+            }
+        }
+        self.last_views.push_back(world_t_cam);
+        if self.last_views.len() > 2 {
+            self.last_views.pop_front();
+        }
+        let s = self.window.maintain(
+            &mut self.map,
+            &self.camera,
+            &views,
+            self.cfg.window_range,
+            self.cfg.window_margin,
+        );
+        debug!(?s, "window maintenance");
+        s
+    }
+
+    /// Writes the windowed values back so the map is current (before saving or exporting).
+    pub fn sync_map(&mut self) {
+        self.window.write_back_all(&mut self.map);
+    }
+
+    /// Saves the whole map (window included) as a 3DGS PLY.
+    pub fn save_ply(&mut self, path: &Path) -> Result<(), GaussianError> {
+        self.sync_map();
+        self.map.save_ply(path)
+    }
+
+    /// Camera centre of a `camera_t_world` pose.
+    pub fn eye(camera_t_world: &Isometry3<f64>) -> [f64; 3] {
+        let c = camera_t_world.inverse() * Point3::origin();
+        [c.x, c.y, c.z]
+    }
+}
+
+impl GaussianMap {
+    /// Saves live Gaussians in id order as a 3DGS PLY with the configured SH degree.
+    pub fn save_ply(&self, path: &Path) -> Result<(), GaussianError> {
+        let file = std::fs::File::create(path).map_err(super::PlyError::from)?;
+        let live: Vec<&super::Gaussian> = self.iter().map(|(_, g)| g).collect();
+        write_ply(file, live.into_iter(), self.config().sh_degree)?;
+        Ok(())
+    }
+
+    /// Loads a 3DGS PLY into a new map with `cfg` (its SH degree is raised to the file's when
+    /// the file has more). Gaussians keep their file order as ids.
+    pub fn load_ply(path: &Path, mut cfg: GaussianConfig) -> Result<Self, GaussianError> {
+        let file = std::fs::File::open(path).map_err(super::PlyError::from)?;
+        let (gs, degree) = read_ply(file)?;
+        cfg.sh_degree = cfg.sh_degree.max(degree);
+        let mut map = GaussianMap::new(cfg)?;
+        for (i, g) in gs.into_iter().enumerate() {
+            map.insert_unchecked(g, true).map_err(|e| {
+                GaussianError::Input(format!("{}: vertex {i}: {e}", path.display()))
+            })?;
+        }
+        Ok(map)
+    }
+}

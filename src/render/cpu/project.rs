@@ -1,0 +1,336 @@
+//! Per-Gaussian projection (3D -> screen) and its exact adjoint, in f64.
+//! The same math as shaders/project.comp and shaders/project_bwd.comp.
+
+use nalgebra::{Matrix2, Matrix2x3, Matrix3, Quaternion, Vector2, Vector3};
+
+use crate::render::sh;
+use crate::render::types::{sh_coeffs, Camera, GaussianSet, Group, DILATION, TILE};
+
+/// World-to-camera pose as rotation and translation (`p_c = R p_w + t`).
+#[derive(Debug, Clone, Copy)]
+pub struct PoseRt {
+    pub r: Matrix3<f64>,
+    pub t: Vector3<f64>,
+}
+
+impl PoseRt {
+    pub fn from_iso(p: &nalgebra::Isometry3<f64>) -> Self {
+        Self {
+            r: *p.rotation.to_rotation_matrix().matrix(),
+            t: p.translation.vector,
+        }
+    }
+
+    /// Camera centre in the world.
+    pub fn centre(&self) -> Vector3<f64> {
+        -self.r.transpose() * self.t
+    }
+}
+
+/// A Gaussian on screen.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Projected {
+    pub mean2d: [f64; 2],
+    /// Inverse 2D covariance (a, b, c) = [[a, b], [b, c]].
+    pub conic: [f64; 3],
+    pub opacity: f64,
+    pub colour: [f64; 3],
+    pub depth: f64,
+    /// Tile rectangle [x0, x1) x [y0, y1).
+    pub rect: [u32; 4],
+}
+
+/// Gradient of the loss w.r.t. one projected Gaussian (accumulated by the rasteriser).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProjGrad {
+    pub mean2d: [f64; 2],
+    pub conic: [f64; 3],
+    pub opacity: f64,
+    pub colour: [f64; 3],
+    pub depth: f64,
+}
+
+struct Geometry {
+    pc: Vector3<f64>,
+    qn: Quaternion<f64>,
+    qnorm: f64,
+    rot: Matrix3<f64>,
+    s: Vector3<f64>,
+    sigma: Matrix3<f64>,
+    sigma_c: Matrix3<f64>,
+    j: Matrix2x3<f64>,
+    cov: Matrix2<f64>,
+    dir_raw: Vector3<f64>,
+}
+
+fn quat_to_mat(q: &Quaternion<f64>) -> Matrix3<f64> {
+    let (w, x, y, z) = (q.w, q.i, q.j, q.k);
+    Matrix3::new(
+        1.0 - 2.0 * (y * y + z * z),
+        2.0 * (x * y - w * z),
+        2.0 * (x * z + w * y),
+        2.0 * (x * y + w * z),
+        1.0 - 2.0 * (x * x + z * z),
+        2.0 * (y * z - w * x),
+        2.0 * (x * z - w * y),
+        2.0 * (y * z + w * x),
+        1.0 - 2.0 * (x * x + y * y),
+    )
+}
+
+fn geometry(g: &GaussianSet<f64>, i: usize, cam: &Camera, pose: &PoseRt) -> Option<Geometry> {
+    let m = g.get(Group::Mean, i);
+    let pw = Vector3::new(m[0], m[1], m[2]);
+    let ls = g.get(Group::LogScale, i);
+    let q = g.get(Group::Rotation, i);
+    let s = Vector3::new(ls[0].exp(), ls[1].exp(), ls[2].exp());
+    let qnorm = (q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]).sqrt();
+    if !(pw.iter().all(|v| v.is_finite()) && s.iter().all(|v| v.is_finite()))
+        || !(qnorm.is_finite() && qnorm > 1e-12)
+    {
+        return None;
+    }
+    let pc = pose.r * pw + pose.t;
+    if !(pc.z > cam.near && pc.z < cam.far) {
+        return None;
+    }
+    let lim_x = 1.3 * cam.cx.max(cam.width as f64 - cam.cx) / cam.fx;
+    let lim_y = 1.3 * cam.cy.max(cam.height as f64 - cam.cy) / cam.fy;
+    if (pc.x / pc.z).abs() > lim_x || (pc.y / pc.z).abs() > lim_y {
+        return None;
+    }
+    let qn = Quaternion::new(q[0] / qnorm, q[1] / qnorm, q[2] / qnorm, q[3] / qnorm);
+    let rot = quat_to_mat(&qn);
+    let msc = rot * Matrix3::from_diagonal(&s);
+    let sigma = msc * msc.transpose();
+    let sigma_c = pose.r * sigma * pose.r.transpose();
+    let (x, y, z) = (pc.x, pc.y, pc.z);
+    let j = Matrix2x3::new(
+        cam.fx / z,
+        0.0,
+        -cam.fx * x / (z * z),
+        0.0,
+        cam.fy / z,
+        -cam.fy * y / (z * z),
+    );
+    let cov = j * sigma_c * j.transpose() + Matrix2::identity() * DILATION;
+    Some(Geometry {
+        pc,
+        qn,
+        qnorm,
+        rot,
+        s,
+        sigma,
+        sigma_c,
+        j,
+        cov,
+        dir_raw: pw - pose.centre(),
+    })
+}
+
+/// Projects Gaussian `i`; `None` when culled (invalid, behind/near, outside the frustum,
+/// off-screen). `clamp` reports which colour channels were clamped at zero.
+pub fn project(
+    g: &GaussianSet<f64>,
+    i: usize,
+    cam: &Camera,
+    pose: &PoseRt,
+) -> Option<(Projected, [bool; 3])> {
+    let geo = geometry(g, i, cam, pose)?;
+    let (a, b, c) = (geo.cov[(0, 0)], geo.cov[(0, 1)], geo.cov[(1, 1)]);
+    let det = a * c - b * b;
+    if !(det > 0.0) {
+        return None;
+    }
+    let conic = [c / det, -b / det, a / det];
+    let mid = 0.5 * (a + c);
+    let lambda = mid + (mid * mid - det).max(0.1).sqrt();
+    let radius = (3.0 * lambda.sqrt()).ceil();
+    let mean2d = [
+        cam.fx * geo.pc.x / geo.pc.z + cam.cx,
+        cam.fy * geo.pc.y / geo.pc.z + cam.cy,
+    ];
+    let (tx, ty) = cam.tiles();
+    let t = TILE as f64;
+    let rect_lo = |v: f64, n: u32| ((v / t).floor().max(0.0) as u32).min(n);
+    let rect_hi = |v: f64, n: u32| (((v / t).floor() + 1.0).max(0.0) as u32).min(n);
+    let rect = [
+        rect_lo(mean2d[0] - radius, tx),
+        rect_hi(mean2d[0] + radius, tx),
+        rect_lo(mean2d[1] - radius, ty),
+        rect_hi(mean2d[1] + radius, ty),
+    ];
+    if rect[0] >= rect[1] || rect[2] >= rect[3] {
+        return None;
+    }
+    // Colour from SH along the viewing direction.
+    let k = sh_coeffs(g.sh_degree());
+    let d = geo.dir_raw.normalize();
+    let (mut y, mut dy) = ([0.0; 16], [[0.0; 3]; 16]);
+    sh::basis([d.x, d.y, d.z], k, &mut y, &mut dy);
+    let dc = g.get(Group::ShDc, i);
+    let rest = g.get(Group::ShRest, i);
+    let mut colour = [0.0; 3];
+    let mut clamped = [false; 3];
+    for ch in 0..3 {
+        let mut v = y[0] * dc[ch];
+        for kk in 1..k {
+            v += y[kk] * rest[(kk - 1) * 3 + ch];
+        }
+        v += 0.5;
+        clamped[ch] = v < 0.0;
+        colour[ch] = v.max(0.0);
+    }
+    let l = g.get(Group::Opacity, i)[0];
+    let opacity = 1.0 / (1.0 + (-l).exp());
+    Some((
+        Projected {
+            mean2d,
+            conic,
+            opacity,
+            colour,
+            depth: geo.pc.z,
+            rect,
+        },
+        clamped,
+    ))
+}
+
+/// Chain rule from the screen-space gradient of Gaussian `i` to its parameters (written into
+/// `out` at Gaussian `i`) and to the pose perturbation (added to `pose_grad`).
+pub fn project_backward(
+    g: &GaussianSet<f64>,
+    i: usize,
+    cam: &Camera,
+    pose: &PoseRt,
+    pg: &ProjGrad,
+    clamped: [bool; 3],
+    out: &mut GaussianSet<f64>,
+    pose_grad: &mut [f64; 6],
+) {
+    let Some(geo) = geometry(g, i, cam, pose) else {
+        return;
+    };
+    let (x, y, z) = (geo.pc.x, geo.pc.y, geo.pc.z);
+    // Opacity logit.
+    let l = g.get(Group::Opacity, i)[0];
+    let o = 1.0 / (1.0 + (-l).exp());
+    out.get_mut(Group::Opacity, i)[0] = pg.opacity * o * (1.0 - o);
+
+    // SH coefficients and the view-direction gradient.
+    let k = sh_coeffs(g.sh_degree());
+    let n = geo.dir_raw.norm();
+    let d = geo.dir_raw / n;
+    let (mut yb, mut dyb) = ([0.0; 16], [[0.0; 3]; 16]);
+    sh::basis([d.x, d.y, d.z], k, &mut yb, &mut dyb);
+    let dcol: [f64; 3] = std::array::from_fn(|ch| if clamped[ch] { 0.0 } else { pg.colour[ch] });
+    {
+        let dc = out.get_mut(Group::ShDc, i);
+        for ch in 0..3 {
+            dc[ch] = yb[0] * dcol[ch];
+        }
+    }
+    let mut d_dir = Vector3::zeros();
+    {
+        let rest_v: Vec<f64> = g.get(Group::ShRest, i).to_vec();
+        let rest = out.get_mut(Group::ShRest, i);
+        for kk in 1..k {
+            let mut s = 0.0;
+            for ch in 0..3 {
+                rest[(kk - 1) * 3 + ch] = yb[kk] * dcol[ch];
+                s += rest_v[(kk - 1) * 3 + ch] * dcol[ch];
+            }
+            d_dir += Vector3::new(dyb[kk][0], dyb[kk][1], dyb[kk][2]) * s;
+        }
+    }
+    // d/d(dir_raw) of the normalisation; dir_raw = p_w - centre.
+    let d_raw = (d_dir - d * d.dot(&d_dir)) / n;
+
+    // Conic -> 2D covariance.
+    let (a, b, c) = (geo.cov[(0, 0)], geo.cov[(0, 1)], geo.cov[(1, 1)]);
+    let det = a * c - b * b;
+    let q = Matrix2::new(c / det, -b / det, -b / det, a / det);
+    let gq = Matrix2::new(
+        pg.conic[0],
+        0.5 * pg.conic[1],
+        0.5 * pg.conic[1],
+        pg.conic[2],
+    );
+    let gcov = -(q * gq * q);
+    // 2D covariance -> camera-frame covariance and Jacobian.
+    let g_sigma_c = geo.j.transpose() * gcov * geo.j;
+    let g_j = 2.0 * gcov * geo.j * geo.sigma_c;
+    // Camera-frame point: mean2d, Jacobian, depth.
+    let mut g_pc = Vector3::new(
+        pg.mean2d[0] * cam.fx / z,
+        pg.mean2d[1] * cam.fy / z,
+        -pg.mean2d[0] * cam.fx * x / (z * z) - pg.mean2d[1] * cam.fy * y / (z * z) + pg.depth,
+    );
+    g_pc.x += g_j[(0, 2)] * (-cam.fx / (z * z));
+    g_pc.y += g_j[(1, 2)] * (-cam.fy / (z * z));
+    g_pc.z += g_j[(0, 0)] * (-cam.fx / (z * z))
+        + g_j[(0, 2)] * (2.0 * cam.fx * x / (z * z * z))
+        + g_j[(1, 1)] * (-cam.fy / (z * z))
+        + g_j[(1, 2)] * (2.0 * cam.fy * y / (z * z * z));
+    // Mean in the world.
+    let g_pw = pose.r.transpose() * g_pc + d_raw;
+    out.get_mut(Group::Mean, i)
+        .copy_from_slice(&[g_pw.x, g_pw.y, g_pw.z]);
+    // World covariance -> scale and rotation.
+    let g_sigma = pose.r.transpose() * g_sigma_c * pose.r;
+    let msc = geo.rot * Matrix3::from_diagonal(&geo.s);
+    let g_m = 2.0 * g_sigma * msc;
+    let mut g_ls = [0.0; 3];
+    for (jj, gl) in g_ls.iter_mut().enumerate() {
+        let mut ds = 0.0;
+        for ii in 0..3 {
+            ds += geo.rot[(ii, jj)] * g_m[(ii, jj)];
+        }
+        *gl = ds * geo.s[jj];
+    }
+    out.get_mut(Group::LogScale, i).copy_from_slice(&g_ls);
+    let gr = Matrix3::from_fn(|ii, jj| g_m[(ii, jj)] * geo.s[jj]);
+    let (w, qx, qy, qz) = (geo.qn.w, geo.qn.i, geo.qn.j, geo.qn.k);
+    let gqn = [
+        2.0 * (-qz * gr[(0, 1)] + qy * gr[(0, 2)] + qz * gr[(1, 0)]
+            - qx * gr[(1, 2)]
+            - qy * gr[(2, 0)]
+            + qx * gr[(2, 1)]),
+        2.0 * (qy * gr[(0, 1)] + qz * gr[(0, 2)] + qy * gr[(1, 0)]
+            - 2.0 * qx * gr[(1, 1)]
+            - w * gr[(1, 2)]
+            + qz * gr[(2, 0)]
+            + w * gr[(2, 1)]
+            - 2.0 * qx * gr[(2, 2)]),
+        2.0 * (-2.0 * qy * gr[(0, 0)]
+            + qx * gr[(0, 1)]
+            + w * gr[(0, 2)]
+            + qx * gr[(1, 0)]
+            + qz * gr[(1, 2)]
+            - w * gr[(2, 0)]
+            + qz * gr[(2, 1)]
+            - 2.0 * qy * gr[(2, 2)]),
+        2.0 * (-2.0 * qz * gr[(0, 0)] - w * gr[(0, 1)] + qx * gr[(0, 2)] + w * gr[(1, 0)]
+            - 2.0 * qz * gr[(1, 1)]
+            + qy * gr[(1, 2)]
+            + qx * gr[(2, 0)]
+            + qy * gr[(2, 1)]),
+    ];
+    let qv = [w, qx, qy, qz];
+    let dot: f64 = (0..4).map(|m| qv[m] * gqn[m]).sum();
+    let gq_out: [f64; 4] = std::array::from_fn(|m| (gqn[m] - qv[m] * dot) / geo.qnorm);
+    out.get_mut(Group::Rotation, i).copy_from_slice(&gq_out);
+    let _ = geo.sigma;
+
+    // Pose (left perturbation p_c -> exp(w) p_c + v; the centre moves by -R^T v).
+    let g_v = g_pc + pose.r * d_raw;
+    let g_w_point = geo.pc.cross(&g_pc);
+    let am = geo.sigma_c * g_sigma_c - g_sigma_c * geo.sigma_c;
+    let g_w_cov = Vector3::new(2.0 * am[(1, 2)], 2.0 * am[(2, 0)], 2.0 * am[(0, 1)]);
+    let g_w = g_w_point + g_w_cov;
+    for m in 0..3 {
+        pose_grad[m] += g_v[m];
+        pose_grad[3 + m] += g_w[m];
+    }
+    let _ = Vector2::<f64>::zeros();
+}

@@ -10,7 +10,6 @@ pub mod eval;
 pub mod gaussian;
 pub mod lidar_map;
 pub mod render;
-#[cfg(feature = "ros2")]
 pub mod ros;
 pub mod sensors;
 pub mod sim;

@@ -25,6 +25,9 @@ enum Command {
     Eval(cli::eval::Args),
     /// Run odometry and mapping on a recording.
     Run(cli::run::Args),
+    /// Run as a ROS 2 node (`--ros-args --params-file config/<rig>.yaml`).
+    #[cfg(feature = "ros2")]
+    Node(cli::node::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,5 +37,7 @@ fn main() -> anyhow::Result<()> {
         Command::Sim(a) => cli::sim::run(a),
         Command::Eval(a) => cli::eval::run(a),
         Command::Run(a) => cli::run::run(a),
+        #[cfg(feature = "ros2")]
+        Command::Node(a) => cli::node::run(a),
     }
 }

@@ -2,6 +2,8 @@
 
 pub mod eval;
 pub mod info;
+#[cfg(feature = "ros2")]
+pub mod node;
 pub mod run;
 pub mod sim;
 

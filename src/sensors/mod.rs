@@ -4,6 +4,9 @@
 
 use nalgebra::{Isometry3, Vector3};
 
+pub mod measurement;
+pub use measurement::Measurement;
+
 /// Nanoseconds since the Unix epoch. All time inside the system uses this.
 pub type Stamp = u64;
 

@@ -1,7 +1,9 @@
 //! Subcommands of the binary; each file parses its arguments and calls the library.
 
+pub mod demo;
 pub mod eval;
 pub mod info;
+pub mod progress;
 #[cfg(feature = "ros2")]
 pub mod node;
 pub mod run;

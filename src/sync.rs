@@ -149,11 +149,7 @@ impl Synchronizer {
         } else {
             scan.stamp
         };
-        let newest = self
-            .scans
-            .back()
-            .map(|s| s.0)
-            .or(self.last_scan_end);
+        let newest = self.scans.back().map(|s| s.0).or(self.last_scan_end);
         if let Some(prev) = newest {
             let dt = stamp_diff_secs(end, prev);
             if dt <= 0.0 && dt > -self.settings.time_jump {

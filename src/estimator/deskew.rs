@@ -19,7 +19,11 @@ pub fn deskew(
 ) -> Vec<Vector3<f64>> {
     let r_il = imu_t_lidar.rotation.to_rotation_matrix().into_inner();
     let t_il = imu_t_lidar.translation.vector;
-    let r_end_t = end_pose.rotation.to_rotation_matrix().into_inner().transpose();
+    let r_end_t = end_pose
+        .rotation
+        .to_rotation_matrix()
+        .into_inner()
+        .transpose();
     let p_end = end_pose.translation.vector;
     let mut out = Vec::with_capacity(points.len());
     // Points are mostly time-ordered: cache the last segment and its pose at the last time.
@@ -42,4 +46,55 @@ pub fn deskew(
         out.push(r_end_t * (r * pb + p - p_end));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::estimator::state::State;
+    use nalgebra::{Translation3, UnitQuaternion};
+
+    /// Constant yaw rate and velocity: a point observed at time t must land where the static
+    /// world point is, seen from the end pose.
+    #[test]
+    fn deskew_matches_constant_motion() {
+        let w = Vector3::new(0.0, 0.0, 1.5);
+        let v = Vector3::new(2.0, 0.5, 0.0);
+        let t0: Stamp = 1_000_000_000;
+        let seg = Segment {
+            t0,
+            state: State {
+                vel: v,
+                ..Default::default()
+            },
+            omega: w,
+            acc_world: Vector3::zeros(),
+        };
+        let pose = |t: f64| {
+            Isometry3::from_parts(
+                Translation3::from(v * t),
+                UnitQuaternion::from_scaled_axis(w * t),
+            )
+        };
+        let ext = Isometry3::from_parts(
+            Translation3::new(0.1, 0.0, 0.2),
+            UnitQuaternion::from_euler_angles(0.0, 0.1, 0.3),
+        );
+        let world = [Vector3::new(5.0, 1.0, 0.5), Vector3::new(-3.0, 4.0, 1.0)];
+        let times = [t0 + 20_000_000, t0 + 80_000_000];
+        let end_t = 0.1;
+        let pts: Vec<Vector3<f64>> = world
+            .iter()
+            .zip(times)
+            .map(|(pw, t)| {
+                let tb = pose((t - t0) as f64 * 1e-9);
+                (tb * ext).inverse_transform_point(&(*pw).into()).coords
+            })
+            .collect();
+        let out = deskew(&pts, &times, &[seg], &pose(end_t), &ext);
+        for (o, pw) in out.iter().zip(&world) {
+            let want = pose(end_t).inverse_transform_point(&(*pw).into()).coords;
+            assert!((o - want).norm() < 1e-9, "{o} vs {want}");
+        }
+    }
 }

@@ -116,7 +116,8 @@ pub fn step_jacobians(
     f.fixed_view_mut::<3, 3>(POS, VEL).copy_from(&(i3 * dt));
     f.fixed_view_mut::<3, 3>(POS, BA).copy_from(&(-r * dt2));
     f.fixed_view_mut::<3, 3>(POS, GRAV).copy_from(&(i3 * dt2));
-    f.fixed_view_mut::<3, 3>(VEL, ROT).copy_from(&(-ra_skew * dt));
+    f.fixed_view_mut::<3, 3>(VEL, ROT)
+        .copy_from(&(-ra_skew * dt));
     f.fixed_view_mut::<3, 3>(VEL, BA).copy_from(&(-r * dt));
     f.fixed_view_mut::<3, 3>(VEL, GRAV).copy_from(&(i3 * dt));
 
@@ -371,5 +372,70 @@ impl Ieskf {
         self.state = x;
         self.cov = 0.5 * (post_cov + post_cov.transpose());
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A linear measurement (direct position fix) must give exactly the Kalman update.
+    #[test]
+    fn iterated_update_equals_kalman_for_linear_measurement() {
+        let mut p = ErrMat::identity() * 0.01;
+        // Correlate position with velocity and bias so the update spreads.
+        p[(POS, VEL)] = 0.004;
+        p[(VEL, POS)] = 0.004;
+        p[(POS + 1, BA)] = -0.002;
+        p[(BA, POS + 1)] = -0.002;
+        let x0 = State {
+            pos: Vector3::new(1.0, 2.0, 3.0),
+            ..Default::default()
+        };
+        let noise = ProcessNoise {
+            gyro: 0.0,
+            accel: 0.0,
+            gyro_bias_walk: 0.0,
+            accel_bias_walk: 0.0,
+            tau_walk: 0.0,
+        };
+        let mut f = Ieskf::new(x0, p, 0, noise);
+        let meas = Vector3::new(1.1, 1.95, 3.02);
+        let var = 0.004;
+        let mut m = |x: &State, _it: usize| {
+            let mut l = Linearization::default();
+            for k in 0..3 {
+                let mut h = ErrVec::zeros();
+                h[POS + k] = 1.0;
+                l.add_row(&h, x.pos[k] - meas[k], var);
+            }
+            Some(l)
+        };
+        let rep = f.update(&mut m, &UpdateSettings::default()).unwrap();
+        assert!(rep.converged && rep.iterations <= 2);
+        let mut h = SMatrix::<f64, 3, DIM>::zeros();
+        for k in 0..3 {
+            h[(k, POS + k)] = 1.0;
+        }
+        let s = h * p * h.transpose() + nalgebra::Matrix3::identity() * var;
+        let k = p * h.transpose() * s.try_inverse().unwrap();
+        let innov = meas - x0.pos;
+        let dx = k * innov;
+        let p_post = (ErrMat::identity() - k * h) * p;
+        assert!((f.state().boxminus(&x0) - dx).norm() < 1e-9);
+        assert!((f.covariance() - p_post).norm() < 1e-9);
+    }
+
+    #[test]
+    fn no_measurement_leaves_state_untouched() {
+        let x0 = State::default();
+        let noise = ProcessNoise::from_config(&crate::config::Imu::default(), 0.0);
+        let mut f = Ieskf::new(x0, ErrMat::identity(), 0, noise);
+        let mut m = |_: &State, _: usize| None;
+        assert_eq!(
+            f.update(&mut m, &UpdateSettings::default()),
+            Err(FilterError::NoMeasurement)
+        );
+        assert_eq!(*f.state(), x0);
     }
 }

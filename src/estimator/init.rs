@@ -76,10 +76,9 @@ impl ImuInitializer {
         // At rest the accelerometer measures -g in the body frame: "up". Choose the world frame
         // with z up and the initial yaw at zero.
         let up_body = ma.normalize();
-        let rot = UnitQuaternion::rotation_between(&up_body, &Vector3::z())
-            .unwrap_or_else(|| {
-                UnitQuaternion::from_axis_angle(&Vector3::x_axis(), std::f64::consts::PI)
-            });
+        let rot = UnitQuaternion::rotation_between(&up_body, &Vector3::z()).unwrap_or_else(|| {
+            UnitQuaternion::from_axis_angle(&Vector3::x_axis(), std::f64::consts::PI)
+        });
         let state = State {
             rot,
             bg: if is_static { mg } else { Vector3::zeros() },

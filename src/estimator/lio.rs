@@ -58,6 +58,7 @@ pub struct ScanResult {
 }
 
 /// The LIO: initialiser, filter and map.
+#[derive(Clone)]
 pub struct Lio {
     lidar: LidarConfig,
     lio: LioConfig,
@@ -194,7 +195,9 @@ impl Lio {
                     let dt = stamp_diff_secs(s.stamp, f.stamp());
                     if dt > self.lio.max_imu_gap {
                         self.counters.imu_gaps_skipped += 1;
-                        tracing::warn!("IMU gap of {dt:.3} s not integrated; velocity uncertainty inflated");
+                        tracing::warn!(
+                            "IMU gap of {dt:.3} s not integrated; velocity uncertainty inflated"
+                        );
                         f.jump_to(s.stamp, 1.0);
                         f.propagate_imu(&s);
                     } else {
@@ -227,7 +230,9 @@ impl Lio {
         }
         if scan.time.is_none() {
             if self.counters.scans_without_time == 0 {
-                tracing::warn!("scans have no per-point time field: treated as instantaneous (no deskew)");
+                tracing::warn!(
+                    "scans have no per-point time field: treated as instantaneous (no deskew)"
+                );
             }
             self.counters.scans_without_time += 1;
         }
@@ -244,7 +249,7 @@ impl Lio {
         let mut non_finite = 0;
         for i in (0..scan.len()).step_by(stride) {
             let (x, y, z) = (scan.x[i], scan.y[i], scan.z[i]);
-            let t_ok = scan.time.as_ref().map_or(true, |t| t[i].is_finite());
+            let t_ok = scan.time.as_ref().is_none_or(|t| t[i].is_finite());
             if !(x.is_finite() && y.is_finite() && z.is_finite() && t_ok) {
                 non_finite += 1;
                 continue;
@@ -398,6 +403,6 @@ pub fn degeneracy(info: &ErrMat, ratio: f64) -> Degeneracy {
     Degeneracy {
         eigenvalues: ev,
         weakest: [w[0], w[1], w[2]],
-        degenerate: !(ev[0] > ratio * ev[2]) || ev[2] <= 0.0,
+        degenerate: ev[2] <= 0.0 || ev[0].is_nan() || ev[0] <= ratio * ev[2],
     }
 }

@@ -96,7 +96,7 @@ impl Default for LioConfig {
             eps_pos: 1e-4,
             gate_sigma: 3.0,
             min_residuals: 20,
-            degenerate_ratio: 0.02,
+            degenerate_ratio: 0.06,
             tau_walk: 0.01,
             max_imu_gap: 0.5,
             init_vel_std: 0.1,

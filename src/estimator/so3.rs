@@ -93,7 +93,6 @@ mod tests {
     /// Pins sophus_lie's SO3 exp to ours (same active rotation, same tangent ordering).
     #[test]
     fn sophus_exp_agrees() {
-        use sophus_lie::prelude::*;
         let v = Vector3::new(0.2, -0.4, 0.9);
         let r = sophus_lie::Rotation3F64::exp(v);
         let m = r.matrix();

@@ -72,8 +72,10 @@ impl State {
         let mut d = ErrVec::zeros();
         d.fixed_rows_mut::<3>(ROT)
             .copy_from(&so3::log(&(other.rot.inverse() * self.rot)));
-        d.fixed_rows_mut::<3>(POS).copy_from(&(self.pos - other.pos));
-        d.fixed_rows_mut::<3>(VEL).copy_from(&(self.vel - other.vel));
+        d.fixed_rows_mut::<3>(POS)
+            .copy_from(&(self.pos - other.pos));
+        d.fixed_rows_mut::<3>(VEL)
+            .copy_from(&(self.vel - other.vel));
         d.fixed_rows_mut::<3>(BG).copy_from(&(self.bg - other.bg));
         d.fixed_rows_mut::<3>(BA).copy_from(&(self.ba - other.ba));
         d.fixed_rows_mut::<3>(GRAV)
@@ -117,8 +119,8 @@ mod tests {
         assert!((y.boxminus(&x) - d).norm() < 1e-12);
         // Right perturbation: the rotation increment acts in the body frame.
         let yr = y.rot.to_rotation_matrix().into_inner();
-        let want = x.rot.to_rotation_matrix().into_inner()
-            * so3::exp_mat(&Vector3::new(d[0], d[1], d[2]));
+        let want =
+            x.rot.to_rotation_matrix().into_inner() * so3::exp_mat(&Vector3::new(d[0], d[1], d[2]));
         assert!((yr - want).norm() < 1e-12);
     }
 }

@@ -42,7 +42,11 @@ pub fn voxel_downsample(x: &[f32], y: &[f32], z: &[f32], idx: &[u32], leaf: f64)
     for &i in idx {
         let k = i as usize;
         let p = [x[k] as f64 * inv, y[k] as f64 * inv, z[k] as f64 * inv];
-        let key = [p[0].floor() as i32, p[1].floor() as i32, p[2].floor() as i32];
+        let key = [
+            p[0].floor() as i32,
+            p[1].floor() as i32,
+            p[2].floor() as i32,
+        ];
         let d: f64 = (0..3)
             .map(|a| {
                 let c = key[a] as f64 + 0.5;

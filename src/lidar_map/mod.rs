@@ -76,11 +76,7 @@ impl VoxelMap {
 
     fn key(&self, p: &Vector3<f64>) -> Option<[i32; 3]> {
         let s = 1.0 / self.cfg.root_size;
-        let k = [
-            (p.x * s).floor(),
-            (p.y * s).floor(),
-            (p.z * s).floor(),
-        ];
+        let k = [(p.x * s).floor(), (p.y * s).floor(), (p.z * s).floor()];
         if k.iter().all(|v| v.abs() < i32::MAX as f64 / 2.0) {
             Some([k[0] as i32, k[1] as i32, k[2] as i32])
         } else {
@@ -181,17 +177,38 @@ mod tests {
             for j in 0..30 {
                 let a = 0.01 + i as f64 / 30.0;
                 let b = 0.01 + j as f64 / 30.0;
-                pts.push(MapPoint { p: Vector3::new(0.3, a, b), noise: noise() });
-                pts.push(MapPoint { p: Vector3::new(a, 0.3, b), noise: noise() });
+                pts.push(MapPoint {
+                    p: Vector3::new(0.3, a, b),
+                    noise: noise(),
+                });
+                pts.push(MapPoint {
+                    p: Vector3::new(a, 0.3, b),
+                    noise: noise(),
+                });
             }
         }
+        // Scan order mixes both walls; a deterministic shuffle (LCG) stands in for it.
+        let mut state = 12345u64;
+        for i in (1..pts.len()).rev() {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            pts.swap(i, (state >> 33) as usize % (i + 1));
+        }
         map.insert(&pts);
-        let pl = map.find_plane(&Vector3::new(0.3, 0.8, 0.8)).expect("x wall leaf");
-        assert!(pl.normal.x.abs() > 0.999);
-        let pl = map.find_plane(&Vector3::new(0.8, 0.3, 0.2)).expect("y wall leaf");
+        let pl = map
+            .find_plane(&Vector3::new(0.3, 0.8, 0.8))
+            .expect("x wall leaf");
+        assert!(pl.normal.x.abs() > 0.999, "{pl:?}");
+        let pl = map
+            .find_plane(&Vector3::new(0.8, 0.3, 0.2))
+            .expect("y wall leaf");
         assert!(pl.normal.y.abs() > 0.999);
         assert!(map.plane_count() >= 4);
-        let far = vec![MapPoint { p: Vector3::new(1000.0, 0.0, 0.0), noise: noise() }];
+        let far = vec![MapPoint {
+            p: Vector3::new(1000.0, 0.0, 0.0),
+            noise: noise(),
+        }];
         map.insert(&far);
         assert_eq!(map.root_count(), 2);
         assert_eq!(map.prune(&Vector3::zeros()), 1);
@@ -201,7 +218,10 @@ mod tests {
     #[test]
     fn ignores_non_finite_points() {
         let mut map = VoxelMap::new(VoxelMapConfig::default());
-        map.insert(&[MapPoint { p: Vector3::new(f64::NAN, 0.0, 0.0), noise: noise() }]);
+        map.insert(&[MapPoint {
+            p: Vector3::new(f64::NAN, 0.0, 0.0),
+            noise: noise(),
+        }]);
         assert_eq!(map.root_count(), 0);
         assert!(map.find_plane(&Vector3::new(f64::NAN, 1.0, 1.0)).is_none());
     }

@@ -167,7 +167,7 @@ impl Node {
     }
 
     fn split(&mut self, cfg: &VoxelMapConfig) {
-        let mut children: Box<[Option<Node>; 8]> = Box::new(Default::default());
+        let mut children: Box<[Option<Node>; 8]> = Box::default();
         let points = std::mem::take(&mut self.points);
         for mp in &points {
             let i = self.child_index(&mp.p);

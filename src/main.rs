@@ -30,6 +30,8 @@ enum Command {
     /// Run as a ROS 2 node (`--ros-args --params-file config/<rig>.yaml`).
     #[cfg(feature = "ros2")]
     Node(cli::node::Args),
+    /// Benchmarks of the hot paths (e.g. `bench render`).
+    Bench(cli::bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,5 +44,6 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(a) => cli::demo::run(a),
         #[cfg(feature = "ros2")]
         Command::Node(a) => cli::node::run(a),
+        Command::Bench(a) => cli::bench::run(a),
     }
 }

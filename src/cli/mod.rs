@@ -1,5 +1,6 @@
 //! Subcommands of the binary; each file parses its arguments and calls the library.
 
+pub mod bench;
 pub mod demo;
 pub mod eval;
 pub mod info;

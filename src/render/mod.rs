@@ -23,6 +23,7 @@
 //! # let _ = (grads, optimised); Ok(()) }
 //! ```
 
+pub mod bench;
 pub mod cpu;
 mod scene;
 pub mod sh;
@@ -75,9 +76,8 @@ pub struct RenderConfig {
     /// Initial capacity of the GPU Gaussian buffers (they grow by 1.5x when exceeded).
     pub initial_capacity: usize,
     /// Initial capacity of the tile/depth key buffers per Gaussian (grows on overflow).
+    /// (The tile size is fixed at 16x16 by the shaders' workgroup size.)
     pub keys_per_gaussian: f64,
-    /// Worker threads of the CPU backend (0 = available parallelism).
-    pub cpu_threads: usize,
 }
 
 impl Default for RenderConfig {
@@ -88,7 +88,6 @@ impl Default for RenderConfig {
             float_atomics: true,
             initial_capacity: 1024,
             keys_per_gaussian: 4.0,
-            cpu_threads: 0,
         }
     }
 }
@@ -202,5 +201,33 @@ pub(crate) fn check_image(len: usize, want: usize, what: &str) -> Result<(), Ren
         Err(RenderError::InvalidInput(format!(
             "{what} has {len} values, expected {want}"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_parses_and_env_overrides() {
+        let c: RenderConfig =
+            serde_yaml::from_str("backend: cpu\ndevice: llvmpipe\nfloat_atomics: false").unwrap();
+        assert_eq!(c.backend, BackendChoice::Cpu);
+        assert_eq!(c.device, "llvmpipe");
+        assert!(!c.float_atomics);
+        assert!(serde_yaml::from_str::<RenderConfig>("tile: 8").is_err());
+        assert!(serde_yaml::from_str::<RenderConfig>("backend: opengl").is_err());
+    }
+
+    #[test]
+    fn cpu_backend_is_created_on_request() {
+        let cfg = RenderConfig {
+            backend: BackendChoice::Cpu,
+            ..RenderConfig::default()
+        };
+        // The env override is only read, never required.
+        if std::env::var("GS_LIVO_RENDER_BACKEND").is_err() {
+            assert_eq!(create_renderer(&cfg).unwrap().backend(), Backend::Cpu);
+        }
     }
 }

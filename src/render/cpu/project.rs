@@ -1,7 +1,7 @@
 //! Per-Gaussian projection (3D -> screen) and its exact adjoint, in f64.
 //! The same math as shaders/project.comp and shaders/project_bwd.comp.
 
-use nalgebra::{Matrix2, Matrix2x3, Matrix3, Quaternion, Vector2, Vector3};
+use nalgebra::{Matrix2, Matrix2x3, Matrix3, Quaternion, Vector3};
 
 use crate::render::sh;
 use crate::render::types::{sh_coeffs, Camera, GaussianSet, Group, DILATION, TILE};
@@ -56,7 +56,6 @@ struct Geometry {
     qnorm: f64,
     rot: Matrix3<f64>,
     s: Vector3<f64>,
-    sigma: Matrix3<f64>,
     sigma_c: Matrix3<f64>,
     j: Matrix2x3<f64>,
     cov: Matrix2<f64>,
@@ -85,9 +84,11 @@ fn geometry(g: &GaussianSet<f64>, i: usize, cam: &Camera, pose: &PoseRt) -> Opti
     let q = g.get(Group::Rotation, i);
     let s = Vector3::new(ls[0].exp(), ls[1].exp(), ls[2].exp());
     let qnorm = (q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]).sqrt();
-    if !(pw.iter().all(|v| v.is_finite()) && s.iter().all(|v| v.is_finite()))
-        || !(qnorm.is_finite() && qnorm > 1e-12)
-    {
+    let valid = pw.iter().all(|v| v.is_finite())
+        && s.iter().all(|v| v.is_finite())
+        && qnorm.is_finite()
+        && qnorm > 1e-12;
+    if !valid {
         return None;
     }
     let pc = pose.r * pw + pose.t;
@@ -120,7 +121,6 @@ fn geometry(g: &GaussianSet<f64>, i: usize, cam: &Camera, pose: &PoseRt) -> Opti
         qnorm,
         rot,
         s,
-        sigma,
         sigma_c,
         j,
         cov,
@@ -139,7 +139,7 @@ pub fn project(
     let geo = geometry(g, i, cam, pose)?;
     let (a, b, c) = (geo.cov[(0, 0)], geo.cov[(0, 1)], geo.cov[(1, 1)]);
     let det = a * c - b * b;
-    if !(det > 0.0) {
+    if det.is_nan() || det <= 0.0 {
         return None;
     }
     let conic = [c / det, -b / det, a / det];
@@ -198,6 +198,7 @@ pub fn project(
 
 /// Chain rule from the screen-space gradient of Gaussian `i` to its parameters (written into
 /// `out` at Gaussian `i`) and to the pose perturbation (added to `pose_grad`).
+#[allow(clippy::too_many_arguments)]
 pub fn project_backward(
     g: &GaussianSet<f64>,
     i: usize,
@@ -320,7 +321,6 @@ pub fn project_backward(
     let dot: f64 = (0..4).map(|m| qv[m] * gqn[m]).sum();
     let gq_out: [f64; 4] = std::array::from_fn(|m| (gqn[m] - qv[m] * dot) / geo.qnorm);
     out.get_mut(Group::Rotation, i).copy_from_slice(&gq_out);
-    let _ = geo.sigma;
 
     // Pose (left perturbation p_c -> exp(w) p_c + v; the centre moves by -R^T v).
     let g_v = g_pc + pose.r * d_raw;
@@ -332,5 +332,4 @@ pub fn project_backward(
         pose_grad[m] += g_v[m];
         pose_grad[3 + m] += g_w[m];
     }
-    let _ = Vector2::<f64>::zeros();
 }

@@ -75,8 +75,8 @@ pub fn forward(g: &GaussianSet<f64>, cam: &Camera, pose: &PoseRt) -> FrameF64 {
                 if next_t < T_MIN {
                     break;
                 }
-                for ch in 0..3 {
-                    c[ch] += p.colour[ch] * a * t;
+                for (cv, pc) in c.iter_mut().zip(p.colour) {
+                    *cv += pc * a * t;
                 }
                 d += p.depth * a * t;
                 t = next_t;
@@ -154,8 +154,8 @@ pub fn backward(
                 last_alpha = a;
                 last_f = f;
                 let pg = &mut pgrads[gi as usize];
-                for ch in 0..3 {
-                    pg.colour[ch] += a * ti * dl[ch];
+                for (gc, d) in pg.colour.iter_mut().zip(dl) {
+                    *gc += a * ti * d;
                 }
                 pg.depth += a * ti * dl[3];
                 if raw > ALPHA_MAX {

@@ -1,8 +1,14 @@
 //! Vulkan compute backend (vulkano 0.35, SPIR-V compiled by build.rs).
 
+mod context;
+mod renderer;
+
+pub use context::enumerate_devices;
+pub use renderer::VulkanRenderer;
+
 use super::{RenderConfig, RenderError, Renderer};
 
 /// Creates the Vulkan renderer.
-pub fn create(_cfg: &RenderConfig) -> Result<Box<dyn Renderer>, RenderError> {
-    Err(RenderError::NoDevice("not built yet".into()))
+pub fn create(cfg: &RenderConfig) -> Result<Box<dyn Renderer>, RenderError> {
+    Ok(Box::new(VulkanRenderer::new(cfg)?))
 }

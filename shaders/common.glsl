@@ -1,0 +1,91 @@
+// Shared by every kernel (build.rs prepends it). One 128-byte push-constant block for all.
+layout(push_constant) uniform PC {
+    vec4 r0;   // world-to-camera rotation row 0 (xyz), translation x (w)  | adam: lr0..lr3
+    vec4 r1;   // row 1, t.y                                             | adam: lr4, lr5, beta1, beta2
+    vec4 r2;   // row 2, t.z                                             | adam: eps, 1/bc1, 1/sqrt(bc2)
+    vec4 intr; // fx, fy, cx, cy
+    vec4 misc; // near, far, loss ssim weight, 1/(pixels*3)
+    uvec4 u0;  // width, height, tiles_x, tiles_y
+    uvec4 u1;  // n Gaussians, capacity, SH coefficients K, key capacity
+    uvec4 u2;  // per-dispatch: count / shift, slot / blocks, word, flags
+} pc;
+
+#define TILE 16u
+#define DILATION 0.3
+#define ALPHA_MAX 0.99
+#define ALPHA_MIN (1.0 / 255.0)
+#define T_MIN 1e-4
+#define PROJ_STRIDE 12u
+#define G2D_STRIDE 10u
+
+// Parameter group offsets (x capacity), layout of render::types::GaussianSet.
+uint off_mean() { return 0u; }
+uint off_scale() { return 3u * pc.u1.y; }
+uint off_rot() { return 6u * pc.u1.y; }
+uint off_opac() { return 10u * pc.u1.y; }
+uint off_dc() { return 11u * pc.u1.y; }
+uint off_rest() { return 14u * pc.u1.y; }
+
+mat3 pose_r() { return transpose(mat3(pc.r0.xyz, pc.r1.xyz, pc.r2.xyz)); }
+vec3 pose_t() { return vec3(pc.r0.w, pc.r1.w, pc.r2.w); }
+
+mat3 quat_to_mat(vec4 q) { // (w, x, y, z), normalised
+    float w = q.x, x = q.y, y = q.z, z = q.w;
+    return transpose(mat3(
+        1.0 - 2.0 * (y * y + z * z), 2.0 * (x * y - w * z), 2.0 * (x * z + w * y),
+        2.0 * (x * y + w * z), 1.0 - 2.0 * (x * x + z * z), 2.0 * (y * z - w * x),
+        2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y)));
+}
+
+const float SH_C0 = 0.28209479177387814;
+const float SH_C1 = 0.4886025119029199;
+const float SH_C2[5] = float[5](1.0925484305920792, -1.0925484305920792, 0.31539156525252005,
+                                -1.0925484305920792, 0.5462742152960396);
+const float SH_C3[7] = float[7](-0.5900435899266435, 2.890611442640554, -0.4570457994644658,
+                                0.3731763325901154, -0.4570457994644658, 1.445305721320277,
+                                -0.5900435899266435);
+
+// Basis values and gradients (see render/sh.rs).
+void sh_basis(vec3 d, uint k, out float y[16], out vec3 dy[16]) {
+    float x = d.x, yy = d.y, z = d.z;
+    float xx = x * x, y2 = yy * yy, zz = z * z;
+    for (int i = 0; i < 16; i++) { y[i] = 0.0; dy[i] = vec3(0.0); }
+    y[0] = SH_C0;
+    if (k > 1u) {
+        y[1] = -SH_C1 * yy; dy[1] = vec3(0.0, -SH_C1, 0.0);
+        y[2] = SH_C1 * z;   dy[2] = vec3(0.0, 0.0, SH_C1);
+        y[3] = -SH_C1 * x;  dy[3] = vec3(-SH_C1, 0.0, 0.0);
+    }
+    if (k > 4u) {
+        y[4] = SH_C2[0] * x * yy; dy[4] = SH_C2[0] * vec3(yy, x, 0.0);
+        y[5] = SH_C2[1] * yy * z; dy[5] = SH_C2[1] * vec3(0.0, z, yy);
+        y[6] = SH_C2[2] * (2.0 * zz - xx - y2); dy[6] = SH_C2[2] * vec3(-2.0 * x, -2.0 * yy, 4.0 * z);
+        y[7] = SH_C2[3] * x * z; dy[7] = SH_C2[3] * vec3(z, 0.0, x);
+        y[8] = SH_C2[4] * (xx - y2); dy[8] = SH_C2[4] * vec3(2.0 * x, -2.0 * yy, 0.0);
+    }
+    if (k > 9u) {
+        y[9] = SH_C3[0] * yy * (3.0 * xx - y2); dy[9] = SH_C3[0] * vec3(6.0 * x * yy, 3.0 * xx - 3.0 * y2, 0.0);
+        y[10] = SH_C3[1] * x * yy * z; dy[10] = SH_C3[1] * vec3(yy * z, x * z, x * yy);
+        y[11] = SH_C3[2] * yy * (4.0 * zz - xx - y2);
+        dy[11] = SH_C3[2] * vec3(-2.0 * x * yy, 4.0 * zz - xx - 3.0 * y2, 8.0 * yy * z);
+        y[12] = SH_C3[3] * z * (2.0 * zz - 3.0 * xx - 3.0 * y2);
+        dy[12] = SH_C3[3] * vec3(-6.0 * x * z, -6.0 * yy * z, 6.0 * zz - 3.0 * xx - 3.0 * y2);
+        y[13] = SH_C3[4] * x * (4.0 * zz - xx - y2);
+        dy[13] = SH_C3[4] * vec3(4.0 * zz - 3.0 * xx - y2, -2.0 * x * yy, 8.0 * x * z);
+        y[14] = SH_C3[5] * z * (xx - y2); dy[14] = SH_C3[5] * vec3(2.0 * x * z, -2.0 * yy * z, xx - y2);
+        y[15] = SH_C3[6] * x * (xx - 3.0 * y2); dy[15] = SH_C3[6] * vec3(3.0 * xx - 3.0 * y2, -6.0 * x * yy, 0.0);
+    }
+}
+
+bool finite3(vec3 v) { return !any(isnan(v)) && !any(isinf(v)); }
+
+// Tile rectangle of a projected Gaussian: [x0, x1) x [y0, y1) (same formula as cpu/project.rs).
+uvec4 tile_rect(vec2 m, float radius) {
+    float t = float(TILE);
+    uint tx = pc.u0.z, ty = pc.u0.w;
+    uint x0 = min(uint(max(floor((m.x - radius) / t), 0.0)), tx);
+    uint x1 = min(uint(max(floor((m.x + radius) / t) + 1.0, 0.0)), tx);
+    uint y0 = min(uint(max(floor((m.y - radius) / t), 0.0)), ty);
+    uint y1 = min(uint(max(floor((m.y + radius) / t) + 1.0, 0.0)), ty);
+    return uvec4(x0, x1, y0, y1);
+}

@@ -1,0 +1,201 @@
+//! Instance, device selection, allocators and the compute pipelines.
+
+use std::sync::Arc;
+
+use vulkano::command_buffer::allocator::StandardCommandBufferAllocator;
+use vulkano::descriptor_set::allocator::StandardDescriptorSetAllocator;
+use vulkano::device::physical::{PhysicalDevice, PhysicalDeviceType};
+use vulkano::device::{
+    Device, DeviceCreateInfo, DeviceExtensions, DeviceFeatures, Queue, QueueCreateInfo, QueueFlags,
+};
+use vulkano::instance::{Instance, InstanceCreateFlags, InstanceCreateInfo};
+use vulkano::memory::allocator::StandardMemoryAllocator;
+use vulkano::pipeline::compute::ComputePipelineCreateInfo;
+use vulkano::pipeline::layout::{PipelineDescriptorSetLayoutCreateInfo, PushConstantRange};
+use vulkano::pipeline::{ComputePipeline, PipelineLayout, PipelineShaderStageCreateInfo};
+use vulkano::shader::{ShaderModule, ShaderModuleCreateInfo, ShaderStages};
+use vulkano::{Version, VulkanLibrary};
+
+use crate::render::{RenderConfig, RenderError};
+
+fn vk<E: std::fmt::Debug>(what: &'static str) -> impl Fn(E) -> RenderError {
+    move |e| RenderError::Vulkan(format!("{what}: {e:?}"))
+}
+
+pub struct Context {
+    pub device: Arc<Device>,
+    pub queue: Arc<Queue>,
+    pub mem: Arc<StandardMemoryAllocator>,
+    pub cb_alloc: Arc<StandardCommandBufferAllocator>,
+    pub ds_alloc: Arc<StandardDescriptorSetAllocator>,
+    pub float_atomics: bool,
+    pub name: String,
+}
+
+fn type_rank(t: PhysicalDeviceType) -> u32 {
+    match t {
+        PhysicalDeviceType::DiscreteGpu => 0,
+        PhysicalDeviceType::IntegratedGpu => 1,
+        PhysicalDeviceType::VirtualGpu => 2,
+        PhysicalDeviceType::Cpu => 3,
+        _ => 4,
+    }
+}
+
+/// Names of the Vulkan devices the loader enumerates (empty when there is no loader/device).
+pub fn enumerate_devices() -> Vec<String> {
+    let Ok(lib) = VulkanLibrary::new() else {
+        return Vec::new();
+    };
+    let Ok(inst) = Instance::new(
+        lib,
+        InstanceCreateInfo {
+            flags: InstanceCreateFlags::ENUMERATE_PORTABILITY,
+            ..Default::default()
+        },
+    ) else {
+        return Vec::new();
+    };
+    inst.enumerate_physical_devices()
+        .map(|it| it.map(|p| p.properties().device_name.clone()).collect())
+        .unwrap_or_default()
+}
+
+impl Context {
+    pub fn new(cfg: &RenderConfig) -> Result<Self, RenderError> {
+        let lib = VulkanLibrary::new().map_err(|e| RenderError::NoDevice(format!("{e}")))?;
+        let instance = Instance::new(
+            lib,
+            InstanceCreateInfo {
+                flags: InstanceCreateFlags::ENUMERATE_PORTABILITY,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| RenderError::NoDevice(format!("instance: {e:?}")))?;
+        let all: Vec<Arc<PhysicalDevice>> = instance
+            .enumerate_physical_devices()
+            .map_err(|e| RenderError::NoDevice(format!("{e:?}")))?
+            .collect();
+        if all.is_empty() {
+            return Err(RenderError::NoDevice("no Vulkan device".into()));
+        }
+        let usable = |p: &Arc<PhysicalDevice>| {
+            p.api_version() >= Version::V1_2
+                && p.queue_family_properties()
+                    .iter()
+                    .any(|q| q.queue_flags.intersects(QueueFlags::COMPUTE))
+        };
+        let want = cfg.device.trim();
+        let physical = if want.is_empty() {
+            let mut c: Vec<_> = all.iter().filter(|p| usable(p)).cloned().collect();
+            c.sort_by_key(|p| type_rank(p.properties().device_type));
+            c.into_iter().next()
+        } else if let Ok(idx) = want.parse::<usize>() {
+            all.get(idx).cloned()
+        } else {
+            let w = want.to_ascii_lowercase();
+            all.iter()
+                .find(|p| p.properties().device_name.to_ascii_lowercase().contains(&w))
+                .cloned()
+        }
+        .ok_or_else(|| {
+            RenderError::NoDevice(format!(
+                "no Vulkan 1.2 compute device matches '{want}' (found: {:?})",
+                all.iter()
+                    .map(|p| p.properties().device_name.clone())
+                    .collect::<Vec<_>>()
+            ))
+        })?;
+        if !usable(&physical) {
+            return Err(RenderError::NoDevice(format!(
+                "{} lacks Vulkan 1.2 or a compute queue",
+                physical.properties().device_name
+            )));
+        }
+        let qf = physical
+            .queue_family_properties()
+            .iter()
+            .position(|q| q.queue_flags.intersects(QueueFlags::COMPUTE))
+            .expect("checked") as u32;
+        let float_atomics = cfg.float_atomics
+            && physical.supported_extensions().ext_shader_atomic_float
+            && physical
+                .supported_features()
+                .shader_buffer_float32_atomic_add;
+        let (extensions, features) = if float_atomics {
+            (
+                DeviceExtensions {
+                    ext_shader_atomic_float: true,
+                    ..DeviceExtensions::empty()
+                },
+                DeviceFeatures {
+                    shader_buffer_float32_atomic_add: true,
+                    ..DeviceFeatures::empty()
+                },
+            )
+        } else {
+            (DeviceExtensions::empty(), DeviceFeatures::empty())
+        };
+        let name = physical.properties().device_name.clone();
+        let (device, mut queues) = Device::new(
+            physical,
+            DeviceCreateInfo {
+                queue_create_infos: vec![QueueCreateInfo {
+                    queue_family_index: qf,
+                    ..Default::default()
+                }],
+                enabled_extensions: extensions,
+                enabled_features: features,
+                ..Default::default()
+            },
+        )
+        .map_err(vk("device"))?;
+        let queue = queues.next().expect("one queue");
+        tracing::info!(device = %name, float_atomics, "Vulkan rasteriser");
+        Ok(Self {
+            mem: Arc::new(StandardMemoryAllocator::new_default(device.clone())),
+            cb_alloc: Arc::new(StandardCommandBufferAllocator::new(
+                device.clone(),
+                Default::default(),
+            )),
+            ds_alloc: Arc::new(StandardDescriptorSetAllocator::new(
+                device.clone(),
+                Default::default(),
+            )),
+            device,
+            queue,
+            float_atomics,
+            name,
+        })
+    }
+
+    /// A compute pipeline from SPIR-V bytes, with the shared 128-byte push-constant range.
+    pub fn pipeline(&self, name: &str, spv: &[u8]) -> Result<Arc<ComputePipeline>, RenderError> {
+        let words = vulkano::shader::spirv::bytes_to_words(spv)
+            .map_err(|e| RenderError::Vulkan(format!("{name}: {e:?}")))?;
+        // SAFETY: the SPIR-V comes from glslang at build time and is validated by vulkano.
+        let module =
+            unsafe { ShaderModule::new(self.device.clone(), ShaderModuleCreateInfo::new(&words)) }
+                .map_err(|e| RenderError::Vulkan(format!("{name}: {e:?}")))?;
+        let entry = module
+            .entry_point("main")
+            .ok_or_else(|| RenderError::Vulkan(format!("{name}: no main")))?;
+        let stage = PipelineShaderStageCreateInfo::new(entry);
+        let mut info = PipelineDescriptorSetLayoutCreateInfo::from_stages([&stage])
+            .into_pipeline_layout_create_info(self.device.clone())
+            .map_err(|e| RenderError::Vulkan(format!("{name}: {e:?}")))?;
+        info.push_constant_ranges = vec![PushConstantRange {
+            stages: ShaderStages::COMPUTE,
+            offset: 0,
+            size: 128,
+        }];
+        let layout = PipelineLayout::new(self.device.clone(), info)
+            .map_err(|e| RenderError::Vulkan(format!("{name}: {e:?}")))?;
+        ComputePipeline::new(
+            self.device.clone(),
+            None,
+            ComputePipelineCreateInfo::stage_layout(stage, layout),
+        )
+        .map_err(|e| RenderError::Vulkan(format!("{name}: {e:?}")))
+    }
+}

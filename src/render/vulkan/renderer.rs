@@ -1,0 +1,1023 @@
+//! The Vulkan renderer: persistent growable buffers and command recording.
+
+use std::sync::Arc;
+
+use nalgebra::Isometry3;
+use vulkano::buffer::{Buffer, BufferContents, BufferCreateInfo, BufferUsage, Subbuffer};
+use vulkano::command_buffer::{
+    AutoCommandBufferBuilder, CommandBufferUsage, CopyBufferInfo, PrimaryAutoCommandBuffer,
+    PrimaryCommandBufferAbstract,
+};
+use vulkano::descriptor_set::{DescriptorSet, WriteDescriptorSet};
+use vulkano::memory::allocator::{AllocationCreateInfo, MemoryTypeFilter};
+use vulkano::pipeline::{ComputePipeline, Pipeline, PipelineBindPoint};
+use vulkano::sync::GpuFuture;
+
+use super::context::Context;
+use crate::render::{
+    check_image, group_widths, sh_coeffs, AdamConfig, AdamState, Backend, Camera, Gaussians,
+    Gradients, LossConfig, RenderConfig, RenderError, RenderOutput, Renderer, GROUPS,
+};
+
+type Builder = AutoCommandBufferBuilder<PrimaryAutoCommandBuffer>;
+
+macro_rules! spv {
+    ($name:literal) => {
+        include_bytes!(concat!(env!("OUT_DIR"), "/", $name, ".spv"))
+    };
+}
+
+fn err<E: std::fmt::Debug>(what: &'static str) -> impl Fn(E) -> RenderError {
+    move |e| RenderError::Vulkan(format!("{what}: {e:?}"))
+}
+
+struct Pipelines {
+    project: Arc<ComputePipeline>,
+    scan: Arc<ComputePipeline>,
+    emit: Arc<ComputePipeline>,
+    hist: Arc<ComputePipeline>,
+    scatter: Arc<ComputePipeline>,
+    ranges: Arc<ComputePipeline>,
+    fwd: Arc<ComputePipeline>,
+    bwd: Arc<ComputePipeline>,
+    pbwd: Arc<ComputePipeline>,
+    loss_fwd: Arc<ComputePipeline>,
+    loss_bwd: Arc<ComputePipeline>,
+    adam: Arc<ComputePipeline>,
+}
+
+/// Buffers sized by the Gaussian capacity.
+struct GaussBufs {
+    cap: usize,
+    params: Subbuffer<[f32]>,
+    grads: Subbuffer<[f32]>,
+    m: Subbuffer<[f32]>,
+    v: Subbuffer<[f32]>,
+    proj: Subbuffer<[f32]>,
+    touched: Subbuffer<[u32]>,
+    offsets: Subbuffer<[u32]>,
+    g2d: Subbuffer<[f32]>,
+}
+
+/// Key buffers (two ping-pong sets of hi/lo/value) and the radix histograms.
+struct KeyBufs {
+    cap: usize,
+    keys: [[Subbuffer<[u32]>; 3]; 2],
+    hist: Subbuffer<[u32]>,
+    hist_scan: Subbuffer<[u32]>,
+}
+
+/// Buffers sized by the image.
+struct ImageBufs {
+    pixels: usize,
+    tiles: usize,
+    colour: Subbuffer<[f32]>,
+    depth: Subbuffer<[f32]>,
+    alpha: Subbuffer<[f32]>,
+    final_t: Subbuffer<[f32]>,
+    n_contrib: Subbuffer<[u32]>,
+    dl_c: Subbuffer<[f32]>,
+    dl_d: Subbuffer<[f32]>,
+    dl_a: Subbuffer<[f32]>,
+    target: Subbuffer<[f32]>,
+    dmu: Subbuffer<[f32]>,
+    dxx: Subbuffer<[f32]>,
+    dxy: Subbuffer<[f32]>,
+    lmap: Subbuffer<[f32]>,
+    ranges: Subbuffer<[u32]>,
+}
+
+/// Rasteriser on a Vulkan device; Gaussians, Adam moments and all intermediates stay on the GPU.
+pub struct VulkanRenderer {
+    ctx: Context,
+    pl: Pipelines,
+    n: usize,
+    sh_degree: u32,
+    adam_step: u32,
+    keys_per_gaussian: f64,
+    g: GaussBufs,
+    k: KeyBufs,
+    img: Option<ImageBufs>,
+    counters: Subbuffer<[u32]>,
+    pose_grad: Subbuffer<[f32]>,
+    /// Camera and pose of the latest forward (for backward / loss).
+    last: Option<(Camera, [u32; 32])>,
+    have_grads: bool,
+}
+
+const BLOCK_KEYS: usize = 2048;
+
+impl VulkanRenderer {
+    pub fn new(cfg: &RenderConfig) -> Result<Self, RenderError> {
+        let ctx = Context::new(cfg)?;
+        let fa = ctx.float_atomics;
+        let pl = Pipelines {
+            project: ctx.pipeline("project", spv!("project"))?,
+            scan: ctx.pipeline("scan", spv!("scan"))?,
+            emit: ctx.pipeline("emit", spv!("emit"))?,
+            hist: ctx.pipeline("radix_hist", spv!("radix_hist"))?,
+            scatter: ctx.pipeline("radix_scatter", spv!("radix_scatter"))?,
+            ranges: ctx.pipeline("ranges", spv!("ranges"))?,
+            fwd: ctx.pipeline("raster_fwd", spv!("raster_fwd"))?,
+            bwd: if fa {
+                ctx.pipeline("raster_bwd", spv!("raster_bwd"))?
+            } else {
+                ctx.pipeline("raster_bwd_cas", spv!("raster_bwd_cas"))?
+            },
+            pbwd: if fa {
+                ctx.pipeline("project_bwd", spv!("project_bwd"))?
+            } else {
+                ctx.pipeline("project_bwd_cas", spv!("project_bwd_cas"))?
+            },
+            loss_fwd: ctx.pipeline("loss_fwd", spv!("loss_fwd"))?,
+            loss_bwd: ctx.pipeline("loss_bwd", spv!("loss_bwd"))?,
+            adam: ctx.pipeline("adam", spv!("adam"))?,
+        };
+        let cap = cfg.initial_capacity.max(16);
+        let g = Self::gauss_bufs(&ctx, cap, 0)?;
+        let kcap = ((cap as f64 * cfg.keys_per_gaussian.max(1.0)) as usize).max(BLOCK_KEYS);
+        let k = Self::key_bufs(&ctx, kcap)?;
+        let counters = Buffer::from_iter(
+            ctx.mem.clone(),
+            BufferCreateInfo {
+                usage: BufferUsage::STORAGE_BUFFER | BufferUsage::TRANSFER_DST,
+                ..Default::default()
+            },
+            AllocationCreateInfo {
+                memory_type_filter: MemoryTypeFilter::PREFER_DEVICE
+                    | MemoryTypeFilter::HOST_RANDOM_ACCESS,
+                ..Default::default()
+            },
+            [0u32; 16],
+        )
+        .map_err(err("counters"))?;
+        let pose_grad = dev::<f32>(&ctx, 8)?;
+        Ok(Self {
+            ctx,
+            pl,
+            n: 0,
+            sh_degree: 0,
+            adam_step: 0,
+            keys_per_gaussian: cfg.keys_per_gaussian.max(1.0),
+            g,
+            k,
+            img: None,
+            counters,
+            pose_grad,
+            last: None,
+            have_grads: false,
+        })
+    }
+
+    fn gauss_bufs(ctx: &Context, cap: usize, sh_degree: u32) -> Result<GaussBufs, RenderError> {
+        let per: usize = group_widths(sh_degree).iter().sum();
+        Ok(GaussBufs {
+            cap,
+            params: dev(ctx, per * cap)?,
+            grads: dev(ctx, per * cap)?,
+            m: dev(ctx, per * cap)?,
+            v: dev(ctx, per * cap)?,
+            proj: dev(ctx, 12 * cap)?,
+            touched: dev(ctx, cap)?,
+            offsets: dev(ctx, cap)?,
+            g2d: dev(ctx, 10 * cap)?,
+        })
+    }
+
+    fn key_bufs(ctx: &Context, cap: usize) -> Result<KeyBufs, RenderError> {
+        let cap = cap.div_ceil(BLOCK_KEYS) * BLOCK_KEYS;
+        let set = || -> Result<[Subbuffer<[u32]>; 3], RenderError> {
+            Ok([dev(ctx, cap)?, dev(ctx, cap)?, dev(ctx, cap)?])
+        };
+        let blocks = cap / BLOCK_KEYS;
+        Ok(KeyBufs {
+            cap,
+            keys: [set()?, set()?],
+            hist: dev(ctx, 16 * blocks)?,
+            hist_scan: dev(ctx, 16 * blocks)?,
+        })
+    }
+
+    fn ensure_image(&mut self, cam: &Camera) -> Result<(), RenderError> {
+        let pixels = cam.pixels();
+        let (tx, ty) = cam.tiles();
+        let tiles = (tx * ty) as usize;
+        if let Some(b) = &self.img {
+            if b.pixels >= pixels && b.tiles >= tiles {
+                return Ok(());
+            }
+        }
+        let c = &self.ctx;
+        self.img = Some(ImageBufs {
+            pixels,
+            tiles,
+            colour: dev(c, 3 * pixels)?,
+            depth: dev(c, pixels)?,
+            alpha: dev(c, pixels)?,
+            final_t: dev(c, pixels)?,
+            n_contrib: dev(c, pixels)?,
+            dl_c: dev(c, 3 * pixels)?,
+            dl_d: dev(c, pixels)?,
+            dl_a: dev(c, pixels)?,
+            target: dev(c, 3 * pixels)?,
+            dmu: dev(c, 3 * pixels)?,
+            dxx: dev(c, 3 * pixels)?,
+            dxy: dev(c, 3 * pixels)?,
+            lmap: dev(c, pixels)?,
+            ranges: dev(c, 2 * tiles)?,
+        });
+        Ok(())
+    }
+
+    fn builder(&self) -> Result<Builder, RenderError> {
+        AutoCommandBufferBuilder::primary(
+            self.ctx.cb_alloc.clone(),
+            self.ctx.queue.queue_family_index(),
+            CommandBufferUsage::OneTimeSubmit,
+        )
+        .map_err(err("command buffer"))
+    }
+
+    fn submit(&self, b: Builder) -> Result<(), RenderError> {
+        let t0 = std::time::Instant::now();
+        let cb = b.build().map_err(err("build"))?;
+        let t1 = std::time::Instant::now();
+        cb.execute(self.ctx.queue.clone())
+            .map_err(err("execute"))?
+            .then_signal_fence_and_flush()
+            .map_err(err("flush"))?
+            .wait(None)
+            .map_err(err("wait"))?;
+        tracing::trace!(
+            build_ms = (t1 - t0).as_secs_f64() * 1e3,
+            run_ms = t1.elapsed().as_secs_f64() * 1e3,
+            "submit"
+        );
+        Ok(())
+    }
+
+    fn dispatch(
+        &self,
+        b: &mut Builder,
+        p: &Arc<ComputePipeline>,
+        writes: Vec<WriteDescriptorSet>,
+        pc: &[u32; 32],
+        groups: [u32; 3],
+    ) -> Result<(), RenderError> {
+        let layout = p.layout().clone();
+        let set = DescriptorSet::new(
+            self.ctx.ds_alloc.clone(),
+            layout.set_layouts()[0].clone(),
+            writes,
+            [],
+        )
+        .map_err(err("descriptor set"))?;
+        b.bind_pipeline_compute(p.clone())
+            .map_err(err("bind"))?
+            .bind_descriptor_sets(PipelineBindPoint::Compute, layout.clone(), 0, set)
+            .map_err(err("bind sets"))?
+            .push_constants(layout, 0, *pc)
+            .map_err(err("push"))?;
+        let groups = groups.map(|g| g.max(1));
+        // SAFETY: every shader bounds-checks its indices against sizes in the push constants,
+        // which match the bound buffers.
+        unsafe { b.dispatch(groups) }.map_err(err("dispatch"))?;
+        Ok(())
+    }
+
+    /// Push constants for a camera and pose.
+    fn base_pc(&self, cam: &Camera, t_cw: &Isometry3<f64>) -> [u32; 32] {
+        let r = t_cw.rotation.to_rotation_matrix();
+        let t = t_cw.translation.vector;
+        let (tx, ty) = cam.tiles();
+        let mut f = [0f32; 20];
+        for row in 0..3 {
+            for col in 0..3 {
+                f[4 * row + col] = r[(row, col)] as f32;
+            }
+            f[4 * row + 3] = t[row] as f32;
+        }
+        f[12..16].copy_from_slice(&[cam.fx as f32, cam.fy as f32, cam.cx as f32, cam.cy as f32]);
+        f[16] = cam.near as f32;
+        f[17] = cam.far as f32;
+        f[19] = 1.0 / (3.0 * cam.pixels() as f32);
+        let mut pc = [0u32; 32];
+        for (i, v) in f.iter().enumerate() {
+            pc[i] = v.to_bits();
+        }
+        pc[20..24].copy_from_slice(&[cam.width, cam.height, tx, ty]);
+        pc[24..28].copy_from_slice(&[
+            self.n as u32,
+            self.g.cap as u32,
+            sh_coeffs(self.sh_degree) as u32,
+            self.k.cap as u32,
+        ]);
+        pc
+    }
+
+    fn staging<T: BufferContents + Copy>(&self, data: &[T]) -> Result<Subbuffer<[T]>, RenderError> {
+        Buffer::from_iter(
+            self.ctx.mem.clone(),
+            BufferCreateInfo {
+                usage: BufferUsage::TRANSFER_SRC,
+                ..Default::default()
+            },
+            AllocationCreateInfo {
+                memory_type_filter: MemoryTypeFilter::PREFER_HOST
+                    | MemoryTypeFilter::HOST_SEQUENTIAL_WRITE,
+                ..Default::default()
+            },
+            data.iter().copied(),
+        )
+        .map_err(err("staging"))
+    }
+
+    fn readback_buf<T: BufferContents + Copy>(
+        &self,
+        len: usize,
+    ) -> Result<Subbuffer<[T]>, RenderError> {
+        Buffer::new_slice(
+            self.ctx.mem.clone(),
+            BufferCreateInfo {
+                usage: BufferUsage::TRANSFER_DST,
+                ..Default::default()
+            },
+            AllocationCreateInfo {
+                memory_type_filter: MemoryTypeFilter::PREFER_HOST
+                    | MemoryTypeFilter::HOST_RANDOM_ACCESS,
+                ..Default::default()
+            },
+            len.max(1) as u64,
+        )
+        .map_err(err("readback"))
+    }
+
+    /// Records forward: project, scan, emit keys, radix sort, tile ranges, blend.
+    fn record_forward(
+        &self,
+        b: &mut Builder,
+        cam: &Camera,
+        pc: &[u32; 32],
+    ) -> Result<(), RenderError> {
+        let img = self.img.as_ref().expect("ensured");
+        let n = self.n as u32;
+        let g = &self.g;
+        let ng = n.div_ceil(256);
+        self.dispatch(
+            b,
+            &self.pl.project,
+            vec![
+                WriteDescriptorSet::buffer(0, g.params.clone()),
+                WriteDescriptorSet::buffer(1, g.proj.clone()),
+                WriteDescriptorSet::buffer(2, g.touched.clone()),
+            ],
+            pc,
+            [ng, 1, 1],
+        )?;
+        let mut p = *pc;
+        p[28] = n;
+        p[29] = 0;
+        self.dispatch(
+            b,
+            &self.pl.scan,
+            vec![
+                WriteDescriptorSet::buffer(0, g.touched.clone()),
+                WriteDescriptorSet::buffer(1, g.offsets.clone()),
+                WriteDescriptorSet::buffer(2, self.counters.clone()),
+            ],
+            &p,
+            [1, 1, 1],
+        )?;
+        let k = &self.k;
+        self.dispatch(
+            b,
+            &self.pl.emit,
+            vec![
+                WriteDescriptorSet::buffer(0, g.proj.clone()),
+                WriteDescriptorSet::buffer(1, g.offsets.clone()),
+                WriteDescriptorSet::buffer(2, k.keys[0][0].clone()),
+                WriteDescriptorSet::buffer(3, k.keys[0][1].clone()),
+                WriteDescriptorSet::buffer(4, k.keys[0][2].clone()),
+            ],
+            pc,
+            [ng, 1, 1],
+        )?;
+        // LSD radix sort, 4 bits a pass: depth word (32 bits), then the tile bits.
+        let (tx, ty) = cam.tiles();
+        let tile_bits = 32 - (tx * ty - 1).leading_zeros();
+        let mut passes: Vec<(u32, u32)> = (0..8).map(|i| (0u32, 4 * i)).collect();
+        passes.extend((0..tile_bits.div_ceil(4)).map(|i| (1u32, 4 * i)));
+        let blocks = (k.cap / BLOCK_KEYS) as u32;
+        for (pi, &(word, shift)) in passes.iter().enumerate() {
+            let src = &k.keys[pi % 2];
+            let dst = &k.keys[(pi + 1) % 2];
+            let mut p = *pc;
+            p[28] = shift;
+            p[29] = blocks;
+            p[30] = word;
+            let keyword = if word == 0 { &src[1] } else { &src[0] };
+            self.dispatch(
+                b,
+                &self.pl.hist,
+                vec![
+                    WriteDescriptorSet::buffer(0, keyword.clone()),
+                    WriteDescriptorSet::buffer(1, self.counters.clone()),
+                    WriteDescriptorSet::buffer(2, k.hist.clone()),
+                ],
+                &p,
+                [blocks, 1, 1],
+            )?;
+            let mut ps = *pc;
+            ps[28] = 16 * blocks;
+            ps[29] = 1;
+            self.dispatch(
+                b,
+                &self.pl.scan,
+                vec![
+                    WriteDescriptorSet::buffer(0, k.hist.clone()),
+                    WriteDescriptorSet::buffer(1, k.hist_scan.clone()),
+                    WriteDescriptorSet::buffer(2, self.counters.clone()),
+                ],
+                &ps,
+                [1, 1, 1],
+            )?;
+            self.dispatch(
+                b,
+                &self.pl.scatter,
+                vec![
+                    WriteDescriptorSet::buffer(0, src[0].clone()),
+                    WriteDescriptorSet::buffer(1, src[1].clone()),
+                    WriteDescriptorSet::buffer(2, src[2].clone()),
+                    WriteDescriptorSet::buffer(3, dst[0].clone()),
+                    WriteDescriptorSet::buffer(4, dst[1].clone()),
+                    WriteDescriptorSet::buffer(5, dst[2].clone()),
+                    WriteDescriptorSet::buffer(6, self.counters.clone()),
+                    WriteDescriptorSet::buffer(7, k.hist_scan.clone()),
+                ],
+                &p,
+                [blocks, 1, 1],
+            )?;
+        }
+        let sorted = &k.keys[passes.len() % 2];
+        b.fill_buffer(img.ranges.clone(), 0).map_err(err("fill"))?;
+        self.dispatch(
+            b,
+            &self.pl.ranges,
+            vec![
+                WriteDescriptorSet::buffer(0, sorted[0].clone()),
+                WriteDescriptorSet::buffer(1, self.counters.clone()),
+                WriteDescriptorSet::buffer(2, img.ranges.clone()),
+            ],
+            pc,
+            [(k.cap as u32).div_ceil(256), 1, 1],
+        )?;
+        self.dispatch(
+            b,
+            &self.pl.fwd,
+            vec![
+                WriteDescriptorSet::buffer(0, g.proj.clone()),
+                WriteDescriptorSet::buffer(1, sorted[2].clone()),
+                WriteDescriptorSet::buffer(2, img.ranges.clone()),
+                WriteDescriptorSet::buffer(3, img.colour.clone()),
+                WriteDescriptorSet::buffer(4, img.depth.clone()),
+                WriteDescriptorSet::buffer(5, img.alpha.clone()),
+                WriteDescriptorSet::buffer(6, img.final_t.clone()),
+                WriteDescriptorSet::buffer(7, img.n_contrib.clone()),
+            ],
+            pc,
+            [tx, ty, 1],
+        )?;
+        Ok(())
+    }
+
+    fn sorted_vals(&self, cam: &Camera) -> Subbuffer<[u32]> {
+        let (tx, ty) = cam.tiles();
+        let tile_bits = 32 - (tx * ty - 1).leading_zeros();
+        let passes = 8 + tile_bits.div_ceil(4) as usize;
+        self.k.keys[passes % 2][2].clone()
+    }
+
+    /// Records backward from the gradient images in `dl_*` (flags: bit0 depth, bit1 alpha).
+    fn record_backward(
+        &self,
+        b: &mut Builder,
+        cam: &Camera,
+        pc: &[u32; 32],
+        flags: u32,
+    ) -> Result<(), RenderError> {
+        let img = self.img.as_ref().expect("ensured");
+        let g = &self.g;
+        b.fill_buffer(g.g2d.clone().reinterpret::<[u32]>(), 0)
+            .map_err(err("fill"))?;
+        b.fill_buffer(self.pose_grad.clone().reinterpret::<[u32]>(), 0)
+            .map_err(err("fill"))?;
+        let (tx, ty) = cam.tiles();
+        let mut p = *pc;
+        p[31] = flags;
+        self.dispatch(
+            b,
+            &self.pl.bwd,
+            vec![
+                WriteDescriptorSet::buffer(0, g.proj.clone()),
+                WriteDescriptorSet::buffer(1, self.sorted_vals(cam)),
+                WriteDescriptorSet::buffer(2, img.ranges.clone()),
+                WriteDescriptorSet::buffer(3, img.final_t.clone()),
+                WriteDescriptorSet::buffer(4, img.n_contrib.clone()),
+                WriteDescriptorSet::buffer(5, img.dl_c.clone()),
+                WriteDescriptorSet::buffer(6, img.dl_d.clone()),
+                WriteDescriptorSet::buffer(7, img.dl_a.clone()),
+                WriteDescriptorSet::buffer(8, g.g2d.clone()),
+            ],
+            &p,
+            [tx, ty, 1],
+        )?;
+        self.dispatch(
+            b,
+            &self.pl.pbwd,
+            vec![
+                WriteDescriptorSet::buffer(0, g.params.clone()),
+                WriteDescriptorSet::buffer(1, g.proj.clone()),
+                WriteDescriptorSet::buffer(2, g.g2d.clone()),
+                WriteDescriptorSet::buffer(3, g.grads.clone()),
+                WriteDescriptorSet::buffer(4, self.pose_grad.clone()),
+            ],
+            pc,
+            [(self.n as u32).div_ceil(256), 1, 1],
+        )?;
+        Ok(())
+    }
+
+    fn record_loss(
+        &self,
+        b: &mut Builder,
+        cam: &Camera,
+        pc: &[u32; 32],
+        lambda: f32,
+    ) -> Result<(), RenderError> {
+        let img = self.img.as_ref().expect("ensured");
+        let mut p = *pc;
+        p[18] = lambda.to_bits();
+        let groups = [cam.width.div_ceil(16), cam.height.div_ceil(16), 1];
+        self.dispatch(
+            b,
+            &self.pl.loss_fwd,
+            vec![
+                WriteDescriptorSet::buffer(0, img.colour.clone()),
+                WriteDescriptorSet::buffer(1, img.target.clone()),
+                WriteDescriptorSet::buffer(2, img.dmu.clone()),
+                WriteDescriptorSet::buffer(3, img.dxx.clone()),
+                WriteDescriptorSet::buffer(4, img.dxy.clone()),
+                WriteDescriptorSet::buffer(5, img.lmap.clone()),
+                WriteDescriptorSet::buffer(6, img.dl_c.clone()),
+            ],
+            &p,
+            groups,
+        )?;
+        self.dispatch(
+            b,
+            &self.pl.loss_bwd,
+            vec![
+                WriteDescriptorSet::buffer(0, img.colour.clone()),
+                WriteDescriptorSet::buffer(1, img.target.clone()),
+                WriteDescriptorSet::buffer(2, img.dmu.clone()),
+                WriteDescriptorSet::buffer(3, img.dxx.clone()),
+                WriteDescriptorSet::buffer(4, img.dxy.clone()),
+                WriteDescriptorSet::buffer(5, img.dl_c.clone()),
+            ],
+            &p,
+            groups,
+        )
+    }
+
+    fn record_adam(&self, b: &mut Builder, cfg: &AdamConfig, step: u32) -> Result<(), RenderError> {
+        let g = &self.g;
+        let t = step as f64;
+        let bc1 = 1.0 - cfg.beta1.powf(t);
+        let bc2 = 1.0 - cfg.beta2.powf(t);
+        let f = [
+            cfg.lr[0],
+            cfg.lr[1],
+            cfg.lr[2],
+            cfg.lr[3],
+            cfg.lr[4],
+            cfg.lr[5],
+            cfg.beta1,
+            cfg.beta2,
+            cfg.eps,
+            1.0 / bc1,
+            1.0 / bc2.sqrt(),
+        ];
+        let mut pc = [0u32; 32];
+        for (i, v) in f.iter().enumerate() {
+            pc[i] = (*v as f32).to_bits();
+        }
+        pc[24..28].copy_from_slice(&[
+            self.n as u32,
+            g.cap as u32,
+            sh_coeffs(self.sh_degree) as u32,
+            self.k.cap as u32,
+        ]);
+        let per: usize = group_widths(self.sh_degree).iter().sum();
+        self.dispatch(
+            b,
+            &self.pl.adam,
+            vec![
+                WriteDescriptorSet::buffer(0, g.params.clone()),
+                WriteDescriptorSet::buffer(1, g.grads.clone()),
+                WriteDescriptorSet::buffer(2, g.m.clone()),
+                WriteDescriptorSet::buffer(3, g.v.clone()),
+            ],
+            &pc,
+            [((per * g.cap) as u32).div_ceil(256), 1, 1],
+        )
+    }
+
+    /// Converts n-layout to capacity layout.
+    fn to_cap(&self, s: &Gaussians) -> Vec<f32> {
+        let cap = self.g.cap;
+        let w = group_widths(s.sh_degree());
+        let mut out = vec![0f32; w.iter().sum::<usize>() * cap];
+        let mut off = 0;
+        for grp in GROUPS {
+            let src = s.group(grp);
+            out[off..off + src.len()].copy_from_slice(src);
+            off += w[grp as usize] * cap;
+        }
+        out
+    }
+
+    fn cap_to_set(&self, data: &[f32]) -> Result<Gaussians, RenderError> {
+        let cap = self.g.cap;
+        let w = group_widths(self.sh_degree);
+        let mut out = Gaussians::zeros(self.n, self.sh_degree)?;
+        let mut off = 0;
+        for grp in GROUPS {
+            let len = w[grp as usize] * self.n;
+            out.group_mut(grp).copy_from_slice(&data[off..off + len]);
+            off += w[grp as usize] * cap;
+        }
+        Ok(out)
+    }
+
+    fn read_f32(&self, src: &Subbuffer<[f32]>, len: usize) -> Result<Vec<f32>, RenderError> {
+        let rb = self.readback_buf::<f32>(len)?;
+        let mut b = self.builder()?;
+        if len > 0 {
+            b.copy_buffer(CopyBufferInfo::buffers(
+                src.clone().slice(0..len as u64),
+                rb.clone(),
+            ))
+            .map_err(err("copy"))?;
+        }
+        self.submit(b)?;
+        let r = rb.read().map_err(err("read"))?;
+        Ok(r[..len].to_vec())
+    }
+
+    fn upload(
+        &self,
+        b: &mut Builder,
+        data: &[f32],
+        dst: &Subbuffer<[f32]>,
+    ) -> Result<(), RenderError> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let st = self.staging(data)?;
+        b.copy_buffer(CopyBufferInfo::buffers(
+            st,
+            dst.clone().slice(0..data.len() as u64),
+        ))
+        .map_err(err("copy"))?;
+        Ok(())
+    }
+
+    fn key_count(&self) -> Result<usize, RenderError> {
+        Ok(self.counters.read().map_err(err("counters"))?[0] as usize)
+    }
+
+    /// Runs `record` (which records a forward) and regrows the key buffers when they overflowed.
+    fn run_with_keys(
+        &mut self,
+        cam: &Camera,
+        mut record: impl FnMut(&Self, &mut Builder) -> Result<(), RenderError>,
+        retry: bool,
+    ) -> Result<(), RenderError> {
+        loop {
+            let mut b = self.builder()?;
+            record(self, &mut b)?;
+            self.submit(b)?;
+            let used = self.key_count()?;
+            if used <= self.k.cap {
+                return Ok(());
+            }
+            let new_cap = (used as f64 * 1.25) as usize;
+            tracing::debug!(used, old = self.k.cap, new_cap, "growing key buffers");
+            self.k = Self::key_bufs(&self.ctx, new_cap)?;
+            self.keys_per_gaussian = self
+                .keys_per_gaussian
+                .max(new_cap as f64 / self.n.max(1) as f64);
+            let _ = cam;
+            if !retry {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn dev<T: BufferContents>(ctx: &Context, len: usize) -> Result<Subbuffer<[T]>, RenderError>
+where
+    [T]: BufferContents,
+{
+    Buffer::new_slice::<T>(
+        ctx.mem.clone(),
+        BufferCreateInfo {
+            usage: BufferUsage::STORAGE_BUFFER
+                | BufferUsage::TRANSFER_SRC
+                | BufferUsage::TRANSFER_DST,
+            ..Default::default()
+        },
+        AllocationCreateInfo {
+            memory_type_filter: MemoryTypeFilter::PREFER_DEVICE,
+            ..Default::default()
+        },
+        len.max(16) as u64,
+    )
+    .map_err(err("buffer"))
+}
+
+impl Renderer for VulkanRenderer {
+    fn backend(&self) -> Backend {
+        Backend::Vulkan
+    }
+
+    fn device_name(&self) -> String {
+        format!(
+            "{} ({})",
+            self.ctx.name,
+            if self.ctx.float_atomics {
+                "float atomics"
+            } else {
+                "CAS atomics"
+            }
+        )
+    }
+
+    fn len(&self) -> usize {
+        self.n
+    }
+
+    fn set_gaussians(
+        &mut self,
+        g: &Gaussians,
+        state: Option<&AdamState>,
+    ) -> Result<(), RenderError> {
+        if let Some(s) = state {
+            if s.m.len() != g.len() || s.m.sh_degree() != g.sh_degree() || s.v.len() != g.len() {
+                return Err(RenderError::InvalidInput(
+                    "Adam state does not match the Gaussians".into(),
+                ));
+            }
+        }
+        if g.len() > self.g.cap || g.sh_degree() != self.sh_degree {
+            let cap = if g.len() > self.g.cap {
+                g.len().max(self.g.cap * 3 / 2)
+            } else {
+                self.g.cap
+            };
+            self.g = Self::gauss_bufs(&self.ctx, cap, g.sh_degree())?;
+        }
+        let want_keys = (g.len() as f64 * self.keys_per_gaussian) as usize;
+        if want_keys > self.k.cap {
+            self.k = Self::key_bufs(&self.ctx, want_keys)?;
+        }
+        self.n = g.len();
+        self.sh_degree = g.sh_degree();
+        let mut b = self.builder()?;
+        self.upload(&mut b, &self.to_cap(g), &self.g.params)?;
+        match state {
+            Some(s) => {
+                self.upload(&mut b, &self.to_cap(&s.m), &self.g.m)?;
+                self.upload(&mut b, &self.to_cap(&s.v), &self.g.v)?;
+                self.adam_step = s.step;
+            }
+            None => {
+                b.fill_buffer(self.g.m.clone().reinterpret::<[u32]>(), 0)
+                    .map_err(err("fill"))?;
+                b.fill_buffer(self.g.v.clone().reinterpret::<[u32]>(), 0)
+                    .map_err(err("fill"))?;
+                self.adam_step = 0;
+            }
+        }
+        self.submit(b)?;
+        self.last = None;
+        self.have_grads = false;
+        Ok(())
+    }
+
+    fn update_gaussians(&mut self, start: usize, g: &Gaussians) -> Result<(), RenderError> {
+        if g.sh_degree() != self.sh_degree || start + g.len() > self.n {
+            return Err(RenderError::InvalidInput(format!(
+                "update of {} Gaussians at {start} (degree {}) does not fit {} (degree {})",
+                g.len(),
+                g.sh_degree(),
+                self.n,
+                self.sh_degree
+            )));
+        }
+        if g.is_empty() {
+            return Ok(());
+        }
+        let mut b = self.builder()?;
+        let w = group_widths(self.sh_degree);
+        let mut off = 0usize;
+        for grp in GROUPS {
+            let wi = w[grp as usize];
+            let src = g.group(grp);
+            if !src.is_empty() {
+                let st = self.staging(src)?;
+                let a = (off + wi * start) as u64;
+                b.copy_buffer(CopyBufferInfo::buffers(
+                    st,
+                    self.g.params.clone().slice(a..a + src.len() as u64),
+                ))
+                .map_err(err("copy"))?;
+            }
+            off += wi * self.g.cap;
+        }
+        self.submit(b)
+    }
+
+    fn gaussians(&mut self) -> Result<Gaussians, RenderError> {
+        let per: usize = group_widths(self.sh_degree).iter().sum();
+        let d = self.read_f32(&self.g.params, per * self.g.cap)?;
+        self.cap_to_set(&d)
+    }
+
+    fn adam_state(&mut self) -> Result<AdamState, RenderError> {
+        let per: usize = group_widths(self.sh_degree).iter().sum();
+        let m = self.read_f32(&self.g.m, per * self.g.cap)?;
+        let v = self.read_f32(&self.g.v, per * self.g.cap)?;
+        Ok(AdamState {
+            m: self.cap_to_set(&m)?,
+            v: self.cap_to_set(&v)?,
+            step: self.adam_step,
+        })
+    }
+
+    fn forward(
+        &mut self,
+        cam: &Camera,
+        t_cw: &Isometry3<f64>,
+    ) -> Result<RenderOutput, RenderError> {
+        cam.validate()?;
+        self.ensure_image(cam)?;
+        let np = cam.pixels();
+        self.run_with_keys(
+            cam,
+            |s, b| {
+                let pc = s.base_pc(cam, t_cw);
+                s.record_forward(b, cam, &pc)
+            },
+            true,
+        )?;
+        self.last = Some((*cam, self.base_pc(cam, t_cw)));
+        self.have_grads = false;
+        let img = self.img.as_ref().expect("ensured");
+        let rc = self.readback_buf::<f32>(3 * np)?;
+        let rd = self.readback_buf::<f32>(np)?;
+        let ra = self.readback_buf::<f32>(np)?;
+        let mut b = self.builder()?;
+        b.copy_buffer(CopyBufferInfo::buffers(
+            img.colour.clone().slice(0..3 * np as u64),
+            rc.clone(),
+        ))
+        .map_err(err("copy"))?
+        .copy_buffer(CopyBufferInfo::buffers(
+            img.depth.clone().slice(0..np as u64),
+            rd.clone(),
+        ))
+        .map_err(err("copy"))?
+        .copy_buffer(CopyBufferInfo::buffers(
+            img.alpha.clone().slice(0..np as u64),
+            ra.clone(),
+        ))
+        .map_err(err("copy"))?;
+        self.submit(b)?;
+        let colour = rc.read().map_err(err("read"))?.to_vec();
+        let depth = rd.read().map_err(err("read"))?.to_vec();
+        let alpha = ra.read().map_err(err("read"))?.to_vec();
+        Ok(RenderOutput {
+            width: cam.width,
+            height: cam.height,
+            colour,
+            depth,
+            alpha,
+        })
+    }
+
+    fn backward(
+        &mut self,
+        d_colour: &[f32],
+        d_depth: Option<&[f32]>,
+        d_alpha: Option<&[f32]>,
+    ) -> Result<Gradients, RenderError> {
+        let (cam, pc) = self.last.ok_or(RenderError::NoForward)?;
+        let np = cam.pixels();
+        check_image(d_colour.len(), 3 * np, "d_colour")?;
+        if let Some(d) = d_depth {
+            check_image(d.len(), np, "d_depth")?;
+        }
+        if let Some(d) = d_alpha {
+            check_image(d.len(), np, "d_alpha")?;
+        }
+        let img = self.img.as_ref().expect("ensured");
+        let mut b = self.builder()?;
+        self.upload(&mut b, d_colour, &img.dl_c)?;
+        let mut flags = 0;
+        if let Some(d) = d_depth {
+            self.upload(&mut b, d, &img.dl_d)?;
+            flags |= 1;
+        }
+        if let Some(d) = d_alpha {
+            self.upload(&mut b, d, &img.dl_a)?;
+            flags |= 2;
+        }
+        self.record_backward(&mut b, &cam, &pc, flags)?;
+        self.submit(b)?;
+        self.have_grads = true;
+        let per: usize = group_widths(self.sh_degree).iter().sum();
+        let gd = self.read_f32(&self.g.grads, per * self.g.cap)?;
+        let pg = self.read_f32(&self.pose_grad, 6)?;
+        Ok(Gradients {
+            params: self.cap_to_set(&gd)?,
+            pose: std::array::from_fn(|i| pg[i] as f64),
+        })
+    }
+
+    fn loss(&mut self, target: &[f32], cfg: &LossConfig) -> Result<(f64, Vec<f32>), RenderError> {
+        let (cam, pc) = self.last.ok_or(RenderError::NoForward)?;
+        let np = cam.pixels();
+        check_image(target.len(), 3 * np, "target")?;
+        let img = self.img.as_ref().expect("ensured");
+        let mut b = self.builder()?;
+        self.upload(&mut b, target, &img.target)?;
+        self.record_loss(&mut b, &cam, &pc, cfg.ssim_weight as f32)?;
+        self.submit(b)?;
+        let lmap = self.read_f32(&img.lmap, np)?;
+        let grad = self.read_f32(&img.dl_c, 3 * np)?;
+        let mut loss = 0.0;
+        for v in &lmap {
+            loss += *v as f64;
+        }
+        Ok((loss, grad))
+    }
+
+    fn adam_step(&mut self, cfg: &AdamConfig) -> Result<(), RenderError> {
+        if !self.have_grads {
+            return Err(RenderError::NoForward);
+        }
+        self.adam_step += 1;
+        let mut b = self.builder()?;
+        self.record_adam(&mut b, cfg, self.adam_step)?;
+        self.submit(b)?;
+        self.have_grads = false;
+        Ok(())
+    }
+
+    fn step(
+        &mut self,
+        cam: &Camera,
+        t_cw: &Isometry3<f64>,
+        target: &[f32],
+        loss: &LossConfig,
+        adam: &AdamConfig,
+    ) -> Result<(), RenderError> {
+        cam.validate()?;
+        check_image(target.len(), 3 * cam.pixels(), "target")?;
+        self.ensure_image(cam)?;
+        self.adam_step += 1;
+        let step = self.adam_step;
+        let st = self.staging(target)?;
+        self.run_with_keys(
+            cam,
+            |s, b| {
+                let pc = s.base_pc(cam, t_cw);
+                let img = s.img.as_ref().expect("ensured");
+                b.copy_buffer(CopyBufferInfo::buffers(
+                    st.clone(),
+                    img.target.clone().slice(0..target.len() as u64),
+                ))
+                .map_err(err("copy"))?;
+                s.record_forward(b, cam, &pc)?;
+                s.record_loss(b, cam, &pc, loss.ssim_weight as f32)?;
+                s.record_backward(b, cam, &pc, 0)?;
+                s.record_adam(b, adam, step)
+            },
+            false,
+        )?;
+        self.last = None;
+        self.have_grads = false;
+        Ok(())
+    }
+}

@@ -56,7 +56,7 @@ fn bench(c: &mut Criterion) {
     let mut window = Window::new(100_000);
     let mut x = 10.0;
     // Warm up to a full window.
-    let s = window.maintain(&mut map, &camera, &[view(x)], 40.0, 0.1);
+    let s = window.maintain(&mut map, &camera, &[view(x)], 60.0, 0.1);
     eprintln!(
         "map {} gaussians, window {} (refused {})",
         map.len(),
@@ -69,7 +69,7 @@ fn bench(c: &mut Criterion) {
             if x > 350.0 {
                 x = 10.0;
             }
-            let s = window.maintain(&mut map, &camera, &[view(x), view(x + 0.5)], 40.0, 0.1);
+            let s = window.maintain(&mut map, &camera, &[view(x), view(x + 0.5)], 60.0, 0.1);
             let plan = window.take_sync();
             std::hint::black_box((s, plan.dirty.len()));
         })

@@ -35,14 +35,20 @@ fn round_trip(kind: LidarKind, compressed: bool) {
     assert_eq!(gt.len(), seq.ground_truth.len());
     assert_eq!(gt[10].stamp, seq.ground_truth[10].stamp);
     let exp = std::fs::read_to_string(dir.path().join("exposure.txt")).unwrap();
-    assert_eq!(exp.lines().filter(|l| !l.starts_with('#')).count(), seq.images.len());
+    assert_eq!(
+        exp.lines().filter(|l| !l.starts_with('#')).count(),
+        seq.images.len()
+    );
 
     let bag = BagReader::open(&dir.path().join("bag")).unwrap();
     let count = |t: &str| bag.topics().iter().find(|i| i.name == t).map(|i| i.count);
     assert_eq!(count(&rig.topics.imu), Some(seq.imu.len() as u64));
     assert_eq!(count(&rig.topics.lidar), Some(seq.scans.len() as u64));
     assert_eq!(count(&rig.topics.image), Some(seq.images.len() as u64));
-    assert_eq!(count(&rig.topics.ground_truth), Some(seq.ground_truth.len() as u64));
+    assert_eq!(
+        count(&rig.topics.ground_truth),
+        Some(seq.ground_truth.len() as u64)
+    );
     let (mut scans, mut imus, mut images) = (0, 0, 0);
     let mut last = 0;
     for raw in bag.messages(&[]).unwrap() {
@@ -67,7 +73,10 @@ fn round_trip(kind: LidarKind, compressed: bool) {
             }
             SensorMessage::Image(im) => {
                 let want = &seq.images[images];
-                assert_eq!((im.width, im.height, im.stamp), (want.width, want.height, want.stamp));
+                assert_eq!(
+                    (im.width, im.height, im.stamp),
+                    (want.width, want.height, want.stamp)
+                );
                 if compressed {
                     let psnr = gs_livo::eval::image::psnr_rgb8(&im, want).unwrap();
                     assert!(psnr > 30.0, "jpeg psnr {psnr}");
@@ -79,7 +88,10 @@ fn round_trip(kind: LidarKind, compressed: bool) {
             _ => {}
         }
     }
-    assert_eq!((scans, imus, images), (seq.scans.len(), seq.imu.len(), seq.images.len()));
+    assert_eq!(
+        (scans, imus, images),
+        (seq.scans.len(), seq.imu.len(), seq.images.len())
+    );
 }
 
 #[test]

@@ -46,7 +46,8 @@ pub struct GaussianConfig {
     pub keyframe_angle_deg: f64,
     /// Weight of D-SSIM in the loss `(1-w) L1 + w D-SSIM`.
     pub ssim_weight: f32,
-    /// Learning rates per parameter group.
+    /// Learning rates per parameter group: higher than offline 3DGS because each frame gets
+    /// only a few iterations (tuned on the simulated room, oracle poses).
     pub lr_mean: f32,
     pub lr_scale: f32,
     pub lr_rotation: f32,
@@ -57,6 +58,8 @@ pub struct GaussianConfig {
     pub prune_opacity: f32,
     /// Gaussians whose largest standard deviation exceeds this multiple of the leaf size are pruned.
     pub prune_scale: f32,
+    /// Estimate a background colour (sky) behind the map and composite renders over it.
+    pub background: bool,
     /// Resolution divisor for optimisation renders (1 = full camera resolution).
     pub downsample: u32,
 }
@@ -82,21 +85,22 @@ impl GaussianConfig {
             normal_radius: 2.0,
             pending_capacity: 200_000,
             window_capacity: 100_000,
-            window_range: 15.0,
+            window_range: 30.0,
             window_margin: 0.15,
             iterations: 10,
             keyframes: 3,
             keyframe_distance: 0.3,
             keyframe_angle_deg: 10.0,
             ssim_weight: 0.2,
-            lr_mean: 2e-4,
-            lr_scale: 5e-3,
+            lr_mean: 5e-4,
+            lr_scale: 1e-2,
             lr_rotation: 1e-3,
-            lr_opacity: 5e-2,
-            lr_sh_dc: 2.5e-3,
-            lr_sh_rest: 1.25e-4,
+            lr_opacity: 0.1,
+            lr_sh_dc: 0.06,
+            lr_sh_rest: 3e-3,
             prune_opacity: 0.005,
             prune_scale: 8.0,
+            background: true,
             downsample: 1,
         }
     }

@@ -41,6 +41,7 @@ pub struct GaussianMapper {
     last_image: Option<(Stamp, PosedImage)>,
     last_views: VecDeque<Isometry3<f64>>,
     counters: MapperCounters,
+    pub(crate) optim: super::optimise::OptimState,
 }
 
 /// Seconds within which the latest image may colour a new scan's points directly.
@@ -69,6 +70,7 @@ impl GaussianMapper {
             last_image: None,
             last_views: VecDeque::new(),
             counters: MapperCounters::default(),
+            optim: Default::default(),
         }
     }
 
@@ -99,6 +101,10 @@ impl GaussianMapper {
 
     pub fn counters(&self) -> &MapperCounters {
         &self.counters
+    }
+
+    pub(crate) fn counters_mut(&mut self) -> &mut MapperCounters {
+        &mut self.counters
     }
 
     pub fn pending_len(&self) -> usize {

@@ -12,6 +12,8 @@ mod hash;
 mod map;
 mod mapper;
 mod normals;
+mod optimise;
+mod oracle;
 mod params;
 mod ply;
 mod window;
@@ -22,6 +24,8 @@ pub use config::GaussianConfig;
 pub use map::{GaussianMap, InsertStats, RootKey};
 pub use mapper::{GaussianMapper, MapperCounters};
 pub use normals::estimate_normals;
+pub use optimise::{image_target, render_camera, FrameStats, Keyframe};
+pub use oracle::{run_oracle, OracleOptions, OracleReport};
 pub use params::{
     opacity_from_logit, opacity_to_logit, rotation_from_normal, sh_coeff_count, Gaussian, SH_C0,
 };
@@ -37,4 +41,6 @@ pub enum GaussianError {
     Ply(#[from] PlyError),
     #[error("{0}")]
     Input(String),
+    #[error("render: {0}")]
+    Render(String),
 }

@@ -168,7 +168,7 @@ impl Window {
         // Candidates: union over views of roots in range and in the frustum.
         let mut chosen: Vec<(f64, RootKey)> = Vec::new();
         let eye0 = centre_of(first);
-        for (vi, v) in views.iter().enumerate() {
+        for v in views {
             for key in map.roots_near(centre_of(v), range + radius) {
                 stats.candidate_roots += 1;
                 let c = map.root_centre(&key);
@@ -178,16 +178,14 @@ impl Window {
                 if !visible {
                     continue;
                 }
-                // Skip roots an earlier view already chose (few views: linear scan is fine).
-                if vi > 0 && chosen.iter().any(|(_, k)| *k == key) {
-                    continue;
-                }
                 let d2 =
                     (c[0] - eye0[0]).powi(2) + (c[1] - eye0[1]).powi(2) + (c[2] - eye0[2]).powi(2);
                 chosen.push((d2, key));
             }
         }
+        // Equal keys have equal distances, so duplicates from several views end up adjacent.
         chosen.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        chosen.dedup_by_key(|c| c.1);
         // Mark wanted Gaussians within capacity, nearest voxels first.
         self.epoch = self.epoch.wrapping_add(1);
         if self.epoch == 0 {

@@ -70,7 +70,11 @@ pub fn write_bag(dir: &Path, seq: &SimSequence) -> Result<(), SimError> {
     for (t, _, item) in items {
         match item {
             Item::Imu(i) => w
-                .write(&cfg.topics.imu, t, &imu_to_msg(&seq.imu[i], &frames.base_link))
+                .write(
+                    &cfg.topics.imu,
+                    t,
+                    &imu_to_msg(&seq.imu[i], &frames.base_link),
+                )
                 .map_err(bag_err)?,
             Item::Odom(i) => w
                 .write(

@@ -14,24 +14,35 @@ const SKY: [f32; 3] = [0.55, 0.68, 0.85];
 #[derive(Debug, Clone)]
 pub struct CameraModel {
     pub intrinsics: config::Camera,
-    /// Samples per pixel along each axis (2 = 2x2 supersampling).
+    /// Samples per pixel along each axis at geometric edges (2 = 2x2 supersampling).
     pub supersample: u32,
-    /// Unit ray directions in the camera (optical) frame, pixel-major then sample-major.
-    dirs: Vec<Vector3<f64>>,
+    /// Unit ray directions (optical frame) through each pixel centre, row-major.
+    centres: Vec<Vector3<f64>>,
+    /// Sub-pixel ray directions, pixel-major then sample-major (empty when `supersample` is 1).
+    subs: Vec<Vector3<f64>>,
 }
 
 impl CameraModel {
     pub fn new(intrinsics: &config::Camera, supersample: u32) -> Self {
         let ss = supersample.max(1);
         let (w, h) = (intrinsics.width, intrinsics.height);
-        let mut dirs = Vec::with_capacity((w * h * ss * ss) as usize);
+        let mut centres = Vec::with_capacity((w * h) as usize);
+        let mut subs = Vec::with_capacity(if ss > 1 {
+            (w * h * ss * ss) as usize
+        } else {
+            0
+        });
         for v in 0..h {
             for u in 0..w {
+                centres.push(unproject(intrinsics, [u as f64, v as f64]));
+                if ss == 1 {
+                    continue;
+                }
                 for sy in 0..ss {
                     for sx in 0..ss {
                         let px = u as f64 + (sx as f64 + 0.5) / ss as f64 - 0.5;
                         let py = v as f64 + (sy as f64 + 0.5) / ss as f64 - 0.5;
-                        dirs.push(unproject(intrinsics, [px, py]));
+                        subs.push(unproject(intrinsics, [px, py]));
                     }
                 }
             }
@@ -39,58 +50,103 @@ impl CameraModel {
         Self {
             intrinsics: intrinsics.clone(),
             supersample: ss,
-            dirs,
+            centres,
+            subs,
         }
     }
 
     /// Renders the scene seen from `world_t_camera` (optical frame), pixel = albedo * gain.
+    ///
+    /// Textures are footprint-filtered, so only pixels on a geometric edge (a neighbour sees
+    /// another primitive) are supersampled: same anti-aliasing, a fraction of the rays.
     pub fn render(&self, scene: &Scene, world_t_camera: &Isometry3<f64>, gain: f64) -> Image {
         let (w, h) = (
             self.intrinsics.width as usize,
             self.intrinsics.height as usize,
         );
-        let mut img = Image::new(0, w as u32, h as u32);
-        let spp = (self.supersample * self.supersample) as usize;
-        // Angular size of one sample; footprint = distance * this / cos(incidence).
-        let ang = 1.0 / (self.intrinsics.fx.max(self.intrinsics.fy) * self.supersample as f64);
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .min(h.max(1));
-        let rows_per = h.div_ceil(threads);
-        std::thread::scope(|s| {
-            for (chunk_i, chunk) in img.rgb.chunks_mut(rows_per * w * 3).enumerate() {
-                s.spawn(move || {
-                    let v0 = chunk_i * rows_per;
-                    for (k, px) in chunk.chunks_mut(3).enumerate() {
-                        let pix = v0 * w + k;
-                        let mut acc = [0.0f32; 3];
-                        for d in &self.dirs[pix * spp..(pix + 1) * spp] {
-                            let ray = Ray {
-                                origin: world_t_camera.translation.vector,
-                                dir: world_t_camera.rotation * d,
-                            };
-                            let c = match scene.intersect(&ray) {
-                                Some(hit) => {
-                                    let cos = hit.normal.dot(&-ray.dir).abs().max(0.2);
-                                    scene.albedo(&hit, hit.t * ang / cos)
-                                }
-                                None => SKY,
-                            };
-                            for i in 0..3 {
-                                acc[i] += c[i];
-                            }
-                        }
-                        for i in 0..3 {
-                            let v = acc[i] / spp as f32 * gain as f32 * 255.0;
-                            px[i] = v.round().clamp(0.0, 255.0) as u8;
-                        }
-                    }
-                });
+        let focal = self.intrinsics.fx.max(self.intrinsics.fy);
+        let shade = |d: &Vector3<f64>, ang: f64| -> ([f32; 3], u32) {
+            let ray = Ray {
+                origin: world_t_camera.translation.vector,
+                dir: world_t_camera.rotation * d,
+            };
+            match scene.intersect(&ray) {
+                Some(hit) => {
+                    // Footprint = distance * angular sample size / cos(incidence).
+                    let cos = hit.normal.dot(&-ray.dir).abs().max(0.2);
+                    (scene.albedo(&hit, hit.t * ang / cos), hit.primitive as u32)
+                }
+                None => (SKY, u32::MAX),
             }
+        };
+        // Pass 1: pixel centres.
+        let mut colour = vec![[0.0f32; 3]; w * h];
+        let mut prim = vec![0u32; w * h];
+        par_rows(&mut colour, &mut prim, w, |pix, c, p| {
+            (*c, *p) = shade(&self.centres[pix], 1.0 / focal);
         });
+        // Pass 2: supersample pixels on primitive boundaries.
+        let ss = self.supersample as usize;
+        if ss > 1 {
+            let spp = ss * ss;
+            let edge = |pix: usize| {
+                let (x, y) = (pix % w, pix / w);
+                let p = prim[pix];
+                (x > 0 && prim[pix - 1] != p)
+                    || (x + 1 < w && prim[pix + 1] != p)
+                    || (y > 0 && prim[pix - w] != p)
+                    || (y + 1 < h && prim[pix + w] != p)
+            };
+            let edges: Vec<usize> = (0..w * h).filter(|&i| edge(i)).collect();
+            let ang = 1.0 / (focal * ss as f64);
+            let fixed = super::sequence::parallel_map(edges.len(), |k| {
+                let pix = edges[k];
+                let mut acc = [0.0f32; 3];
+                for d in &self.subs[pix * spp..(pix + 1) * spp] {
+                    let (c, _) = shade(d, ang);
+                    for i in 0..3 {
+                        acc[i] += c[i] / spp as f32;
+                    }
+                }
+                acc
+            });
+            for (pix, c) in edges.into_iter().zip(fixed) {
+                colour[pix] = c;
+            }
+        }
+        let mut img = Image::new(0, w as u32, h as u32);
+        for (px, c) in img.rgb.chunks_exact_mut(3).zip(&colour) {
+            for i in 0..3 {
+                px[i] = (c[i] * gain as f32 * 255.0).round().clamp(0.0, 255.0) as u8;
+            }
+        }
         img
     }
+}
+
+/// Runs `f(pixel index, colour, primitive)` over all pixels, rows split across threads.
+fn par_rows(
+    colour: &mut [[f32; 3]],
+    prim: &mut [u32],
+    w: usize,
+    f: impl Fn(usize, &mut [f32; 3], &mut u32) + Sync,
+) {
+    let h = colour.len() / w.max(1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, h.max(1));
+    let per = h.div_ceil(threads).max(1) * w;
+    let f = &f;
+    std::thread::scope(|s| {
+        for (k, (cc, pc)) in colour.chunks_mut(per).zip(prim.chunks_mut(per)).enumerate() {
+            s.spawn(move || {
+                for (i, (c, p)) in cc.iter_mut().zip(pc.iter_mut()).enumerate() {
+                    f(k * per + i, c, p);
+                }
+            });
+        }
+    });
 }
 
 /// Renders one view with 2x2 supersampling (builds the ray table; reuse a [`CameraModel`] for

@@ -92,7 +92,11 @@ impl Shape {
                 Some((t, *normal, [p.dot(u_axis), p.dot(&v_axis)]))
             }
             Shape::Box { center, half, yaw } => {
-                let (s, c) = yaw.sin_cos();
+                let (s, c) = if *yaw == 0.0 {
+                    (0.0, 1.0)
+                } else {
+                    yaw.sin_cos()
+                };
                 // World -> box frame: rotate by -yaw about z.
                 let to_local =
                     |v: Vector3<f64>| Vector3::new(c * v.x + s * v.y, -s * v.x + c * v.y, v.z);

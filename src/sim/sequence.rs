@@ -86,7 +86,7 @@ fn exposure_gains(cfg: &SimConfig, times: &[f64]) -> Vec<f64> {
 }
 
 /// Splits `n` jobs over the machine's threads, keeping output order.
-fn parallel_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+pub(crate) fn parallel_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)

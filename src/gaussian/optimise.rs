@@ -12,8 +12,8 @@ use std::collections::VecDeque;
 use nalgebra::Isometry3;
 
 use super::camera::CameraModel;
-use super::params::Gaussian;
 use super::mapper::GaussianMapper;
+use super::params::Gaussian;
 use super::window::SyncPlan;
 use super::GaussianError;
 use crate::render::{
@@ -54,7 +54,8 @@ pub fn to_render(gs: &[Gaussian], sh_degree: u32) -> Result<Gaussians, GaussianE
     let k = crate::render::sh_coeffs(sh_degree);
     for (i, g) in gs.iter().enumerate() {
         out.get_mut(Group::Mean, i).copy_from_slice(&g.mean);
-        out.get_mut(Group::LogScale, i).copy_from_slice(&g.log_scale);
+        out.get_mut(Group::LogScale, i)
+            .copy_from_slice(&g.log_scale);
         out.get_mut(Group::Rotation, i).copy_from_slice(&g.rotation);
         out.get_mut(Group::Opacity, i)[0] = g.opacity_logit;
         out.get_mut(Group::ShDc, i).copy_from_slice(&g.sh[0]);
@@ -141,7 +142,11 @@ pub fn render_camera(c: &CameraModel, far: f64) -> RenderCamera {
 pub fn image_target(img: &Image, factor: u32, exposure: f32) -> Vec<f32> {
     let f = factor.max(1) as usize;
     let (w, h) = (img.width as usize / f, img.height as usize / f);
-    let gain = if exposure.is_finite() && exposure > 1e-3 { exposure } else { 1.0 };
+    let gain = if exposure.is_finite() && exposure > 1e-3 {
+        exposure
+    } else {
+        1.0
+    };
     let scale = 1.0 / (255.0 * (f * f) as f32 * gain);
     let mut out = vec![0f32; w * h * 3];
     for y in 0..h {
@@ -150,7 +155,9 @@ pub fn image_target(img: &Image, factor: u32, exposure: f32) -> Vec<f32> {
                 let mut s = 0u32;
                 for dy in 0..f {
                     for dx in 0..f {
-                        s += u32::from(img.rgb[((y * f + dy) * img.width as usize + x * f + dx) * 3 + c]);
+                        s += u32::from(
+                            img.rgb[((y * f + dy) * img.width as usize + x * f + dx) * 3 + c],
+                        );
                     }
                 }
                 out[(y * w + x) * 3 + c] = s as f32 * scale;
@@ -165,6 +172,30 @@ pub fn image_target(img: &Image, factor: u32, exposure: f32) -> Vec<f32> {
 pub(crate) struct OptimState {
     pub keyframes: VecDeque<Keyframe>,
     pub last_keyframe: Option<Isometry3<f64>>,
+    /// Estimated colour behind the map (sky), exposure-normalised.
+    pub background: [f32; 3],
+}
+
+/// Moves the background estimate towards the mean target colour where the map is transparent.
+fn update_background(bg: [f32; 3], target: &[f32], alpha: &[f32]) -> [f32; 3] {
+    let (mut sum, mut n) = ([0f64; 3], 0usize);
+    for (i, a) in alpha.iter().enumerate() {
+        if *a < 0.05 {
+            for c in 0..3 {
+                sum[c] += f64::from(target[i * 3 + c]);
+            }
+            n += 1;
+        }
+    }
+    // Too few uncovered pixels say little about the background.
+    if n * 200 < alpha.len() {
+        return bg;
+    }
+    let mut out = bg;
+    for c in 0..3 {
+        out[c] = 0.7 * bg[c] + 0.3 * (sum[c] / n as f64) as f32;
+    }
+    out
 }
 
 impl GaussianMapper {
@@ -191,7 +222,7 @@ impl GaussianMapper {
         if unchanged {
             return Ok(());
         }
-        let state = if r.len() > 0 {
+        let state = if !r.is_empty() {
             let s = r.adam_state()?;
             Some(AdamState {
                 m: permute_moments(&s.m, &plan)?,
@@ -254,15 +285,33 @@ impl GaussianMapper {
                 (&t_cw, &target)
             };
             let current = std::ptr::eq(tgt, &target);
-            if current && (it == 0 || it + 2 >= cfg.iterations) {
-                r.forward(&cam, pose)?;
-                let (l, d) = r.loss(tgt, &loss)?;
-                if it == 0 {
-                    stats.loss_before = l;
-                }
-                stats.loss_after = l;
-                r.backward(&d, None, None)?;
+            if cfg.background || (current && (it == 0 || it + 2 >= cfg.iterations)) {
+                let out = r.forward(&cam, pose)?;
+                let bg = self.optim.background;
+                let l = if cfg.background {
+                    // Composite = colour + (1 - alpha) bg; with alpha of this forward held
+                    // fixed, fitting the colour to target - (1 - alpha) bg is the same L1.
+                    self.optim.background = update_background(bg, tgt, &out.alpha);
+                    let adjusted: Vec<f32> = tgt
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| t - (1.0 - out.alpha[i / 3]) * bg[i % 3])
+                        .collect();
+                    let (l, d) = r.loss(&adjusted, &loss)?;
+                    r.backward(&d, None, None)?;
+                    l
+                } else {
+                    let (l, d) = r.loss(tgt, &loss)?;
+                    r.backward(&d, None, None)?;
+                    l
+                };
                 r.adam_step(&adam)?;
+                if current {
+                    if it == 0 {
+                        stats.loss_before = l;
+                    }
+                    stats.loss_after = l;
+                }
             } else {
                 r.step(&cam, pose, tgt, &loss, &adam)?;
             }
@@ -274,7 +323,9 @@ impl GaussianMapper {
         let leaf = cfg.leaf_size() as f32;
         let (window, map) = self.parts_mut();
         stats.pruned = window.prune(map, |g| {
-            !g.is_finite() || g.opacity() < cfg.prune_opacity || g.max_scale() > cfg.prune_scale * leaf
+            !g.is_finite()
+                || g.opacity() < cfg.prune_opacity
+                || g.max_scale() > cfg.prune_scale * leaf
         });
         self.counters_mut().pruned += stats.pruned as u64;
         // Keyframe bookkeeping.
@@ -313,8 +364,10 @@ impl GaussianMapper {
             return Ok(img);
         }
         let out = r.forward(&cam, &self.camera_t_world(world_t_imu))?;
-        for (d, s) in img.rgb.iter_mut().zip(&out.colour) {
-            *d = (s.clamp(0.0, 1.0) * 255.0).round() as u8;
+        let bg = self.optim.background;
+        for (i, (d, s)) in img.rgb.iter_mut().zip(&out.colour).enumerate() {
+            let v = s + (1.0 - out.alpha[i / 3]) * bg[i % 3];
+            *d = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
         }
         Ok(img)
     }

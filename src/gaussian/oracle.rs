@@ -8,7 +8,7 @@ use super::config::GaussianConfig;
 use super::mapper::GaussianMapper;
 use super::optimise::FrameStats;
 use super::GaussianError;
-use crate::eval::{psnr, ssim};
+use crate::eval::image::{psnr_rgb8, ssim_rgb8};
 use crate::render::Renderer;
 use crate::sensors::stamp_from_secs;
 use crate::sim::SimSequence;
@@ -82,7 +82,8 @@ pub fn run_oracle(
                 .points
                 .iter()
                 .map(|p| {
-                    let w = traj.pose(t0 + f64::from(p.t)) * imu_t_lidar
+                    let w = traj.pose(t0 + f64::from(p.t))
+                        * imu_t_lidar
                         * Point3::new(f64::from(p.p[0]), f64::from(p.p[1]), f64::from(p.p[2]));
                     [w.x, w.y, w.z]
                 })
@@ -121,8 +122,8 @@ pub fn run_oracle(
         let r = mapper.render(renderer, &pose)?;
         let truth = crate::sim::render_camera(&seq.scene, &(pose * imu_t_cam), &rig.camera, 1.0);
         let _ = gain;
-        p_sum += psnr(&r, &truth);
-        s_sum += ssim(&r, &truth);
+        p_sum += psnr_rgb8(&r, &truth).map_err(|e| GaussianError::Input(e.to_string()))?;
+        s_sum += ssim_rgb8(&r, &truth).map_err(|e| GaussianError::Input(e.to_string()))?;
         n += 1;
     }
     report.train_psnr = p_sum / n.max(1) as f64;
@@ -130,7 +131,12 @@ pub fn run_oracle(
     // Novel views halfway between training frames.
     let (mut p_sum, mut s_sum, mut n) = (0.0, 0.0, 0usize);
     let dt = 1.0 / seq.config.camera_rate;
-    for img in seq.images.iter().take(n_frames.saturating_sub(1)).step_by(every) {
+    for img in seq
+        .images
+        .iter()
+        .take(n_frames.saturating_sub(1))
+        .step_by(every)
+    {
         let t = seq.time_of(img.stamp) + 0.5 * dt;
         if t > t_end {
             break;
@@ -141,8 +147,8 @@ pub fn run_oracle(
         let mut truth =
             crate::sim::render_camera(&seq.scene, &(pose * imu_t_cam), &rig.camera, 1.0);
         truth.stamp = seq.config.t0_ns + stamp_from_secs(t);
-        p_sum += psnr(&r, &truth);
-        s_sum += ssim(&r, &truth);
+        p_sum += psnr_rgb8(&r, &truth).map_err(|e| GaussianError::Input(e.to_string()))?;
+        s_sum += ssim_rgb8(&r, &truth).map_err(|e| GaussianError::Input(e.to_string()))?;
         n += 1;
     }
     report.novel_views = n;

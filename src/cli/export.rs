@@ -1,0 +1,105 @@
+//! `gs_livo export`: the map of a saved run as a 3DGS PLY and renders along its trajectory.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use nalgebra::{Isometry3, Quaternion, Translation3, UnitQuaternion};
+
+use gs_livo::config::Config;
+use gs_livo::gaussian::{CameraModel, GaussianMap, GaussianMapper};
+
+/// Arguments of `gs_livo export`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Output folder of a run (holds map.ply and trajectory.tum).
+    pub run: PathBuf,
+    /// Parameter file of the run (camera, extrinsics, gaussian and render sections).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Map to export (default RUN/map.ply).
+    #[arg(long)]
+    pub map: Option<PathBuf>,
+    /// Body trajectory in TUM format (default RUN/trajectory.tum).
+    #[arg(long)]
+    pub trajectory: Option<PathBuf>,
+    /// Where to write (default RUN/export).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Render every Nth pose of the trajectory.
+    #[arg(long, default_value_t = 10)]
+    pub every: usize,
+    /// Config overrides `key=value`.
+    #[arg(long = "set")]
+    pub set: Vec<String>,
+}
+
+/// Reads a TUM trajectory (`stamp tx ty tz qx qy qz qw`, `#` comments).
+fn read_tum(path: &Path) -> anyhow::Result<Vec<(f64, Isometry3<f64>)>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let v: Vec<f64> = line
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("{}:{}: not numbers", path.display(), n + 1))?;
+        if v.len() != 8 {
+            bail!(
+                "{}:{}: expected 8 columns, got {}",
+                path.display(),
+                n + 1,
+                v.len()
+            );
+        }
+        let q = UnitQuaternion::from_quaternion(Quaternion::new(v[7], v[4], v[5], v[6]));
+        out.push((
+            v[0],
+            Isometry3::from_parts(Translation3::new(v[1], v[2], v[3]), q),
+        ));
+    }
+    Ok(out)
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let cfg = Config::load(&a.config, &a.set)?;
+    let map_path = a.map.unwrap_or_else(|| a.run.join("map.ply"));
+    let traj_path = a.trajectory.unwrap_or_else(|| a.run.join("trajectory.tum"));
+    let out = a.out.unwrap_or_else(|| a.run.join("export"));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let map = GaussianMap::load_ply(&map_path, cfg.gaussian.clone())
+        .with_context(|| format!("loading {}", map_path.display()))?;
+    println!("map: {} gaussians from {}", map.len(), map_path.display());
+    let ply = out.join("map.ply");
+    map.save_ply(&ply)?;
+    println!("wrote {}", ply.display());
+    let poses = read_tum(&traj_path)?;
+    let mut renderer = gs_livo::render::create_renderer(&cfg.render)?;
+    let mut mapper = GaussianMapper::with_map(
+        map,
+        CameraModel::from_config(&cfg.camera),
+        cfg.extrinsics.imu_T_camera.0,
+    );
+    let mut written = 0;
+    for (i, (stamp, pose)) in poses.iter().enumerate().step_by(a.every.max(1)) {
+        mapper.update_window(pose, None);
+        let img = mapper.render(renderer.as_mut(), pose)?;
+        let path = out.join(format!("render_{i:05}.png"));
+        image::RgbImage::from_raw(img.width, img.height, img.rgb)
+            .context("render buffer size")?
+            .save(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        written += 1;
+        tracing::debug!(stamp, path = %path.display(), "render written");
+    }
+    println!(
+        "wrote {written} renders along {} poses to {}",
+        poses.len(),
+        out.display()
+    );
+    Ok(())
+}

@@ -20,6 +20,6 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
     // exists; until then the node forwards and counts sensor data without estimating.
     tracing::warn!("no estimator pipeline linked yet: the node checks sensor input only");
     let backend = Box::new(gs_livo::ros::passive::PassiveBackend);
-    let _ = backend; // TEMP gs_livo::ros::node::run(backend)?;
+    gs_livo::ros::node::run(backend)?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! compiles and tests without ROS: parameter handling, the seam to the pipeline (`outputs`),
 //! the output message builders, ingest counters, diagnostics and saving.
 
-// pub mod ingest; (after merging `bag`)
+pub mod ingest;
 pub mod outputs;
 pub mod params;
 pub mod passive;
@@ -14,6 +14,6 @@ pub mod stats;
 #[cfg(feature = "ros2")]
 pub mod convert;
 #[cfg(feature = "ros2")]
-// TEMP pub mod node;
+pub mod node;
 #[cfg(feature = "ros2")]
 pub mod qos;

@@ -72,11 +72,10 @@ pub fn run(backend: Box<dyn Backend>) -> Result<(), NodeError> {
             .map_err(|e| NodeError::Setup(format!("signal handler: {e}")))?;
     }
 
-    let mut lidar_sub = node.subscribe::<sensor_msgs::msg::PointCloud2>(
-        &config.topics.lidar,
-        qos::sensor(10),
-    )?;
-    let mut imu_sub = node.subscribe::<sensor_msgs::msg::Imu>(&config.topics.imu, qos::sensor(400))?;
+    let mut lidar_sub =
+        node.subscribe::<sensor_msgs::msg::PointCloud2>(&config.topics.lidar, qos::sensor(10))?;
+    let mut imu_sub =
+        node.subscribe::<sensor_msgs::msg::Imu>(&config.topics.imu, qos::sensor(400))?;
     let camera = !config.topics.image.is_empty();
     let compressed = config.topics.image.ends_with("/compressed");
     let mut image_sub = if camera && !compressed {
@@ -168,11 +167,10 @@ pub fn run(backend: Box<dyn Backend>) -> Result<(), NodeError> {
             let (depth, capacity) = ingest.queue();
             let report = ingest.stats.report(dt, depth, capacity, camera);
             let now = ros_now(&clock);
-            if let Err(e) = out.diagnostics.publish(&convert::diagnostics_to_r2r(
-                &report,
-                now,
-                NODE_NAME,
-            )) {
+            if let Err(e) = out
+                .diagnostics
+                .publish(&convert::diagnostics_to_r2r(&report, now, NODE_NAME))
+            {
                 tracing::debug!("diagnostics not published: {e}");
             }
         }
@@ -251,8 +249,11 @@ struct Outputs {
 impl Outputs {
     fn create(node: &mut r2r::Node, config: &Config, np: &NodeParams) -> Result<Self, NodeError> {
         let frames = OutputFrames::from_config(config);
-        let tf_static = node.create_publisher::<tf2_msgs::msg::TFMessage>("/tf_static", qos::tf_static())?;
-        tf_static.publish(&convert::tf_to_r2r(&outputs::static_transforms(config, &frames)))?;
+        let tf_static =
+            node.create_publisher::<tf2_msgs::msg::TFMessage>("/tf_static", qos::tf_static())?;
+        tf_static.publish(&convert::tf_to_r2r(&outputs::static_transforms(
+            config, &frames,
+        )))?;
         Ok(Self {
             publish_tf: np.publish_tf,
             publish_imu_odometry: np.publish_imu_odometry,
@@ -291,7 +292,8 @@ impl Outputs {
                 stats.odometry_published += 1;
                 self.trajectory.push((est.stamp, est.pose));
                 self.path_buffer.push(est.stamp, est.pose);
-                self.path.publish(&convert::path_to_r2r(&self.path_buffer.msg(f)))?;
+                self.path
+                    .publish(&convert::path_to_r2r(&self.path_buffer.msg(f)))?;
                 if self.publish_tf {
                     let t = outputs::transform_msg(est.stamp, &f.odom, &f.base_link, &est.pose);
                     let tf = crate::bag::msgs::TfMessage {

@@ -295,18 +295,9 @@ pub fn map_centres_msg(m: &MapCentres, frame: &str, max_points: usize) -> msgs::
 
 /// sensor_msgs/Image (rgb8) of a rendered view, in the camera frame.
 pub fn image_msg(img: &Image, frame: &str) -> msgs::Image {
-    msgs::Image {
-        header: msgs::Header {
-            stamp: img.stamp,
-            frame_id: frame.into(),
-        },
-        height: img.height,
-        width: img.width,
-        encoding: "rgb8".into(),
-        is_bigendian: 0,
-        step: img.width * 3,
-        data: img.rgb.clone(),
-    }
+    let mut m = crate::bag::convert::image_to_msg(img);
+    m.header.frame_id = frame.into();
+    m
 }
 
 /// Lets a message through at most once per `period_ns` of message time (sim time safe: a

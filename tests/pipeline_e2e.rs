@@ -20,7 +20,12 @@ fn sequence(root: &Path) -> (PathBuf, Config) {
     // The CPU rasteriser: deterministic and available everywhere.
     let config = Config::load(
         &root.join("seq/config.yaml"),
-        &["render.backend=cpu".into()],
+        &[
+            "render.backend=cpu".into(),
+            // Few, small optimisation steps: this checks plumbing, not map quality.
+            "gaussian.iterations=2".into(),
+            "gaussian.downsample=4".into(),
+        ],
     )
     .expect("config");
     (root.join("seq/bag"), config)

@@ -217,30 +217,36 @@ impl MapStage {
         Ok(rep)
     }
 
-    /// Per-frame optimisation of the window (the Gaussian map's optimiser when built in).
-    fn optimise(&mut self, _f: &MapFrame) -> Result<(), PipelineError> {
+    /// Per-frame optimisation of the window on the frame's images (latest last).
+    fn optimise(&mut self, f: &MapFrame) -> Result<(), PipelineError> {
+        for im in &f.images {
+            let st = self.mapper.optimise_frame(
+                self.renderer.as_mut(),
+                &im.image,
+                &im.world_t_imu,
+                im.exposure,
+            )?;
+            tracing::debug!(
+                frame = f.index,
+                window = st.window_len,
+                loss_before = st.loss_before,
+                loss_after = st.loss_after,
+                pruned = st.pruned,
+                "window optimised"
+            );
+        }
         Ok(())
     }
 
-    /// Renders the window at a body pose.
+    /// Renders the window at a body pose (RGB8, map units).
     pub fn render_at(
         &mut self,
         world_t_imu: &Isometry3<f64>,
         stamp: Stamp,
     ) -> Result<Image, PipelineError> {
-        let cam = self.mapper.camera().clone();
-        let far = self.mapper.config().window_range * 2.0;
-        let t_cw = self.mapper.camera_t_world(world_t_imu);
-        let deg = self.mapper.config().sh_degree;
-        render_gaussians(
-            self.renderer.as_mut(),
-            self.mapper.window().gaussians(),
-            deg,
-            &cam,
-            far,
-            &t_cw,
-            stamp,
-        )
+        let mut img = self.mapper.render(self.renderer.as_mut(), world_t_imu)?;
+        img.stamp = stamp;
+        Ok(img)
     }
 
     /// The window for the visual update.

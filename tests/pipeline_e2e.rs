@@ -87,7 +87,10 @@ fn end_to_end_outputs_are_complete_consistent_and_deterministic() {
     assert!(acc.ate_rmse_m < 0.05, "ATE {acc:?}");
     let rq = s.render_quality.as_ref().expect("renders");
     assert!(rq.renders >= 3, "{rq:?}");
-    assert!(rq.psnr_mean_db > 8.0 && rq.psnr_mean_db.is_finite(), "{rq:?}");
+    assert!(
+        rq.psnr_mean_db > 8.0 && rq.psnr_mean_db.is_finite(),
+        "{rq:?}"
+    );
     assert!(s.gaussians > 1000, "gaussians {}", s.gaussians);
     let text = std::fs::read_to_string(out1.join("summary.json")).unwrap();
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -103,7 +106,10 @@ fn end_to_end_outputs_are_complete_consistent_and_deterministic() {
     // Map: a 3DGS PLY with as many vertices as the summary's Gaussians.
     let ply = std::fs::read(out1.join("map.ply")).unwrap();
     let head = String::from_utf8_lossy(&ply[..ply.len().min(2000)]).to_string();
-    assert!(head.starts_with("ply\nformat binary_little_endian 1.0"), "{head}");
+    assert!(
+        head.starts_with("ply\nformat binary_little_endian 1.0"),
+        "{head}"
+    );
     assert!(
         head.contains(&format!("element vertex {}\n", s.gaussians)),
         "{head}"
@@ -127,11 +133,7 @@ fn end_to_end_outputs_are_complete_consistent_and_deterministic() {
             .arg(out1.join("results.mcap"))
             .output()
             .unwrap();
-        assert!(
-            o.status.success(),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(d["mcap"]["profile"], "ros2");
         let ch = &d["mcap"]["channels"];
@@ -172,13 +174,15 @@ fn end_to_end_outputs_are_complete_consistent_and_deterministic() {
         assert_eq!(img["bytes_ok"], true);
         let centres = &d["topics"]["/gs_livo/map_centres"];
         assert_eq!(
-            centres["widths"].as_array().unwrap().last().unwrap().as_u64(),
+            centres["widths"]
+                .as_array()
+                .unwrap()
+                .last()
+                .unwrap()
+                .as_u64(),
             Some(s.gaussians as u64)
         );
-        assert_eq!(
-            centres["fields"],
-            serde_json::json!(["x", "y", "z", "rgb"])
-        );
+        assert_eq!(centres["fields"], serde_json::json!(["x", "y", "z", "rgb"]));
     }
 
     // Determinism: the same bag and config give the same bytes.

@@ -109,7 +109,11 @@ pub fn print_table(s: &RunSummary, out: &Path) {
         "{:<16} {:.2}x ({:.1} s of data in {:.1} s)",
         "real-time factor", s.real_time_factor, s.sensor_seconds, s.wall_seconds
     );
-    println!("{:<16} {}", "renderer", s.renderer.as_deref().unwrap_or("-"));
+    println!(
+        "{:<16} {}",
+        "renderer",
+        s.renderer.as_deref().unwrap_or("-")
+    );
     println!("{:<16} {}", "outputs", out.display());
     for f in &s.outputs {
         if !f.starts_with("renders/") {

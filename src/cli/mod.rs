@@ -6,9 +6,9 @@ pub mod demo;
 pub mod eval;
 pub mod export;
 pub mod info;
-pub mod progress;
 #[cfg(feature = "ros2")]
 pub mod node;
+pub mod progress;
 pub mod run;
 pub mod sim;
 

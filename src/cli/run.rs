@@ -21,7 +21,8 @@ pub struct Args {
     /// Parameter overrides `key=value` (dotted keys, YAML values); repeatable.
     #[arg(long = "set")]
     pub set: Vec<String>,
-    /// lio: LiDAR-inertial; livo: with the photometric update.
+    /// lio: LiDAR-inertial, camera ignored (no Gaussian map); livo: with the Gaussian map and
+    /// the photometric update.
     #[arg(long, value_enum, default_value = "livo")]
     pub mode: Mode,
     /// Stop after this many frames (scans).
@@ -48,7 +49,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let opts = PipelineOptions {
         mode: a.mode,
         max_frames: a.max_frames,
-        mapping: !a.no_map,
+        // LIO ignores the camera (issue 4): no images, so no coloured Gaussian map either.
+        mapping: !a.no_map && a.mode == Mode::Livo,
         ..Default::default()
     };
     let s = super::demo::run_with_progress(&a.bag, &config, &a.out, &opts, gt)?;

@@ -88,7 +88,8 @@ pub fn to_render(gs: &[Gaussian], sh_degree: u32) -> Result<Gaussians, PipelineE
     let k = crate::render::sh_coeffs(sh_degree);
     for (i, g) in gs.iter().enumerate() {
         out.get_mut(Group::Mean, i).copy_from_slice(&g.mean);
-        out.get_mut(Group::LogScale, i).copy_from_slice(&g.log_scale);
+        out.get_mut(Group::LogScale, i)
+            .copy_from_slice(&g.log_scale);
         out.get_mut(Group::Rotation, i).copy_from_slice(&g.rotation);
         out.get_mut(Group::Opacity, i)[0] = g.opacity_logit;
         out.get_mut(Group::ShDc, i).copy_from_slice(&g.sh[0]);
@@ -175,9 +176,7 @@ impl MapStage {
     pub fn process(&mut self, f: &MapFrame) -> Result<MapFrameReport, PipelineError> {
         let mut rep = MapFrameReport::default();
         let t = Instant::now();
-        let stats = self
-            .mapper
-            .insert_scan(&f.points, None, f.sensor, f.stamp);
+        let stats = self.mapper.insert_scan(&f.points, None, f.sensor, f.stamp);
         rep.created = stats.created;
         rep.insert_ms = ms(t);
         let t = Instant::now();
@@ -197,7 +196,7 @@ impl MapStage {
         for im in &f.images {
             self.camera_images += 1;
             let due = self.render_every > 0
-                && (self.camera_images - 1) % self.render_every as u64 == 0;
+                && (self.camera_images - 1).is_multiple_of(self.render_every as u64);
             if !due {
                 continue;
             }
@@ -267,8 +266,10 @@ impl MapStage {
         };
         for (_, g) in self.mapper.map().iter() {
             m.positions.push(g.mean);
-            m.colours
-                .push(g.base_colour().map(|c| (c.clamp(0.0, 1.0) * 255.0).round() as u8));
+            m.colours.push(
+                g.base_colour()
+                    .map(|c| (c.clamp(0.0, 1.0) * 255.0).round() as u8),
+            );
         }
         m
     }

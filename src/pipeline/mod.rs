@@ -16,8 +16,9 @@
 //! the newest map snapshot available.
 
 mod ingest;
-pub mod offline;
+pub mod live;
 pub mod mapping;
+pub mod offline;
 pub mod outputs;
 mod register;
 mod stages;
@@ -103,6 +104,8 @@ pub struct DropCounters {
     pub mapper_frames: u64,
     /// Outputs the sink queue had no room for.
     pub outputs: u64,
+    /// Frames left unmapped because a stop (Ctrl-C, `max_frames`) came while they queued.
+    pub mapper_frames_at_stop: u64,
 }
 
 /// Errors of the pipeline.

@@ -146,7 +146,9 @@ impl OutputWriter {
         }
         if self.last_summary.elapsed().as_secs_f64() >= self.cfg.summary_period {
             self.last_summary = Instant::now();
-            let _ = self.summary("running").write(&self.dir.join("summary.json"));
+            let _ = self
+                .summary("running")
+                .write(&self.dir.join("summary.json"));
         }
     }
 
@@ -175,7 +177,7 @@ impl OutputWriter {
                         &odometry_msg(&f.estimate, &self.frames),
                     )
                     .map_err(Self::bag_err)?;
-                    if self.poses.len() % self.cfg.path_every.max(1) == 0 {
+                    if self.poses.len().is_multiple_of(self.cfg.path_every.max(1)) {
                         bag.write(topics::PATH, stamp, &self.path.msg(&self.frames))
                             .map_err(Self::bag_err)?;
                     }
@@ -184,7 +186,7 @@ impl OutputWriter {
             Output::Registered(c) => {
                 self.registered += 1;
                 let every = self.cfg.registered_every as u64;
-                if every > 0 && (self.registered - 1) % every == 0 {
+                if every > 0 && (self.registered - 1).is_multiple_of(every) {
                     if let Some(bag) = self.bag.as_mut() {
                         bag.write(
                             topics::REGISTERED,

@@ -45,18 +45,15 @@ pub fn register_scan(
         }
         let stamp = scan.point_stamp(i);
         let pose = match (prev, span) {
-            (Some(p0), Some(dt)) if dt > 1e-6 && stamp < cur.stamp => {
-                match cache {
-                    Some((s, pose)) if s == stamp => pose,
-                    _ => {
-                        let a = stamp_diff_secs(stamp, p0.stamp) / dt;
-                        let pose = interpolate(&p0.pose, &cur.pose, a.clamp(-1.0, 1.0))
-                            * imu_t_lidar;
-                        cache = Some((stamp, pose));
-                        pose
-                    }
+            (Some(p0), Some(dt)) if dt > 1e-6 && stamp < cur.stamp => match cache {
+                Some((s, pose)) if s == stamp => pose,
+                _ => {
+                    let a = stamp_diff_secs(stamp, p0.stamp) / dt;
+                    let pose = interpolate(&p0.pose, &cur.pose, a.clamp(-1.0, 1.0)) * imu_t_lidar;
+                    cache = Some((stamp, pose));
+                    pose
                 }
-            }
+            },
             _ => cur.pose * imu_t_lidar,
         };
         let w = pose * Point3::from(p);
@@ -91,7 +88,11 @@ mod tests {
         for k in 0..=10 {
             let a = k as f64 / 10.0;
             let pl = (pose_at(a) * imu_t_lidar).inverse() * Point3::from(world);
-            scan.push([pl.x as f32, pl.y as f32, pl.z as f32], 0.0, (a * 0.1) as f32);
+            scan.push(
+                [pl.x as f32, pl.y as f32, pl.z as f32],
+                0.0,
+                (a * 0.1) as f32,
+            );
         }
         let prev = PoseStamped {
             stamp: t0,

@@ -44,7 +44,7 @@ pub struct FrameEstimate {
 #[derive(Debug, Clone)]
 pub enum Output {
     /// The state after a scan's updates (scan rate).
-    Pose(FrameEstimate),
+    Pose(Box<FrameEstimate>),
     /// The full scan in the world frame.
     Registered(PointCloud),
     /// A render at a camera pose with its camera image.
@@ -174,7 +174,6 @@ struct Estimator<'a> {
     map: Option<Sender<MapFrame>>,
     snapshots: Option<Receiver<MapSnapshot>>,
     pending_snapshots: BTreeMap<u64, MapSnapshot>,
-    stop: Arc<AtomicBool>,
 }
 
 impl Estimator<'_> {
@@ -309,7 +308,8 @@ impl Estimator<'_> {
             })
             .collect();
         times.push(("register", t.elapsed().as_secs_f64() * 1e3));
-        let mut cloud = PointCloud::with_capacity(res.stamp, &self.cfg.frames.map, points.len(), false);
+        let mut cloud =
+            PointCloud::with_capacity(res.stamp, &self.cfg.frames.map, points.len(), false);
         for p in &points {
             cloud.push([p[0] as f32, p[1] as f32, p[2] as f32], 0.0, 0.0);
         }
@@ -335,7 +335,7 @@ impl Estimator<'_> {
         let flow = self.opts.flow;
         let stats = &self.stats;
         let drop_out = || lock(stats).drops.outputs += 1;
-        if !send(&self.out, Output::Pose(fe), flow, drop_out) {
+        if !send(&self.out, Output::Pose(Box::new(fe)), flow, drop_out) {
             return false;
         }
         let drop_out = || lock(stats).drops.outputs += 1;
@@ -356,9 +356,12 @@ impl Estimator<'_> {
                 return false;
             }
         }
-        if self.opts.max_frames.is_some_and(|n| self.frame as usize >= n) {
+        if self
+            .opts
+            .max_frames
+            .is_some_and(|n| self.frame as usize >= n)
+        {
             tracing::info!("stopping after {} frames (--max-frames)", self.frame);
-            self.stop.store(true, Ordering::SeqCst);
             return false;
         }
         true
@@ -372,10 +375,16 @@ fn mapper_loop(
     snapshots: Option<Sender<MapSnapshot>>,
     opts: &PipelineOptions,
     stats: &PipelineHandle,
+    stop: &AtomicBool,
 ) -> Result<MapStage, PipelineError> {
     let mut mapped = 0u64;
     let mut last_stamp = 0;
     for f in rx {
+        if stop.load(Ordering::Relaxed) {
+            // Shutting down: odometry finishes the queued frames, the map does not wait.
+            lock(stats).drops.mapper_frames_at_stop += 1;
+            continue;
+        }
         let rep = stage.process(&f)?;
         last_stamp = f.stamp;
         mapped += 1;
@@ -401,13 +410,17 @@ fn mapper_loop(
             s.window = rep.window_len;
         }
         for r in rep.renders {
-            if !send(&out, Output::Render(r), opts.flow, || lock(stats).drops.outputs += 1) {
+            if !send(&out, Output::Render(r), opts.flow, || {
+                lock(stats).drops.outputs += 1
+            }) {
                 return Ok(stage);
             }
         }
-        if opts.centres_every > 0 && mapped % opts.centres_every as u64 == 0 {
+        if opts.centres_every > 0 && mapped.is_multiple_of(opts.centres_every as u64) {
             let c = stage.centres(f.stamp);
-            if !send(&out, Output::Centres(c), opts.flow, || lock(stats).drops.outputs += 1) {
+            if !send(&out, Output::Centres(c), opts.flow, || {
+                lock(stats).drops.outputs += 1
+            }) {
                 return Ok(stage);
             }
         }
@@ -480,7 +493,6 @@ pub fn run_pipeline(
         // Estimator.
         let est = {
             let stats = stats.clone();
-            let stop = stop.clone();
             let out = out_tx.clone();
             let map = map_stage.is_some().then_some(map_tx);
             let snapshots = needs_snapshots.then_some(snap_rx);
@@ -504,7 +516,6 @@ pub fn run_pipeline(
                     map,
                     snapshots,
                     pending_snapshots: BTreeMap::new(),
-                    stop,
                 };
                 for m in meas_rx.iter() {
                     e.push(m);
@@ -524,7 +535,8 @@ pub fn run_pipeline(
             let out = out_tx.clone();
             let snaps = needs_snapshots.then_some(snap_tx);
             let stats = stats.clone();
-            scope.spawn(move || mapper_loop(stage, map_rx, out, snaps, opts, &stats))
+            let stop = stop.clone();
+            scope.spawn(move || mapper_loop(stage, map_rx, out, snaps, opts, &stats, &stop))
         });
         drop(out_tx);
 
@@ -533,7 +545,8 @@ pub fn run_pipeline(
             sink(o);
         }
 
-        est.join().map_err(|_| PipelineError::Panicked("estimator"))?;
+        est.join()
+            .map_err(|_| PipelineError::Panicked("estimator"))?;
         let map = match mapper {
             Some(h) => Some(h.join().map_err(|_| PipelineError::Panicked("mapper"))??),
             None => None,

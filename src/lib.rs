@@ -9,6 +9,7 @@ pub mod estimator;
 pub mod eval;
 pub mod gaussian;
 pub mod lidar_map;
+pub mod pipeline;
 pub mod render;
 pub mod ros;
 pub mod sensors;

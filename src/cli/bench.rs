@@ -14,6 +14,9 @@ pub struct Args {
 pub enum What {
     /// Rasteriser: forward and forward+backward milliseconds (median) per backend.
     Render(RenderArgs),
+    /// Whole pipeline on the demo sequence: real-time factor and per-stage timing per profile
+    /// (embedded, desktop) and render backend.
+    Pipeline(super::bench_pipeline::PipelineArgs),
 }
 
 #[derive(clap::Args)]
@@ -38,6 +41,7 @@ pub struct RenderArgs {
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.what {
         What::Render(a) => run_render(a),
+        What::Pipeline(a) => super::bench_pipeline::run(a),
     }
 }
 

@@ -1,11 +1,14 @@
 //! Subcommands of the binary; each file parses its arguments and calls the library.
 
 pub mod bench;
+pub mod bench_pipeline;
+pub mod demo;
 pub mod eval;
 pub mod export;
 pub mod info;
 #[cfg(feature = "ros2")]
 pub mod node;
+pub mod progress;
 pub mod run;
 pub mod sim;
 

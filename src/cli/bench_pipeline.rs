@@ -1,0 +1,131 @@
+//! `gs_livo bench pipeline`: end-to-end real-time factor and per-stage timing on the demo
+//! sequence, per profile (embedded, desktop) and render backend.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use gs_livo::pipeline::{self, OutputsConfig, PipelineOptions};
+
+/// Arguments of `gs_livo bench pipeline`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PipelineArgs {
+    /// Seconds of the simulated room sequence.
+    #[arg(long, default_value_t = 20.0)]
+    pub duration: f64,
+    /// Profiles to run (embedded, desktop).
+    #[arg(long, value_delimiter = ',', default_value = "embedded,desktop")]
+    pub profiles: Vec<String>,
+    /// Render backends to run (vulkan, cpu); unavailable ones are reported and skipped.
+    #[arg(long, value_delimiter = ',', default_value = "vulkan,cpu")]
+    pub backends: Vec<String>,
+    /// Stop each run after this many frames (the CPU backend is slow at 100k Gaussians).
+    #[arg(long)]
+    pub max_frames: Option<usize>,
+    /// Work folder (default: a temporary one).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Config overrides applied to every run.
+    #[arg(long = "set")]
+    pub set: Vec<String>,
+}
+
+/// The config overrides of a profile: the Gaussian window and the optimisation resolution
+/// (the demo camera is 640x480; embedded optimises at half resolution, 320x240, the integer
+/// divisor nearest to the 256x216 of the Orin NX setting).
+pub fn profile_overrides(name: &str) -> anyhow::Result<Vec<String>> {
+    Ok(match name {
+        "embedded" => vec![
+            "gaussian.window_capacity=20000".into(),
+            "gaussian.downsample=2".into(),
+        ],
+        "desktop" => vec![
+            "gaussian.window_capacity=100000".into(),
+            "gaussian.downsample=1".into(),
+        ],
+        other => anyhow::bail!("unknown profile `{other}` (embedded|desktop)"),
+    })
+}
+
+pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
+    let root = a.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("gs_livo_bench_{}", std::process::id()))
+    });
+    std::fs::create_dir_all(&root)?;
+    let (bag, _) = super::demo::simulate(&root, "room", a.duration, &[])?;
+    let seq_cfg = root.join("sequence/config.yaml");
+    println!(
+        "{:<9} {:<7} {:>6} {:>7} {:>8}  {:<}",
+        "profile", "backend", "frames", "RTF", "ATE [m]", "stage median / p95 / max [ms]"
+    );
+    for profile in &a.profiles {
+        for backend in &a.backends {
+            let mut sets = profile_overrides(profile)?;
+            sets.push(format!("render.backend={backend}"));
+            sets.extend(a.set.iter().cloned());
+            let config = gs_livo::config::Config::load(&seq_cfg, &sets)?;
+            if backend == "vulkan" {
+                if let Err(e) = gs_livo::render::create_renderer(&config.render) {
+                    println!("{profile:<9} {backend:<7} unavailable: {e}");
+                    continue;
+                }
+            }
+            let out = root.join(format!("run_{profile}_{backend}"));
+            let opts = PipelineOptions {
+                max_frames: a.max_frames,
+                render_every: 0,
+                ..Default::default()
+            };
+            let s = pipeline::run_offline(
+                &bag,
+                &config,
+                &out,
+                &opts,
+                OutputsConfig {
+                    registered_every: 0,
+                    ..Default::default()
+                },
+                None,
+                super::progress::stop_flag(),
+                |_| {},
+            )
+            .with_context(|| format!("{profile}/{backend}"))?;
+            let ate = s
+                .accuracy
+                .as_ref()
+                .map_or("-".into(), |x| format!("{:.4}", x.ate_rmse_m));
+            println!(
+                "{profile:<9} {backend:<7} {:>6} {:>6.2}x {:>8}  ({} Gaussians, window {}, {})",
+                s.frames,
+                s.real_time_factor,
+                ate,
+                s.gaussians,
+                s.window_gaussians,
+                s.renderer.as_deref().unwrap_or("-")
+            );
+            let frame_total: f64 = s
+                .stages
+                .iter()
+                .filter(|(k, _)| !k.ends_with("_total"))
+                .map(|(_, v)| v.total_ms)
+                .sum();
+            for (k, v) in &s.stages {
+                println!(
+                    "{:<18} {:<24} {:>8.2} / {:>8.2} / {:>8.2}   n={:<5} {:>5.1}% of stage time",
+                    "",
+                    k,
+                    v.median_ms,
+                    v.p95_ms,
+                    v.max_ms,
+                    v.count,
+                    if k.ends_with("_total") || frame_total <= 0.0 {
+                        0.0
+                    } else {
+                        100.0 * v.total_ms / frame_total
+                    }
+                );
+            }
+        }
+    }
+    println!("outputs under {}", root.display());
+    Ok(())
+}

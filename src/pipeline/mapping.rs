@@ -1,0 +1,280 @@
+//! The mapper stage: the Gaussian map fed with registered scans and posed images, its window
+//! kept on the view, optimised per frame, and rendered for the outputs.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use nalgebra::Isometry3;
+
+use super::PipelineError;
+use crate::config::Config;
+use crate::gaussian::{CameraModel, Gaussian, GaussianMapper};
+use crate::render::{create_renderer, Camera, Gaussians, Group, Renderer};
+use crate::ros::outputs::MapCentres;
+use crate::sensors::{Image, Stamp};
+
+/// An image with the estimated body pose at its stamp.
+#[derive(Debug, Clone)]
+pub struct PosedFrameImage {
+    pub image: Image,
+    /// `T_world_body` at the image stamp.
+    pub world_t_imu: Isometry3<f64>,
+    /// Exposure gain relative to the map (1 when the filter does not estimate it).
+    pub exposure: f32,
+}
+
+/// What the estimator hands the mapper per scan.
+#[derive(Debug, Clone)]
+pub struct MapFrame {
+    pub index: u64,
+    pub stamp: Stamp,
+    pub world_t_imu: Isometry3<f64>,
+    /// Registered scan (world frame).
+    pub points: Vec<[f64; 3]>,
+    /// LiDAR origin in the world.
+    pub sensor: [f64; 3],
+    pub images: Vec<PosedFrameImage>,
+}
+
+/// The window's Gaussians after a mapped frame, for the visual update.
+#[derive(Debug, Clone)]
+pub struct MapSnapshot {
+    /// Index of the frame after which this was taken.
+    pub frame: u64,
+    pub gaussians: Arc<Vec<Gaussian>>,
+    pub sh_degree: u32,
+}
+
+/// A render next to the camera image it should look like.
+#[derive(Debug, Clone)]
+pub struct RenderPair {
+    pub frame: u64,
+    pub render: Image,
+    pub camera: Image,
+    /// PSNR (dB) of the render against the exposure-normalised camera image.
+    pub psnr: Option<f64>,
+}
+
+/// Timings (ms) and counts of one mapped frame.
+#[derive(Debug, Clone, Default)]
+pub struct MapFrameReport {
+    pub insert_ms: f64,
+    pub colour_ms: f64,
+    pub window_ms: f64,
+    pub optimise_ms: f64,
+    pub render_ms: f64,
+    pub created: usize,
+    pub window_len: usize,
+    pub map_len: usize,
+    pub renders: Vec<RenderPair>,
+}
+
+/// The mapper and its renderer.
+pub struct MapStage {
+    mapper: GaussianMapper,
+    renderer: Box<dyn Renderer>,
+    camera_images: u64,
+    render_every: usize,
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// Window Gaussians in the renderer's flat layout.
+pub fn to_render(gs: &[Gaussian], sh_degree: u32) -> Result<Gaussians, PipelineError> {
+    let mut out = Gaussians::zeros(gs.len(), sh_degree)?;
+    let k = crate::render::sh_coeffs(sh_degree);
+    for (i, g) in gs.iter().enumerate() {
+        out.get_mut(Group::Mean, i).copy_from_slice(&g.mean);
+        out.get_mut(Group::LogScale, i)
+            .copy_from_slice(&g.log_scale);
+        out.get_mut(Group::Rotation, i).copy_from_slice(&g.rotation);
+        out.get_mut(Group::Opacity, i)[0] = g.opacity_logit;
+        out.get_mut(Group::ShDc, i).copy_from_slice(&g.sh[0]);
+        let rest = out.get_mut(Group::ShRest, i);
+        for j in 1..k {
+            rest[(j - 1) * 3..j * 3].copy_from_slice(&g.sh[j]);
+        }
+    }
+    Ok(out)
+}
+
+/// Renders `gs` at body pose `world_t_imu` through `imu_t_camera` (RGB8, map units).
+pub fn render_gaussians(
+    r: &mut dyn Renderer,
+    gs: &[Gaussian],
+    sh_degree: u32,
+    camera: &CameraModel,
+    far: f64,
+    camera_t_world: &Isometry3<f64>,
+    stamp: Stamp,
+) -> Result<Image, PipelineError> {
+    let mut img = Image::new(stamp, camera.width, camera.height);
+    if gs.is_empty() {
+        return Ok(img);
+    }
+    r.set_gaussians(&to_render(gs, sh_degree)?, None)?;
+    let cam = Camera {
+        width: camera.width,
+        height: camera.height,
+        fx: camera.fx,
+        fy: camera.fy,
+        cx: camera.cx,
+        cy: camera.cy,
+        // The mapper projects nothing closer than 5 cm either.
+        near: 0.05,
+        far,
+    };
+    let out = r.forward(&cam, camera_t_world)?;
+    for (d, s) in img.rgb.iter_mut().zip(&out.colour) {
+        *d = (s.clamp(0.0, 1.0) * 255.0).round() as u8;
+    }
+    Ok(img)
+}
+
+/// The camera image divided by its exposure gain (what the map should render).
+fn normalise_exposure(img: &Image, gain: f32) -> Image {
+    if (gain - 1.0).abs() < 1e-6 || !(gain.is_finite() && gain > 1e-3) {
+        return img.clone();
+    }
+    let mut out = img.clone();
+    for v in out.rgb.iter_mut() {
+        *v = (*v as f32 / gain).round().clamp(0.0, 255.0) as u8;
+    }
+    out
+}
+
+impl MapStage {
+    pub fn new(cfg: &Config, render_every: usize) -> Result<Self, PipelineError> {
+        let mapper = GaussianMapper::new(
+            cfg.gaussian.clone(),
+            CameraModel::from_config(&cfg.camera),
+            cfg.extrinsics.imu_T_camera.0,
+        )?;
+        let renderer = create_renderer(&cfg.render)?;
+        tracing::info!("mapper renders on {}", renderer.device_name());
+        Ok(Self {
+            mapper,
+            renderer,
+            camera_images: 0,
+            render_every,
+        })
+    }
+
+    pub fn mapper(&self) -> &GaussianMapper {
+        &self.mapper
+    }
+
+    pub fn renderer_name(&self) -> String {
+        self.renderer.device_name()
+    }
+
+    /// One frame: insert the scan, colour from the images, move the window, optimise on the
+    /// images, and render every `render_every`-th camera image.
+    pub fn process(&mut self, f: &MapFrame) -> Result<MapFrameReport, PipelineError> {
+        let mut rep = MapFrameReport::default();
+        let t = Instant::now();
+        let stats = self.mapper.insert_scan(&f.points, None, f.sensor, f.stamp);
+        rep.created = stats.created;
+        rep.insert_ms = ms(t);
+        let t = Instant::now();
+        for im in &f.images {
+            self.mapper
+                .add_image(&im.image, &im.world_t_imu, im.exposure);
+        }
+        rep.colour_ms = ms(t);
+        let t = Instant::now();
+        let view = f.images.last().map_or(f.world_t_imu, |i| i.world_t_imu);
+        self.mapper.update_window(&view, None);
+        rep.window_ms = ms(t);
+        let t = Instant::now();
+        self.optimise(f)?;
+        rep.optimise_ms = ms(t);
+        let t = Instant::now();
+        for im in &f.images {
+            self.camera_images += 1;
+            let due = self.render_every > 0
+                && (self.camera_images - 1).is_multiple_of(self.render_every as u64);
+            if !due {
+                continue;
+            }
+            let render = self.render_at(&im.world_t_imu, im.image.stamp)?;
+            let camera = normalise_exposure(&im.image, im.exposure);
+            let psnr = crate::eval::image::psnr_rgb8(&render, &camera).ok();
+            rep.renders.push(RenderPair {
+                frame: f.index,
+                render,
+                camera,
+                psnr,
+            });
+        }
+        rep.render_ms = ms(t);
+        rep.window_len = self.mapper.window().len();
+        rep.map_len = self.mapper.map().len();
+        Ok(rep)
+    }
+
+    /// Per-frame optimisation of the window on the frame's images (latest last).
+    fn optimise(&mut self, f: &MapFrame) -> Result<(), PipelineError> {
+        for im in &f.images {
+            let st = self.mapper.optimise_frame(
+                self.renderer.as_mut(),
+                &im.image,
+                &im.world_t_imu,
+                im.exposure,
+            )?;
+            tracing::debug!(
+                frame = f.index,
+                window = st.window_len,
+                loss_before = st.loss_before,
+                loss_after = st.loss_after,
+                pruned = st.pruned,
+                "window optimised"
+            );
+        }
+        Ok(())
+    }
+
+    /// Renders the window at a body pose (RGB8, map units).
+    pub fn render_at(
+        &mut self,
+        world_t_imu: &Isometry3<f64>,
+        stamp: Stamp,
+    ) -> Result<Image, PipelineError> {
+        let mut img = self.mapper.render(self.renderer.as_mut(), world_t_imu)?;
+        img.stamp = stamp;
+        Ok(img)
+    }
+
+    /// The window for the visual update.
+    pub fn snapshot(&self, frame: u64) -> MapSnapshot {
+        MapSnapshot {
+            frame,
+            gaussians: Arc::new(self.mapper.window().gaussians().to_vec()),
+            sh_degree: self.mapper.config().sh_degree,
+        }
+    }
+
+    /// Centres and base colours of every Gaussian in the map (window values current).
+    pub fn centres(&mut self, stamp: Stamp) -> MapCentres {
+        self.mapper.sync_map();
+        let mut m = MapCentres {
+            stamp,
+            ..Default::default()
+        };
+        for (_, g) in self.mapper.map().iter() {
+            m.positions.push(g.mean);
+            m.colours.push(
+                g.base_colour()
+                    .map(|c| (c.clamp(0.0, 1.0) * 255.0).round() as u8),
+            );
+        }
+        m
+    }
+
+    pub fn save_ply(&mut self, path: &Path) -> Result<(), PipelineError> {
+        Ok(self.mapper.save_ply(path)?)
+    }
+}

@@ -1,0 +1,106 @@
+//! One offline run from a bag into an output folder: the driver `gs_livo run`, `gs_livo demo`
+//! and `gs_livo bench pipeline` share.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::stages::{run_pipeline, LiveStats, Output, Source};
+use super::{BagInput, OutputWriter, OutputsConfig, PipelineError, PipelineOptions, RunSummary};
+use crate::config::Config;
+use crate::sensors::PoseStamped;
+
+/// Progress as the outputs see it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    pub frames: u64,
+    /// Scans in the bag (an upper bound of frames).
+    pub total: u64,
+    pub sensor_seconds: f64,
+    pub wall_seconds: f64,
+}
+
+/// Ground truth given on the command line (overrides the bag's topic).
+pub struct ExternalGroundTruth {
+    pub poses: Vec<PoseStamped>,
+    pub source: String,
+}
+
+/// Runs the pipeline on `bag` and writes every output into `out`. `stop` ends the run early
+/// (Ctrl-C) with all outputs flushed; the summary's status then says `interrupted`.
+#[allow(clippy::too_many_arguments)] // one call per front end; each argument is distinct
+pub fn run_offline(
+    bag: &Path,
+    config: &Config,
+    out: &Path,
+    opts: &PipelineOptions,
+    outputs: OutputsConfig,
+    gt: Option<ExternalGroundTruth>,
+    stop: Arc<AtomicBool>,
+    mut progress: impl FnMut(&Progress),
+) -> Result<RunSummary, PipelineError> {
+    let input = BagInput::open(bag, config)?;
+    let total = input.scan_count();
+    let stats = Arc::new(Mutex::new(LiveStats::default()));
+    let mut writer = OutputWriter::create(
+        out,
+        config,
+        outputs,
+        &bag.display().to_string(),
+        opts,
+        stats.clone(),
+    )?;
+    let started = Instant::now();
+    let mut frames = 0u64;
+    let mut sensor = 0.0;
+    let mut first = None;
+    let result = run_pipeline(config, opts, Source::Bag(input), stop.clone(), stats, |o| {
+        if let Output::Pose(f) = &o {
+            frames += 1;
+            let f0 = *first.get_or_insert(f.estimate.stamp);
+            sensor = crate::sensors::stamp_diff_secs(f.estimate.stamp, f0);
+            progress(&Progress {
+                frames,
+                total,
+                sensor_seconds: sensor,
+                wall_seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+        writer.handle(&o);
+    });
+    let interrupted = stop.load(std::sync::atomic::Ordering::SeqCst);
+    let (mut finished, error) = match result {
+        Ok(f) => (Some(f), None),
+        Err(e) => {
+            tracing::error!("pipeline failed: {e}");
+            (None, Some(e.to_string()))
+        }
+    };
+    let (gt, source) = match gt {
+        Some(g) => (g.poses, g.source),
+        None => (
+            finished
+                .as_ref()
+                .map(|f| f.ground_truth.clone())
+                .unwrap_or_default(),
+            config.topics.ground_truth.clone(),
+        ),
+    };
+    let status = if error.is_some() {
+        "failed"
+    } else if interrupted {
+        "interrupted"
+    } else {
+        "finished"
+    };
+    let failed = error.clone();
+    let summary = writer.finish(finished.as_mut(), &gt, &source, status, error)?;
+    match failed {
+        Some(e) => Err(PipelineError::Output(format!(
+            "{e} (partial outputs and summary in {})",
+            out.display()
+        ))),
+        None => Ok(summary),
+    }
+}

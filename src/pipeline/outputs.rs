@@ -1,0 +1,375 @@
+//! The files of a run in DIR: `trajectory.tum` (appended and flushed per pose), `results.mcap`
+//! (standard ROS 2 messages), `renders/` (renders next to camera images, PNG), `summary.json`
+//! (rewritten every few seconds), and at the end `map.ply` and `trajectory.png`.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::stages::{Finished, Output, PipelineHandle};
+use super::summary::{Accuracy, RenderQuality, RunSummary};
+use super::{PipelineError, PipelineOptions};
+use crate::bag::BagWriter;
+use crate::config::Config;
+use crate::eval::{self, EvalOptions};
+use crate::ros::outputs::{
+    cloud_xyzi_msg, image_msg, map_centres_msg, odometry_msg, OutputFrames, PathBuffer,
+};
+use crate::sensors::{Image, PoseStamped};
+
+/// Output topics in `results.mcap`.
+pub mod topics {
+    pub const ODOMETRY: &str = "/gs_livo/odometry";
+    pub const PATH: &str = "/gs_livo/path";
+    pub const REGISTERED: &str = "/gs_livo/registered_scan";
+    pub const RENDERED: &str = "/gs_livo/rendered";
+    pub const CAMERA: &str = "/gs_livo/camera";
+    pub const CENTRES: &str = "/gs_livo/map_centres";
+}
+
+/// What to write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputsConfig {
+    /// Write every n-th registered scan into results.mcap (0 = none).
+    pub registered_every: usize,
+    /// Write the path every n-th pose (and at the end).
+    pub path_every: usize,
+    /// Most render/camera PNG pairs written into renders/.
+    pub max_render_pngs: usize,
+    /// Most Gaussian centres per PointCloud2.
+    pub max_centres: usize,
+    /// Seconds between summary.json rewrites while running.
+    pub summary_period: f64,
+}
+
+impl Default for OutputsConfig {
+    fn default() -> Self {
+        Self {
+            registered_every: 1,
+            path_every: 10,
+            max_render_pngs: 6,
+            max_centres: 200_000,
+            summary_period: 2.0,
+        }
+    }
+}
+
+/// Writes the outputs of one run into a folder.
+pub struct OutputWriter {
+    dir: PathBuf,
+    cfg: OutputsConfig,
+    frames: OutputFrames,
+    tum: BufWriter<File>,
+    bag: Option<BagWriter>,
+    bag_dir: PathBuf,
+    path: PathBuffer,
+    poses: Vec<PoseStamped>,
+    psnr: Vec<f64>,
+    pngs: usize,
+    registered: u64,
+    last_summary: Instant,
+    started: Instant,
+    written: Vec<String>,
+    bag_name: String,
+    options: PipelineOptions,
+    stats: PipelineHandle,
+    errors: Vec<String>,
+}
+
+fn png(img: &Image, path: &Path) -> Result<(), PipelineError> {
+    image::save_buffer(
+        path,
+        &img.rgb,
+        img.width,
+        img.height,
+        image::ExtendedColorType::Rgb8,
+    )
+    .map_err(|e| PipelineError::Output(format!("{}: {e}", path.display())))
+}
+
+impl OutputWriter {
+    /// Creates DIR (and renders/), the trajectory file and the results bag.
+    pub fn create(
+        dir: &Path,
+        config: &Config,
+        cfg: OutputsConfig,
+        bag_name: &str,
+        options: &PipelineOptions,
+        stats: PipelineHandle,
+    ) -> Result<Self, PipelineError> {
+        std::fs::create_dir_all(dir.join("renders")).map_err(|e| PipelineError::io(dir, e))?;
+        let tum_path = dir.join("trajectory.tum");
+        let tum = File::create(&tum_path).map_err(|e| PipelineError::io(&tum_path, e))?;
+        let bag_dir = dir.join(".results_bag");
+        let bag = BagWriter::create(&bag_dir)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            cfg,
+            frames: OutputFrames::from_config(config),
+            tum: BufWriter::new(tum),
+            bag: Some(bag),
+            bag_dir,
+            path: PathBuffer::new(100_000),
+            poses: Vec::new(),
+            psnr: Vec::new(),
+            pngs: 0,
+            registered: 0,
+            last_summary: Instant::now(),
+            started: Instant::now(),
+            written: vec!["trajectory.tum".into(), "summary.json".into()],
+            bag_name: bag_name.into(),
+            options: options.clone(),
+            stats,
+            errors: Vec::new(),
+        })
+    }
+
+    pub fn poses(&self) -> &[PoseStamped] {
+        &self.poses
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Handles one output; errors are kept (reported in the summary) so a full disk does not
+    /// stop the odometry.
+    pub fn handle(&mut self, o: &Output) {
+        if let Err(e) = self.try_handle(o) {
+            if self.errors.len() < 20 {
+                tracing::error!("writing outputs: {e}");
+                self.errors.push(e.to_string());
+            }
+        }
+        if self.last_summary.elapsed().as_secs_f64() >= self.cfg.summary_period {
+            self.last_summary = Instant::now();
+            let _ = self
+                .summary("running")
+                .write(&self.dir.join("summary.json"));
+        }
+    }
+
+    fn bag_err(e: crate::bag::BagError) -> PipelineError {
+        PipelineError::Bag(e)
+    }
+
+    fn try_handle(&mut self, o: &Output) -> Result<(), PipelineError> {
+        match o {
+            Output::Pose(f) => {
+                let p = PoseStamped {
+                    stamp: f.estimate.stamp,
+                    pose: f.estimate.pose,
+                };
+                self.tum
+                    .write_all(eval::tum::format_tum(std::slice::from_ref(&p)).as_bytes())
+                    .and_then(|_| self.tum.flush())
+                    .map_err(|e| PipelineError::io(&self.dir.join("trajectory.tum"), e))?;
+                self.path.push(p.stamp, p.pose);
+                self.poses.push(p);
+                if let Some(bag) = self.bag.as_mut() {
+                    let stamp = f.estimate.stamp;
+                    bag.write(
+                        topics::ODOMETRY,
+                        stamp,
+                        &odometry_msg(&f.estimate, &self.frames),
+                    )
+                    .map_err(Self::bag_err)?;
+                    if self.poses.len().is_multiple_of(self.cfg.path_every.max(1)) {
+                        bag.write(topics::PATH, stamp, &self.path.msg(&self.frames))
+                            .map_err(Self::bag_err)?;
+                    }
+                }
+            }
+            Output::Registered(c) => {
+                self.registered += 1;
+                let every = self.cfg.registered_every as u64;
+                if every > 0 && (self.registered - 1).is_multiple_of(every) {
+                    if let Some(bag) = self.bag.as_mut() {
+                        bag.write(
+                            topics::REGISTERED,
+                            c.stamp,
+                            &cloud_xyzi_msg(c, &self.frames.map),
+                        )
+                        .map_err(Self::bag_err)?;
+                    }
+                }
+            }
+            Output::Render(r) => {
+                if let Some(p) = r.psnr.filter(|p| p.is_finite()) {
+                    self.psnr.push(p);
+                }
+                if let Some(bag) = self.bag.as_mut() {
+                    let stamp = r.camera.stamp;
+                    let mut render = r.render.clone();
+                    render.stamp = stamp;
+                    bag.write(
+                        topics::RENDERED,
+                        stamp,
+                        &image_msg(&render, &self.frames.camera),
+                    )
+                    .map_err(Self::bag_err)?;
+                    bag.write(
+                        topics::CAMERA,
+                        stamp,
+                        &image_msg(&r.camera, &self.frames.camera),
+                    )
+                    .map_err(Self::bag_err)?;
+                }
+                if self.pngs < self.cfg.max_render_pngs {
+                    self.pngs += 1;
+                    for (img, kind) in [(&r.render, "render"), (&r.camera, "camera")] {
+                        let name = format!("renders/frame{:05}_{kind}.png", r.frame);
+                        png(img, &self.dir.join(&name))?;
+                        self.written.push(name);
+                    }
+                }
+            }
+            Output::Centres(m) => {
+                if let Some(bag) = self.bag.as_mut() {
+                    bag.write(
+                        topics::CENTRES,
+                        m.stamp,
+                        &map_centres_msg(m, &self.frames.map, self.cfg.max_centres),
+                    )
+                    .map_err(Self::bag_err)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The summary as of now.
+    pub fn summary(&self, status: &str) -> RunSummary {
+        let live = self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut s = RunSummary::from_live(
+            &live,
+            status,
+            &self.bag_name,
+            &self.options,
+            self.started.elapsed().as_secs_f64(),
+        );
+        s.outputs = self.written.clone();
+        if !self.psnr.is_empty() {
+            s.render_quality = Some(RenderQuality {
+                renders: self.psnr.len(),
+                psnr_mean_db: self.psnr.iter().sum::<f64>() / self.psnr.len() as f64,
+                psnr_min_db: self.psnr.iter().copied().fold(f64::INFINITY, f64::min),
+                psnr_max_db: self.psnr.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            });
+        }
+        if !self.errors.is_empty() {
+            s.error = Some(self.errors.join("; "));
+        }
+        s
+    }
+
+    /// Closes the results bag, writes the map, the plot and the final summary.
+    pub fn finish(
+        mut self,
+        finished: Option<&mut Finished>,
+        ground_truth: &[PoseStamped],
+        gt_source: &str,
+        status: &str,
+        error: Option<String>,
+    ) -> Result<RunSummary, PipelineError> {
+        let _ = self.tum.flush();
+        if let Some(bag) = self.bag.take() {
+            bag.finish()?;
+            let src = std::fs::read_dir(&self.bag_dir)
+                .map_err(|e| PipelineError::io(&self.bag_dir, e))?
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "mcap"))
+                .ok_or_else(|| PipelineError::Output("results bag has no .mcap file".into()))?;
+            let dst = self.dir.join("results.mcap");
+            std::fs::rename(&src, &dst).map_err(|e| PipelineError::io(&dst, e))?;
+            let _ = std::fs::remove_dir_all(&self.bag_dir);
+            self.written.push("results.mcap".into());
+        }
+        let mut renderer = None;
+        if let Some(f) = finished {
+            renderer = f.renderer.clone();
+            if let Some(map) = f.map.as_mut() {
+                let p = self.dir.join("map.ply");
+                map.save_ply(&p)?;
+                self.written.push("map.ply".into());
+            }
+        }
+        let mut accuracy = None;
+        if ground_truth.len() >= 2 && self.poses.len() >= 3 {
+            let opt = EvalOptions {
+                max_diff: 0.02,
+                ..Default::default()
+            };
+            match eval::evaluate(ground_truth, &self.poses, &opt) {
+                Ok(r) => {
+                    let plot = self.dir.join("trajectory.png");
+                    match eval::plot::plot_report(&r, &plot) {
+                        Ok(()) => self.written.push("trajectory.png".into()),
+                        Err(e) => tracing::warn!("trajectory plot: {e}"),
+                    }
+                    accuracy = Some(Accuracy {
+                        source: gt_source.into(),
+                        matched: r.matched,
+                        ate_rmse_m: r.ate.rmse,
+                        ate_mean_m: r.ate.mean,
+                        ate_max_m: r.ate.max,
+                        ate_rotation_rmse_deg: r.ate_rotation_deg.rmse,
+                        rpe_translation_rmse_m: r.rpe_translation.rmse,
+                    });
+                }
+                Err(e) => tracing::warn!("no ATE: {e}"),
+            }
+        }
+        if accuracy.is_none() && self.poses.len() >= 2 {
+            self.plot_without_gt()?;
+        }
+        let mut s = self.summary(status);
+        s.renderer = renderer;
+        s.accuracy = accuracy;
+        if let Some(e) = error {
+            s.error = Some(match s.error.take() {
+                Some(prev) => format!("{e}; {prev}"),
+                None => e,
+            });
+        }
+        s.write(&self.dir.join("summary.json"))?;
+        Ok(s)
+    }
+
+    /// Top view of the estimate alone.
+    fn plot_without_gt(&mut self) -> Result<(), PipelineError> {
+        let xyz: Vec<[f64; 3]> = self
+            .poses
+            .iter()
+            .map(|p| p.pose.translation.vector.into())
+            .collect();
+        let t0 = self.poses[0].stamp;
+        let report = eval::EvalReport {
+            options: EvalOptions::default(),
+            matched: xyz.len(),
+            reference_poses: 0,
+            estimate_poses: xyz.len(),
+            alignment: eval::trajectory::Alignment::identity(),
+            ate: eval::Stats::of(&[]),
+            ate_rotation_deg: eval::Stats::of(&[]),
+            rpe_translation: eval::Stats::of(&[]),
+            rpe_rotation_deg: eval::Stats::of(&[]),
+            errors: self
+                .poses
+                .iter()
+                .map(|p| (crate::sensors::stamp_diff_secs(p.stamp, t0), 0.0))
+                .collect(),
+            reference_xyz: Vec::new(),
+            estimate_xyz: xyz,
+        };
+        let plot = self.dir.join("trajectory.png");
+        eval::plot::plot_report(&report, &plot)
+            .map_err(|e| PipelineError::Output(e.to_string()))?;
+        self.written.push("trajectory.png".into());
+        Ok(())
+    }
+}

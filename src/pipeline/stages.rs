@@ -1,0 +1,564 @@
+//! The threads: ingest, estimator (sync + LIO + visual), mapper; outputs on the caller's thread.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crossbeam::channel::{bounded, unbounded, Receiver, Sender, TrySendError};
+use nalgebra::{Matrix6, Vector3};
+
+use super::ingest::{bag_measurements, BagInput, IngestCounters};
+use super::mapping::{MapFrame, MapSnapshot, MapStage, PosedFrameImage, RenderPair};
+use super::register::{interpolate, register_scan};
+use super::summary::Timings;
+use super::{DropCounters, Flow, Mode, PipelineError, PipelineOptions};
+use crate::config::Config;
+use crate::estimator::state::{POS, ROT};
+use crate::estimator::{Lio, LioCounters, ScanResult};
+use crate::ros::outputs::{MapCentres, StateEstimate};
+use crate::sensors::{stamp_diff_secs, Measurement, PointCloud, PoseStamped};
+use crate::sync::{MeasurementPackage, SyncCounters, SyncSettings, Synchronizer};
+
+/// Where measurements come from.
+pub enum Source {
+    /// A bag, read by the ingest thread.
+    Bag(BagInput),
+    /// Decoded measurements from elsewhere (the ROS node); ends when the sender disconnects.
+    Channel(Receiver<Measurement>),
+}
+
+/// One frame's estimate with what the filter reported.
+#[derive(Debug, Clone)]
+pub struct FrameEstimate {
+    pub frame: u64,
+    pub estimate: StateEstimate,
+    pub points_in: usize,
+    pub points_used: usize,
+    pub residuals: usize,
+    pub iterations: usize,
+    pub degenerate: bool,
+}
+
+/// What the pipeline produces, in order per kind.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// The state after a scan's updates (scan rate).
+    Pose(Box<FrameEstimate>),
+    /// The full scan in the world frame.
+    Registered(PointCloud),
+    /// A render at a camera pose with its camera image.
+    Render(RenderPair),
+    /// All Gaussian centres (throttled, and once at the end).
+    Centres(MapCentres),
+}
+
+/// Timing of one stage of one item.
+pub type StageTime = (&'static str, f64);
+
+/// Statistics of the visual update.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct VisualStats {
+    /// Whether this build has a visual update (LIVO mode uses it when it does).
+    pub available: bool,
+    pub enabled: bool,
+    pub images: u64,
+    pub applied: u64,
+    /// Reason -> count.
+    pub skipped: BTreeMap<String, u64>,
+}
+
+/// Counters shared by the threads while they run (read by the outputs for summaries).
+#[derive(Debug, Clone, Default)]
+pub struct LiveStats {
+    pub timings: Timings,
+    pub ingest: IngestCounters,
+    pub sync: SyncCounters,
+    pub lio: LioCounters,
+    pub visual: VisualStats,
+    pub drops: DropCounters,
+    pub frames: u64,
+    pub mapped_frames: u64,
+    pub gaussians: usize,
+    pub window: usize,
+    /// Sensor seconds covered by the estimated frames.
+    pub sensor_seconds: f64,
+}
+
+/// Shared statistics handle.
+pub type PipelineHandle = Arc<Mutex<LiveStats>>;
+
+/// What is left when the pipeline finishes.
+pub struct Finished {
+    pub ground_truth: Vec<PoseStamped>,
+    /// The mapper (to save the map); `None` when mapping was off.
+    pub map: Option<MapStage>,
+    pub renderer: Option<String>,
+}
+
+fn lock(h: &PipelineHandle) -> std::sync::MutexGuard<'_, LiveStats> {
+    h.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sends offline (blocking: nothing dropped) or live (drop the newest when full); false when
+/// the receiver is gone.
+fn send<T>(tx: &Sender<T>, item: T, flow: Flow, dropped: impl FnOnce()) -> bool {
+    match flow {
+        Flow::Offline => tx.send(item).is_ok(),
+        Flow::Live => match tx.try_send(item) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                dropped();
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        },
+    }
+}
+
+/// Filter state as a publishable estimate (covariance reordered to x y z rx ry rz).
+fn estimate(res: &ScanResult, lio: &Lio, pkg: &MeasurementPackage) -> StateEstimate {
+    let omega = pkg
+        .imu
+        .last()
+        .map_or(Vector3::zeros(), |s| s.gyro - res.state.bg);
+    let pose_covariance = lio.filter().map(|f| {
+        let p = f.covariance();
+        let idx = [POS, POS + 1, POS + 2, ROT, ROT + 1, ROT + 2];
+        let mut c = Matrix6::zeros();
+        for (i, a) in idx.iter().enumerate() {
+            for (j, b) in idx.iter().enumerate() {
+                c[(i, j)] = p[(*a, *b)];
+            }
+        }
+        let mut out = [0.0; 36];
+        for i in 0..6 {
+            for j in 0..6 {
+                out[i * 6 + j] = c[(i, j)];
+            }
+        }
+        out
+    });
+    StateEstimate {
+        stamp: res.stamp,
+        pose: res.pose,
+        velocity: res.state.vel,
+        angular_velocity: omega,
+        pose_covariance,
+    }
+}
+
+/// The estimator's view of the config: corrections off when the inputs carry them already.
+fn estimator_config(cfg: &Config, opts: &PipelineOptions) -> Config {
+    let mut c = cfg.clone();
+    if opts.inputs_corrected {
+        c.imu.accel_scale = 1.0;
+        c.time_offset = Default::default();
+    }
+    c
+}
+
+/// Whether this build's estimator has a visual update.
+pub const VISUAL_AVAILABLE: bool = false;
+
+struct Estimator<'a> {
+    cfg: Config,
+    opts: &'a PipelineOptions,
+    lio: Lio,
+    sync: Synchronizer,
+    prev: Option<PoseStamped>,
+    frame: u64,
+    first_stamp: Option<u64>,
+    stats: PipelineHandle,
+    out: Sender<Output>,
+    map: Option<Sender<MapFrame>>,
+    snapshots: Option<Receiver<MapSnapshot>>,
+    pending_snapshots: BTreeMap<u64, MapSnapshot>,
+}
+
+impl Estimator<'_> {
+    fn push(&mut self, m: Measurement) {
+        let t = Instant::now();
+        match m {
+            Measurement::Imu(s) => self.sync.push_imu(s),
+            Measurement::Cloud(c) => self.sync.push_scan(c),
+            Measurement::Image(i) => {
+                if self.map.is_some() || self.opts.mode == Mode::Livo {
+                    self.sync.push_image(i)
+                }
+            }
+        }
+        let push_ms = t.elapsed().as_secs_f64() * 1e3;
+        lock(&self.stats).timings.add("sync", push_ms);
+    }
+
+    /// Runs every ready package; false once `max_frames` is reached or outputs are gone.
+    fn drain(&mut self) -> bool {
+        while let Some(pkg) = self.sync.pop() {
+            if !self.package(pkg) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The snapshot the visual update of frame `k` must use (offline: exactly frame k - lag).
+    fn snapshot_for(&mut self, k: u64) -> Option<MapSnapshot> {
+        let rx = self.snapshots.as_ref()?;
+        let lag = self.opts.map_lag.max(1) as u64;
+        match self.opts.flow {
+            Flow::Offline => {
+                let want = k.checked_sub(lag)?;
+                while !self.pending_snapshots.contains_key(&want) {
+                    let s = rx.recv().ok()?;
+                    self.pending_snapshots.insert(s.frame, s);
+                }
+                let s = self.pending_snapshots.remove(&want);
+                self.pending_snapshots.retain(|&f, _| f > want);
+                s
+            }
+            Flow::Live => {
+                while let Ok(s) = rx.try_recv() {
+                    self.pending_snapshots.insert(s.frame, s);
+                }
+                let last = *self.pending_snapshots.keys().next_back()?;
+                self.pending_snapshots.retain(|&f, _| f >= last);
+                self.pending_snapshots.get(&last).cloned()
+            }
+        }
+    }
+
+    fn package(&mut self, pkg: MeasurementPackage) -> bool {
+        let t = Instant::now();
+        let res = self.lio.process(&pkg);
+        let lio_ms = t.elapsed().as_secs_f64() * 1e3;
+        let Some(res) = res else {
+            let mut s = lock(&self.stats);
+            s.timings.add("lio", lio_ms);
+            s.lio = self.lio.counters().clone();
+            s.sync = self.sync.counters().clone();
+            return true;
+        };
+        let k = self.frame;
+        self.frame += 1;
+        let mut times: Vec<StageTime> = vec![("lio", lio_ms)];
+
+        // Sequential visual update on the map as of frame k - lag.
+        let mut visual = VisualStats::default();
+        if self.opts.mode == Mode::Livo && VISUAL_AVAILABLE && !pkg.images.is_empty() {
+            let t = Instant::now();
+            let snap = self.snapshot_for(k);
+            visual.images += pkg.images.len() as u64;
+            if snap.is_none() {
+                *visual.skipped.entry("no map yet".into()).or_default() += 1;
+            }
+            times.push(("visual", t.elapsed().as_secs_f64() * 1e3));
+        }
+        let res = match self.lio.filter() {
+            Some(f) => ScanResult {
+                pose: f.state().pose(),
+                state: *f.state(),
+                ..res
+            },
+            None => res,
+        };
+        let cur = PoseStamped {
+            stamp: res.stamp,
+            pose: res.pose,
+        };
+        let est = estimate(&res, &self.lio, &pkg);
+        let first = *self.first_stamp.get_or_insert(res.stamp);
+        let fe = FrameEstimate {
+            frame: k,
+            estimate: est,
+            points_in: res.points_in,
+            points_used: res.points_used,
+            residuals: res.residuals,
+            iterations: res.iterations,
+            degenerate: res.degeneracy.is_some_and(|d| d.degenerate),
+        };
+
+        let t = Instant::now();
+        let imu_t_lidar = self.cfg.extrinsics.imu_T_lidar.0;
+        let points = register_scan(
+            &pkg.scan,
+            self.prev.as_ref(),
+            &cur,
+            &imu_t_lidar,
+            self.cfg.lidar.min_range,
+            self.cfg.lidar.max_range,
+        );
+        let images: Vec<PosedFrameImage> = pkg
+            .images
+            .iter()
+            .map(|img| {
+                let world_t_imu = match &self.prev {
+                    Some(p0) if cur.stamp > p0.stamp => {
+                        let a = stamp_diff_secs(img.stamp, p0.stamp)
+                            / stamp_diff_secs(cur.stamp, p0.stamp);
+                        interpolate(&p0.pose, &cur.pose, a.clamp(-1.0, 1.0))
+                    }
+                    _ => cur.pose,
+                };
+                PosedFrameImage {
+                    image: img.clone(),
+                    world_t_imu,
+                    exposure: 1.0,
+                }
+            })
+            .collect();
+        times.push(("register", t.elapsed().as_secs_f64() * 1e3));
+        let mut cloud =
+            PointCloud::with_capacity(res.stamp, &self.cfg.frames.map, points.len(), false);
+        for p in &points {
+            cloud.push([p[0] as f32, p[1] as f32, p[2] as f32], 0.0, 0.0);
+        }
+        let sensor = (cur.pose * imu_t_lidar).translation.vector;
+        self.prev = Some(cur.clone());
+        {
+            let mut s = lock(&self.stats);
+            for (n, v) in &times {
+                s.timings.add(n, *v);
+            }
+            s.frames = self.frame;
+            s.sensor_seconds = stamp_diff_secs(res.stamp, first);
+            s.lio = self.lio.counters().clone();
+            s.sync = self.sync.counters().clone();
+            s.visual.available = VISUAL_AVAILABLE;
+            s.visual.enabled = self.opts.mode == Mode::Livo && VISUAL_AVAILABLE;
+            s.visual.images += visual.images;
+            s.visual.applied += visual.applied;
+            for (r, n) in visual.skipped {
+                *s.visual.skipped.entry(r).or_default() += n;
+            }
+        }
+        let flow = self.opts.flow;
+        let stats = &self.stats;
+        let drop_out = || lock(stats).drops.outputs += 1;
+        if !send(&self.out, Output::Pose(Box::new(fe)), flow, drop_out) {
+            return false;
+        }
+        let drop_out = || lock(stats).drops.outputs += 1;
+        if !send(&self.out, Output::Registered(cloud), flow, drop_out) {
+            return false;
+        }
+        if let Some(map) = &self.map {
+            let f = MapFrame {
+                index: k,
+                stamp: res.stamp,
+                world_t_imu: cur.pose,
+                points,
+                sensor: [sensor.x, sensor.y, sensor.z],
+                images,
+            };
+            let drop_map = || lock(stats).drops.mapper_frames += 1;
+            if !send(map, f, flow, drop_map) {
+                return false;
+            }
+        }
+        if self
+            .opts
+            .max_frames
+            .is_some_and(|n| self.frame as usize >= n)
+        {
+            tracing::info!("stopping after {} frames (--max-frames)", self.frame);
+            return false;
+        }
+        true
+    }
+}
+
+fn mapper_loop(
+    mut stage: MapStage,
+    rx: Receiver<MapFrame>,
+    out: Sender<Output>,
+    snapshots: Option<Sender<MapSnapshot>>,
+    opts: &PipelineOptions,
+    stats: &PipelineHandle,
+    stop: &AtomicBool,
+) -> Result<MapStage, PipelineError> {
+    let mut mapped = 0u64;
+    let mut last_stamp = 0;
+    for f in rx {
+        if stop.load(Ordering::Relaxed) {
+            // Shutting down: odometry finishes the queued frames, the map does not wait.
+            lock(stats).drops.mapper_frames_at_stop += 1;
+            continue;
+        }
+        let rep = stage.process(&f)?;
+        last_stamp = f.stamp;
+        mapped += 1;
+        if let Some(tx) = &snapshots {
+            // Unbounded: the mapper never waits for the estimator.
+            let _ = tx.send(stage.snapshot(f.index));
+        }
+        {
+            let mut s = lock(stats);
+            for (n, v) in [
+                ("map_insert", rep.insert_ms),
+                ("map_colour", rep.colour_ms),
+                ("map_window", rep.window_ms),
+                ("map_optimise", rep.optimise_ms),
+            ] {
+                s.timings.add(n, v);
+            }
+            if !rep.renders.is_empty() {
+                s.timings.add("map_render", rep.render_ms);
+            }
+            s.mapped_frames = mapped;
+            s.gaussians = rep.map_len;
+            s.window = rep.window_len;
+        }
+        for r in rep.renders {
+            if !send(&out, Output::Render(r), opts.flow, || {
+                lock(stats).drops.outputs += 1
+            }) {
+                return Ok(stage);
+            }
+        }
+        if opts.centres_every > 0 && mapped.is_multiple_of(opts.centres_every as u64) {
+            let c = stage.centres(f.stamp);
+            if !send(&out, Output::Centres(c), opts.flow, || {
+                lock(stats).drops.outputs += 1
+            }) {
+                return Ok(stage);
+            }
+        }
+    }
+    if mapped > 0 {
+        let _ = out.send(Output::Centres(stage.centres(last_stamp)));
+    }
+    Ok(stage)
+}
+
+/// Runs the pipeline to the end of `source` (or `stop`, or `max_frames`), calling `sink` on
+/// this thread with every output in order.
+pub fn run_pipeline(
+    cfg: &Config,
+    opts: &PipelineOptions,
+    source: Source,
+    stop: Arc<AtomicBool>,
+    stats: PipelineHandle,
+    mut sink: impl FnMut(Output),
+) -> Result<Finished, PipelineError> {
+    let cap = opts.queue_capacity.max(1);
+    let est_cfg = estimator_config(cfg, opts);
+    let map_stage = if opts.mapping {
+        Some(MapStage::new(cfg, opts.render_every)?)
+    } else {
+        None
+    };
+    let renderer = map_stage.as_ref().map(|m| m.renderer_name());
+    let needs_snapshots = opts.mode == Mode::Livo && VISUAL_AVAILABLE && map_stage.is_some();
+    {
+        let mut s = lock(&stats);
+        s.visual.available = VISUAL_AVAILABLE;
+        s.visual.enabled = opts.mode == Mode::Livo && VISUAL_AVAILABLE;
+    }
+
+    std::thread::scope(|scope| {
+        let (meas_tx, meas_rx) = bounded::<Measurement>(cap * 8);
+        let (out_tx, out_rx) = bounded::<Output>(cap);
+        let (map_tx, map_rx) = bounded::<MapFrame>(cap);
+        let (snap_tx, snap_rx) = unbounded::<MapSnapshot>();
+
+        // Ingest.
+        let (meas_rx, ingest) = match source {
+            Source::Bag(input) => {
+                let stop = stop.clone();
+                let stats = stats.clone();
+                let h = scope.spawn(move || {
+                    let t0 = Instant::now();
+                    let mut n = 0u64;
+                    let r = bag_measurements(&input, &stop, |m| {
+                        n += 1;
+                        meas_tx.send(m).is_ok()
+                    });
+                    let ms = t0.elapsed().as_secs_f64() * 1e3;
+                    if let Ok((c, _)) = &r {
+                        let mut s = lock(&stats);
+                        s.ingest = c.clone();
+                        s.timings.add("ingest_total", ms);
+                    }
+                    r
+                });
+                (meas_rx, Some(h))
+            }
+            Source::Channel(rx) => {
+                drop(meas_tx);
+                (rx, None)
+            }
+        };
+
+        // Estimator.
+        let est = {
+            let stats = stats.clone();
+            let out = out_tx.clone();
+            let map = map_stage.is_some().then_some(map_tx);
+            let snapshots = needs_snapshots.then_some(snap_rx);
+            let sync = SyncSettings {
+                lidar_offset: est_cfg.time_offset.lidar,
+                camera_offset: est_cfg.time_offset.camera,
+                ..Default::default()
+            };
+            let cfg = est_cfg.clone();
+            scope.spawn(move || {
+                let mut e = Estimator {
+                    lio: Lio::new(&cfg),
+                    cfg,
+                    opts,
+                    sync: Synchronizer::new(sync),
+                    prev: None,
+                    frame: 0,
+                    first_stamp: None,
+                    stats,
+                    out,
+                    map,
+                    snapshots,
+                    pending_snapshots: BTreeMap::new(),
+                };
+                for m in meas_rx.iter() {
+                    e.push(m);
+                    if !e.drain() {
+                        break;
+                    }
+                }
+                e.sync.finish();
+                let mut s = lock(&e.stats);
+                s.sync = e.sync.counters().clone();
+                s.lio = e.lio.counters().clone();
+            })
+        };
+
+        // Mapper.
+        let mapper = map_stage.map(|stage| {
+            let out = out_tx.clone();
+            let snaps = needs_snapshots.then_some(snap_tx);
+            let stats = stats.clone();
+            let stop = stop.clone();
+            scope.spawn(move || mapper_loop(stage, map_rx, out, snaps, opts, &stats, &stop))
+        });
+        drop(out_tx);
+
+        // Outputs on this thread.
+        for o in out_rx.iter() {
+            sink(o);
+        }
+
+        est.join()
+            .map_err(|_| PipelineError::Panicked("estimator"))?;
+        let map = match mapper {
+            Some(h) => Some(h.join().map_err(|_| PipelineError::Panicked("mapper"))??),
+            None => None,
+        };
+        let ground_truth = match ingest {
+            Some(h) => h.join().map_err(|_| PipelineError::Panicked("ingest"))??.1,
+            None => Vec::new(),
+        };
+        Ok(Finished {
+            ground_truth,
+            map,
+            renderer,
+        })
+    })
+}

@@ -1,0 +1,194 @@
+//! Run summary: per-stage timing statistics, counters of everything skipped, visual update
+//! statistics and accuracy, written as `summary.json` (atomically, so an interrupted run
+//! always leaves a readable one).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::stages::{LiveStats, VisualStats};
+use super::{DropCounters, IngestCounters, PipelineError, PipelineOptions};
+use crate::estimator::LioCounters;
+use crate::sync::SyncCounters;
+
+/// Per-stage samples in milliseconds.
+#[derive(Debug, Clone, Default)]
+pub struct Timings {
+    samples: BTreeMap<String, Vec<f64>>,
+}
+
+impl Timings {
+    pub fn add(&mut self, stage: &str, ms: f64) {
+        match self.samples.get_mut(stage) {
+            Some(v) => v.push(ms),
+            None => {
+                self.samples.insert(stage.to_string(), vec![ms]);
+            }
+        }
+    }
+
+    pub fn stats(&self) -> BTreeMap<String, StageStats> {
+        self.samples
+            .iter()
+            .map(|(k, v)| (k.clone(), StageStats::of(v)))
+            .collect()
+    }
+}
+
+/// Timing statistics of one stage (ms).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StageStats {
+    pub count: usize,
+    pub median_ms: f64,
+    pub p95_ms: f64,
+    pub max_ms: f64,
+    pub total_ms: f64,
+}
+
+impl StageStats {
+    /// Median and nearest-rank 95th percentile.
+    pub fn of(v: &[f64]) -> Self {
+        let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+        s.sort_by(f64::total_cmp);
+        let n = s.len();
+        if n == 0 {
+            return Self {
+                count: 0,
+                median_ms: 0.0,
+                p95_ms: 0.0,
+                max_ms: 0.0,
+                total_ms: 0.0,
+            };
+        }
+        let median = if n % 2 == 1 {
+            s[n / 2]
+        } else {
+            0.5 * (s[n / 2 - 1] + s[n / 2])
+        };
+        let rank = ((0.95 * n as f64).ceil() as usize).clamp(1, n);
+        Self {
+            count: n,
+            median_ms: median,
+            p95_ms: s[rank - 1],
+            max_ms: s[n - 1],
+            total_ms: s.iter().sum(),
+        }
+    }
+}
+
+/// Trajectory accuracy against ground truth.
+#[derive(Debug, Clone, Serialize)]
+pub struct Accuracy {
+    pub source: String,
+    pub matched: usize,
+    pub ate_rmse_m: f64,
+    pub ate_mean_m: f64,
+    pub ate_max_m: f64,
+    pub ate_rotation_rmse_deg: f64,
+    pub rpe_translation_rmse_m: f64,
+}
+
+/// Render quality against the camera images.
+#[derive(Debug, Clone, Serialize)]
+pub struct RenderQuality {
+    pub renders: usize,
+    pub psnr_mean_db: f64,
+    pub psnr_min_db: f64,
+    pub psnr_max_db: f64,
+}
+
+/// Everything `summary.json` holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// `running`, `finished`, `interrupted`, `failed`.
+    pub status: String,
+    pub bag: String,
+    pub options: PipelineOptions,
+    pub renderer: Option<String>,
+    pub frames: u64,
+    pub mapped_frames: u64,
+    pub gaussians: usize,
+    pub window_gaussians: usize,
+    pub wall_seconds: f64,
+    pub sensor_seconds: f64,
+    /// Sensor time / wall time (> 1: faster than real time).
+    pub real_time_factor: f64,
+    pub stages: BTreeMap<String, StageStats>,
+    pub ingest: IngestCounters,
+    pub sync: SyncCounters,
+    pub lio: LioCounters,
+    pub visual: VisualStats,
+    pub dropped: DropCounters,
+    pub accuracy: Option<Accuracy>,
+    pub render_quality: Option<RenderQuality>,
+    /// Files written, relative to the output folder.
+    pub outputs: Vec<String>,
+    pub error: Option<String>,
+}
+
+impl RunSummary {
+    pub fn from_live(
+        s: &LiveStats,
+        status: &str,
+        bag: &str,
+        options: &PipelineOptions,
+        wall_seconds: f64,
+    ) -> Self {
+        Self {
+            status: status.into(),
+            bag: bag.into(),
+            options: options.clone(),
+            renderer: None,
+            frames: s.frames,
+            mapped_frames: s.mapped_frames,
+            gaussians: s.gaussians,
+            window_gaussians: s.window,
+            wall_seconds,
+            sensor_seconds: s.sensor_seconds,
+            real_time_factor: if wall_seconds > 0.0 {
+                s.sensor_seconds / wall_seconds
+            } else {
+                0.0
+            },
+            stages: s.timings.stats(),
+            ingest: s.ingest.clone(),
+            sync: s.sync.clone(),
+            lio: s.lio.clone(),
+            visual: s.visual.clone(),
+            dropped: s.drops.clone(),
+            accuracy: None,
+            render_quality: None,
+            outputs: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// Writes `path` atomically (temporary file + rename).
+    pub fn write(&self, path: &Path) -> Result<(), PipelineError> {
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| PipelineError::Output(format!("summary: {e}")))?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, text).map_err(|e| PipelineError::io(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| PipelineError::io(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_stats_median_and_p95() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        let s = StageStats::of(&v);
+        assert_eq!(s.count, 100);
+        assert_eq!(s.median_ms, 50.5);
+        assert_eq!(s.p95_ms, 95.0);
+        assert_eq!(s.max_ms, 100.0);
+        assert_eq!(s.total_ms, 5050.0);
+        let s = StageStats::of(&[3.0, 1.0, 2.0]);
+        assert_eq!((s.median_ms, s.p95_ms), (2.0, 3.0));
+        assert_eq!(StageStats::of(&[]).count, 0);
+    }
+}

@@ -123,7 +123,10 @@ fn end_to_end_outputs_are_complete_consistent_and_deterministic() {
         assert!(out1.join(f).is_file(), "{f}");
     }
     let pngs = std::fs::read_dir(out1.join("renders")).unwrap().count();
-    assert!(pngs >= 2 && pngs % 2 == 0, "{pngs} render/camera PNGs");
+    assert!(
+        pngs >= 2 && pngs.is_multiple_of(2),
+        "{pngs} render/camera PNGs"
+    );
 
     // results.mcap through the Python readers.
     if python_ok() {

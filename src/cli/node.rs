@@ -16,10 +16,11 @@ pub struct Args {
 }
 
 pub fn run(_args: Args) -> anyhow::Result<()> {
-    // The estimator pipeline plugs in here through `gs_livo::ros::outputs::Backend` once it
-    // exists; until then the node forwards and counts sensor data without estimating.
-    tracing::warn!("no estimator pipeline linked yet: the node checks sensor input only");
-    let backend = Box::new(gs_livo::ros::passive::PassiveBackend);
-    gs_livo::ros::node::run(backend)?;
+    gs_livo::ros::node::run(|config| {
+        Box::new(gs_livo::pipeline::live::PipelineBackend::new(
+            config.clone(),
+            gs_livo::pipeline::PipelineOptions::default(),
+        ))
+    })?;
     Ok(())
 }

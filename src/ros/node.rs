@@ -34,8 +34,11 @@ pub enum NodeError {
     Setup(String),
 }
 
-/// Runs the node until SIGINT/SIGTERM, feeding `backend`.
-pub fn run(backend: Box<dyn Backend>) -> Result<(), NodeError> {
+/// Runs the node until SIGINT/SIGTERM, feeding the backend that `make_backend` builds from the
+/// node's parameters.
+pub fn run(
+    make_backend: impl FnOnce(&crate::config::Config) -> Box<dyn Backend>,
+) -> Result<(), NodeError> {
     let ctx = r2r::Context::create()?;
     let mut node = r2r::Node::create(ctx, NODE_NAME, "")?;
     let origin = format!("ROS parameters of {}", node.fully_qualified_name()?);
@@ -47,6 +50,7 @@ pub fn run(backend: Box<dyn Backend>) -> Result<(), NodeError> {
         param_map_from_r2r(p.iter())
     };
     let (config, np) = split_params(&params, &origin)?;
+    let backend = make_backend(&config);
     tracing::info!(
         lidar = %config.topics.lidar,
         imu = %config.topics.imu,

@@ -24,7 +24,7 @@ pub use config::GaussianConfig;
 pub use map::{GaussianMap, InsertStats, RootKey};
 pub use mapper::{GaussianMapper, MapperCounters};
 pub use normals::estimate_normals;
-pub use optimise::{image_target, render_camera, FrameStats, Keyframe};
+pub use optimise::{image_target, render_camera, to_render, FrameStats, Keyframe};
 pub use oracle::{run_oracle, OracleOptions, OracleReport};
 pub use params::{
     opacity_from_logit, opacity_to_logit, rotation_from_normal, sh_coeff_count, Gaussian, SH_C0,

@@ -10,7 +10,7 @@ use nalgebra::Isometry3;
 use super::PipelineError;
 use crate::config::Config;
 use crate::gaussian::{CameraModel, Gaussian, GaussianMapper};
-use crate::render::{create_renderer, Camera, Gaussians, Group, Renderer};
+use crate::render::{create_renderer, Camera, Renderer};
 use crate::ros::outputs::MapCentres;
 use crate::sensors::{Image, Stamp};
 
@@ -82,25 +82,6 @@ fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
-/// Window Gaussians in the renderer's flat layout.
-pub fn to_render(gs: &[Gaussian], sh_degree: u32) -> Result<Gaussians, PipelineError> {
-    let mut out = Gaussians::zeros(gs.len(), sh_degree)?;
-    let k = crate::render::sh_coeffs(sh_degree);
-    for (i, g) in gs.iter().enumerate() {
-        out.get_mut(Group::Mean, i).copy_from_slice(&g.mean);
-        out.get_mut(Group::LogScale, i)
-            .copy_from_slice(&g.log_scale);
-        out.get_mut(Group::Rotation, i).copy_from_slice(&g.rotation);
-        out.get_mut(Group::Opacity, i)[0] = g.opacity_logit;
-        out.get_mut(Group::ShDc, i).copy_from_slice(&g.sh[0]);
-        let rest = out.get_mut(Group::ShRest, i);
-        for j in 1..k {
-            rest[(j - 1) * 3..j * 3].copy_from_slice(&g.sh[j]);
-        }
-    }
-    Ok(out)
-}
-
 /// Renders `gs` at body pose `world_t_imu` through `imu_t_camera` (RGB8, map units).
 pub fn render_gaussians(
     r: &mut dyn Renderer,
@@ -115,7 +96,7 @@ pub fn render_gaussians(
     if gs.is_empty() {
         return Ok(img);
     }
-    r.set_gaussians(&to_render(gs, sh_degree)?, None)?;
+    r.set_gaussians(&crate::gaussian::to_render(gs, sh_degree)?, None)?;
     let cam = Camera {
         width: camera.width,
         height: camera.height,

@@ -153,46 +153,31 @@ fn rgb_view(img: &Image) -> (Vec<f32>, usize, usize) {
     )
 }
 
+/// Applies an image metric to two RGB8 images (data range 255).
+fn on_rgb8(
+    a: &Image,
+    b: &Image,
+    metric: fn(ImageView, ImageView, f64) -> Result<f64, EvalError>,
+) -> Result<f64, EvalError> {
+    let (da, wa, ha) = rgb_view(a);
+    let (db, wb, hb) = rgb_view(b);
+    let view = |data, width, height| ImageView {
+        data,
+        width,
+        height,
+        channels: 3,
+    };
+    metric(view(&da, wa, ha), view(&db, wb, hb), 255.0)
+}
+
 /// PSNR of two RGB8 images (data range 255).
 pub fn psnr_rgb8(a: &Image, b: &Image) -> Result<f64, EvalError> {
-    let (da, w, h) = rgb_view(a);
-    let (db, w2, h2) = rgb_view(b);
-    psnr(
-        ImageView {
-            data: &da,
-            width: w,
-            height: h,
-            channels: 3,
-        },
-        ImageView {
-            data: &db,
-            width: w2,
-            height: h2,
-            channels: 3,
-        },
-        255.0,
-    )
+    on_rgb8(a, b, psnr)
 }
 
 /// SSIM of two RGB8 images (data range 255, mean over channels).
 pub fn ssim_rgb8(a: &Image, b: &Image) -> Result<f64, EvalError> {
-    let (da, w, h) = rgb_view(a);
-    let (db, w2, h2) = rgb_view(b);
-    ssim(
-        ImageView {
-            data: &da,
-            width: w,
-            height: h,
-            channels: 3,
-        },
-        ImageView {
-            data: &db,
-            width: w2,
-            height: h2,
-            channels: 3,
-        },
-        255.0,
-    )
+    on_rgb8(a, b, ssim)
 }
 
 #[cfg(test)]

@@ -151,7 +151,13 @@ pub fn pointcloud_from_msg(msg: &msgs::PointCloud2) -> Result<PointCloud, Decode
     let mut cloud =
         PointCloud::with_capacity(msg.header.stamp, &msg.header.frame_id, w * h, rt.is_some());
     let time_map = match (tf, rt) {
-        (Some(f), Some(r)) => Some(time_map(f, r, &msg.data[..needed], step, stamp_s)),
+        (Some(f), Some(r)) => Some(time_map(
+            f,
+            r,
+            &msg.data[..needed],
+            (step, row_step, w),
+            stamp_s,
+        )),
         _ => None,
     };
     let fast = rx.is_le_f32() && ry.is_le_f32() && rz.is_le_f32();
@@ -222,22 +228,58 @@ fn push_point(
 /// Chooses the unit of the time field and whether it is absolute (then the header stamp is
 /// subtracted). Integer fields and `t`/`offset_time` are nanoseconds; float `time`/`timestamp`
 /// are seconds unless their magnitude says nanoseconds (Livox PointCloud2 writes f64 ns).
+/// How a per-point time field maps to seconds relative to the header stamp.
+///
+/// Integer fields are nanoseconds (Ouster `t`, Livox `offset_time`, Velodyne/Hesai drivers that
+/// use integers). Float fields carry no unit, so the unit is inferred from the values of the whole
+/// scan (sampled), not from one point: absolute stamps are told apart by magnitude (seconds since
+/// 1970 are > 1e6 and spread little, nanoseconds > 1e12), and relative times by their spread across the scan (one
+/// sweep lasts 1 ms to 1 s: a spread above 1e7 is nanoseconds, above 2 microseconds, else seconds).
 fn time_map(
     f: &msgs::PointField,
     r: FieldReader,
     data: &[u8],
-    step: usize,
+    (step, row_step, width): (usize, usize, usize),
     stamp_s: f64,
 ) -> (TimeMap, f64) {
     let is_float = matches!(f.datatype, pf::FLOAT32 | pf::FLOAT64);
-    let first = data.chunks_exact(step).next().map_or(0.0, |p| r.read(p));
-    let scale = if !is_float || f.name == "t" || f.name == "offset_time" || first.abs() > 1e12 {
+    let width = width.max(1);
+    let rows = data.len().div_ceil(row_step.max(1));
+    let n = rows * width;
+    let stride = (n / 256).max(1);
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    let sample = (0..n).step_by(stride).chain(n.checked_sub(1));
+    for i in sample {
+        let at = (i / width) * row_step + (i % width) * step;
+        let Some(p) = data.get(at..at + step) else {
+            continue;
+        };
+        let v = r.read(p);
+        if v.is_finite() {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+    }
+    if !lo.is_finite() {
+        return (TimeMap { scale: 1e-9 }, 0.0);
+    }
+    let magnitude = lo.abs().max(hi.abs());
+    let scale = if !is_float || f.name == "t" || f.name == "offset_time" || magnitude > 1e12 {
         1e-9
+    } else if lo > 1e6 && hi - lo < 1e3 {
+        1.0
+    } else if hi - lo > 1e7 {
+        1e-9
+    } else if hi - lo > 2.0 {
+        1e-6
     } else {
         1.0
     };
     // Relative scan times never exceed hours; a value past ~11 days is an absolute stamp.
-    let sub = if first * scale > 1e6 { stamp_s } else { 0.0 };
+    let sub = if lo * scale > 1e6 { stamp_s } else { 0.0 };
+    if scale != 1e-9 || is_float {
+        tracing::debug!(field = %f.name, scale, absolute = sub != 0.0, "per-point time unit");
+    }
     (TimeMap { scale }, sub)
 }
 

@@ -225,9 +225,6 @@ fn push_point(
     cloud.push(xyz, i, t);
 }
 
-/// Chooses the unit of the time field and whether it is absolute (then the header stamp is
-/// subtracted). Integer fields and `t`/`offset_time` are nanoseconds; float `time`/`timestamp`
-/// are seconds unless their magnitude says nanoseconds (Livox PointCloud2 writes f64 ns).
 /// How a per-point time field maps to seconds relative to the header stamp.
 ///
 /// Integer fields are nanoseconds (Ouster `t`, Livox `offset_time`, Velodyne/Hesai drivers that

@@ -29,6 +29,9 @@ pub struct GaussianConfig {
     pub insert_max_range: f64,
     /// Neighbour radius for normal estimation as a multiple of the leaf size.
     pub normal_radius: f64,
+    /// Largest neighbour radius (m): the radius doubles up to this until the neighbourhood is
+    /// planar (sparse, far LiDAR rings need more than the leaf-sized radius).
+    pub normal_max_radius: f64,
     /// Uncoloured Gaussians waiting for a camera view; the oldest beyond this stay grey.
     pub pending_capacity: usize,
     /// Window capacity in Gaussians (100k desktop, 20k embedded).
@@ -58,8 +61,11 @@ pub struct GaussianConfig {
     pub prune_opacity: f32,
     /// Gaussians whose largest standard deviation exceeds this multiple of the leaf size are pruned.
     pub prune_scale: f32,
-    /// Estimate a background colour (sky) behind the map and composite renders over it.
+    /// Fit a background (sky, surfaces beyond range) behind the map and composite renders over
+    /// it; see `Background`.
     pub background: bool,
+    /// Azimuth cells of the background's latitude-longitude grid (elevation gets half).
+    pub background_bins: u32,
     /// Resolution divisor for optimisation renders (1 = full camera resolution).
     pub downsample: u32,
 }
@@ -83,6 +89,7 @@ impl GaussianConfig {
             sh_degree: 1,
             insert_max_range: 40.0,
             normal_radius: 2.0,
+            normal_max_radius: 1.0,
             pending_capacity: 200_000,
             window_capacity: 100_000,
             window_range: 30.0,
@@ -101,6 +108,7 @@ impl GaussianConfig {
             prune_opacity: 0.005,
             prune_scale: 8.0,
             background: true,
+            background_bins: 128,
             downsample: 1,
         }
     }
@@ -164,6 +172,7 @@ impl GaussianConfig {
             ("window_range", self.window_range),
             ("insert_max_range", self.insert_max_range),
             ("normal_radius", self.normal_radius),
+            ("normal_max_radius", self.normal_max_radius),
         ] {
             if !(v.is_finite() && v > 0.0) {
                 return bad(k, format!("must be positive, got {v}"));

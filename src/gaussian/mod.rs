@@ -5,6 +5,7 @@
 //! needs in contiguous buffers for the renderer and writes their optimised values back when they
 //! leave. [`GaussianMapper`] ties both to the camera for the pipeline.
 
+mod background;
 mod camera;
 mod colour;
 mod config;
@@ -18,11 +19,12 @@ mod params;
 mod ply;
 mod window;
 
+pub use background::Background;
 pub use camera::{sample_bilinear, CameraModel};
 pub use colour::PosedImage;
 pub use config::GaussianConfig;
 pub use map::{GaussianMap, InsertStats, RootKey};
-pub use mapper::{GaussianMapper, MapperCounters};
+pub use mapper::{background_path, GaussianMapper, MapperCounters};
 pub use normals::estimate_normals;
 pub use optimise::{image_target, render_camera, to_render, FrameStats, Keyframe};
 pub use oracle::{run_oracle, OracleOptions, OracleReport};

@@ -6,7 +6,8 @@
 //! It is fitted, not optimised by gradient: a render composites `colour + (1 - alpha) bg`, so for
 //! fixed Gaussians the least-squares background of a cell is
 //! `sum (1 - a)(target - colour) / sum (1 - a)^2` over the pixels that see it. Each cell keeps
-//! decaying sums of both, so it follows the latest evidence and ignores pixels the map covers.
+//! decaying sums of both, so it follows the latest evidence and ignores pixels the map covers
+//! (which neither teach nor make it forget).
 //! Cells with little evidence shrink towards the mean over all cells.
 
 use std::path::Path;
@@ -138,7 +139,7 @@ impl Background {
         let r_wc = t_cw.rotation.inverse();
         let mut num = vec![[0.0f64; 3]; self.den.len()];
         let mut den = vec![0.0f64; self.den.len()];
-        let mut seen = vec![false; self.den.len()];
+        let mut cover = vec![0.0f64; self.den.len()];
         for v in 0..h {
             for u in 0..w {
                 let i = v * w + u;
@@ -150,7 +151,7 @@ impl Background {
                 );
                 let (x, y) = self.grid_coords(&(r_wc * d));
                 for (cell, wt) in self.taps(x, y) {
-                    seen[cell] = true;
+                    cover[cell] += wt;
                     if t <= 1e-3 {
                         continue;
                     }
@@ -162,15 +163,18 @@ impl Background {
                 }
             }
         }
-        // Only cells this view sees forget: the rest keep what earlier views taught them.
+        // A cell forgets in proportion to the new evidence: fully by `decay` when this view
+        // sees it through a transparent map, not at all where the map covers it (so the sky
+        // behind a facade, or the ground under the rig, keeps what earlier views taught).
         for k in 0..self.den.len() {
-            if !seen[k] {
+            if cover[k] <= 0.0 {
                 continue;
             }
+            let f = decay.powf((den[k] / cover[k]).min(1.0));
             for (old, new) in self.num[k].iter_mut().zip(num[k]) {
-                *old = *old * decay + new;
+                *old = *old * f + new;
             }
-            self.den[k] = self.den[k] * decay + den[k];
+            self.den[k] = self.den[k] * f + den[k];
         }
         self.bake();
     }
@@ -334,6 +338,11 @@ mod tests {
         let got = bg.per_pixel(&c, &pose);
         let top = 2 * c.width as usize * 3; // row 2, well above the horizon
         assert!((got[top + 2] - 0.9).abs() < 0.02, "{}", got[top + 2]);
+        // Later views where the map covers everything (another target) change nothing.
+        for _ in 0..20 {
+            bg.fit(&c, &pose, &vec![0.0; n * 3], &colour, &vec![1.0; n], 0.5);
+        }
+        assert_eq!(bg.per_pixel(&c, &pose), got);
     }
 
     #[test]

@@ -214,7 +214,8 @@ impl GaussianMapper {
     }
 
     /// Moves the window onto the view at `world_t_imu` (and the next expected view,
-    /// extrapolated from the last two, or `next` when the caller knows it).
+    /// extrapolated from the last two, or `next` when the caller knows it, and the keyframes'
+    /// views within range).
     pub fn update_window(
         &mut self,
         world_t_imu: &Isometry3<f64>,
@@ -241,6 +242,13 @@ impl GaussianMapper {
                 });
             }
         }
+        // Keyframe views too: their optimisation needs what they see in the window.
+        views.extend(
+            self.optim
+                .keyframes
+                .poses()
+                .map(|t| View { camera_t_world: *t }),
+        );
         self.last_views.push_back(world_t_cam);
         if self.last_views.len() > 2 {
             self.last_views.pop_front();

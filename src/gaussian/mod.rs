@@ -10,6 +10,7 @@ mod camera;
 mod colour;
 mod config;
 mod hash;
+mod keyframes;
 mod map;
 mod mapper;
 mod normals;
@@ -27,7 +28,7 @@ pub use map::{GaussianMap, InsertStats, RootKey};
 pub use mapper::{background_path, GaussianMapper, MapperCounters};
 pub use normals::estimate_normals;
 pub use optimise::{image_target, render_camera, to_render, FrameStats, Keyframe};
-pub use oracle::{run_oracle, OracleOptions, OracleReport};
+pub use oracle::{map_with_ground_truth, run_oracle, OracleMapping, OracleOptions, OracleReport};
 pub use params::{
     opacity_from_logit, opacity_to_logit, rotation_from_normal, sh_coeff_count, Gaussian, SH_C0,
 };

@@ -7,12 +7,11 @@
 //! the parameters are read back into the window (so write-back sees them). Moments of a
 //! Gaussian that leaves the window are dropped: on its return Adam restarts from zero moments.
 
-use std::collections::VecDeque;
-
 use nalgebra::Isometry3;
 
 use super::background::Background;
 use super::camera::CameraModel;
+use super::keyframes::KeyframePool;
 use super::mapper::GaussianMapper;
 use super::params::Gaussian;
 use super::window::SyncPlan;
@@ -171,8 +170,7 @@ pub fn image_target(img: &Image, factor: u32, exposure: f32) -> Vec<f32> {
 /// Optimisation state kept by the mapper between frames.
 #[derive(Default)]
 pub(crate) struct OptimState {
-    pub keyframes: VecDeque<Keyframe>,
-    pub last_keyframe: Option<Isometry3<f64>>,
+    pub keyframes: KeyframePool,
     /// What transparent pixels show (sky, far surfaces), exposure-normalised; `None` until the
     /// first fit, or when disabled.
     pub background: Option<Background>,
@@ -258,14 +256,18 @@ impl GaussianMapper {
             ssim_weight: f64::from(cfg.ssim_weight),
         };
         let adam = self.adam();
-        let keyframes: Vec<Keyframe> = self.optim.keyframes.iter().cloned().collect();
+        // Keyframes too far for the window would pull it towards views it cannot explain.
+        self.optim.keyframes.drop_far(&t_cw, cfg.window_range);
         for it in 0..cfg.iterations {
-            // Even iterations: the current frame; odd ones: keyframes in turn.
-            let (pose, tgt) = if it % 2 == 1 && !keyframes.is_empty() {
-                let k = &keyframes[(it as usize / 2) % keyframes.len()];
-                (&k.camera_t_world, &k.target)
+            // Even iterations: the current frame; odd ones: the keyframes in turn.
+            let key = if it % 2 == 1 {
+                self.optim.keyframes.next()
             } else {
-                (&t_cw, &target)
+                None
+            };
+            let (pose, tgt) = match key {
+                Some(k) => (&k.camera_t_world, &k.target),
+                None => (&t_cw, &target),
             };
             let current = std::ptr::eq(tgt, &target);
             if cfg.background || (current && (it == 0 || it + 2 >= cfg.iterations)) {
@@ -322,25 +324,16 @@ impl GaussianMapper {
                 || g.max_scale() > cfg.prune_scale * leaf
         });
         self.counters_mut().pruned += stats.pruned as u64;
-        // Keyframe bookkeeping.
-        let is_key = match &self.optim.last_keyframe {
-            None => true,
-            Some(last) => {
-                let d = last.inverse() * t_cw;
-                d.translation.vector.norm() > cfg.keyframe_distance
-                    || d.rotation.angle().to_degrees() > cfg.keyframe_angle_deg
-            }
-        };
-        if is_key && cfg.keyframes > 0 {
-            self.optim.keyframes.push_back(Keyframe {
+        self.optim.keyframes.consider(
+            || Keyframe {
                 camera_t_world: t_cw,
                 target,
-            });
-            while self.optim.keyframes.len() > cfg.keyframes {
-                self.optim.keyframes.pop_front();
-            }
-            self.optim.last_keyframe = Some(t_cw);
-        }
+            },
+            &t_cw,
+            cfg.keyframes,
+            cfg.keyframe_distance,
+            cfg.keyframe_angle_deg,
+        );
         stats.keyframes = self.optim.keyframes.len();
         Ok(stats)
     }

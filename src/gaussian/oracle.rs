@@ -61,24 +61,37 @@ pub struct OracleReport {
 const MOVING_M: f64 = 0.005;
 const MOVING_RAD: f64 = 0.002;
 
-/// Builds the map of `seq` with ground-truth poses and measures it.
-pub fn run_oracle(
+/// A map built along a simulated sequence with ground-truth poses.
+pub struct OracleMapping {
+    pub mapper: GaussianMapper,
+    /// Images mapped (and optimised on).
+    pub frames: usize,
+    pub window_peak: usize,
+    pub last_frame: FrameStats,
+}
+
+/// Maps the first `max_frames` images of `seq` (all when `None`) as the pipeline would, with
+/// ground-truth poses: scans deskewed with the true trajectory and inserted before each image,
+/// then colouring, window maintenance and one frame of optimisation per image.
+pub fn map_with_ground_truth(
     seq: &SimSequence,
     cfg: GaussianConfig,
     renderer: &mut dyn Renderer,
-    opts: &OracleOptions,
-) -> Result<OracleReport, GaussianError> {
+    max_frames: Option<usize>,
+) -> Result<OracleMapping, GaussianError> {
     let rig = &seq.config.rig;
     let camera = CameraModel::from_config(&rig.camera);
     let imu_t_cam = rig.extrinsics.imu_T_camera.0;
     let imu_t_lidar = rig.extrinsics.imu_T_lidar.0;
-    let mut mapper = GaussianMapper::new(cfg, camera, imu_t_cam)?;
+    let mut out = OracleMapping {
+        mapper: GaussianMapper::new(cfg, camera, imu_t_cam)?,
+        frames: 0,
+        window_peak: 0,
+        last_frame: FrameStats::default(),
+    };
+    let mapper = &mut out.mapper;
     let traj = &seq.trajectory;
-    let n_frames = opts.max_frames.unwrap_or(usize::MAX).min(seq.images.len());
-    if n_frames == 0 {
-        return Err(GaussianError::Input("sequence has no images".into()));
-    }
-    let mut report = OracleReport::default();
+    let n_frames = max_frames.unwrap_or(usize::MAX).min(seq.images.len());
     let mut scan_i = 0;
     for (fi, img) in seq.images.iter().take(n_frames).enumerate() {
         let t_img = seq.time_of(img.stamp);
@@ -112,10 +125,35 @@ pub fn run_oracle(
         mapper.add_image(img, &pose, gain);
         let next = traj.pose(t_img + 1.0 / seq.config.camera_rate);
         let s = mapper.update_window(&pose, Some(&next));
-        report.window_peak = report.window_peak.max(s.len);
-        report.last_frame = mapper.optimise_frame(renderer, img, &pose, gain)?;
-        report.frames += 1;
+        out.window_peak = out.window_peak.max(s.len);
+        out.last_frame = mapper.optimise_frame(renderer, img, &pose, gain)?;
+        out.frames += 1;
     }
+    Ok(out)
+}
+
+/// Builds the map of `seq` with ground-truth poses and measures it.
+pub fn run_oracle(
+    seq: &SimSequence,
+    cfg: GaussianConfig,
+    renderer: &mut dyn Renderer,
+    opts: &OracleOptions,
+) -> Result<OracleReport, GaussianError> {
+    let rig = &seq.config.rig;
+    let imu_t_cam = rig.extrinsics.imu_T_camera.0;
+    let traj = &seq.trajectory;
+    let n_frames = opts.max_frames.unwrap_or(usize::MAX).min(seq.images.len());
+    if n_frames == 0 {
+        return Err(GaussianError::Input("sequence has no images".into()));
+    }
+    let mapped = map_with_ground_truth(seq, cfg, renderer, Some(n_frames))?;
+    let mut mapper = mapped.mapper;
+    let mut report = OracleReport {
+        frames: mapped.frames,
+        window_peak: mapped.window_peak,
+        last_frame: mapped.last_frame,
+        ..Default::default()
+    };
     for _ in 0..opts.final_passes {
         for (fi, img) in seq.images.iter().take(n_frames).enumerate() {
             let pose = traj.pose(seq.time_of(img.stamp));

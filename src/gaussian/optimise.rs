@@ -195,12 +195,6 @@ impl GaussianMapper {
         }
     }
 
-    /// The estimated background (sky) colour renders are composited over: exposure-normalised
-    /// RGB, black when `background` is off.
-    pub fn background(&self) -> [f32; 3] {
-        self.optim.background
-    }
-
     /// Brings the renderer's buffers in line with the window (moments carried by slot moves).
     pub fn sync_renderer(&mut self, r: &mut dyn Renderer) -> Result<(), GaussianError> {
         let deg = self.config().sh_degree;

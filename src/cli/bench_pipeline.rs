@@ -30,17 +30,18 @@ pub struct PipelineArgs {
 }
 
 /// The config overrides of a profile: the Gaussian window and the optimisation resolution
-/// (the demo camera is 640x480; embedded optimises at half resolution, 320x240, the integer
-/// divisor nearest to the 256x216 of the Orin NX setting).
+/// (embedded: 256x216 as GS-LIVO on an Orin NX; desktop: the full camera resolution).
 pub fn profile_overrides(name: &str) -> anyhow::Result<Vec<String>> {
+    let [w, h] = gs_livo::gaussian::EMBEDDED_RESOLUTION;
     Ok(match name {
         "embedded" => vec![
             "gaussian.window_capacity=20000".into(),
-            "gaussian.downsample=2".into(),
+            format!("gaussian.resolution=[{w}, {h}]"),
         ],
         "desktop" => vec![
             "gaussian.window_capacity=100000".into(),
             "gaussian.downsample=1".into(),
+            "gaussian.resolution=null".into(),
         ],
         other => anyhow::bail!("unknown profile `{other}` (embedded|desktop)"),
     })

@@ -44,14 +44,24 @@ impl CameraModel {
         if factor <= 1 {
             return self.clone();
         }
-        let f = f64::from(factor);
+        self.resized(self.width / factor, self.height / factor)
+    }
+
+    /// The same camera imaging `width` x `height` pixels over the same field of view: the
+    /// image borders stay where they were, so each axis scales by its size ratio (pixel centres
+    /// consistent with area resampling, see `resample`). Distortion acts on normalised
+    /// coordinates and is unchanged.
+    pub fn resized(&self, width: u32, height: u32) -> Self {
+        let (width, height) = (width.max(1), height.max(1));
+        let sx = f64::from(width) / f64::from(self.width.max(1));
+        let sy = f64::from(height) / f64::from(self.height.max(1));
         Self {
-            width: (self.width / factor).max(1),
-            height: (self.height / factor).max(1),
-            fx: self.fx / f,
-            fy: self.fy / f,
-            cx: (self.cx + 0.5) / f - 0.5,
-            cy: (self.cy + 0.5) / f - 0.5,
+            width,
+            height,
+            fx: self.fx * sx,
+            fy: self.fy * sy,
+            cx: (self.cx + 0.5) * sx - 0.5,
+            cy: (self.cy + 0.5) * sy - 0.5,
             distortion: self.distortion,
         }
     }
@@ -175,6 +185,25 @@ mod tests {
         let uv = c.project_camera(&p).unwrap();
         // x_d = 0.4 * (1 + 0.1 * 0.16)
         assert!((uv[0] - (31.5 + 50.0 * 0.4 * 1.016)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn resized_camera_sees_points_at_the_scaled_pixel() {
+        // A point imaged at source pixel (u, v) lands where the area resampling puts that
+        // source position: (u + 0.5) * s - 0.5 per axis.
+        let c = cam();
+        let r = c.resized(40, 36);
+        let (sx, sy) = (40.0 / 64.0, 36.0 / 48.0);
+        for p in [Vector3::new(0.3, -0.2, 2.0), Vector3::new(-0.5, 0.4, 3.0)] {
+            let a = c.project_camera(&p).unwrap();
+            let b = r.project_camera(&p).unwrap();
+            assert!((b[0] - ((a[0] + 0.5) * sx - 0.5)).abs() < 1e-12);
+            assert!((b[1] - ((a[1] + 0.5) * sy - 0.5)).abs() < 1e-12);
+        }
+        // The image corners map to the corners.
+        assert!((r.cx - (32.0 * sx - 0.5)).abs() < 1e-12);
+        assert_eq!(c.downsampled(2), c.resized(32, 24));
+        assert_eq!(c.downsampled(1), c);
     }
 
     #[test]

@@ -71,7 +71,13 @@ pub struct GaussianConfig {
     pub background_bins: u32,
     /// Resolution divisor for optimisation renders (1 = full camera resolution).
     pub downsample: u32,
+    /// Optimisation resolution `[width, height]` in pixels; when set it replaces `downsample`
+    /// (any size up to the camera's: images are area-resampled, intrinsics scaled per axis).
+    pub resolution: Option<[u32; 2]>,
 }
+
+/// Optimisation resolution of the embedded profile (as GS-LIVO on an Orin NX).
+pub const EMBEDDED_RESOLUTION: [u32; 2] = [256, 216];
 
 impl Default for GaussianConfig {
     fn default() -> Self {
@@ -113,15 +119,26 @@ impl GaussianConfig {
             background: true,
             background_bins: 128,
             downsample: 1,
+            resolution: None,
         }
     }
 
-    /// Embedded profile (Orin NX class): 20k-Gaussian window, half-resolution optimisation.
+    /// Embedded profile (Orin NX class): 20k-Gaussian window, optimisation at 256x216.
     pub fn embedded() -> Self {
         Self {
             window_capacity: 20_000,
-            downsample: 2,
+            resolution: Some(EMBEDDED_RESOLUTION),
             ..Self::desktop()
+        }
+    }
+
+    /// How many times fewer pixels per axis (the smaller ratio) the optimisation renders have
+    /// than a `width` x `height` camera: `downsample`, or the ratio to `resolution`.
+    pub fn optimisation_reduction(&self, width: u32, height: u32) -> f64 {
+        match self.resolution {
+            Some([w, h]) => (f64::from(width) / f64::from(w.max(1)))
+                .min(f64::from(height) / f64::from(h.max(1))),
+            None => f64::from(self.downsample.max(1)),
         }
     }
 
@@ -193,6 +210,11 @@ impl GaussianConfig {
         if self.downsample == 0 {
             return bad("downsample", "must be at least 1".into());
         }
+        if let Some([w, h]) = self.resolution {
+            if w == 0 || h == 0 {
+                return bad("resolution", format!("must be positive, got [{w}, {h}]"));
+            }
+        }
         Ok(())
     }
 }
@@ -228,5 +250,16 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("sh_degree"));
+        let zero = GaussianConfig {
+            resolution: Some([0, 216]),
+            ..Default::default()
+        };
+        assert!(zero
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("gaussian.resolution"));
+        let parsed: GaussianConfig = serde_yaml::from_str("resolution: [256, 216]").unwrap();
+        assert_eq!(parsed.resolution, Some([256, 216]));
     }
 }

@@ -18,21 +18,23 @@ mod optimise;
 mod oracle;
 mod params;
 mod ply;
+mod resample;
 mod window;
 
 pub use background::Background;
 pub use camera::{sample_bilinear, CameraModel};
 pub use colour::PosedImage;
-pub use config::GaussianConfig;
+pub use config::{GaussianConfig, EMBEDDED_RESOLUTION};
 pub use map::{GaussianMap, InsertStats, RootKey};
 pub use mapper::{background_path, GaussianMapper, MapperCounters};
 pub use normals::estimate_normals;
-pub use optimise::{image_target, render_camera, to_render, FrameStats, Keyframe};
+pub use optimise::{render_camera, to_render, FrameStats, Keyframe};
 pub use oracle::{map_with_ground_truth, run_oracle, OracleMapping, OracleOptions, OracleReport};
 pub use params::{
     opacity_from_logit, opacity_to_logit, rotation_from_normal, sh_coeff_count, Gaussian, SH_C0,
 };
 pub use ply::{read_ply, write_ply, PlyError};
+pub use resample::image_target_sized;
 pub use window::{MaintainStats, SyncPlan, View, Window};
 
 /// Errors of the Gaussian map.

@@ -14,6 +14,7 @@ use super::camera::CameraModel;
 use super::keyframes::KeyframePool;
 use super::mapper::GaussianMapper;
 use super::params::Gaussian;
+use super::resample::image_target_sized;
 use super::window::SyncPlan;
 use super::GaussianError;
 use crate::render::{
@@ -138,35 +139,6 @@ pub fn render_camera(c: &CameraModel, far: f64) -> RenderCamera {
     }
 }
 
-/// Box-downsamples an RGB8 image by `factor` into exposure-normalised f32.
-pub fn image_target(img: &Image, factor: u32, exposure: f32) -> Vec<f32> {
-    let f = factor.max(1) as usize;
-    let (w, h) = (img.width as usize / f, img.height as usize / f);
-    let gain = if exposure.is_finite() && exposure > 1e-3 {
-        exposure
-    } else {
-        1.0
-    };
-    let scale = 1.0 / (255.0 * (f * f) as f32 * gain);
-    let mut out = vec![0f32; w * h * 3];
-    for y in 0..h {
-        for x in 0..w {
-            for c in 0..3 {
-                let mut s = 0u32;
-                for dy in 0..f {
-                    for dx in 0..f {
-                        s += u32::from(
-                            img.rgb[((y * f + dy) * img.width as usize + x * f + dx) * 3 + c],
-                        );
-                    }
-                }
-                out[(y * w + x) * 3 + c] = s as f32 * scale;
-            }
-        }
-    }
-    out
-}
-
 /// Optimisation state kept by the mapper between frames.
 #[derive(Default)]
 pub(crate) struct OptimState {
@@ -246,12 +218,10 @@ impl GaussianMapper {
         if self.window().is_empty() {
             return Ok(stats);
         }
-        let cam = render_camera(
-            &self.camera().downsampled(cfg.downsample),
-            cfg.window_range * 2.0,
-        );
+        let opt_camera = self.optimisation_camera();
+        let cam = render_camera(&opt_camera, cfg.window_range * 2.0);
         let t_cw = self.camera_t_world(world_t_imu);
-        let target = image_target(image, cfg.downsample, exposure);
+        let target = image_target_sized(image, opt_camera.width, opt_camera.height, exposure);
         let loss = LossConfig {
             ssim_weight: f64::from(cfg.ssim_weight),
         };
@@ -336,6 +306,16 @@ impl GaussianMapper {
         );
         stats.keyframes = self.optim.keyframes.len();
         Ok(stats)
+    }
+
+    /// The camera the window is optimised through: `resolution` when set, else the camera
+    /// downsampled by `downsample`.
+    pub fn optimisation_camera(&self) -> CameraModel {
+        let c = self.config();
+        match c.resolution {
+            Some([w, h]) => self.camera().resized(w, h),
+            None => self.camera().downsampled(c.downsample),
+        }
     }
 
     /// Renders the window at body pose `world_t_imu` at full camera resolution (RGB8, map units).

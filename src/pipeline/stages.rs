@@ -535,11 +535,13 @@ pub fn run_pipeline(
             scope.spawn(move || {
                 let visual = needs_snapshots.then(|| {
                     let mut vcfg = cfg.visual.clone();
-                    let map_level = cfg.gaussian.downsample.max(1).ilog2();
+                    let reduction = cfg
+                        .gaussian
+                        .optimisation_reduction(cfg.camera.width, cfg.camera.height);
+                    let map_level = reduction.max(1.0).log2().floor() as u32;
                     if map_level > vcfg.pyramid_level {
                         tracing::info!(
-                            "visual update at pyramid level {map_level} (the map is optimised at 1/{} resolution)",
-                            cfg.gaussian.downsample
+                            "visual update at pyramid level {map_level} (the map is optimised at 1/{reduction:.2} resolution)"
                         );
                         vcfg.pyramid_level = map_level;
                     }

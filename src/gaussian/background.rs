@@ -17,9 +17,17 @@ use nalgebra::{Isometry3, Vector3};
 use super::GaussianError;
 use crate::render::Camera;
 
+/// Pixels per side of the blocks the background is looked up and fitted at.
+const BLOCK: usize = 4;
+
 /// Evidence (in fully transparent pixels) with which the global mean enters every cell: cells
 /// never seen take the mean, cells seen by a few pixels are barely moved.
 const PRIOR_WEIGHT: f64 = 0.25;
+
+/// Camera-frame ray (not normalised) through pixel coordinates (u, v).
+fn ray(cam: &Camera, u: f64, v: f64) -> Vector3<f64> {
+    Vector3::new((u - cam.cx) / cam.fx, (v - cam.cy) / cam.fy, 1.0)
+}
 
 /// Direction-dependent background colour (exposure-normalised RGB).
 #[derive(Debug, Clone, PartialEq)]
@@ -103,19 +111,57 @@ impl Background {
     }
 
     /// Per-pixel background (interleaved RGB) of a pinhole view with pose `t_cw`.
+    ///
+    /// Looked up on a grid of every `BLOCK`th pixel and interpolated in between: the
+    /// background is smooth on that scale, and the lookups' trigonometry would otherwise cost
+    /// as much as a small render.
     pub fn per_pixel(&self, cam: &Camera, t_cw: &Isometry3<f64>) -> Vec<f32> {
         let r_wc = t_cw.rotation.inverse();
         let (w, h) = (cam.width as usize, cam.height as usize);
         let mut out = vec![0f32; w * h * 3];
+        if w == 0 || h == 0 {
+            return out;
+        }
+        // Grid points every BLOCK pixels, the last on the last pixel (no extrapolation).
+        let points = |n: usize| -> Vec<usize> {
+            let mut p: Vec<usize> = (0..n).step_by(BLOCK).collect();
+            if p.last() != Some(&(n - 1)) {
+                p.push(n - 1);
+            }
+            p
+        };
+        let (xs, ys) = (points(w), points(h));
+        let gw = xs.len();
+        let mut grid = vec![[0f32; 3]; gw * ys.len()];
+        for (by, &v) in ys.iter().enumerate() {
+            for (bx, &u) in xs.iter().enumerate() {
+                grid[by * gw + bx] = self.colour_at(&(r_wc * ray(cam, u as f64, v as f64)));
+            }
+        }
+        // Interpolation index and weight of a pixel along one axis.
+        let locate = |p: &[usize], i: usize| -> (usize, usize, f32) {
+            let k = (i / BLOCK).min(p.len() - 1);
+            let k1 = (k + 1).min(p.len() - 1);
+            let span = p[k1] - p[k];
+            let f = if span == 0 {
+                0.0
+            } else {
+                (i - p[k]) as f32 / span as f32
+            };
+            (k, k1, f)
+        };
         for v in 0..h {
+            let (y0, y1, fy) = locate(&ys, v);
             for u in 0..w {
-                let d = Vector3::new(
-                    (u as f64 - cam.cx) / cam.fx,
-                    (v as f64 - cam.cy) / cam.fy,
-                    1.0,
-                );
-                let c = self.colour_at(&(r_wc * d));
-                out[(v * w + u) * 3..(v * w + u) * 3 + 3].copy_from_slice(&c);
+                let (x0, x1, fx) = locate(&xs, u);
+                let (a, b) = (grid[y0 * gw + x0], grid[y0 * gw + x1]);
+                let (c, d) = (grid[y1 * gw + x0], grid[y1 * gw + x1]);
+                let o = &mut out[(v * w + u) * 3..(v * w + u) * 3 + 3];
+                for k in 0..3 {
+                    let top = a[k] + (b[k] - a[k]) * fx;
+                    let bot = c[k] + (d[k] - c[k]) * fx;
+                    o[k] = top + (bot - top) * fy;
+                }
             }
         }
         out
@@ -123,6 +169,9 @@ impl Background {
 
     /// Fits the cells a view sees to `target` given the map's `colour` and `alpha` there (the
     /// layouts of the renderer's output); old evidence is multiplied by `decay` first.
+    ///
+    /// Pixels are pooled per `BLOCK` x `BLOCK` block and the pool is splatted at the block's
+    /// centre direction (as in [`Background::per_pixel`], the cells are much larger).
     pub fn fit(
         &mut self,
         cam: &Camera,
@@ -133,33 +182,51 @@ impl Background {
         decay: f64,
     ) {
         let (w, h) = (cam.width as usize, cam.height as usize);
-        if target.len() != w * h * 3 || colour.len() != w * h * 3 || alpha.len() != w * h {
+        if w == 0
+            || h == 0
+            || target.len() != w * h * 3
+            || colour.len() != w * h * 3
+            || alpha.len() != w * h
+        {
             return;
+        }
+        let (bw, bh) = (w.div_ceil(BLOCK), h.div_ceil(BLOCK));
+        // Per block: sum (1 - a)(t - c) per channel, sum (1 - a)^2, pixel count.
+        let mut pool = vec![([0.0f64; 3], 0.0f64, 0.0f64); bw * bh];
+        for v in 0..h {
+            for u in 0..w {
+                let i = v * w + u;
+                let p = &mut pool[(v / BLOCK) * bw + u / BLOCK];
+                p.2 += 1.0;
+                let t = 1.0 - f64::from(alpha[i]).clamp(0.0, 1.0);
+                if t <= 1e-3 {
+                    continue;
+                }
+                for c in 0..3 {
+                    p.0[c] += t * (f64::from(target[i * 3 + c]) - f64::from(colour[i * 3 + c]));
+                }
+                p.1 += t * t;
+            }
         }
         let r_wc = t_cw.rotation.inverse();
         let mut num = vec![[0.0f64; 3]; self.den.len()];
         let mut den = vec![0.0f64; self.den.len()];
         let mut cover = vec![0.0f64; self.den.len()];
-        for v in 0..h {
-            for u in 0..w {
-                let i = v * w + u;
-                let t = 1.0 - f64::from(alpha[i]).clamp(0.0, 1.0);
-                let d = Vector3::new(
-                    (u as f64 - cam.cx) / cam.fx,
-                    (v as f64 - cam.cy) / cam.fy,
-                    1.0,
-                );
-                let (x, y) = self.grid_coords(&(r_wc * d));
+        for by in 0..bh {
+            for bx in 0..bw {
+                let (sum, sq, n) = pool[by * bw + bx];
+                // Centre of the pixels the block holds (edge blocks may be cut).
+                let uc = (bx * BLOCK + (bx * BLOCK + BLOCK).min(w) - 1) as f64 / 2.0;
+                let vc = (by * BLOCK + (by * BLOCK + BLOCK).min(h) - 1) as f64 / 2.0;
+                let (x, y) = self.grid_coords(&(r_wc * ray(cam, uc, vc)));
                 for (cell, wt) in self.taps(x, y) {
-                    cover[cell] += wt;
-                    if t <= 1e-3 {
-                        continue;
+                    cover[cell] += wt * n;
+                    if sq > 0.0 {
+                        for (nc, s) in num[cell].iter_mut().zip(sum) {
+                            *nc += wt * s;
+                        }
+                        den[cell] += wt * sq;
                     }
-                    for c in 0..3 {
-                        let r = f64::from(target[i * 3 + c]) - f64::from(colour[i * 3 + c]);
-                        num[cell][c] += wt * t * r;
-                    }
-                    den[cell] += wt * t * t;
                 }
             }
         }
@@ -304,10 +371,10 @@ mod tests {
         let got = bg.per_pixel(&c, &pose);
         let want = truth(&c, &pose);
         let mut worst = 0.0f32;
-        // The horizon is blurred over about a cell (bilinear) on either side.
+        // The horizon is blurred over about a cell (bilinear) and a block on either side.
         let cell_px = std::f64::consts::TAU / 64.0 * c.fy;
         for v in 0..c.height as usize {
-            if (v as f64 - c.cy).abs() < 1.5 * cell_px {
+            if (v as f64 - c.cy).abs() < 1.5 * cell_px + BLOCK as f64 {
                 continue;
             }
             for u in 0..c.width as usize {

@@ -98,6 +98,19 @@ impl Background {
         ]
     }
 
+    /// Mean colour of the cells fitted so far (black when none): one colour for consumers that
+    /// model the background as uniform, like the visual update, which uses well-covered pixels.
+    pub fn mean_colour(&self) -> [f32; 3] {
+        let (mut sum, mut n) = ([0.0f64; 3], 0usize);
+        for (c, _) in self.baked.iter().zip(&self.den).filter(|(_, &d)| d > 0.0) {
+            for (s, v) in sum.iter_mut().zip(c) {
+                *s += f64::from(*v);
+            }
+            n += 1;
+        }
+        sum.map(|s| if n > 0 { (s / n as f64) as f32 } else { 0.0 })
+    }
+
     /// Background colour in world direction `d`.
     pub fn colour_at(&self, d: &Vector3<f64>) -> [f32; 3] {
         let (x, y) = self.grid_coords(d);

@@ -1,4 +1,5 @@
-//! Window maintenance per frame (select, write back, add, compact) at a 100k-Gaussian window.
+//! Window maintenance per frame (select, write back, add, compact) at a 100k-Gaussian window,
+//! and the background's per-iteration cost.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use gs_livo::gaussian::{CameraModel, Gaussian, GaussianConfig, GaussianMap, View, Window};
@@ -72,6 +73,33 @@ fn bench(c: &mut Criterion) {
             let s = window.maintain(&mut map, &camera, &[view(x), view(x + 0.5)], 60.0, 0.1);
             let plan = window.take_sync();
             std::hint::black_box((s, plan.dirty.len()));
+        })
+    });
+    // As the mapper calls it: current and predicted view plus 8 keyframe views behind.
+    c.bench_function("window_maintain_100k_step_0.5m_8_keyframes", |b| {
+        b.iter(|| {
+            x += 0.5;
+            if x > 350.0 {
+                x = 10.0;
+            }
+            let mut views = vec![view(x), view(x + 0.5)];
+            views.extend((1..=8).map(|k| view(x - 0.6 * k as f64)));
+            let s = window.maintain(&mut map, &camera, &views, 60.0, 0.1);
+            let plan = window.take_sync();
+            std::hint::black_box((s, plan.dirty.len()));
+        })
+    });
+    // The background lookup and fit of one optimisation iteration at 640x480.
+    let cam = gs_livo::render::Camera::new(640, 480, 400.0, 400.0);
+    let mut bg = gs_livo::gaussian::Background::new(128);
+    let n = cam.pixels();
+    let (target, colour, alpha) = (vec![0.5f32; 3 * n], vec![0.1f32; 3 * n], vec![0.4f32; n]);
+    let pose = view(0.0).camera_t_world;
+    c.bench_function("background_lookup_and_fit_640x480", |b| {
+        b.iter(|| {
+            let px = bg.per_pixel(&cam, &pose);
+            bg.fit(&cam, &pose, &target, &colour, &alpha, 0.8);
+            std::hint::black_box(px);
         })
     });
 }

@@ -17,9 +17,17 @@ use nalgebra::{Isometry3, Vector3};
 use super::GaussianError;
 use crate::render::Camera;
 
+/// Most pixels per side of the blocks the background is looked up and fitted at.
+const MAX_BLOCK: usize = 16;
+
 /// Evidence (in fully transparent pixels) with which the global mean enters every cell: cells
 /// never seen take the mean, cells seen by a few pixels are barely moved.
 const PRIOR_WEIGHT: f64 = 0.25;
+
+/// Camera-frame ray (not normalised) through pixel coordinates (u, v).
+fn ray(cam: &Camera, u: f64, v: f64) -> Vector3<f64> {
+    Vector3::new((u - cam.cx) / cam.fx, (v - cam.cy) / cam.fy, 1.0)
+}
 
 /// Direction-dependent background colour (exposure-normalised RGB).
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +59,14 @@ impl Background {
     /// Grid size (azimuth, elevation).
     pub fn bins(&self) -> (usize, usize) {
         (self.az_bins, self.el_bins)
+    }
+
+    /// Pixels per side of the blocks a camera's view is looked up and fitted at: about half a
+    /// cell, so the grid stays finer than the cells it samples.
+    pub fn block(&self, cam: &Camera) -> usize {
+        let cell = std::f64::consts::TAU / self.az_bins as f64;
+        let pixel = 1.0 / cam.fx.max(cam.fy).max(1e-9);
+        ((0.5 * cell / pixel).floor() as usize).clamp(1, MAX_BLOCK)
     }
 
     /// Whether any pixel has been fitted (or the grid was loaded).
@@ -116,19 +132,62 @@ impl Background {
     }
 
     /// Per-pixel background (interleaved RGB) of a pinhole view with pose `t_cw`.
+    ///
+    /// Looked up on a grid of every [`Background::block`]th pixel and interpolated in between:
+    /// the background is smooth on that scale, and the lookups' trigonometry would otherwise
+    /// cost as much as a small render.
     pub fn per_pixel(&self, cam: &Camera, t_cw: &Isometry3<f64>) -> Vec<f32> {
         let r_wc = t_cw.rotation.inverse();
         let (w, h) = (cam.width as usize, cam.height as usize);
         let mut out = vec![0f32; w * h * 3];
-        for v in 0..h {
-            for u in 0..w {
-                let d = Vector3::new(
-                    (u as f64 - cam.cx) / cam.fx,
-                    (v as f64 - cam.cy) / cam.fy,
-                    1.0,
-                );
-                let c = self.colour_at(&(r_wc * d));
-                out[(v * w + u) * 3..(v * w + u) * 3 + 3].copy_from_slice(&c);
+        if w == 0 || h == 0 {
+            return out;
+        }
+        let block = self.block(cam);
+        // Grid points every `block` pixels, the last on the last pixel (no extrapolation).
+        let points = |n: usize| -> Vec<usize> {
+            let mut p: Vec<usize> = (0..n).step_by(block).collect();
+            if p.last() != Some(&(n - 1)) {
+                p.push(n - 1);
+            }
+            p
+        };
+        let (xs, ys) = (points(w), points(h));
+        let gw = xs.len();
+        let mut grid = vec![[0f32; 3]; gw * ys.len()];
+        for (by, &v) in ys.iter().enumerate() {
+            for (bx, &u) in xs.iter().enumerate() {
+                grid[by * gw + bx] = self.colour_at(&(r_wc * ray(cam, u as f64, v as f64)));
+            }
+        }
+        // Interpolation index and weight of a pixel along one axis.
+        let locate = |p: &[usize], i: usize| -> (usize, usize, f32) {
+            let k = (i / block).min(p.len() - 1);
+            let k1 = (k + 1).min(p.len() - 1);
+            let span = p[k1] - p[k];
+            let f = if span == 0 {
+                0.0
+            } else {
+                (i - p[k]) as f32 / span as f32
+            };
+            (k, k1, f)
+        };
+        let cols: Vec<(usize, usize, f32)> = (0..w).map(|u| locate(&xs, u)).collect();
+        let mut row = vec![[0f32; 3]; gw];
+        for (v, line) in out.chunks_exact_mut(w * 3).enumerate() {
+            // Interpolate the grid rows first, then along the row.
+            let (y0, y1, fy) = locate(&ys, v);
+            let (top, bot) = (&grid[y0 * gw..(y0 + 1) * gw], &grid[y1 * gw..(y1 + 1) * gw]);
+            for ((r, t), b) in row.iter_mut().zip(top).zip(bot) {
+                for k in 0..3 {
+                    r[k] = t[k] + (b[k] - t[k]) * fy;
+                }
+            }
+            for (o, &(x0, x1, fx)) in line.chunks_exact_mut(3).zip(&cols) {
+                let (a, b) = (row[x0], row[x1]);
+                for k in 0..3 {
+                    o[k] = a[k] + (b[k] - a[k]) * fx;
+                }
             }
         }
         out
@@ -136,6 +195,9 @@ impl Background {
 
     /// Fits the cells a view sees to `target` given the map's `colour` and `alpha` there (the
     /// layouts of the renderer's output); old evidence is multiplied by `decay` first.
+    ///
+    /// Pixels are pooled per block (as in [`Background::per_pixel`]) and each pool is splatted
+    /// at the block's centre direction: the cells are at least twice as large.
     pub fn fit(
         &mut self,
         cam: &Camera,
@@ -146,33 +208,62 @@ impl Background {
         decay: f64,
     ) {
         let (w, h) = (cam.width as usize, cam.height as usize);
-        if target.len() != w * h * 3 || colour.len() != w * h * 3 || alpha.len() != w * h {
+        if w == 0
+            || h == 0
+            || target.len() != w * h * 3
+            || colour.len() != w * h * 3
+            || alpha.len() != w * h
+        {
             return;
+        }
+        let block = self.block(cam);
+        let (bw, bh) = (w.div_ceil(block), h.div_ceil(block));
+        // Per block: sum (1 - a)(t - c) per channel, sum (1 - a)^2, pixel count.
+        let mut pool = vec![([0.0f64; 3], 0.0f64, 0.0f64); bw * bh];
+        for v in 0..h {
+            let blocks = &mut pool[(v / block) * bw..(v / block + 1) * bw];
+            let (a_row, t_row, c_row) = (
+                &alpha[v * w..(v + 1) * w],
+                &target[v * w * 3..(v + 1) * w * 3],
+                &colour[v * w * 3..(v + 1) * w * 3],
+            );
+            for (u, ((a, t3), c3)) in a_row
+                .iter()
+                .zip(t_row.chunks_exact(3))
+                .zip(c_row.chunks_exact(3))
+                .enumerate()
+            {
+                let p = &mut blocks[u / block];
+                p.2 += 1.0;
+                let t = 1.0 - f64::from(*a).clamp(0.0, 1.0);
+                if t <= 1e-3 {
+                    continue;
+                }
+                for k in 0..3 {
+                    p.0[k] += t * (f64::from(t3[k]) - f64::from(c3[k]));
+                }
+                p.1 += t * t;
+            }
         }
         let r_wc = t_cw.rotation.inverse();
         let mut num = vec![[0.0f64; 3]; self.den.len()];
         let mut den = vec![0.0f64; self.den.len()];
         let mut cover = vec![0.0f64; self.den.len()];
-        for v in 0..h {
-            for u in 0..w {
-                let i = v * w + u;
-                let t = 1.0 - f64::from(alpha[i]).clamp(0.0, 1.0);
-                let d = Vector3::new(
-                    (u as f64 - cam.cx) / cam.fx,
-                    (v as f64 - cam.cy) / cam.fy,
-                    1.0,
-                );
-                let (x, y) = self.grid_coords(&(r_wc * d));
+        for by in 0..bh {
+            for bx in 0..bw {
+                let (sum, sq, n) = pool[by * bw + bx];
+                // Centre of the pixels the block holds (edge blocks may be cut).
+                let uc = (bx * block + (bx * block + block).min(w) - 1) as f64 / 2.0;
+                let vc = (by * block + (by * block + block).min(h) - 1) as f64 / 2.0;
+                let (x, y) = self.grid_coords(&(r_wc * ray(cam, uc, vc)));
                 for (cell, wt) in self.taps(x, y) {
-                    cover[cell] += wt;
-                    if t <= 1e-3 {
-                        continue;
+                    cover[cell] += wt * n;
+                    if sq > 0.0 {
+                        for (nc, s) in num[cell].iter_mut().zip(sum) {
+                            *nc += wt * s;
+                        }
+                        den[cell] += wt * sq;
                     }
-                    for c in 0..3 {
-                        let r = f64::from(target[i * 3 + c]) - f64::from(colour[i * 3 + c]);
-                        num[cell][c] += wt * t * r;
-                    }
-                    den[cell] += wt * t * t;
                 }
             }
         }
@@ -317,10 +408,10 @@ mod tests {
         let got = bg.per_pixel(&c, &pose);
         let want = truth(&c, &pose);
         let mut worst = 0.0f32;
-        // The horizon is blurred over about a cell (bilinear) on either side.
+        // The horizon is blurred over about a cell (bilinear) and a block on either side.
         let cell_px = std::f64::consts::TAU / 64.0 * c.fy;
         for v in 0..c.height as usize {
-            if (v as f64 - c.cy).abs() < 1.5 * cell_px {
+            if (v as f64 - c.cy).abs() < 1.5 * cell_px + bg.block(&c) as f64 {
                 continue;
             }
             for u in 0..c.width as usize {

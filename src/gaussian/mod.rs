@@ -2,8 +2,10 @@
 //!
 //! The global map ([`GaussianMap`]) holds every Gaussian ever created, bucketed by a hash of
 //! root voxels that each own a small octree; the [`Window`] holds the few the current view
-//! needs in contiguous buffers for the renderer and writes their optimised values back when they
-//! leave. [`GaussianMapper`] ties both to the camera for the pipeline.
+//! (and the keyframes' views) need in contiguous buffers for the renderer and writes their
+//! optimised values back when they leave. A [`Background`] per world direction stands in for
+//! what the map cannot hold (sky, surfaces beyond range). [`GaussianMapper`] ties them to the
+//! camera for the pipeline; [`run_oracle`] measures it with ground-truth poses.
 
 mod background;
 mod camera;

@@ -1,8 +1,8 @@
-//! The sliding window: the Gaussians the current (and next expected) view needs, in contiguous
-//! buffers that mirror the renderer's persistent GPU buffers.
+//! The sliding window: the Gaussians the current (and next expected, and keyframe) views need,
+//! in contiguous buffers that mirror the renderer's persistent GPU buffers.
 //!
-//! Granularity is the root voxel. Each frame: select root voxels in range and in a (widened)
-//! frustum of any given view; write back and drop the windowed Gaussians of voxels no longer
+//! Granularity is the root voxel. Each frame: select root voxels in range of the current view
+//! and in a (widened) frustum of any given view; write back and drop the windowed Gaussians of voxels no longer
 //! selected (swap-remove compaction, logged as slot moves so a GPU mirror can follow); append
 //! the Gaussians of newly selected voxels. When the selection exceeds the capacity, voxels are
 //! taken nearest-first (to the first view) and the rest are refused and counted.
@@ -53,6 +53,39 @@ pub struct Window {
     /// Per slot: contents changed since the last sync (new, or moved from a changed slot).
     dirty: Vec<bool>,
     refused_total: u64,
+    /// Reused buffer for the ids a maintenance step adds.
+    scratch: Vec<u32>,
+    /// Per global id: in the window. Mirrors the map's slot numbers in a bitset, which stays in
+    /// cache where the map's book-keeping (tens of bytes per id) does not.
+    member: IdBits,
+}
+
+/// A growable set of ids as bits.
+#[derive(Debug, Clone, Default)]
+struct IdBits(Vec<u64>);
+
+impl IdBits {
+    fn get(&self, id: u32) -> bool {
+        self.0
+            .get(id as usize / 64)
+            .is_some_and(|w| w >> (id % 64) & 1 == 1)
+    }
+
+    fn set(&mut self, id: u32, on: bool) {
+        let word = id as usize / 64;
+        if word >= self.0.len() {
+            if !on {
+                return;
+            }
+            self.0.resize(word + 1, 0);
+        }
+        let bit = 1u64 << (id % 64);
+        if on {
+            self.0[word] |= bit;
+        } else {
+            self.0[word] &= !bit;
+        }
+    }
 }
 
 impl Window {
@@ -66,6 +99,8 @@ impl Window {
             moves: Vec::new(),
             dirty: Vec::with_capacity(capacity),
             refused_total: 0,
+            scratch: Vec::new(),
+            member: IdBits::default(),
         }
     }
 
@@ -193,8 +228,10 @@ impl Window {
         if self.want.len() < map.meta.len() {
             self.want.resize(map.meta.len(), 0);
         }
+        // One pass over the chosen voxels marks what stays and lists what is new.
         let mut total = 0usize;
-        let mut selected: Vec<RootKey> = Vec::with_capacity(chosen.len());
+        let mut new_ids = std::mem::take(&mut self.scratch);
+        new_ids.clear();
         for (_, key) in &chosen {
             let Some(root) = map.root(key) else { continue };
             let n = root.len();
@@ -206,12 +243,14 @@ impl Window {
                 continue;
             }
             total += n;
+            stats.selected_roots += 1;
             for id in root.ids() {
                 self.want[id as usize] = self.epoch;
+                if !self.member.get(id) {
+                    new_ids.push(id);
+                }
             }
-            selected.push(*key);
         }
-        stats.selected_roots = selected.len();
         self.refused_total += stats.refused as u64;
         // Remove (with write-back) what is no longer wanted.
         let mut i = 0;
@@ -223,24 +262,20 @@ impl Window {
             }
             map.store[id as usize] = self.gaussians[i];
             map.meta[id as usize].slot = NO_SLOT;
+            self.member.set(id, false);
             self.remove_slot(map, i);
             stats.removed += 1;
         }
         // Add the newly wanted.
-        for key in &selected {
-            let root = map.root(key).expect("selected roots exist");
-            let new: Vec<u32> = root
-                .ids()
-                .filter(|&id| map.meta[id as usize].slot == NO_SLOT)
-                .collect();
-            for id in new {
-                map.meta[id as usize].slot = self.ids.len() as u32;
-                self.ids.push(id);
-                self.gaussians.push(map.store[id as usize]);
-                self.dirty.push(true);
-                stats.added += 1;
-            }
+        for &id in &new_ids {
+            map.meta[id as usize].slot = self.ids.len() as u32;
+            self.member.set(id, true);
+            self.ids.push(id);
+            self.gaussians.push(map.store[id as usize]);
+            self.dirty.push(true);
+            stats.added += 1;
         }
+        self.scratch = new_ids;
         stats.len = self.ids.len();
         stats
     }
@@ -257,6 +292,7 @@ impl Window {
         self.write_back_all(map);
         for id in &self.ids {
             map.meta[*id as usize].slot = NO_SLOT;
+            self.member.set(*id, false);
         }
         self.ids.clear();
         self.gaussians.clear();
@@ -276,6 +312,7 @@ impl Window {
             }
             let id = self.ids[i];
             map.meta[id as usize].slot = NO_SLOT;
+            self.member.set(id, false);
             map.remove(id);
             self.remove_slot(map, i);
             n += 1;
@@ -296,12 +333,22 @@ impl Window {
             if !m.alive || m.slot != slot as u32 {
                 return Err(format!("slot {slot}: id {id} has slot {}", m.slot));
             }
+            if !self.member.get(id) {
+                return Err(format!("slot {slot}: id {id} not marked as a member"));
+            }
         }
         let windowed = map
             .meta
             .iter()
             .filter(|m| m.alive && m.slot != NO_SLOT)
             .count();
+        let members: usize = self.member.0.iter().map(|w| w.count_ones() as usize).sum();
+        if members != self.ids.len() {
+            return Err(format!(
+                "{members} member bits, {} in window",
+                self.ids.len()
+            ));
+        }
         if windowed != self.ids.len() {
             return Err(format!(
                 "{windowed} marked windowed, {} in window",

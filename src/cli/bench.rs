@@ -17,6 +17,9 @@ pub enum What {
     /// Whole pipeline on the demo sequence: real-time factor and per-stage timing per profile
     /// (embedded, desktop) and render backend.
     Pipeline(super::bench_pipeline::PipelineArgs),
+    /// Map quality with ground-truth poses on simulated scenes: training- and novel-view
+    /// PSNR/SSIM, Gaussians, memory and time per scene.
+    Map(super::bench_map::MapArgs),
 }
 
 #[derive(clap::Args)]
@@ -51,10 +54,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.what {
         What::Render(a) => run_render(a),
         What::Pipeline(a) => super::bench_pipeline::run(a),
+        What::Map(a) => super::bench_map::run(a),
     }
 }
 
-fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
+pub(crate) fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
     let (w, h) = s
         .split_once('x')
         .ok_or_else(|| anyhow::anyhow!("size '{s}' is not WxH"))?;

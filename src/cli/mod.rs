@@ -1,6 +1,7 @@
 //! Subcommands of the binary; each file parses its arguments and calls the library.
 
 pub mod bench;
+pub mod bench_map;
 pub mod bench_pipeline;
 pub mod demo;
 pub mod eval;

@@ -1,5 +1,6 @@
 //! `cargo bench --bench render`: forward and forward+backward of the rasteriser per backend
-//! (20k / 100k Gaussians at 256x216 / 640x480; Vulkan only if a device exists).
+//! (20k / 100k Gaussians at 256x216 / 640x480; Vulkan only if a device exists; the f64 CPU
+//! reference at the smallest size only).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use gs_livo::render::{
@@ -16,6 +17,11 @@ fn bench(c: &mut Criterion) {
         Ok(r) => backends.push(r),
         Err(e) => eprintln!("Vulkan skipped: {e}"),
     }
+    let fast = RenderConfig {
+        backend: BackendChoice::Fast,
+        ..RenderConfig::default()
+    };
+    backends.push(create_renderer(&fast).expect("fast backend"));
     let cpu = RenderConfig {
         backend: BackendChoice::Cpu,
         ..RenderConfig::default()

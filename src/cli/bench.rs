@@ -27,7 +27,7 @@ pub struct RenderArgs {
     /// Timed repetitions per configuration (median reported).
     #[arg(long, default_value_t = 10)]
     pub runs: usize,
-    /// Backends to time: all, vulkan or cpu.
+    /// Backends to time: all, vulkan, fast or cpu.
     #[arg(long, default_value = "all")]
     pub backend: String,
     /// Gaussian counts.
@@ -85,6 +85,13 @@ fn run_render(a: RenderArgs) -> anyhow::Result<()> {
             Err(e) if a.backend == "all" => eprintln!("Vulkan skipped: {e}"),
             Err(e) => return Err(e.into()),
         }
+    }
+    if a.backend == "all" || a.backend == "fast" {
+        let cfg = RenderConfig {
+            backend: BackendChoice::Fast,
+            ..RenderConfig::default()
+        };
+        backends.push((render::create_renderer(&cfg)?, a.runs));
     }
     if a.backend == "all" || a.backend == "cpu" {
         let cfg = RenderConfig {

@@ -25,6 +25,7 @@
 
 pub mod bench;
 pub mod cpu;
+pub mod fast;
 mod scene;
 pub mod sh;
 mod types;
@@ -59,11 +60,14 @@ pub enum BackendChoice {
     #[default]
     Auto,
     Vulkan,
+    /// The f64 reference (slow; for tests and checks).
     Cpu,
+    /// The multi-threaded f32 CPU rasteriser ([`fast`]): for machines without a GPU.
+    Fast,
 }
 
 /// Parameters of this module (its section of the parameter file). The environment variables
-/// `GS_LIVO_RENDER_BACKEND` (auto|vulkan|cpu) and `GS_LIVO_VULKAN_DEVICE` (index or name
+/// `GS_LIVO_RENDER_BACKEND` (auto|vulkan|cpu|fast) and `GS_LIVO_VULKAN_DEVICE` (index or name
 /// substring) override `backend` and `device`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -102,9 +106,10 @@ impl RenderConfig {
                 "auto" | "" => BackendChoice::Auto,
                 "vulkan" => BackendChoice::Vulkan,
                 "cpu" => BackendChoice::Cpu,
+                "fast" => BackendChoice::Fast,
                 other => {
                     return Err(RenderError::InvalidInput(format!(
-                        "GS_LIVO_RENDER_BACKEND={other}: expected auto, vulkan or cpu"
+                        "GS_LIVO_RENDER_BACKEND={other}: expected auto, vulkan, cpu or fast"
                     )))
                 }
             };
@@ -121,6 +126,7 @@ impl RenderConfig {
 pub enum Backend {
     Cpu,
     Vulkan,
+    Fast,
 }
 
 /// One rasteriser API over both backends. Gaussians live in the renderer (on the GPU for
@@ -186,6 +192,7 @@ pub fn create_renderer(cfg: &RenderConfig) -> Result<Box<dyn Renderer>, RenderEr
     let cfg = cfg.with_env()?;
     match cfg.backend {
         BackendChoice::Cpu => Ok(Box::new(cpu::CpuRenderer::new(&cfg))),
+        BackendChoice::Fast => Ok(Box::new(fast::FastRenderer::new(&cfg))),
         BackendChoice::Vulkan => vulkan::create(&cfg),
         BackendChoice::Auto => match vulkan::create(&cfg) {
             Ok(r) => Ok(r),

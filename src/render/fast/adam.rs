@@ -1,0 +1,71 @@
+//! Adam on the flat parameter vector in f32, the reference's formula (`cpu::adam`), with each
+//! group split into chunks over threads.
+
+use crate::render::types::{AdamConfig, AdamState, Gaussians, GROUPS};
+
+/// One Adam update (`state.step` is incremented first).
+pub fn adam_update(
+    params: &mut Gaussians,
+    grads: &Gaussians,
+    state: &mut AdamState,
+    cfg: &AdamConfig,
+    threads: usize,
+) {
+    state.step += 1;
+    let t = state.step as f64;
+    let bc1 = 1.0 - cfg.beta1.powf(t);
+    let bc2 = 1.0 - cfg.beta2.powf(t);
+    let inv_bc2_sqrt = (1.0 / bc2.sqrt()) as f32;
+    let (b1, b2, eps) = (cfg.beta1 as f32, cfg.beta2 as f32, cfg.eps as f32);
+    let total = params.data.len();
+    let chunk = total.div_ceil(threads.max(1)).max(4096);
+    // Group boundaries in the flat vector, to give each element its learning rate.
+    let bounds: Vec<(usize, f32)> = GROUPS
+        .iter()
+        .map(|&g| {
+            (
+                params.group_offset(g) + params.group(g).len(),
+                (cfg.lr[g as usize] / bc1) as f32,
+            )
+        })
+        .collect();
+    std::thread::scope(|sc| {
+        let parts = params
+            .data
+            .chunks_mut(chunk)
+            .zip(state.m.data.chunks_mut(chunk))
+            .zip(state.v.data.chunks_mut(chunk))
+            .zip(grads.data.chunks(chunk))
+            .enumerate();
+        for (ci, (((p, m), v), g)) in parts {
+            let bounds = &bounds;
+            sc.spawn(move || {
+                let mut start = ci * chunk;
+                let end = start + p.len();
+                for &(gend, step_size) in bounds {
+                    if gend <= start {
+                        continue;
+                    }
+                    let stop = gend.min(end);
+                    let r = start - ci * chunk..stop - ci * chunk;
+                    for (((p, m), v), &gr) in p[r.clone()]
+                        .iter_mut()
+                        .zip(&mut m[r.clone()])
+                        .zip(&mut v[r.clone()])
+                        .zip(&g[r])
+                    {
+                        let mm = b1 * *m + (1.0 - b1) * gr;
+                        let vv = b2 * *v + (1.0 - b2) * gr * gr;
+                        *m = mm;
+                        *v = vv;
+                        *p -= step_size * mm / (vv.sqrt() * inv_bc2_sqrt + eps);
+                    }
+                    start = stop;
+                    if start >= end {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+}

@@ -1,0 +1,95 @@
+//! Forward blending of one tile: splats front to back over the pixel rows each one can reach,
+//! 16 lanes per row without branches (so the compiler vectorises), stopping per pixel when the
+//! transmittance would fall below `T_MIN` and for the whole tile once every pixel has stopped.
+
+use super::tile::{exp_neg, TilePix, TileSplats, PIX, W, XS};
+use crate::render::types::{ALPHA_MAX, ALPHA_MIN, T_MIN};
+
+pub const AMAX: f32 = ALPHA_MAX as f32;
+pub const AMIN: f32 = ALPHA_MIN as f32;
+const TMIN: f32 = T_MIN as f32;
+
+/// Blends the gathered splats into `px` (colour, depth, final transmittance and the position of
+/// each pixel's last contributor). Only the first `cols` x `rows` pixels lie inside the image.
+pub fn raster_tile(s: &TileSplats, px: &mut TilePix, cols: usize, rows: usize) {
+    let mut alive = [0u32; PIX];
+    let mut dead = 0;
+    for (p, a) in alive.iter_mut().enumerate() {
+        if p % W < cols && p / W < rows {
+            *a = 1;
+        } else {
+            dead += 1;
+        }
+    }
+    px.t = [1.0; PIX];
+    px.last = [-1; PIX];
+    px.out = [[0.0; PIX]; 4];
+    let [o0, o1, o2, o3] = &mut px.out;
+    for j in 0..s.len() {
+        let (mx, my) = (s.mx[j], s.my[j]);
+        let (ca, cb, cc, op) = (s.ca[j], s.cb[j], s.cc[j], s.op[j]);
+        let f = [s.f[0][j], s.f[1][j], s.f[2][j], s.f[3][j]];
+        for y in s.y0[j] as usize..s.y1[j] as usize {
+            let r = y * W..y * W + W;
+            dead += row(
+                [mx, my - y as f32, ca, cb, cc, op],
+                f,
+                j as i32,
+                lanes(&mut px.t[r.clone()]),
+                lanes(&mut px.last[r.clone()]),
+                lanes(&mut alive[r.clone()]),
+                [
+                    lanes(&mut o0[r.clone()]),
+                    lanes(&mut o1[r.clone()]),
+                    lanes(&mut o2[r.clone()]),
+                    lanes(&mut o3[r]),
+                ],
+            );
+        }
+        if dead == PIX {
+            break;
+        }
+    }
+}
+
+/// A row of a tile as a fixed-size array.
+#[inline(always)]
+pub fn lanes<T>(s: &mut [T]) -> &mut [T; W] {
+    s.try_into().expect("a tile row")
+}
+
+/// One splat over one row; returns how many pixels stopped.
+#[inline(always)]
+fn row(
+    g: [f32; 6],
+    f: [f32; 4],
+    j: i32,
+    t: &mut [f32; W],
+    last: &mut [i32; W],
+    alive: &mut [u32; W],
+    out: [&mut [f32; W]; 4],
+) -> usize {
+    let [mx, dy, ca, cb, cc, op] = g;
+    let [o0, o1, o2, o3] = out;
+    let mut stops = 0u32;
+    for x in 0..W {
+        let dx = mx - XS[x];
+        let power = -0.5 * (ca * dx * dx + cc * dy * dy) - cb * dx * dy;
+        let a = (op * exp_neg(power)).min(AMAX);
+        let ok = power <= 0.0 && a >= AMIN && alive[x] != 0;
+        let tt = t[x];
+        let nt = tt * (1.0 - a);
+        let stop = ok && nt < TMIN;
+        let take = ok && !stop;
+        let w = if take { a * tt } else { 0.0 };
+        o0[x] += f[0] * w;
+        o1[x] += f[1] * w;
+        o2[x] += f[2] * w;
+        o3[x] += f[3] * w;
+        t[x] = if take { nt } else { tt };
+        last[x] = if take { j } else { last[x] };
+        alive[x] = if stop { 0 } else { alive[x] };
+        stops += stop as u32;
+    }
+    stops as usize
+}

@@ -1,0 +1,406 @@
+//! Fast CPU backend: the reference's math (`super::cpu`) in f32 where it is hot, organised the
+//! way a GPU runs it, for machines without a GPU (lavapipe is as slow as the f64 reference).
+//!
+//! Projection and the chain rule stay f64 scalar per Gaussian ([`project`]); the visible splats
+//! are depth-sorted once and counting-sorted into 16x16 tiles ([`bin`]); each tile gathers its
+//! splats into contiguous arrays ([`tile`]) and blends them over 16-lane pixel rows limited to
+//! each splat's alpha >= 1/255 box, with per-pixel and per-tile early termination
+//! ([`forward`]); the backward pass walks the same lists back to front with per-thread
+//! accumulators ([`backward`]). Tiles are shared out to threads dynamically; all buffers are kept
+//! between calls.
+
+pub mod adam;
+pub mod backward;
+pub mod bin;
+pub mod forward;
+pub mod loss;
+pub mod project;
+pub mod tile;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use nalgebra::Isometry3;
+
+use super::cpu::project::PoseRt;
+use super::{
+    check_image, AdamConfig, AdamState, Backend, Camera, Gaussians, Gradients, LossConfig,
+    RenderConfig, RenderError, RenderOutput, Renderer,
+};
+use backward::{Acc, BwdState};
+use bin::Bins;
+use project::{Params, Splat, View};
+use tile::{TilePix, TileSplats, PIX, W};
+
+/// What one thread keeps between calls.
+#[derive(Default)]
+struct Worker {
+    splats: TileSplats,
+    bwd: Option<Box<BwdState>>,
+    acc: Vec<Acc>,
+}
+
+/// Multi-threaded f32 tile rasteriser on the CPU.
+pub struct FastRenderer {
+    threads: usize,
+    gaussians: Gaussians,
+    state: AdamState,
+    /// Camera and pose of the latest forward (`None`: no forward to differentiate).
+    view: Option<View>,
+    proj: Vec<Option<Splat>>,
+    bins: Bins,
+    tiles: Vec<TilePix>,
+    colour: Vec<f32>,
+    depth: Vec<f32>,
+    alpha: Vec<f32>,
+    workers: Vec<Worker>,
+    grads: Gaussians,
+    pose_grad: [f64; 6],
+    have_grads: bool,
+    loss_buf: loss::LossBuffers,
+    loss_grad: Vec<f32>,
+}
+
+impl FastRenderer {
+    /// A renderer using all available cores.
+    pub fn new(_cfg: &RenderConfig) -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::with_threads(threads)
+    }
+
+    /// A renderer using `threads` threads (at least one).
+    pub fn with_threads(threads: usize) -> Self {
+        let threads = threads.max(1);
+        Self {
+            threads,
+            gaussians: Gaussians::zeros(0, 0).expect("degree 0"),
+            state: AdamState::new(0, 0).expect("degree 0"),
+            view: None,
+            proj: Vec::new(),
+            bins: Bins::default(),
+            tiles: Vec::new(),
+            colour: Vec::new(),
+            depth: Vec::new(),
+            alpha: Vec::new(),
+            workers: (0..threads).map(|_| Worker::default()).collect(),
+            grads: Gaussians::zeros(0, 0).expect("degree 0"),
+            pose_grad: [0.0; 6],
+            have_grads: false,
+            loss_buf: loss::LossBuffers::default(),
+            loss_grad: Vec::new(),
+        }
+    }
+
+    /// Forward pass into the internal images.
+    fn render(&mut self, cam: &Camera, t_cw: &Isometry3<f64>) -> Result<(), RenderError> {
+        cam.validate()?;
+        let view = View::new(cam, PoseRt::from_iso(t_cw));
+        let n = self.gaussians.len();
+        let params = Params::new(&self.gaussians);
+        self.proj.clear();
+        self.proj.resize(n, None);
+        let per = n.div_ceil(self.threads).max(256);
+        std::thread::scope(|sc| {
+            for (ci, chunk) in self.proj.chunks_mut(per).enumerate() {
+                let (params, view) = (&params, &view);
+                sc.spawn(move || {
+                    for (k, slot) in chunk.iter_mut().enumerate() {
+                        *slot = project::project(params, ci * per + k, view);
+                    }
+                });
+            }
+        });
+        let (tx, ty) = cam.tiles();
+        self.bins.build(&self.proj, (tx, ty));
+        let ntiles = (tx * ty) as usize;
+        self.tiles.resize(ntiles, TilePix::default());
+        let (w, h) = (cam.width as usize, cam.height as usize);
+        let bins = &self.bins;
+        let queue = Mutex::new(self.tiles.iter_mut().enumerate());
+        std::thread::scope(|sc| {
+            for wk in self.workers.iter_mut() {
+                let queue = &queue;
+                sc.spawn(move || loop {
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                    let Some((t, px)) = next else { break };
+                    let (x, y) = (t as u32 % tx, t as u32 / tx);
+                    let cols = (w - x as usize * W).min(W);
+                    let rows = (h - y as usize * W).min(W);
+                    wk.splats.gather(bins, t, x, y, rows);
+                    forward::raster_tile(&wk.splats, px, cols, rows);
+                });
+            }
+        });
+        // Tile-major state to row-major images.
+        self.colour.resize(3 * w * h, 0.0);
+        self.depth.resize(w * h, 0.0);
+        self.alpha.resize(w * h, 0.0);
+        for (t, px) in self.tiles.iter().enumerate() {
+            let (ox, oy) = ((t % tx as usize) * W, (t / tx as usize) * W);
+            for ly in 0..W.min(h - oy) {
+                for lx in 0..W.min(w - ox) {
+                    let (p, q) = ((oy + ly) * w + ox + lx, ly * W + lx);
+                    for ch in 0..3 {
+                        self.colour[3 * p + ch] = px.out[ch][q];
+                    }
+                    self.depth[p] = px.out[3][q];
+                    self.alpha[p] = 1.0 - px.t[q];
+                }
+            }
+        }
+        self.view = Some(view);
+        self.have_grads = false;
+        Ok(())
+    }
+
+    /// Backward pass of the latest forward into `self.grads` / `self.pose_grad`.
+    fn backprop(
+        &mut self,
+        d_colour: &[f32],
+        d_depth: Option<&[f32]>,
+        d_alpha: Option<&[f32]>,
+    ) -> Result<(), RenderError> {
+        let view = self.view.ok_or(RenderError::NoForward)?;
+        let cam = view.cam;
+        let np = cam.pixels();
+        check_image(d_colour.len(), 3 * np, "d_colour")?;
+        if let Some(d) = d_depth {
+            check_image(d.len(), np, "d_depth")?;
+        }
+        if let Some(d) = d_alpha {
+            check_image(d.len(), np, "d_alpha")?;
+        }
+        let (tx, _) = cam.tiles();
+        let (w, h) = (cam.width as usize, cam.height as usize);
+        let nvis = self.bins.order.len();
+        let next = AtomicUsize::new(0);
+        let (bins, tiles) = (&self.bins, &self.tiles);
+        std::thread::scope(|sc| {
+            for wk in self.workers.iter_mut() {
+                let next = &next;
+                sc.spawn(move || {
+                    wk.acc.clear();
+                    wk.acc.resize(nvis, [0.0; 10]);
+                    let st = wk.bwd.get_or_insert_with(Box::default);
+                    loop {
+                        let t = next.fetch_add(1, Ordering::Relaxed);
+                        if t >= tiles.len() {
+                            break;
+                        }
+                        let (x, y) = (t as u32 % tx, t as u32 / tx);
+                        let (ox, oy) = (x as usize * W, y as usize * W);
+                        let cols = (w - ox).min(W);
+                        let rows = (h - oy).min(W);
+                        for c in st.dl.iter_mut() {
+                            *c = [0.0; PIX];
+                        }
+                        for ly in 0..rows {
+                            for lx in 0..cols {
+                                let (p, q) = ((oy + ly) * w + ox + lx, ly * W + lx);
+                                for ch in 0..3 {
+                                    st.dl[ch][q] = d_colour[3 * p + ch];
+                                }
+                                st.dl[3][q] = d_depth.map_or(0.0, |d| d[p]);
+                                st.dl[4][q] = d_alpha.map_or(0.0, |d| d[p]);
+                            }
+                        }
+                        wk.splats.gather(bins, t, x, y, rows);
+                        backward::backward_tile(&wk.splats, &tiles[t], st, &mut wk.acc);
+                    }
+                });
+            }
+        });
+        let g = &self.gaussians;
+        if self.grads.len() != g.len() || self.grads.sh_degree() != g.sh_degree() {
+            self.grads = Gaussians::zeros(g.len(), g.sh_degree())?;
+        } else {
+            self.grads.data.fill(0.0);
+        }
+        let params = Params::new(g);
+        let workers = &self.workers;
+        let parts = project::split_grads(&mut self.grads, self.threads);
+        let pose: [f64; 6] = std::thread::scope(|sc| {
+            let hs: Vec<_> = parts
+                .into_iter()
+                .map(|mut out| {
+                    let (params, view) = (&params, &view);
+                    sc.spawn(move || {
+                        let mut pose = [0.0; 6];
+                        let count = out.groups[3].len();
+                        for i in out.first..out.first + count {
+                            let r = bins.rank[i];
+                            if r == u32::MAX {
+                                continue;
+                            }
+                            let mut s: Acc = [0.0; 10];
+                            for wk in workers {
+                                for (a, b) in s.iter_mut().zip(&wk.acc[r as usize]) {
+                                    *a += b;
+                                }
+                            }
+                            let splat = &bins.order[r as usize];
+                            let sg = backward::screen_grad(&s, splat.conic);
+                            project::project_backward(
+                                params,
+                                i,
+                                view,
+                                &sg,
+                                splat.clamped,
+                                &mut out,
+                                &mut pose,
+                            );
+                        }
+                        pose
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().expect("chain rule"))
+                .fold([0.0; 6], |a, b| std::array::from_fn(|k| a[k] + b[k]))
+        });
+        self.pose_grad = pose;
+        self.have_grads = true;
+        Ok(())
+    }
+
+    fn loss_into_buffer(&mut self, target: &[f32], cfg: &LossConfig) -> Result<f64, RenderError> {
+        let view = self.view.ok_or(RenderError::NoForward)?;
+        check_image(target.len(), self.colour.len(), "target")?;
+        Ok(loss::l1_dssim(
+            &self.colour,
+            target,
+            view.cam.width as usize,
+            view.cam.height as usize,
+            cfg.ssim_weight,
+            &mut self.loss_buf,
+            &mut self.loss_grad,
+            self.threads,
+        ))
+    }
+}
+
+impl Renderer for FastRenderer {
+    fn backend(&self) -> Backend {
+        Backend::Fast
+    }
+
+    fn device_name(&self) -> String {
+        format!("CPU fast (f32, {} threads)", self.threads)
+    }
+
+    fn len(&self) -> usize {
+        self.gaussians.len()
+    }
+
+    fn set_gaussians(
+        &mut self,
+        g: &Gaussians,
+        state: Option<&AdamState>,
+    ) -> Result<(), RenderError> {
+        self.state = match state {
+            Some(s) if s.m.len() == g.len() && s.m.sh_degree() == g.sh_degree() => s.clone(),
+            Some(_) => {
+                return Err(RenderError::InvalidInput(
+                    "Adam state does not match the Gaussians".into(),
+                ))
+            }
+            None => AdamState::new(g.len(), g.sh_degree())?,
+        };
+        self.gaussians = g.clone();
+        self.view = None;
+        self.have_grads = false;
+        Ok(())
+    }
+
+    fn update_gaussians(&mut self, start: usize, g: &Gaussians) -> Result<(), RenderError> {
+        if g.sh_degree() != self.gaussians.sh_degree() || start + g.len() > self.gaussians.len() {
+            return Err(RenderError::InvalidInput(format!(
+                "update of {} Gaussians at {start} (degree {}) does not fit {} (degree {})",
+                g.len(),
+                g.sh_degree(),
+                self.gaussians.len(),
+                self.gaussians.sh_degree()
+            )));
+        }
+        for grp in super::GROUPS {
+            let w = super::group_widths(g.sh_degree())[grp as usize];
+            self.gaussians.group_mut(grp)[w * start..w * (start + g.len())]
+                .copy_from_slice(g.group(grp));
+        }
+        Ok(())
+    }
+
+    fn gaussians(&mut self) -> Result<Gaussians, RenderError> {
+        Ok(self.gaussians.clone())
+    }
+
+    fn adam_state(&mut self) -> Result<AdamState, RenderError> {
+        Ok(self.state.clone())
+    }
+
+    fn forward(
+        &mut self,
+        cam: &Camera,
+        t_cw: &Isometry3<f64>,
+    ) -> Result<RenderOutput, RenderError> {
+        self.render(cam, t_cw)?;
+        Ok(RenderOutput {
+            width: cam.width,
+            height: cam.height,
+            colour: self.colour.clone(),
+            depth: self.depth.clone(),
+            alpha: self.alpha.clone(),
+        })
+    }
+
+    fn backward(
+        &mut self,
+        d_colour: &[f32],
+        d_depth: Option<&[f32]>,
+        d_alpha: Option<&[f32]>,
+    ) -> Result<Gradients, RenderError> {
+        self.backprop(d_colour, d_depth, d_alpha)?;
+        Ok(Gradients {
+            params: self.grads.clone(),
+            pose: self.pose_grad,
+        })
+    }
+
+    fn loss(&mut self, target: &[f32], cfg: &LossConfig) -> Result<(f64, Vec<f32>), RenderError> {
+        let l = self.loss_into_buffer(target, cfg)?;
+        Ok((l, self.loss_grad.clone()))
+    }
+
+    fn adam_step(&mut self, cfg: &AdamConfig) -> Result<(), RenderError> {
+        if !self.have_grads {
+            return Err(RenderError::NoForward);
+        }
+        adam::adam_update(
+            &mut self.gaussians,
+            &self.grads,
+            &mut self.state,
+            cfg,
+            self.threads,
+        );
+        self.have_grads = false;
+        self.view = None;
+        Ok(())
+    }
+
+    fn step(
+        &mut self,
+        cam: &Camera,
+        t_cw: &Isometry3<f64>,
+        target: &[f32],
+        loss: &LossConfig,
+        adam: &AdamConfig,
+    ) -> Result<(), RenderError> {
+        self.render(cam, t_cw)?;
+        self.loss_into_buffer(target, loss)?;
+        let d = std::mem::take(&mut self.loss_grad);
+        let r = self.backprop(&d, None, None);
+        self.loss_grad = d;
+        r?;
+        self.adam_step(adam)
+    }
+}

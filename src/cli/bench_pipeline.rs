@@ -15,10 +15,11 @@ pub struct PipelineArgs {
     /// Profiles to run (embedded, desktop).
     #[arg(long, value_delimiter = ',', default_value = "embedded,desktop")]
     pub profiles: Vec<String>,
-    /// Render backends to run (vulkan, cpu); unavailable ones are reported and skipped.
-    #[arg(long, value_delimiter = ',', default_value = "vulkan,cpu")]
+    /// Render backends to run (vulkan, fast, cpu = the slow f64 reference); unavailable ones
+    /// are reported and skipped.
+    #[arg(long, value_delimiter = ',', default_value = "vulkan,fast")]
     pub backends: Vec<String>,
-    /// Stop each run after this many frames (the CPU backend is slow at 100k Gaussians).
+    /// Stop each run after this many frames (CPU backends are slow at 100k Gaussians).
     #[arg(long)]
     pub max_frames: Option<usize>,
     /// Work folder (default: a temporary one).

@@ -55,8 +55,8 @@ pub enum RenderError {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendChoice {
-    /// Vulkan if a device exists (discrete > integrated > virtual > CPU device), else CPU with a
-    /// warning.
+    /// Vulkan on a GPU (discrete > integrated > virtual), else the fast CPU backend (also
+    /// when the only Vulkan device is a CPU implementation such as lavapipe).
     #[default]
     Auto,
     Vulkan,
@@ -186,24 +186,40 @@ pub trait Renderer: Send {
     ) -> Result<(), RenderError>;
 }
 
-/// Creates the configured backend (after environment overrides). `Auto` falls back to the CPU
-/// backend with a warning when no Vulkan device works; `Vulkan` fails instead.
+/// Creates the configured backend (after environment overrides).
+///
+/// `Auto` takes Vulkan on a GPU (or on the device `device` names), and the fast CPU backend
+/// when the only Vulkan devices are CPU implementations such as lavapipe (the native f32 code
+/// is many times faster there) or when Vulkan is missing or fails (with a warning). `Vulkan`
+/// fails instead of falling back.
 pub fn create_renderer(cfg: &RenderConfig) -> Result<Box<dyn Renderer>, RenderError> {
     let cfg = cfg.with_env()?;
     match cfg.backend {
         BackendChoice::Cpu => Ok(Box::new(cpu::CpuRenderer::new(&cfg))),
         BackendChoice::Fast => Ok(Box::new(fast::FastRenderer::new(&cfg))),
         BackendChoice::Vulkan => vulkan::create(&cfg),
-        BackendChoice::Auto => match vulkan::create(&cfg) {
-            Ok(r) => Ok(r),
-            Err(e) => {
-                static WARNED: std::sync::Once = std::sync::Once::new();
-                WARNED.call_once(|| {
-                    tracing::warn!("Vulkan unavailable ({e}); using the CPU rasteriser (slow)")
+        BackendChoice::Auto => {
+            let gpu = vulkan::best_device_kind();
+            if cfg.device.trim().is_empty() && gpu == Some(vulkan::DeviceKind::Cpu) {
+                static NOTED: std::sync::Once = std::sync::Once::new();
+                NOTED.call_once(|| {
+                    tracing::info!(
+                        "the only Vulkan devices are CPU implementations; rendering with the fast CPU backend (render.backend=vulkan forces Vulkan)"
+                    )
                 });
-                Ok(Box::new(cpu::CpuRenderer::new(&cfg)))
+                return Ok(Box::new(fast::FastRenderer::new(&cfg)));
             }
-        },
+            match vulkan::create(&cfg) {
+                Ok(r) => Ok(r),
+                Err(e) => {
+                    static WARNED: std::sync::Once = std::sync::Once::new();
+                    WARNED.call_once(|| {
+                        tracing::warn!("Vulkan unavailable ({e}); using the fast CPU rasteriser")
+                    });
+                    Ok(Box::new(fast::FastRenderer::new(&cfg)))
+                }
+            }
+        }
     }
 }
 
@@ -230,6 +246,21 @@ mod tests {
         assert!(!c.float_atomics);
         assert!(serde_yaml::from_str::<RenderConfig>("tile: 8").is_err());
         assert!(serde_yaml::from_str::<RenderConfig>("backend: opengl").is_err());
+    }
+
+    #[test]
+    fn auto_uses_vulkan_only_on_a_gpu() {
+        if std::env::var("GS_LIVO_RENDER_BACKEND").is_ok()
+            || std::env::var("GS_LIVO_VULKAN_DEVICE").is_ok()
+        {
+            return;
+        }
+        let want = match vulkan::best_device_kind() {
+            Some(vulkan::DeviceKind::Gpu) => Backend::Vulkan,
+            _ => Backend::Fast,
+        };
+        let r = create_renderer(&RenderConfig::default()).unwrap();
+        assert_eq!(r.backend(), want, "{}", r.device_name());
     }
 
     #[test]

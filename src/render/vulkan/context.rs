@@ -42,6 +42,45 @@ fn type_rank(t: PhysicalDeviceType) -> u32 {
     }
 }
 
+/// Whether the best usable Vulkan device is a GPU or a CPU implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    Gpu,
+    Cpu,
+}
+
+/// The kind of the device `Auto` would pick (`None`: no loader or no usable device).
+pub fn best_device_kind() -> Option<DeviceKind> {
+    let lib = VulkanLibrary::new().ok()?;
+    let inst = Instance::new(
+        lib,
+        InstanceCreateInfo {
+            flags: InstanceCreateFlags::ENUMERATE_PORTABILITY,
+            ..Default::default()
+        },
+    )
+    .ok()?;
+    let best = inst
+        .enumerate_physical_devices()
+        .ok()?
+        .filter(|p| usable(p))
+        .map(|p| type_rank(p.properties().device_type))
+        .min()?;
+    Some(if best <= 2 {
+        DeviceKind::Gpu
+    } else {
+        DeviceKind::Cpu
+    })
+}
+
+/// Vulkan 1.2 with a compute queue.
+fn usable(p: &Arc<PhysicalDevice>) -> bool {
+    p.api_version() >= Version::V1_2
+        && p.queue_family_properties()
+            .iter()
+            .any(|q| q.queue_flags.intersects(QueueFlags::COMPUTE))
+}
+
 /// Names of the Vulkan devices the loader enumerates (empty when there is no loader/device).
 pub fn enumerate_devices() -> Vec<String> {
     let Ok(lib) = VulkanLibrary::new() else {
@@ -79,12 +118,6 @@ impl Context {
         if all.is_empty() {
             return Err(RenderError::NoDevice("no Vulkan device".into()));
         }
-        let usable = |p: &Arc<PhysicalDevice>| {
-            p.api_version() >= Version::V1_2
-                && p.queue_family_properties()
-                    .iter()
-                    .any(|q| q.queue_flags.intersects(QueueFlags::COMPUTE))
-        };
         let want = cfg.device.trim();
         let physical = if want.is_empty() {
             let mut c: Vec<_> = all.iter().filter(|p| usable(p)).cloned().collect();

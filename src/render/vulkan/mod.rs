@@ -3,7 +3,7 @@
 mod context;
 mod renderer;
 
-pub use context::enumerate_devices;
+pub use context::{best_device_kind, enumerate_devices, DeviceKind};
 pub use renderer::VulkanRenderer;
 
 use super::{RenderConfig, RenderError, Renderer};

@@ -44,7 +44,7 @@ void main() {
             float gop = g2d[gb + 5u];
             vec3 gcol = vec3(g2d[gb + 6u], g2d[gb + 7u], g2d[gb + 8u]);
             float gdep = g2d[gb + 9u];
-            uint cm = uint(proj[base + 10u]);
+            uint cm = uint(proj[base + 7u]);
             if ((cm & 1u) != 0u) gcol.r = 0.0;
             if ((cm & 2u) != 0u) gcol.g = 0.0;
             if ((cm & 4u) != 0u) gcol.b = 0.0;
@@ -65,7 +65,7 @@ void main() {
             float a = C3[0][0] + DILATION, b = C3[1][0], c = C3[1][1] + DILATION;
             float det = a * c - b * b;
             // Opacity logit.
-            float o = proj[base + 5u];
+            float o = proj[base + 2u];
             G[off_opac() + i] = gop * o * (1.0 - o);
             // SH.
             vec3 draw = pw + transpose(R) * pose_t();

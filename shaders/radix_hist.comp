@@ -1,4 +1,5 @@
-// Radix sort pass, part 1: 16-bin digit histogram of each block of 2048 keys.
+// Radix sort pass, part 1: 16-bin digit histogram of each block of 2048 keys. The key count is
+// counters[0] (tile keys) or, with flag bit 0 (u2.w), the Gaussian count (depth sort).
 layout(local_size_x = 256) in;
 layout(std430, binding = 0) readonly buffer Keys { uint keys[]; };
 layout(std430, binding = 1) readonly buffer Counters { uint counters[]; };
@@ -6,7 +7,7 @@ layout(std430, binding = 2) writeonly buffer Hist { uint hist[]; };
 shared uint s_hist[16];
 
 void main() {
-    uint nkeys = min(counters[0], pc.u1.w);
+    uint nkeys = (pc.u2.w & 1u) != 0u ? pc.u1.x : min(counters[0], pc.u1.w);
     uint shift = pc.u2.x, nblocks = pc.u2.y;
     uint lid = gl_LocalInvocationID.x, block = gl_WorkGroupID.x;
     if (lid < 16u) s_hist[lid] = 0u;

@@ -1,22 +1,17 @@
 // Radix sort pass, part 2: stable scatter. Each thread owns 8 consecutive keys of its block.
 layout(local_size_x = 256) in;
-layout(std430, binding = 0) readonly buffer SHi { uint shi[]; };
-layout(std430, binding = 1) readonly buffer SLo { uint slo[]; };
-layout(std430, binding = 2) readonly buffer SVal { uint sval[]; };
-layout(std430, binding = 3) writeonly buffer DHi { uint dhi[]; };
-layout(std430, binding = 4) writeonly buffer DLo { uint dlo[]; };
-layout(std430, binding = 5) writeonly buffer DVal { uint dval[]; };
-layout(std430, binding = 6) readonly buffer Counters { uint counters[]; };
-layout(std430, binding = 7) readonly buffer HistScan { uint hscan[]; };
+layout(std430, binding = 0) readonly buffer SKey { uint skey[]; };
+layout(std430, binding = 1) readonly buffer SVal { uint sval[]; };
+layout(std430, binding = 2) writeonly buffer DKey { uint dkey[]; };
+layout(std430, binding = 3) writeonly buffer DVal { uint dval[]; };
+layout(std430, binding = 4) readonly buffer Counters { uint counters[]; };
+layout(std430, binding = 5) readonly buffer HistScan { uint hscan[]; };
 shared uint s_cnt[16 * 256];
 
-uint digit(uint idx) {
-    uint key = pc.u2.z == 0u ? slo[idx] : shi[idx];
-    return (key >> pc.u2.x) & 15u;
-}
+uint digit(uint idx) { return (skey[idx] >> pc.u2.x) & 15u; }
 
 void main() {
-    uint nkeys = min(counters[0], pc.u1.w);
+    uint nkeys = (pc.u2.w & 1u) != 0u ? pc.u1.x : min(counters[0], pc.u1.w);
     uint nblocks = pc.u2.y;
     uint lid = gl_LocalInvocationID.x, block = gl_WorkGroupID.x;
     for (uint d = 0u; d < 16u; d++) s_cnt[d * 256u + lid] = 0u;
@@ -37,7 +32,7 @@ void main() {
             uint d = digit(idx);
             uint pos = hscan[d * nblocks + block] + s_cnt[d * 256u + lid];
             s_cnt[d * 256u + lid] += 1u;
-            dhi[pos] = shi[idx]; dlo[pos] = slo[idx]; dval[pos] = sval[idx];
+            dkey[pos] = skey[idx]; dval[pos] = sval[idx];
         }
     }
 }

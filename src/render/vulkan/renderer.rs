@@ -4,12 +4,14 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use nalgebra::Isometry3;
+use vulkano::buffer::view::{BufferView, BufferViewCreateInfo};
 use vulkano::buffer::{Buffer, BufferContents, BufferCreateInfo, BufferUsage, Subbuffer};
 use vulkano::command_buffer::{
     AutoCommandBufferBuilder, CommandBufferUsage, CopyBufferInfo, PrimaryAutoCommandBuffer,
     PrimaryCommandBufferAbstract,
 };
 use vulkano::descriptor_set::{DescriptorSet, WriteDescriptorSet};
+use vulkano::format::Format;
 use vulkano::memory::allocator::{AllocationCreateInfo, MemoryTypeFilter};
 use vulkano::pipeline::{ComputePipeline, Pipeline, PipelineBindPoint};
 use vulkano::query::{QueryPool, QueryPoolCreateInfo, QueryResultFlags, QueryType};
@@ -19,7 +21,7 @@ use vulkano::sync::PipelineStage;
 use super::context::Context;
 use crate::render::{
     check_image, group_widths, sh_coeffs, AdamConfig, AdamState, Backend, Camera, Gaussians,
-    Gradients, LossConfig, RenderConfig, RenderError, RenderOutput, Renderer, GROUPS,
+    Gradients, LossConfig, RenderConfig, RenderError, RenderOutput, Renderer, GROUPS, TILE,
 };
 
 type Builder = AutoCommandBufferBuilder<PrimaryAutoCommandBuffer>;
@@ -74,15 +76,20 @@ struct GaussBufs {
     m: Subbuffer<[f32]>,
     v: Subbuffer<[f32]>,
     proj: Subbuffer<[f32]>,
+    /// `proj` as vec4 texels (PROJ_STRIDE / 4 per Gaussian).
+    proj4: Arc<BufferView>,
     touched: Subbuffer<[u32]>,
     offsets: Subbuffer<[u32]>,
     g2d: Subbuffer<[f32]>,
 }
 
-/// Key buffers (two ping-pong sets of hi/lo/value) and the radix histograms.
+/// Key buffers (two ping-pong sets of key/value) and the radix histograms.
 struct KeyBufs {
     cap: usize,
-    keys: [[Subbuffer<[u32]>; 3]; 2],
+    /// Two sets of (key, value) arrays for the radix sorts' ping-pong.
+    keys: [[Subbuffer<[u32]>; 2]; 2],
+    /// The value arrays (`keys[s][1]`) as u32 texels.
+    vals: [Arc<BufferView>; 2],
     hist: Subbuffer<[u32]>,
     hist_scan: Subbuffer<[u32]>,
 }
@@ -132,6 +139,10 @@ impl VulkanRenderer {
     pub fn new(cfg: &RenderConfig) -> Result<Self, RenderError> {
         let ctx = Context::new(cfg)?;
         let fa = ctx.float_atomics;
+        // Workgroup size (id 0) and the pixel block per invocation (ids 1-3) of the raster kernels.
+        let spec = |[r, c, cull]: [u32; 3]| [(0, TILE * TILE / (r * c)), (1, r), (2, c), (3, cull)];
+        let fwd_spec = spec(ctx.raster_fwd);
+        let bwd_spec = spec(ctx.raster_bwd);
         let pl = Pipelines {
             project: kernel(&ctx, "project", spv!("project"))?,
             scan: kernel(&ctx, "scan", spv!("scan"))?,
@@ -139,11 +150,11 @@ impl VulkanRenderer {
             hist: kernel(&ctx, "radix_hist", spv!("radix_hist"))?,
             scatter: kernel(&ctx, "radix_scatter", spv!("radix_scatter"))?,
             ranges: kernel(&ctx, "ranges", spv!("ranges"))?,
-            fwd: kernel(&ctx, "raster_fwd", spv!("raster_fwd"))?,
+            fwd: kernel_spec(&ctx, "raster_fwd", spv!("raster_fwd"), &fwd_spec)?,
             bwd: if fa {
-                kernel(&ctx, "raster_bwd", spv!("raster_bwd"))?
+                kernel_spec(&ctx, "raster_bwd", spv!("raster_bwd"), &bwd_spec)?
             } else {
-                kernel(&ctx, "raster_bwd_cas", spv!("raster_bwd_cas"))?
+                kernel_spec(&ctx, "raster_bwd_cas", spv!("raster_bwd_cas"), &bwd_spec)?
             },
             pbwd: if fa {
                 kernel(&ctx, "project_bwd", spv!("project_bwd"))?
@@ -211,13 +222,15 @@ impl VulkanRenderer {
 
     fn gauss_bufs(ctx: &Context, cap: usize, sh_degree: u32) -> Result<GaussBufs, RenderError> {
         let per: usize = group_widths(sh_degree).iter().sum();
+        let proj = dev(ctx, 16 * cap)?;
         Ok(GaussBufs {
             cap,
             params: dev(ctx, per * cap)?,
             grads: dev(ctx, per * cap)?,
             m: dev(ctx, per * cap)?,
             v: dev(ctx, per * cap)?,
-            proj: dev(ctx, 12 * cap)?,
+            proj4: view(&proj, Format::R32G32B32A32_SFLOAT)?,
+            proj,
             touched: dev(ctx, cap)?,
             offsets: dev(ctx, cap)?,
             g2d: dev(ctx, 10 * cap)?,
@@ -226,13 +239,18 @@ impl VulkanRenderer {
 
     fn key_bufs(ctx: &Context, cap: usize) -> Result<KeyBufs, RenderError> {
         let cap = cap.div_ceil(BLOCK_KEYS) * BLOCK_KEYS;
-        let set = || -> Result<[Subbuffer<[u32]>; 3], RenderError> {
-            Ok([dev(ctx, cap)?, dev(ctx, cap)?, dev(ctx, cap)?])
+        let set = || -> Result<[Subbuffer<[u32]>; 2], RenderError> {
+            Ok([dev(ctx, cap)?, dev(ctx, cap)?])
         };
         let blocks = cap / BLOCK_KEYS;
+        let keys = [set()?, set()?];
         Ok(KeyBufs {
             cap,
-            keys: [set()?, set()?],
+            vals: [
+                view(&keys[0][1], Format::R32_UINT)?,
+                view(&keys[1][1], Format::R32_UINT)?,
+            ],
+            keys,
             hist: dev(ctx, 16 * blocks)?,
             hist_scan: dev(ctx, 16 * blocks)?,
         })
@@ -339,6 +357,11 @@ impl VulkanRenderer {
     ) -> Result<(), RenderError> {
         let p = &k.p;
         let layout = p.layout().clone();
+        let bindings = layout.set_layouts()[0].bindings();
+        let writes: Vec<_> = writes
+            .into_iter()
+            .filter(|w| bindings.contains_key(&w.binding()))
+            .collect();
         let set = DescriptorSet::new(
             self.ctx.ds_alloc.clone(),
             layout.set_layouts()[0].clone(),
@@ -446,7 +469,9 @@ impl VulkanRenderer {
         let img = self.img.as_ref().expect("ensured");
         let n = self.n as u32;
         let g = &self.g;
+        let k = &self.k;
         let ng = n.div_ceil(256);
+        // Project; (depth, index) pairs into key set 0.
         self.dispatch(
             b,
             &self.pl.project,
@@ -454,13 +479,20 @@ impl VulkanRenderer {
                 WriteDescriptorSet::buffer(0, g.params.clone()),
                 WriteDescriptorSet::buffer(1, g.proj.clone()),
                 WriteDescriptorSet::buffer(2, g.touched.clone()),
+                WriteDescriptorSet::buffer(3, k.keys[0][0].clone()),
+                WriteDescriptorSet::buffer(4, k.keys[0][1].clone()),
             ],
             pc,
             [ng, 1, 1],
         )?;
+        // Depth sort of the Gaussians (8 passes: back in set 0).
+        let depth_passes: Vec<u32> = (0..8).map(|i| 4 * i).collect();
+        self.record_radix(b, pc, &depth_passes, 0, true)?;
+        // Tile counts in depth order, scanned: each Gaussian's first key slot.
         let mut p = *pc;
         p[28] = n;
         p[29] = 0;
+        p[31] = 1;
         self.dispatch(
             b,
             &self.pl.scan,
@@ -468,43 +500,93 @@ impl VulkanRenderer {
                 WriteDescriptorSet::buffer(0, g.touched.clone()),
                 WriteDescriptorSet::buffer(1, g.offsets.clone()),
                 WriteDescriptorSet::buffer(2, self.counters.clone()),
+                WriteDescriptorSet::buffer(3, k.keys[0][1].clone()),
             ],
             &p,
             [1, 1, 1],
         )?;
-        let k = &self.k;
+        // Keys (tile, Gaussian) in depth order into set 1, then a stable sort by tile.
         self.dispatch(
             b,
             &self.pl.emit,
             vec![
                 WriteDescriptorSet::buffer(0, g.proj.clone()),
                 WriteDescriptorSet::buffer(1, g.offsets.clone()),
-                WriteDescriptorSet::buffer(2, k.keys[0][0].clone()),
-                WriteDescriptorSet::buffer(3, k.keys[0][1].clone()),
-                WriteDescriptorSet::buffer(4, k.keys[0][2].clone()),
+                WriteDescriptorSet::buffer(2, k.keys[0][1].clone()),
+                WriteDescriptorSet::buffer(3, k.keys[1][0].clone()),
+                WriteDescriptorSet::buffer(4, k.keys[1][1].clone()),
             ],
             pc,
             [ng, 1, 1],
         )?;
-        // LSD radix sort, 4 bits a pass: depth word (32 bits), then the tile bits.
+        let tile_passes: Vec<u32> = (0..tile_sort_passes(cam)).map(|i| 4 * i).collect();
+        self.record_radix(b, pc, &tile_passes, 1, false)?;
         let (tx, ty) = cam.tiles();
-        let tile_bits = 32 - (tx * ty - 1).leading_zeros();
-        let mut passes: Vec<(u32, u32)> = (0..8).map(|i| (0u32, 4 * i)).collect();
-        passes.extend((0..tile_bits.div_ceil(4)).map(|i| (1u32, 4 * i)));
-        let blocks = (k.cap / BLOCK_KEYS) as u32;
-        for (pi, &(word, shift)) in passes.iter().enumerate() {
-            let src = &k.keys[pi % 2];
-            let dst = &k.keys[(pi + 1) % 2];
+        let last = (1 + tile_passes.len()) % 2;
+        let sorted = &k.keys[last];
+        let sorted_vals = &k.vals[last];
+        b.fill_buffer(img.ranges.clone(), 0).map_err(err("fill"))?;
+        self.dispatch(
+            b,
+            &self.pl.ranges,
+            vec![
+                WriteDescriptorSet::buffer(0, sorted[0].clone()),
+                WriteDescriptorSet::buffer(1, self.counters.clone()),
+                WriteDescriptorSet::buffer(2, img.ranges.clone()),
+            ],
+            pc,
+            [(k.cap as u32).div_ceil(256), 1, 1],
+        )?;
+        let mut p = *pc;
+        p[30] = 1; // "one" for the raster kernels' skip loops
+        self.dispatch(
+            b,
+            &self.pl.fwd,
+            vec![
+                WriteDescriptorSet::buffer_view(0, g.proj4.clone()),
+                WriteDescriptorSet::buffer_view(1, sorted_vals.clone()),
+                WriteDescriptorSet::buffer(2, img.ranges.clone()),
+                WriteDescriptorSet::buffer(3, img.colour.clone()),
+                WriteDescriptorSet::buffer(4, img.depth.clone()),
+                WriteDescriptorSet::buffer(5, img.alpha.clone()),
+                WriteDescriptorSet::buffer(6, img.final_t.clone()),
+                WriteDescriptorSet::buffer(7, img.n_contrib.clone()),
+            ],
+            &p,
+            [tx, ty, 1],
+        )?;
+        Ok(())
+    }
+
+    /// LSD radix passes (4-bit digits at `shifts`) over the (key, value) pairs of key set
+    /// `first`, ping-ponging between the sets: the result is in set `(first + passes) % 2`. The
+    /// count is the Gaussian count (`gaussians`) or the emitted key count (`counters[0]`).
+    fn record_radix(
+        &self,
+        b: &mut Builder,
+        pc: &[u32; 32],
+        shifts: &[u32],
+        first: usize,
+        gaussians: bool,
+    ) -> Result<(), RenderError> {
+        let k = &self.k;
+        let blocks = if gaussians {
+            self.n.div_ceil(BLOCK_KEYS).max(1) as u32
+        } else {
+            (k.cap / BLOCK_KEYS) as u32
+        };
+        for (pi, &shift) in shifts.iter().enumerate() {
+            let src = &k.keys[(first + pi) % 2];
+            let dst = &k.keys[(first + pi + 1) % 2];
             let mut p = *pc;
             p[28] = shift;
             p[29] = blocks;
-            p[30] = word;
-            let keyword = if word == 0 { &src[1] } else { &src[0] };
+            p[31] = u32::from(gaussians);
             self.dispatch(
                 b,
                 &self.pl.hist,
                 vec![
-                    WriteDescriptorSet::buffer(0, keyword.clone()),
+                    WriteDescriptorSet::buffer(0, src[0].clone()),
                     WriteDescriptorSet::buffer(1, self.counters.clone()),
                     WriteDescriptorSet::buffer(2, k.hist.clone()),
                 ],
@@ -521,6 +603,7 @@ impl VulkanRenderer {
                     WriteDescriptorSet::buffer(0, k.hist.clone()),
                     WriteDescriptorSet::buffer(1, k.hist_scan.clone()),
                     WriteDescriptorSet::buffer(2, self.counters.clone()),
+                    WriteDescriptorSet::buffer(3, k.hist.clone()),
                 ],
                 &ps,
                 [1, 1, 1],
@@ -531,54 +614,21 @@ impl VulkanRenderer {
                 vec![
                     WriteDescriptorSet::buffer(0, src[0].clone()),
                     WriteDescriptorSet::buffer(1, src[1].clone()),
-                    WriteDescriptorSet::buffer(2, src[2].clone()),
-                    WriteDescriptorSet::buffer(3, dst[0].clone()),
-                    WriteDescriptorSet::buffer(4, dst[1].clone()),
-                    WriteDescriptorSet::buffer(5, dst[2].clone()),
-                    WriteDescriptorSet::buffer(6, self.counters.clone()),
-                    WriteDescriptorSet::buffer(7, k.hist_scan.clone()),
+                    WriteDescriptorSet::buffer(2, dst[0].clone()),
+                    WriteDescriptorSet::buffer(3, dst[1].clone()),
+                    WriteDescriptorSet::buffer(4, self.counters.clone()),
+                    WriteDescriptorSet::buffer(5, k.hist_scan.clone()),
                 ],
                 &p,
                 [blocks, 1, 1],
             )?;
         }
-        let sorted = &k.keys[passes.len() % 2];
-        b.fill_buffer(img.ranges.clone(), 0).map_err(err("fill"))?;
-        self.dispatch(
-            b,
-            &self.pl.ranges,
-            vec![
-                WriteDescriptorSet::buffer(0, sorted[0].clone()),
-                WriteDescriptorSet::buffer(1, self.counters.clone()),
-                WriteDescriptorSet::buffer(2, img.ranges.clone()),
-            ],
-            pc,
-            [(k.cap as u32).div_ceil(256), 1, 1],
-        )?;
-        self.dispatch(
-            b,
-            &self.pl.fwd,
-            vec![
-                WriteDescriptorSet::buffer(0, g.proj.clone()),
-                WriteDescriptorSet::buffer(1, sorted[2].clone()),
-                WriteDescriptorSet::buffer(2, img.ranges.clone()),
-                WriteDescriptorSet::buffer(3, img.colour.clone()),
-                WriteDescriptorSet::buffer(4, img.depth.clone()),
-                WriteDescriptorSet::buffer(5, img.alpha.clone()),
-                WriteDescriptorSet::buffer(6, img.final_t.clone()),
-                WriteDescriptorSet::buffer(7, img.n_contrib.clone()),
-            ],
-            pc,
-            [tx, ty, 1],
-        )?;
         Ok(())
     }
 
-    fn sorted_vals(&self, cam: &Camera) -> Subbuffer<[u32]> {
-        let (tx, ty) = cam.tiles();
-        let tile_bits = 32 - (tx * ty - 1).leading_zeros();
-        let passes = 8 + tile_bits.div_ceil(4) as usize;
-        self.k.keys[passes % 2][2].clone()
+    /// The sorted Gaussian ids of the latest forward, as texels.
+    fn sorted_vals(&self, cam: &Camera) -> Arc<BufferView> {
+        self.k.vals[(1 + tile_sort_passes(cam) as usize) % 2].clone()
     }
 
     /// Records backward from the gradient images in `dl_*` (flags: bit0 depth, bit1 alpha).
@@ -597,13 +647,14 @@ impl VulkanRenderer {
             .map_err(err("fill"))?;
         let (tx, ty) = cam.tiles();
         let mut p = *pc;
+        p[30] = 1; // "one" for the skip loops
         p[31] = flags;
         self.dispatch(
             b,
             &self.pl.bwd,
             vec![
-                WriteDescriptorSet::buffer(0, g.proj.clone()),
-                WriteDescriptorSet::buffer(1, self.sorted_vals(cam)),
+                WriteDescriptorSet::buffer_view(0, g.proj4.clone()),
+                WriteDescriptorSet::buffer_view(1, self.sorted_vals(cam)),
                 WriteDescriptorSet::buffer(2, img.ranges.clone()),
                 WriteDescriptorSet::buffer(3, img.final_t.clone()),
                 WriteDescriptorSet::buffer(4, img.n_contrib.clone()),
@@ -809,11 +860,59 @@ impl VulkanRenderer {
     }
 }
 
+/// A kernel from its built-in SPIR-V, or from `$GS_LIVO_SHADER_DIR/<name>.spv` when that file
+/// exists (for shader development without rebuilding the crate).
+/// Radix passes (4 bits each) over the tile ids of a camera.
+fn tile_sort_passes(cam: &Camera) -> u32 {
+    let (tx, ty) = cam.tiles();
+    let tile_bits = (32 - (tx * ty).saturating_sub(1).leading_zeros()).max(1);
+    tile_bits.div_ceil(4)
+}
+
 fn kernel(ctx: &Context, name: &'static str, spv: &[u8]) -> Result<Kernel, RenderError> {
+    kernel_spec(ctx, name, spv, &[])
+}
+
+/// [`kernel`] with specialisation constants `(id, value)`.
+fn kernel_spec(
+    ctx: &Context,
+    name: &'static str,
+    spv: &[u8],
+    spec: &[(u32, u32)],
+) -> Result<Kernel, RenderError> {
+    if let Some(dir) = std::env::var_os("GS_LIVO_SHADER_DIR") {
+        let path = std::path::Path::new(&dir).join(format!("{name}.spv"));
+        if let Ok(bytes) = std::fs::read(&path) {
+            tracing::warn!(path = %path.display(), "kernel {name} loaded from GS_LIVO_SHADER_DIR");
+            return Ok(Kernel {
+                p: ctx.pipeline(name, &bytes, spec)?,
+                name,
+            });
+        }
+    }
     Ok(Kernel {
-        p: ctx.pipeline(name, spv)?,
+        p: ctx.pipeline(name, spv, spec)?,
         name,
     })
+}
+
+/// A texel view (e.g. `R32G32B32A32_SFLOAT` for vec4 reads through `texelFetch`, which CPU
+/// drivers vectorise, unlike storage-buffer loads).
+fn view<T: BufferContents>(
+    buf: &Subbuffer<[T]>,
+    format: Format,
+) -> Result<Arc<BufferView>, RenderError>
+where
+    [T]: BufferContents,
+{
+    BufferView::new(
+        buf.clone(),
+        BufferViewCreateInfo {
+            format,
+            ..Default::default()
+        },
+    )
+    .map_err(err("buffer view"))
 }
 
 fn dev<T: BufferContents>(ctx: &Context, len: usize) -> Result<Subbuffer<[T]>, RenderError>
@@ -824,6 +923,8 @@ where
         ctx.mem.clone(),
         BufferCreateInfo {
             usage: BufferUsage::STORAGE_BUFFER
+                | BufferUsage::UNIFORM_TEXEL_BUFFER
+                | BufferUsage::STORAGE_TEXEL_BUFFER
                 | BufferUsage::TRANSFER_SRC
                 | BufferUsage::TRANSFER_DST,
             ..Default::default()

@@ -249,8 +249,14 @@ fn gates_skip_and_count_without_touching_the_filter() {
         let before = (*f.state(), *f.covariance());
         let out = upd.update(&mut f, img, &[], g);
         if !out.applied() {
-            assert_eq!(before, (*f.state(), *f.covariance()));
             assert_eq!(upd.counters().skipped(), 1);
+            if out.exposure_updated {
+                // Exposure only: everything but tau stays.
+                let e = f.state().boxminus(&before.0);
+                assert!(e.fixed_rows::<18>(0).norm() < 1e-12, "{e:?}");
+            } else {
+                assert_eq!(before, (*f.state(), *f.covariance()));
+            }
         }
         out.skipped
     };
@@ -305,4 +311,100 @@ fn gates_skip_and_count_without_touching_the_filter() {
     );
     // At the truth the update applies and barely moves.
     assert_eq!(run(&cfg, &img, &g, xt), None);
+}
+
+/// The pipeline's driver: no map is counted, applied updates give the exposure gain for the
+/// mapper, skips are counted by name and leave the filter (covariance included) untouched even
+/// after a degenerate LiDAR scan.
+#[test]
+fn driver_counts_reports_exposure_and_restores_on_skip() {
+    use gs_livo::estimator::visual::{MapView, VisualDriver};
+    use gs_livo::gaussian::Gaussian;
+    let g = scene(4);
+    // The same scene as map Gaussians (f32), as the mapper's window holds them.
+    let gs: Vec<Gaussian> = (0..g.len())
+        .map(|i| {
+            let mut x = Gaussian::default();
+            let f = |grp: Group, k: usize| g.get(grp, i)[k] as f32;
+            x.mean = std::array::from_fn(|k| f(Group::Mean, k));
+            x.log_scale = std::array::from_fn(|k| f(Group::LogScale, k));
+            x.rotation = std::array::from_fn(|k| f(Group::Rotation, k));
+            x.opacity_logit = f(Group::Opacity, 0);
+            x.sh[0] = std::array::from_fn(|k| f(Group::ShDc, k));
+            x
+        })
+        .collect();
+    let xt = truth();
+    let gain = 1.2;
+    let mut img = camera_image(&g, &xt, gain);
+    img.stamp = 7_000;
+    let cfg = VisualConfig {
+        iterations: 5,
+        ..config()
+    };
+    let mut drv = VisualDriver::new(&cfg, &cam_cfg(), imu_t_camera(), 1.0);
+    let mut f = filter_at(xt, 7_000);
+    let r = drv.process(&mut f, std::slice::from_ref(&img), &[], None, None);
+    assert_eq!(r.len(), 1);
+    assert!(r[0].outcome.is_none() && r[0].exposure == 1.0);
+    assert_eq!(drv.stats().skipped.get("no_map"), Some(&1));
+    let map = MapView {
+        frame: 3,
+        gaussians: &gs,
+        sh_degree: 0,
+        background: [0.0; 3],
+    };
+    for _ in 0..2 {
+        let r = drv.process(&mut f, std::slice::from_ref(&img), &[], Some(map), None);
+        assert!(r[0].outcome.as_ref().unwrap().applied(), "{r:?}");
+    }
+    let st = drv.stats();
+    assert_eq!((st.images, st.applied), (3, 2));
+    let est = st.exposure.last().unwrap()[1];
+    assert!((est / gain - 1.0).abs() < 0.02, "{est}");
+    assert!(st.pixels_median > 100.0 && st.rms_after_median <= st.rms_before_median);
+    // A skip after a degenerate scan: counted by its name, filter restored exactly.
+    let mut dark = img.clone();
+    dark.rgb.iter_mut().for_each(|v| *v = 1);
+    // 50 ms later (no IMU: the state is held), so the directional noise would be non-zero.
+    f.propagate_to(7_000 + 50_000_000);
+    let before = (*f.state(), *f.covariance());
+    let r = drv.process(&mut f, &[dark], &[], Some(map), Some([1.0, 0.0, 0.0]));
+    assert!(!r[0].outcome.as_ref().unwrap().applied());
+    assert_eq!(before, (*f.state(), *f.covariance()));
+    assert_eq!(drv.stats().skipped.get("under_exposed"), Some(&1));
+    assert_eq!(drv.stats().skipped_total(), 2);
+}
+
+/// A pose update gated out for low coverage still measures the exposure from the covered pixels
+/// (Schmidt update of tau alone): tau moves to the truth, nothing else changes.
+#[test]
+fn exposure_only_update_when_the_pose_update_is_gated() {
+    let g = scene(5);
+    let xt = truth();
+    let gain = 0.8;
+    let mut img = camera_image(&g, &xt, gain);
+    img.stamp = 9_000;
+    // Coverage can never reach 100 %: the pose update is always skipped.
+    let cfg = VisualConfig {
+        min_coverage: 1.01,
+        ..config()
+    };
+    let mut upd = PhotometricUpdate::new(&cfg, &cam_cfg(), imu_t_camera());
+    let mut d = ErrVec::zeros();
+    d[POS] = 0.01;
+    let x0 = xt.boxplus(&d);
+    let mut f = filter_at(x0, 9_000);
+    let p0 = *f.covariance();
+    let out = upd.update(&mut f, &img, &[], &g);
+    assert_eq!(out.skipped, Some(SkipReason::LowCoverage));
+    assert!(out.exposure_updated && out.pixels > 100, "{out:?}");
+    assert!((out.exposure() / gain - 1.0).abs() < 0.03, "{out:?}");
+    assert_eq!(upd.counters().exposure_only, 1);
+    let e = f.state().boxminus(&x0);
+    assert!(e.fixed_rows::<18>(0).norm() < 1e-12);
+    // Only tau's variance and its correlations shrank.
+    let p1 = f.covariance();
+    assert!(p1[(TAU, TAU)] < 0.01 * p0[(TAU, TAU)]);
+    assert_eq!(p1.fixed_view::<18, 18>(0, 0), p0.fixed_view::<18, 18>(0, 0));
 }

@@ -97,7 +97,13 @@ pub fn print_table(s: &RunSummary, out: &Path) {
             format!("{:.2} dB mean over {} renders", q.psnr_mean_db, q.renders)
         });
     let visual = if s.visual.enabled {
-        format!("{} applied / {} images", s.visual.applied, s.visual.images)
+        let v = &s.visual.run;
+        format!(
+            "{} applied / {} images ({} skipped)",
+            v.applied,
+            v.images,
+            v.skipped_total()
+        )
     } else if s.visual.available {
         "off (lio mode)".into()
     } else {

@@ -44,6 +44,8 @@ pub struct MapSnapshot {
     pub frame: u64,
     pub gaussians: Arc<Vec<Gaussian>>,
     pub sh_degree: u32,
+    /// Background colour the mapper composites renders over.
+    pub background: [f32; 3],
 }
 
 /// A render next to the camera image it should look like.
@@ -235,6 +237,10 @@ impl MapStage {
             frame,
             gaussians: Arc::new(self.mapper.window().gaussians().to_vec()),
             sh_degree: self.mapper.config().sh_degree,
+            background: self
+                .mapper
+                .background()
+                .map_or([0.0; 3], |b| b.mean_colour()),
         }
     }
 

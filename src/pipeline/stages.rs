@@ -15,6 +15,7 @@ use super::summary::Timings;
 use super::{DropCounters, Flow, Mode, PipelineError, PipelineOptions};
 use crate::config::Config;
 use crate::estimator::state::{POS, ROT};
+use crate::estimator::visual::{MapView, VisualDriver, VisualRunStats};
 use crate::estimator::{Lio, LioCounters, ScanResult};
 use crate::ros::outputs::{MapCentres, StateEstimate};
 use crate::sensors::{stamp_diff_secs, Measurement, PointCloud, PoseStamped};
@@ -23,7 +24,7 @@ use crate::sync::{MeasurementPackage, SyncCounters, SyncSettings, Synchronizer};
 /// Where measurements come from.
 pub enum Source {
     /// A bag, read by the ingest thread.
-    Bag(BagInput),
+    Bag(Box<BagInput>),
     /// Decoded measurements from elsewhere (the ROS node); ends when the sender disconnects.
     Channel(Receiver<Measurement>),
 }
@@ -61,11 +62,11 @@ pub type StageTime = (&'static str, f64);
 pub struct VisualStats {
     /// Whether this build has a visual update (LIVO mode uses it when it does).
     pub available: bool,
+    /// LIVO mode with `visual.enabled`.
     pub enabled: bool,
-    pub images: u64,
-    pub applied: u64,
-    /// Reason -> count.
-    pub skipped: BTreeMap<String, u64>,
+    /// Counts, skip reasons, medians and the exposure estimates.
+    #[serde(flatten)]
+    pub run: VisualRunStats,
 }
 
 /// Counters shared by the threads while they run (read by the outputs for summaries).
@@ -159,7 +160,12 @@ fn estimator_config(cfg: &Config, opts: &PipelineOptions) -> Config {
 }
 
 /// Whether this build's estimator has a visual update.
-pub const VISUAL_AVAILABLE: bool = false;
+pub const VISUAL_AVAILABLE: bool = true;
+
+/// Whether the visual update runs: LIVO mode, `visual.enabled`, and a map to render.
+fn visual_enabled(cfg: &Config, opts: &PipelineOptions) -> bool {
+    VISUAL_AVAILABLE && opts.mode == Mode::Livo && opts.mapping && cfg.visual.enabled
+}
 
 struct Estimator<'a> {
     cfg: Config,
@@ -174,6 +180,9 @@ struct Estimator<'a> {
     map: Option<Sender<MapFrame>>,
     snapshots: Option<Receiver<MapSnapshot>>,
     pending_snapshots: BTreeMap<u64, MapSnapshot>,
+    /// The photometric update (LIVO with a map), with its statistics.
+    visual: Option<VisualDriver>,
+    stop: Arc<AtomicBool>,
 }
 
 impl Estimator<'_> {
@@ -210,8 +219,18 @@ impl Estimator<'_> {
             Flow::Offline => {
                 let want = k.checked_sub(lag)?;
                 while !self.pending_snapshots.contains_key(&want) {
-                    let s = rx.recv().ok()?;
-                    self.pending_snapshots.insert(s.frame, s);
+                    // A stopping mapper skips frames: do not wait for it then.
+                    match rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                        Ok(s) => {
+                            self.pending_snapshots.insert(s.frame, s);
+                        }
+                        Err(crossbeam::channel::RecvTimeoutError::Timeout) => {
+                            if self.stop.load(Ordering::Relaxed) {
+                                return None;
+                            }
+                        }
+                        Err(crossbeam::channel::RecvTimeoutError::Disconnected) => return None,
+                    }
                 }
                 let s = self.pending_snapshots.remove(&want);
                 self.pending_snapshots.retain(|&f, _| f > want);
@@ -243,14 +262,27 @@ impl Estimator<'_> {
         self.frame += 1;
         let mut times: Vec<StageTime> = vec![("lio", lio_ms)];
 
-        // Sequential visual update on the map as of frame k - lag.
-        let mut visual = VisualStats::default();
-        if self.opts.mode == Mode::Livo && VISUAL_AVAILABLE && !pkg.images.is_empty() {
+        // Sequential visual update on the map as of frame k - lag; the exposure gain of each
+        // image (1 without the update) goes to the mapper with it.
+        let mut gains = vec![1.0f32; pkg.images.len()];
+        if self.visual.is_some() && !pkg.images.is_empty() {
             let t = Instant::now();
             let snap = self.snapshot_for(k);
-            visual.images += pkg.images.len() as u64;
-            if snap.is_none() {
-                *visual.skipped.entry("no map yet".into()).or_default() += 1;
+            // Offline this waits for the mapper (frame k - lag): timed apart from the update.
+            times.push(("visual_wait", t.elapsed().as_secs_f64() * 1e3));
+            let t = Instant::now();
+            if let (Some(vis), Some(f)) = (self.visual.as_mut(), self.lio.filter_mut()) {
+                let view = snap.as_ref().map(|s| MapView {
+                    frame: s.frame,
+                    gaussians: s.gaussians.as_slice(),
+                    sh_degree: s.sh_degree,
+                    background: s.background,
+                });
+                let weak = res.degeneracy.filter(|d| d.degenerate).map(|d| d.weakest);
+                let results = vis.process(f, &pkg.images, &pkg.imu, view, weak);
+                for (g, r) in gains.iter_mut().zip(results) {
+                    *g = r.exposure as f32;
+                }
             }
             times.push(("visual", t.elapsed().as_secs_f64() * 1e3));
         }
@@ -291,7 +323,8 @@ impl Estimator<'_> {
         let images: Vec<PosedFrameImage> = pkg
             .images
             .iter()
-            .map(|img| {
+            .zip(&gains)
+            .map(|(img, &exposure)| {
                 let world_t_imu = match &self.prev {
                     Some(p0) if cur.stamp > p0.stamp => {
                         let a = stamp_diff_secs(img.stamp, p0.stamp)
@@ -303,7 +336,7 @@ impl Estimator<'_> {
                 PosedFrameImage {
                     image: img.clone(),
                     world_t_imu,
-                    exposure: 1.0,
+                    exposure,
                 }
             })
             .collect();
@@ -324,12 +357,8 @@ impl Estimator<'_> {
             s.sensor_seconds = stamp_diff_secs(res.stamp, first);
             s.lio = self.lio.counters().clone();
             s.sync = self.sync.counters().clone();
-            s.visual.available = VISUAL_AVAILABLE;
-            s.visual.enabled = self.opts.mode == Mode::Livo && VISUAL_AVAILABLE;
-            s.visual.images += visual.images;
-            s.visual.applied += visual.applied;
-            for (r, n) in visual.skipped {
-                *s.visual.skipped.entry(r).or_default() += n;
+            if let Some(v) = &self.visual {
+                s.visual.run = v.stats().clone();
             }
         }
         let flow = self.opts.flow;
@@ -449,11 +478,11 @@ pub fn run_pipeline(
         None
     };
     let renderer = map_stage.as_ref().map(|m| m.renderer_name());
-    let needs_snapshots = opts.mode == Mode::Livo && VISUAL_AVAILABLE && map_stage.is_some();
+    let needs_snapshots = visual_enabled(&est_cfg, opts) && map_stage.is_some();
     {
         let mut s = lock(&stats);
         s.visual.available = VISUAL_AVAILABLE;
-        s.visual.enabled = opts.mode == Mode::Livo && VISUAL_AVAILABLE;
+        s.visual.enabled = needs_snapshots;
     }
 
     std::thread::scope(|scope| {
@@ -502,7 +531,25 @@ pub fn run_pipeline(
                 ..Default::default()
             };
             let cfg = est_cfg.clone();
+            let stop = stop.clone();
             scope.spawn(move || {
+                let visual = needs_snapshots.then(|| {
+                    let mut vcfg = cfg.visual.clone();
+                    let map_level = cfg.gaussian.downsample.max(1).ilog2();
+                    if map_level > vcfg.pyramid_level {
+                        tracing::info!(
+                            "visual update at pyramid level {map_level} (the map is optimised at 1/{} resolution)",
+                            cfg.gaussian.downsample
+                        );
+                        vcfg.pyramid_level = map_level;
+                    }
+                    VisualDriver::new(
+                        &vcfg,
+                        &cfg.camera,
+                        cfg.extrinsics.imu_T_camera.0,
+                        cfg.imu.accel_scale,
+                    )
+                });
                 let mut e = Estimator {
                     lio: Lio::new(&cfg),
                     cfg,
@@ -516,6 +563,8 @@ pub fn run_pipeline(
                     map,
                     snapshots,
                     pending_snapshots: BTreeMap::new(),
+                    visual,
+                    stop,
                 };
                 for m in meas_rx.iter() {
                     e.push(m);

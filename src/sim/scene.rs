@@ -251,16 +251,35 @@ impl Scene {
         s
     }
 
-    /// A 30 m long, 2.4 m wide, 2.6 m high corridor along x: no objects inside, textured walls.
-    /// Geometrically the same everywhere along its axis (LiDAR-degenerate), visually rich.
+    /// An endless corridor along x, 2.4 m wide and 2.6 m high: four infinite textured planes
+    /// (floor, ceiling, two walls) and nothing else. Its cross-section is the same everywhere and
+    /// it has no ends (rays along it leave the LiDAR's range), so LiDAR geometry says nothing
+    /// about the position along the axis (LiDAR-degenerate), while the textures do (visually
+    /// rich).
     pub fn corridor() -> Self {
         let mut s = Scene {
             name: "corridor".into(),
             primitives: Vec::new(),
-            free_min: Vector3::new(-14.0, -0.7, 0.8),
-            free_max: Vector3::new(14.0, 0.7, 1.8),
+            free_min: Vector3::new(f64::NEG_INFINITY, -0.7, 0.8),
+            free_max: Vector3::new(f64::INFINITY, 0.7, 1.8),
         };
-        s.add_box([0.0, 0.0, 1.3], [15.0, 1.2, 1.3], 0.0, 1.0);
+        let (half_width, height) = (1.2, 2.6);
+        for (origin, normal) in [
+            ([0.0, 0.0, 0.0], [0.0, 0.0, 1.0]),
+            ([0.0, 0.0, height], [0.0, 0.0, -1.0]),
+            ([0.0, -half_width, 0.0], [0.0, 1.0, 0.0]),
+            ([0.0, half_width, 0.0], [0.0, -1.0, 0.0]),
+        ] {
+            let texture = s.next_texture(1.0);
+            s.primitives.push(Primitive {
+                shape: Shape::Plane {
+                    origin: origin.into(),
+                    normal: normal.into(),
+                    u_axis: Vector3::x(),
+                },
+                texture,
+            });
+        }
         s
     }
 
@@ -412,6 +431,38 @@ mod tests {
         assert!(c
             .intersect(&ray([0.0, 0.0, 3.0], [1.0, 0.0, 0.0]))
             .is_none());
+    }
+
+    /// The corridor looks the same to a range sensor at any x: same distances in every
+    /// direction, and no end along the axis.
+    #[test]
+    fn corridor_is_uniform_along_its_axis_and_open() {
+        let s = Scene::corridor();
+        let dirs = [
+            [0.0, 1.0, 0.3],
+            [0.2, -1.0, 0.1],
+            [0.5, 0.3, -1.0],
+            [1.0, 0.8, 1.0],
+        ];
+        for x in [-500.0, 0.0, 37.3, 1000.0] {
+            for d in dirs {
+                let a = s.intersect(&ray([0.0, 0.1, 1.4], d)).unwrap();
+                let b = s.intersect(&ray([x, 0.1, 1.4], d)).unwrap();
+                assert!((a.t - b.t).abs() < 1e-9, "x {x} dir {d:?}");
+                assert_eq!(a.primitive, b.primitive);
+            }
+        }
+        // Along the axis nothing is hit: no end walls.
+        assert!(s
+            .intersect(&ray([0.0, 0.1, 1.4], [1.0, 0.0, 0.0]))
+            .is_none());
+        assert!(s
+            .intersect(&ray([0.0, 0.1, 1.4], [-1.0, 0.0, 0.0]))
+            .is_none());
+        // Textured: the albedo varies along the wall.
+        let h0 = s.intersect(&ray([0.0, 0.0, 1.3], [0.0, 1.0, 0.0])).unwrap();
+        let h1 = s.intersect(&ray([0.3, 0.0, 1.3], [0.0, 1.0, 0.0])).unwrap();
+        assert_ne!(s.albedo(&h0, 0.0), s.albedo(&h1, 0.0));
     }
 
     #[test]

@@ -11,7 +11,9 @@ pub struct VisualConfig {
     pub enabled: bool,
     /// Gauss-Newton iterations of the iterated update.
     pub iterations: usize,
-    /// Optimisation resolution: the image is box-downsampled by `2^pyramid_level`.
+    /// Optimisation resolution: the image is box-downsampled by `2^pyramid_level`. The pipeline
+    /// raises it to the mapper's optimisation resolution (`gaussian.downsample`) when that is
+    /// coarser: the map is trained there and has no reliable detail below it.
     pub pyramid_level: u32,
     /// Candidate pixels need a grey gradient magnitude (per pixel, central differences) above this.
     pub gradient_threshold: f64,
@@ -21,11 +23,15 @@ pub struct VisualConfig {
     pub max_pixels: usize,
     /// Fewest well-covered pixels for an update.
     pub min_pixels: usize,
-    /// A pixel counts as covered by the map when the render's accumulated opacity reaches this.
+    /// A pixel counts as covered by the map when the render's accumulated opacity reaches this
+    /// (the rest of the pixel is the mapper's background, modelled as the mapper renders it).
     pub min_alpha: f64,
     /// Fewest covered candidates (fraction) for an update (map coverage in view).
     pub min_coverage: f64,
-    /// Photometric noise (1 sigma, grey units) of one residual.
+    /// Fewest covered pixels for an exposure-only update when the pose update is skipped.
+    pub min_exposure_pixels: usize,
+    /// Photometric noise (1 sigma, grey units) of one residual: about the residual RMS left
+    /// after convergence on the simulator (0.02-0.05); larger values weaken the update.
     pub sigma: f64,
     /// Huber threshold in sigmas.
     pub huber: f64,
@@ -46,6 +52,13 @@ pub struct VisualConfig {
     pub max_image_age: f64,
     /// Pixels this close to the border (at the optimisation resolution) are not used.
     pub border: u32,
+    /// White acceleration noise density (m/s^1.5; 0 = off) added along the LiDAR's weakest
+    /// direction over each scan interval before an update that follows a LiDAR-degenerate
+    /// scan. The LiDAR's information along that direction comes from plane-normal noise that is
+    /// fixed per voxel, so it is not independent from scan to scan and leaves the filter's
+    /// position and velocity covariance there overconfident; without this the camera could
+    /// correct neither the position nor, through their correlation, the velocity.
+    pub degenerate_accel_noise: f64,
     /// Near plane of the render (m).
     pub near: f64,
 }
@@ -60,9 +73,10 @@ impl Default for VisualConfig {
             grid_size: 6,
             max_pixels: 1500,
             min_pixels: 60,
-            min_alpha: 0.95,
+            min_alpha: 0.8,
             min_coverage: 0.3,
-            sigma: 0.1,
+            min_exposure_pixels: 20,
+            sigma: 0.03,
             huber: 1.5,
             exposure_walk: 0.3,
             max_saturated_fraction: 0.3,
@@ -74,6 +88,7 @@ impl Default for VisualConfig {
             max_rotation: 0.05,
             max_image_age: 0.2,
             border: 4,
+            degenerate_accel_noise: 0.2,
             near: 0.1,
         }
     }
@@ -108,6 +123,10 @@ impl VisualConfig {
             if !(0.0..=1.0).contains(&v) {
                 return bad(k, format!("must be in [0, 1], got {v}"));
             }
+        }
+        let v = self.degenerate_accel_noise;
+        if !(v.is_finite() && v >= 0.0) {
+            return bad("degenerate_accel_noise", format!("must be >= 0, got {v}"));
         }
         if !(self.exposure_walk.is_finite() && self.exposure_walk >= 0.0) {
             return bad(

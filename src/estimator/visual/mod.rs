@@ -16,10 +16,13 @@
 
 pub mod chain;
 mod config;
+mod driver;
+pub mod exposure;
 pub mod image;
 mod update;
 
 pub use config::VisualConfig;
+pub use driver::{add_directional_accel_noise, ImageResult, MapView, VisualDriver, VisualRunStats};
 pub use update::{PhotometricUpdate, SkipReason, VisualCounters, VisualUpdateOutcome};
 
 use crate::render::{GaussianSet, Group};

@@ -8,7 +8,7 @@ use super::chain::{body_to_image, camera_t_world, pose_chain};
 use super::image::{select_pixels, Grey};
 use super::VisualConfig;
 use crate::estimator::ieskf::{Ieskf, Linearization, UpdateSettings};
-use crate::estimator::state::{ErrVec, State, POS, ROT, TAU};
+use crate::estimator::state::{ErrMat, ErrVec, State, POS, ROT, TAU};
 use crate::render::cpu::pose_jacobian::PoseJacobianFrame;
 use crate::render::{Camera, GaussianSet};
 use crate::sensors::{stamp_diff_secs, Image, ImuSample, Stamp};
@@ -55,6 +55,8 @@ pub struct VisualUpdateOutcome {
     pub rms_after: f64,
     /// Inverse exposure after the call; the exposure gain is `1 / tau`.
     pub tau: f64,
+    /// Whether tau was updated from this image (also when the pose update was skipped).
+    pub exposure_updated: bool,
     /// Pose change applied (m, rad).
     pub translation: f64,
     pub rotation: f64,
@@ -86,6 +88,8 @@ pub struct VisualCounters {
     pub cost_increase: usize,
     pub large_step: usize,
     pub filter: usize,
+    /// Skipped pose updates that still updated the exposure.
+    pub exposure_only: usize,
 }
 
 impl VisualCounters {
@@ -110,18 +114,60 @@ impl VisualCounters {
     }
 }
 
-/// Grey render value normalised by the accumulated opacity (the colour of the surface without
-/// the black background bleeding through partly covered pixels, which would bias tau and,
-/// through the mapper's exposure normalisation, darken the map over time), and its pose
-/// derivative.
-fn grey_render(pj: &crate::render::cpu::pose_jacobian::PixelJacobian) -> (f64, [f64; 6]) {
-    let a = pj.alpha.max(1e-6);
+/// Grey value of the map's composite `C + (1 - alpha) b` over background grey `b` (what the
+/// mapper renders and trains against the exposure-normalised images, so tau compares like with
+/// like; any other model, e.g. `C / alpha`, differs from the trained one where alpha < 1 and
+/// biases tau, which the map then absorbs and drifts with), and its pose derivative.
+fn grey_render(
+    pj: &crate::render::cpu::pose_jacobian::PixelJacobian,
+    background: f64,
+) -> (f64, [f64; 6]) {
     let c = (pj.colour[0] + pj.colour[1] + pj.colour[2]) / 3.0;
     let d: [f64; 6] = std::array::from_fn(|j| {
         let dc = (pj.d_colour[0][j] + pj.d_colour[1][j] + pj.d_colour[2][j]) / 3.0;
-        dc / a - c * pj.d_alpha[j] / (a * a)
+        dc - background * pj.d_alpha[j]
     });
-    (c / a, d)
+    (c + (1.0 - pj.alpha) * background, d)
+}
+
+/// One covered pixel's residual `tau * I_cam - I_render` and Jacobian row.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    px: (u32, u32),
+    r: f64,
+    h: ErrVec,
+    cam: f64,
+    ren: f64,
+}
+
+/// The error-state Jacobian row of a residual: the render's pose derivative `d_ren` (render
+/// perturbation order) through the chain `m`, negated; `d r / d tau = I_cam`.
+fn jacobian_row(d_ren: &[f64; 6], m: &nalgebra::SMatrix<f64, 6, 6>, cam: f64) -> ErrVec {
+    let mut h = ErrVec::zeros();
+    for c in 0..6 {
+        let mut s = 0.0;
+        for (row, dr) in d_ren.iter().enumerate() {
+            s += dr * m[(row, c)];
+        }
+        h[if c < 3 { ROT + c } else { POS + c - 3 }] = -s;
+    }
+    h[TAU] = cam;
+    h
+}
+
+/// Median absolute residual after refitting tau alone (`tau = sum I R / sum I^2`): large when
+/// the image does not show the map, whatever the exposure change.
+fn median_abs_after_tau_fit(rows: &[Row]) -> f64 {
+    let (num, den) = rows.iter().fold((0.0, 0.0), |(n, d), r| {
+        (n + r.cam * r.ren, d + r.cam * r.cam)
+    });
+    if rows.is_empty() || den <= 0.0 {
+        return f64::INFINITY;
+    }
+    let tau = num / den;
+    let mut abs: Vec<f64> = rows.iter().map(|r| (tau * r.cam - r.ren).abs()).collect();
+    let mid = abs.len() / 2;
+    *abs.select_nth_unstable_by(mid, |a, b| a.total_cmp(b)).1
 }
 
 /// Residuals of the fixed pixel set at one state.
@@ -130,7 +176,6 @@ struct Evaluation {
     /// Mean Huber cost (in sigma^2 units) over valid pixels.
     cost: f64,
     rms: f64,
-    median_abs: f64,
     valid: usize,
 }
 
@@ -145,6 +190,8 @@ pub struct PhotometricUpdate {
     imu_t_camera: Isometry3<f64>,
     counters: VisualCounters,
     last_stamp: Option<Stamp>,
+    /// Grey of the map's background colour (0 when the mapper estimates none).
+    background: f64,
 }
 
 impl PhotometricUpdate {
@@ -177,11 +224,18 @@ impl PhotometricUpdate {
             imu_t_camera,
             counters: VisualCounters::default(),
             last_stamp: None,
+            background: 0.0,
         }
     }
 
     pub fn config(&self) -> &VisualConfig {
         &self.cfg
+    }
+
+    /// The map's background colour (exposure-normalised RGB in [0, 1]) that its renders are
+    /// composited over; black by default.
+    pub fn set_background(&mut self, rgb: [f32; 3]) {
+        self.background = rgb.iter().map(|&v| f64::from(v)).sum::<f64>() / 3.0;
     }
 
     pub fn counters(&self) -> &VisualCounters {
@@ -214,6 +268,7 @@ impl PhotometricUpdate {
             rms_before: 0.0,
             rms_after: 0.0,
             tau: tau0,
+            exposure_updated: false,
             translation: 0.0,
             rotation: 0.0,
         };
@@ -221,6 +276,9 @@ impl PhotometricUpdate {
             Ok(()) => self.counters.applied += 1,
             Err(r) => {
                 self.counters.count(r);
+                if out.exposure_updated {
+                    self.counters.exposure_only += 1;
+                }
                 out.skipped = Some(r);
                 if out.rms_after == 0.0 {
                     out.rms_after = out.rms_before;
@@ -280,52 +338,55 @@ impl PhotometricUpdate {
             cfg.saturated_level,
         );
         let frame = PoseJacobianFrame::new(gaussians, &self.camera, &camera_t_world(&prior, &ext));
-        let pixels: Vec<(u32, u32)> = candidates
-            .iter()
-            .copied()
-            .filter(|&(x, y)| frame.pixel(x, y).is_some_and(|p| p.alpha >= cfg.min_alpha))
-            .collect();
+        // Rows of the covered candidates: these pixels stay fixed over the iterations.
+        let rows0 = self.rows(&frame, &prior, &ext, &grey, &candidates);
+        let pixels: Vec<(u32, u32)> = rows0.iter().map(|r| r.px).collect();
         out.coverage = pixels.len() as f64 / candidates.len().max(1) as f64;
         out.pixels = pixels.len();
-        if pixels.len() < cfg.min_pixels || out.coverage < cfg.min_coverage {
-            return Err(SkipReason::LowCoverage);
-        }
-        let before = self.evaluate(&frame, &prior, &ext, &grey, &pixels);
-        out.rms_before = before.rms;
-        if before.median_abs > cfg.innovation_gate * cfg.sigma {
-            return Err(SkipReason::Innovation);
-        }
 
-        // Exposure random walk since the last visual update.
+        // Exposure random walk since the last update of tau (applied only if tau is updated).
         let saved = (prior, *filter.covariance());
         let dt = self
             .last_stamp
             .map_or(0.0, |s| stamp_diff_secs(image.stamp, s).clamp(0.0, 2.0));
-        self.last_stamp = Some(image.stamp);
         let mut cov = saved.1;
         cov[(TAU, TAU)] += cfg.exposure_walk * cfg.exposure_walk * dt;
-        filter.set_state(prior, cov);
+        let walked = (prior, cov);
+
+        if pixels.len() < cfg.min_pixels || out.coverage < cfg.min_coverage {
+            return self.exposure_only(filter, &rows0, walked, saved, image.stamp, out, {
+                SkipReason::LowCoverage
+            });
+        }
+        let before = self.evaluate(&rows0, &prior);
+        out.rms_before = before.rms;
+        // Plausibility after fitting the exposure alone, so an exposure change is no outlier.
+        if median_abs_after_tau_fit(&rows0) > cfg.innovation_gate * cfg.sigma {
+            return Err(SkipReason::Innovation);
+        }
+        filter.set_state(walked.0, walked.1);
 
         let settings = UpdateSettings {
             max_iterations: cfg.iterations,
             eps_rot: 1e-5,
             eps_pos: 1e-5,
         };
-        let mut first = Some(before.lin);
+        let mut first = Some(before.lin.clone());
         let mut meas = |x: &State, _it: usize| -> Option<Linearization> {
             if let Some(l) = first.take() {
                 return Some(l);
             }
             let f = PoseJacobianFrame::new(gaussians, &self.camera, &camera_t_world(x, &ext));
-            let e = self.evaluate(&f, x, &ext, &grey, &pixels);
+            let e = self.evaluate(&self.rows(&f, x, &ext, &grey, &pixels), x);
             (e.valid >= cfg.min_pixels).then_some(e.lin)
         };
         let report = match filter.update(&mut meas, &settings) {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!("visual update rejected by the filter: {e}");
-                filter.set_state(saved.0, saved.1);
-                return Err(SkipReason::Filter);
+                return self.exposure_only(filter, &rows0, walked, saved, image.stamp, out, {
+                    SkipReason::Filter
+                });
             }
         };
         out.iterations = report.iterations;
@@ -334,82 +395,178 @@ impl PhotometricUpdate {
         out.translation = d.fixed_rows::<3>(POS).norm();
         out.rotation = d.fixed_rows::<3>(ROT).norm();
         if out.translation > cfg.max_translation || out.rotation > cfg.max_rotation {
-            filter.set_state(saved.0, saved.1);
-            return Err(SkipReason::LargeStep);
+            return self.exposure_only(filter, &rows0, walked, saved, image.stamp, out, {
+                SkipReason::LargeStep
+            });
         }
         let f = PoseJacobianFrame::new(gaussians, &self.camera, &camera_t_world(&post, &ext));
-        let after = self.evaluate(&f, &post, &ext, &grey, &pixels);
+        let after = self.evaluate(&self.rows(&f, &post, &ext, &grey, &pixels), &post);
         out.rms_after = after.rms;
         if after.valid < cfg.min_pixels || after.cost > before.cost {
-            filter.set_state(saved.0, saved.1);
-            return Err(SkipReason::CostIncrease);
+            return self.exposure_only(filter, &rows0, walked, saved, image.stamp, out, {
+                SkipReason::CostIncrease
+            });
         }
+        self.last_stamp = Some(image.stamp);
         out.tau = post.tau;
+        out.exposure_updated = true;
+        let (p0, p1) = (&saved.1, filter.covariance());
+        let std = |p: &ErrMat, i: usize| p[(i, i)].max(0.0).sqrt();
+        tracing::debug!(
+            pixels = out.pixels,
+            coverage = out.coverage,
+            rms_before = before.rms,
+            rms_after = after.rms,
+            "visual update: d pos [{:.4} {:.4} {:.4}] m, pos std [{:.4} {:.4} {:.4}] -> [{:.4} {:.4} {:.4}], tau {:.4} -> {:.4}",
+            d[POS],
+            d[POS + 1],
+            d[POS + 2],
+            std(p0, POS),
+            std(p0, POS + 1),
+            std(p0, POS + 2),
+            std(p1, POS),
+            std(p1, POS + 1),
+            std(p1, POS + 2),
+            prior.tau,
+            post.tau
+        );
         Ok(())
     }
 
-    /// Residuals, Huber weights and Jacobian rows of `pixels` at state `x` (rendered in `f`).
-    fn evaluate(
+    /// When the pose update is skipped for `reason`, the exposure is still updated from the
+    /// covered pixels (the map must not learn colours with a stale exposure): a Schmidt
+    /// ("consider") update of tau alone at the prior pose, the other states left as they are,
+    /// each residual's variance raised by what the pose uncertainty puts into it
+    /// (`h_pose P_pose h_pose^T`). The filter ends at `saved` when that is not possible
+    /// either; the skip is reported in any case.
+    #[allow(clippy::too_many_arguments)] // the pieces of one update, passed on
+    fn exposure_only(
+        &mut self,
+        filter: &mut Ieskf,
+        rows: &[Row],
+        walked: (State, ErrMat),
+        saved: (State, ErrMat),
+        stamp: Stamp,
+        out: &mut VisualUpdateOutcome,
+        reason: SkipReason,
+    ) -> Result<(), SkipReason> {
+        let cfg = &self.cfg;
+        filter.set_state(saved.0, saved.1);
+        if rows.len() < cfg.min_exposure_pixels
+            || median_abs_after_tau_fit(rows) > cfg.innovation_gate * cfg.sigma
+        {
+            return Err(reason);
+        }
+        let (mut x, cov) = walked;
+        let pose_idx = [ROT, ROT + 1, ROT + 2, POS, POS + 1, POS + 2];
+        // Information and gradient of the tau-only problem (h = I_cam).
+        let (mut info, mut grad) = (0.0, 0.0);
+        for r in rows {
+            let mut pose_var = 0.0;
+            for &i in &pose_idx {
+                for &j in &pose_idx {
+                    pose_var += r.h[i] * cov[(i, j)] * r.h[j];
+                }
+            }
+            let var = cfg.sigma * cfg.sigma + pose_var;
+            let e = (r.r / var.sqrt()).abs();
+            let w = if e <= cfg.huber { 1.0 } else { cfg.huber / e };
+            info += w * r.cam * r.cam / var;
+            grad += w * r.cam * r.r / var;
+        }
+        let p = cov[(TAU, TAU)];
+        if !(info > 0.0 && p > 0.0 && info.is_finite()) {
+            return Err(reason);
+        }
+        // One equivalent scalar measurement of tau with variance 1 / info.
+        let gain = p * info / (1.0 + p * info);
+        let dtau = -grad / info * gain;
+        let mut post = cov;
+        for j in 0..crate::estimator::state::DIM {
+            if j != TAU {
+                post[(TAU, j)] *= 1.0 - gain;
+                post[(j, TAU)] *= 1.0 - gain;
+            }
+        }
+        post[(TAU, TAU)] = (1.0 - gain).powi(2) * p + gain * gain / info;
+        let tau0 = x.tau;
+        x.tau += dtau;
+        if !x.tau.is_finite() {
+            return Err(reason);
+        }
+        filter.set_state(x, post);
+        self.last_stamp = Some(stamp);
+        out.tau = x.tau;
+        out.exposure_updated = true;
+        tracing::debug!(
+            reason = ?reason,
+            pixels = rows.len(),
+            coverage = out.coverage,
+            "exposure-only update: tau {tau0:.4} -> {:.4}",
+            x.tau
+        );
+        Err(reason)
+    }
+
+    /// Residuals and Jacobian rows of the `pixels` the map covers (alpha at least `min_alpha`)
+    /// at state `x`, rendered in `f`.
+    fn rows(
         &self,
         f: &PoseJacobianFrame,
         x: &State,
         ext: &Isometry3<f64>,
         grey: &Grey,
         pixels: &[(u32, u32)],
-    ) -> Evaluation {
+    ) -> Vec<Row> {
         let m = pose_chain(x, ext);
-        let sigma = self.cfg.sigma;
-        let k = self.cfg.huber;
-        let mut lin = Linearization::default();
-        let mut cost = 0.0;
-        let mut sq = 0.0;
-        let mut abs = Vec::with_capacity(pixels.len());
+        let mut out = Vec::with_capacity(pixels.len());
         for &(px, py) in pixels {
             let Some(pj) = f.pixel(px, py) else { continue };
             if pj.alpha < self.cfg.min_alpha {
                 continue;
             }
             let cam = grey.at(px, py);
-            let (ren, d_ren) = grey_render(&pj);
-            let r = x.tau * cam - ren;
-            let mut h = ErrVec::zeros();
-            for c in 0..6 {
-                let mut s = 0.0;
-                for (row, dr) in d_ren.iter().enumerate() {
-                    s += dr * m[(row, c)];
-                }
-                h[if c < 3 { ROT + c } else { POS + c - 3 }] = -s;
-            }
-            h[TAU] = cam;
-            let e = (r / sigma).abs();
+            let (ren, d_ren) = grey_render(&pj, self.background);
+            out.push(Row {
+                px: (px, py),
+                r: x.tau * cam - ren,
+                h: jacobian_row(&d_ren, &m, cam),
+                cam,
+                ren,
+            });
+        }
+        out
+    }
+
+    /// Huber-weighted normal equations and statistics of `rows`.
+    fn evaluate(&self, rows: &[Row], _x: &State) -> Evaluation {
+        let sigma = self.cfg.sigma;
+        let k = self.cfg.huber;
+        let mut lin = Linearization::default();
+        let mut cost = 0.0;
+        let mut sq = 0.0;
+        for row in rows {
+            let e = (row.r / sigma).abs();
             let (w, rho) = if e <= k {
                 (1.0, e * e)
             } else {
                 (k / e, 2.0 * k * e - k * k)
             };
-            lin.add_row(&h, r, sigma * sigma / w);
+            lin.add_row(&row.h, row.r, sigma * sigma / w);
             cost += rho;
-            sq += r * r;
-            abs.push(r.abs());
+            sq += row.r * row.r;
         }
-        let valid = abs.len();
-        let median_abs = if abs.is_empty() {
-            f64::INFINITY
-        } else {
-            let mid = abs.len() / 2;
-            *abs.select_nth_unstable_by(mid, |a, b| a.total_cmp(b)).1
-        };
+        let valid = rows.len();
         let n = valid.max(1) as f64;
         Evaluation {
             lin,
             cost: if valid == 0 { f64::INFINITY } else { cost / n },
             rms: (sq / n).sqrt(),
-            median_abs,
             valid,
         }
     }
 
-    /// Residual `tau * I_cam - I_render / alpha` and its Jacobian row (error-state order) at one pixel,
+    /// Residual `tau * I_cam - I_render` and its Jacobian row (error-state order) at one pixel,
     /// for tests and diagnostics; `None` when the pixel is outside the image.
     pub fn residual_row(
         &self,
@@ -424,16 +581,7 @@ impl PhotometricUpdate {
         let pj = f.pixel(px, py)?;
         let m = pose_chain(x, ext);
         let cam = grey.at(px, py);
-        let (ren, d_ren) = grey_render(&pj);
-        let mut h = ErrVec::zeros();
-        for c in 0..6 {
-            let mut s = 0.0;
-            for (row, dr) in d_ren.iter().enumerate() {
-                s += dr * m[(row, c)];
-            }
-            h[if c < 3 { ROT + c } else { POS + c - 3 }] = -s;
-        }
-        h[TAU] = cam;
-        Some((x.tau * cam - ren, h))
+        let (ren, d_ren) = grey_render(&pj, self.background);
+        Some((x.tau * cam - ren, jacobian_row(&d_ren, &m, cam)))
     }
 }

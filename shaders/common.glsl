@@ -144,3 +144,8 @@ uvec4 key_rect(vec2 m, float radius, vec4 box) {
     if (r.x >= r.y || r.z >= r.w) return uvec4(0u);
     return r;
 }
+
+// Normalised 1D weights of the 11x11 SSIM window (Gaussian, sigma 1.5; cpu/loss.rs).
+const float SSIM_W[11] = float[11](1.028380084e-03, 7.598758135e-03, 3.600077213e-02,
+    1.093606895e-01, 2.130055377e-01, 2.660117249e-01, 2.130055377e-01, 1.093606895e-01,
+    3.600077213e-02, 7.598758135e-03, 1.028380084e-03);

@@ -40,7 +40,41 @@ void add_g(uint idx, float v) {
 }
 #endif
 
-const uint NPIX = ROWS * COLS;
+const uint NPIX = ROWS * COLS; // at most 32
+#define MAXPIX 32
+
+// Replay Gaussian i (m, co, col, box) at pixel Q = c * ROWS + r, unless its row is culled,
+// adding the pixel's terms to the lane sums s[].
+#define PIXEL(Q) if ((Q) < NPIX) { \
+    const uint c = (Q) / ROWS, r = (Q) % ROWS; \
+    bool rhit = CULL == 0u || (chit[c] && float(r) >= ra && float(r) <= rb); \
+    for (uint o2 = rhit ? 0u : one; o2 < one; o2++) { \
+        float dy = m.y - float(y0 + r); \
+        float power = pa[c] + dy * (pb[c] - 0.5 * co.z * dy); \
+        float gauss = exp(min(power, 0.0)); \
+        float raw = m.z * gauss; \
+        float alpha = min(ALPHA_MAX, raw); \
+        bool act = i < last[Q] && power <= 0.0 && alpha >= ALPHA_MIN; \
+        float ti = T[Q] / (1.0 - alpha); \
+        float f = dot(col, dlc[Q]) + m.w * dld[Q] + dla[Q]; \
+        float dl_da = ti * (f - G[Q]); \
+        float w = act ? alpha * ti : 0.0; \
+        T[Q] = act ? ti : T[Q]; \
+        G[Q] = act ? alpha * f + (1.0 - alpha) * G[Q] : G[Q]; \
+        bool unclamped = act && raw <= ALPHA_MAX; \
+        float dpow = unclamped ? raw * dl_da : 0.0; \
+        s[0] -= dpow * (co.x * dx[c] + co.y * dy); \
+        s[1] -= dpow * (co.z * dy + co.y * dx[c]); \
+        s[2] -= 0.5 * dx[c] * dx[c] * dpow; \
+        s[3] -= dx[c] * dy * dpow; \
+        s[4] -= 0.5 * dy * dy * dpow; \
+        s[5] += unclamped ? gauss * dl_da : 0.0; \
+        s[6] += w * dlc[Q].r; \
+        s[7] += w * dlc[Q].g; \
+        s[8] += w * dlc[Q].b; \
+        s[9] += w * dld[Q]; \
+    } \
+}
 const uint LPR = TILE / COLS;
 const uint P4 = PROJ_STRIDE / 4u;
 
@@ -51,12 +85,12 @@ void main() {
     uint y0 = gl_WorkGroupID.y * TILE + (t / LPR) * ROWS;
     uvec2 range = ranges[tile];
     bool use_d = (pc.u2.w & 1u) != 0u, use_a = (pc.u2.w & 2u) != 0u;
-    float T[NPIX];
-    uint last[NPIX];
-    vec3 dlc[NPIX];
-    float dld[NPIX];
-    float dla[NPIX];
-    float G[NPIX];
+    float T[MAXPIX];
+    uint last[MAXPIX];
+    vec3 dlc[MAXPIX];
+    float dld[MAXPIX];
+    float dla[MAXPIX];
+    float G[MAXPIX];
     uint maxlast = 0u;
     for (uint q = 0u; q < NPIX; q++) {
         uint px = x0 + (q / ROWS) * LPR, py = y0 + q % ROWS;
@@ -96,41 +130,21 @@ void main() {
             vec3 col = texelFetch(proj4, g + 2).xyz;
             // Per-lane sums: mean x, y, conic a, b, c, opacity, colour rgb, depth.
             float s[10] = float[10](0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+            float pa[COLS], pb[COLS], dx[COLS];
+            bool chit[COLS];
             for (uint c = 0u; c < COLS; c++) {
                 float cx = float(c * LPR);
-                bool chit = CULL == 0u || (box.x <= hix + cx && box.y >= lox + cx);
-                float dx = m.x - float(x0 + c * LPR);
-                float pa = -0.5 * co.x * dx * dx, pb = -co.y * dx;
-                for (uint r = 0u; r < ROWS; r++) {
-                    uint q = c * ROWS + r;
-                    bool rhit = CULL == 0u || (chit && float(r) >= ra && float(r) <= rb);
-                    for (uint o2 = rhit ? 0u : one; o2 < one; o2++) {
-                        float dy = m.y - float(y0 + r);
-                        float power = pa + dy * (pb - 0.5 * co.z * dy);
-                        float gauss = exp(min(power, 0.0));
-                        float raw = m.z * gauss;
-                        float alpha = min(ALPHA_MAX, raw);
-                        bool act = i < last[q] && power <= 0.0 && alpha >= ALPHA_MIN;
-                        float ti = T[q] / (1.0 - alpha);
-                        float f = dot(col, dlc[q]) + m.w * dld[q] + dla[q];
-                        float dl_da = ti * (f - G[q]);
-                        float w = act ? alpha * ti : 0.0;
-                        T[q] = act ? ti : T[q];
-                        G[q] = act ? alpha * f + (1.0 - alpha) * G[q] : G[q];
-                        float dpow = act && raw <= ALPHA_MAX ? raw * dl_da : 0.0;
-                        s[0] -= dpow * (co.x * dx + co.y * dy);
-                        s[1] -= dpow * (co.z * dy + co.y * dx);
-                        s[2] -= 0.5 * dx * dx * dpow;
-                        s[3] -= dx * dy * dpow;
-                        s[4] -= 0.5 * dy * dy * dpow;
-                        s[5] += act && raw <= ALPHA_MAX ? gauss * dl_da : 0.0;
-                        s[6] += w * dlc[q].r;
-                        s[7] += w * dlc[q].g;
-                        s[8] += w * dlc[q].b;
-                        s[9] += w * dld[q];
-                    }
-                }
+                chit[c] = CULL == 0u || (box.x <= hix + cx && box.y >= lox + cx);
+                dx[c] = m.x - float(x0 + c * LPR);
+                pa[c] = -0.5 * co.x * dx[c] * dx[c];
+                pb[c] = -co.y * dx[c];
             }
+            // Pixels written out one by one (see raster_fwd.comp).
+            PIXEL(0u) PIXEL(1u) PIXEL(2u) PIXEL(3u) PIXEL(4u) PIXEL(5u) PIXEL(6u) PIXEL(7u)
+            PIXEL(8u) PIXEL(9u) PIXEL(10u) PIXEL(11u) PIXEL(12u) PIXEL(13u) PIXEL(14u) PIXEL(15u)
+            PIXEL(16u) PIXEL(17u) PIXEL(18u) PIXEL(19u) PIXEL(20u) PIXEL(21u) PIXEL(22u)
+            PIXEL(23u) PIXEL(24u) PIXEL(25u) PIXEL(26u) PIXEL(27u) PIXEL(28u) PIXEL(29u)
+            PIXEL(30u) PIXEL(31u)
             // One atomic per lane (the ten sums spread over the lanes) rather than ten from one
             // lane: CPU drivers loop over the lanes for each atomic instruction.
             float v[10];

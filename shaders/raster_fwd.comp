@@ -23,7 +23,29 @@ layout(std430, binding = 5) writeonly buffer OutA { float out_a[]; };
 layout(std430, binding = 6) writeonly buffer OutT { float out_t[]; };
 layout(std430, binding = 7) writeonly buffer OutN { uint out_n[]; };
 
-const uint NPIX = ROWS * COLS;
+const uint NPIX = ROWS * COLS; // at most 32
+#define MAXPIX 32
+
+// Blend Gaussian i (m, co, col, box) into pixel Q = c * ROWS + r, unless its row is culled.
+#define PIXEL(Q) if ((Q) < NPIX) { \
+    const uint c = (Q) / ROWS, r = (Q) % ROWS; \
+    bool rhit = CULL == 0u || (chit[c] && float(r) >= ra && float(r) <= rb); \
+    for (uint o2 = rhit ? 0u : one; o2 < one; o2++) { \
+        float dy = m.y - float(y0 + r); \
+        float power = pa[c] + dy * (pb[c] - 0.5 * co.z * dy); \
+        float alpha = min(ALPHA_MAX, m.z * exp(min(power, 0.0))); \
+        bool use = !done[Q] && power <= 0.0 && alpha >= ALPHA_MIN; \
+        float nt = T[Q] * (1.0 - alpha); \
+        bool stop = use && nt < T_MIN; \
+        bool blend = use && !stop; \
+        float w = blend ? alpha * T[Q] : 0.0; \
+        C[Q] += col * w; \
+        D[Q] += m.w * w; \
+        T[Q] = blend ? nt : T[Q]; \
+        last[Q] = blend ? i + 1u : last[Q]; \
+        done[Q] = done[Q] || stop; \
+    } \
+}
 const uint LPR = TILE / COLS; // invocations per pixel row of the tile
 const uint P4 = PROJ_STRIDE / 4u;
 
@@ -34,11 +56,11 @@ void main() {
     uint x0 = gl_WorkGroupID.x * TILE + t % LPR;
     uint y0 = gl_WorkGroupID.y * TILE + (t / LPR) * ROWS;
     uvec2 range = ranges[tile];
-    float T[NPIX];
-    vec3 C[NPIX];
-    float D[NPIX];
-    uint last[NPIX];
-    bool done[NPIX];
+    float T[MAXPIX];
+    vec3 C[MAXPIX];
+    float D[MAXPIX];
+    uint last[MAXPIX];
+    bool done[MAXPIX];
     bool lane_done = true;
     for (uint q = 0u; q < NPIX; q++) {
         uint px = x0 + (q / ROWS) * LPR, py = y0 + q % ROWS;
@@ -71,31 +93,22 @@ void main() {
                 vec4 m = texelFetch(proj4, g);
                 vec4 co = texelFetch(proj4, g + 1);
                 vec3 col = texelFetch(proj4, g + 2).xyz;
+                float pa[COLS], pb[COLS], dx[COLS];
+                bool chit[COLS];
                 for (uint c = 0u; c < COLS; c++) {
                     float cx = float(c * LPR);
-                    bool chit = CULL == 0u || (box.x <= hix + cx && box.y >= lox + cx);
-                    float dx = m.x - float(x0 + c * LPR);
-                    float pa = -0.5 * co.x * dx * dx, pb = -co.y * dx;
-                    for (uint r = 0u; r < ROWS; r++) {
-                        uint q = c * ROWS + r;
-                        bool rhit = CULL == 0u || (chit && float(r) >= ra && float(r) <= rb);
-                        for (uint o2 = rhit ? 0u : one; o2 < one; o2++) {
-                            float dy = m.y - float(y0 + r);
-                            float power = pa + dy * (pb - 0.5 * co.z * dy);
-                            float alpha = min(ALPHA_MAX, m.z * exp(min(power, 0.0)));
-                            bool use = !done[q] && power <= 0.0 && alpha >= ALPHA_MIN;
-                            float nt = T[q] * (1.0 - alpha);
-                            bool stop = use && nt < T_MIN;
-                            bool blend = use && !stop;
-                            float w = blend ? alpha * T[q] : 0.0;
-                            C[q] += col * w;
-                            D[q] += m.w * w;
-                            T[q] = blend ? nt : T[q];
-                            last[q] = blend ? i + 1u : last[q];
-                            done[q] = done[q] || stop;
-                        }
-                    }
+                    chit[c] = CULL == 0u || (box.x <= hix + cx && box.y >= lox + cx);
+                    dx[c] = m.x - float(x0 + c * LPR);
+                    pa[c] = -0.5 * co.x * dx[c] * dx[c];
+                    pb[c] = -co.y * dx[c];
                 }
+                // Pixels written out one by one (a loop around the skip loops would not be
+                // unrolled, and then the per-pixel arrays would live in memory).
+                PIXEL(0u) PIXEL(1u) PIXEL(2u) PIXEL(3u) PIXEL(4u) PIXEL(5u) PIXEL(6u) PIXEL(7u)
+                PIXEL(8u) PIXEL(9u) PIXEL(10u) PIXEL(11u) PIXEL(12u) PIXEL(13u) PIXEL(14u) PIXEL(15u)
+                PIXEL(16u) PIXEL(17u) PIXEL(18u) PIXEL(19u) PIXEL(20u) PIXEL(21u) PIXEL(22u)
+                PIXEL(23u) PIXEL(24u) PIXEL(25u) PIXEL(26u) PIXEL(27u) PIXEL(28u) PIXEL(29u)
+                PIXEL(30u) PIXEL(31u)
             }
         }
         lane_done = true;

@@ -4,7 +4,8 @@
 #extension GL_EXT_shader_atomic_float : require
 #endif
 layout(local_size_x = 256) in;
-layout(std430, binding = 0) readonly buffer Params { float P[]; };
+layout(binding = 0) uniform samplerBuffer paramsT; // parameters, R32F texels (vectorised reads)
+#define P(k) texelFetch(paramsT, int(k)).x
 layout(std430, binding = 1) readonly buffer Proj { float proj[]; };
 layout(std430, binding = 2) readonly buffer G2 { float g2d[]; };
 layout(std430, binding = 3) writeonly buffer Grads { float G[]; };
@@ -48,9 +49,9 @@ void main() {
             if ((cm & 1u) != 0u) gcol.r = 0.0;
             if ((cm & 2u) != 0u) gcol.g = 0.0;
             if ((cm & 4u) != 0u) gcol.b = 0.0;
-            vec3 pw = vec3(P[off_mean() + 3u * i], P[off_mean() + 3u * i + 1u], P[off_mean() + 3u * i + 2u]);
-            vec3 s = exp(vec3(P[off_scale() + 3u * i], P[off_scale() + 3u * i + 1u], P[off_scale() + 3u * i + 2u]));
-            vec4 q = vec4(P[off_rot() + 4u * i], P[off_rot() + 4u * i + 1u], P[off_rot() + 4u * i + 2u], P[off_rot() + 4u * i + 3u]);
+            vec3 pw = vec3(P(off_mean() + 3u * i), P(off_mean() + 3u * i + 1u), P(off_mean() + 3u * i + 2u));
+            vec3 s = exp(vec3(P(off_scale() + 3u * i), P(off_scale() + 3u * i + 1u), P(off_scale() + 3u * i + 2u)));
+            vec4 q = vec4(P(off_rot() + 4u * i), P(off_rot() + 4u * i + 1u), P(off_rot() + 4u * i + 2u), P(off_rot() + 4u * i + 3u));
             float qnorm = length(q);
             vec4 qn = q / qnorm;
             mat3 R = pose_r();
@@ -77,7 +78,7 @@ void main() {
             vec3 gdir = vec3(0.0);
             uint rb = off_rest() + 3u * (K - 1u) * i;
             for (uint k = 1u; k < K; k++) {
-                vec3 coef = vec3(P[rb + 3u * (k - 1u)], P[rb + 3u * (k - 1u) + 1u], P[rb + 3u * (k - 1u) + 2u]);
+                vec3 coef = vec3(P(rb + 3u * (k - 1u)), P(rb + 3u * (k - 1u) + 1u), P(rb + 3u * (k - 1u) + 2u));
                 for (uint ch = 0u; ch < 3u; ch++) G[rb + 3u * (k - 1u) + ch] = yb[k] * gcol[ch];
                 gdir += dyb[k] * dot(coef, gcol);
             }

@@ -75,6 +75,12 @@ struct GaussBufs {
     cap: usize,
     params: Subbuffer<[f32]>,
     grads: Subbuffer<[f32]>,
+    /// `params`, `grads` and the Adam moments as float texels (texel fetches vectorise on CPU
+    /// drivers, storage-buffer loads do not).
+    params_t: Arc<BufferView>,
+    grads_t: Arc<BufferView>,
+    m_t: Arc<BufferView>,
+    v_t: Arc<BufferView>,
     m: Subbuffer<[f32]>,
     v: Subbuffer<[f32]>,
     proj: Subbuffer<[f32]>,
@@ -90,7 +96,8 @@ struct KeyBufs {
     cap: usize,
     /// Two sets of (key, value) arrays for the radix sorts' ping-pong.
     keys: [[Subbuffer<[u32]>; 2]; 2],
-    /// The value arrays (`keys[s][1]`) as u32 texels.
+    /// The key and value arrays (`keys[s][0]`, `keys[s][1]`) as u32 texels.
+    keyv: [Arc<BufferView>; 2],
     vals: [Arc<BufferView>; 2],
     hist: Subbuffer<[u32]>,
     hist_scan: Subbuffer<[u32]>,
@@ -247,12 +254,20 @@ impl VulkanRenderer {
     fn gauss_bufs(ctx: &Context, cap: usize, sh_degree: u32) -> Result<GaussBufs, RenderError> {
         let per: usize = group_widths(sh_degree).iter().sum();
         let proj = dev(ctx, 16 * cap)?;
+        let params = dev(ctx, per * cap)?;
+        let grads = dev(ctx, per * cap)?;
+        let m = dev(ctx, per * cap)?;
+        let v = dev(ctx, per * cap)?;
         Ok(GaussBufs {
             cap,
-            params: dev(ctx, per * cap)?,
-            grads: dev(ctx, per * cap)?,
-            m: dev(ctx, per * cap)?,
-            v: dev(ctx, per * cap)?,
+            params_t: view(&params, Format::R32_SFLOAT)?,
+            grads_t: view(&grads, Format::R32_SFLOAT)?,
+            m_t: view(&m, Format::R32_SFLOAT)?,
+            v_t: view(&v, Format::R32_SFLOAT)?,
+            params,
+            grads,
+            m,
+            v,
             proj4: view(&proj, Format::R32G32B32A32_SFLOAT)?,
             proj,
             touched: dev(ctx, cap)?,
@@ -270,6 +285,10 @@ impl VulkanRenderer {
         let keys = [set()?, set()?];
         Ok(KeyBufs {
             cap,
+            keyv: [
+                view(&keys[0][0], Format::R32_UINT)?,
+                view(&keys[1][0], Format::R32_UINT)?,
+            ],
             vals: [
                 view(&keys[0][1], Format::R32_UINT)?,
                 view(&keys[1][1], Format::R32_UINT)?,
@@ -581,7 +600,7 @@ impl VulkanRenderer {
             b,
             &self.pl.project,
             vec![
-                WriteDescriptorSet::buffer(0, g.params.clone()),
+                WriteDescriptorSet::buffer_view(0, g.params_t.clone()),
                 WriteDescriptorSet::buffer(1, g.proj.clone()),
                 WriteDescriptorSet::buffer(2, g.touched.clone()),
                 WriteDescriptorSet::buffer(3, k.keys[0][0].clone()),
@@ -615,9 +634,9 @@ impl VulkanRenderer {
             b,
             &self.pl.emit,
             vec![
-                WriteDescriptorSet::buffer(0, g.proj.clone()),
+                WriteDescriptorSet::buffer_view(0, g.proj4.clone()),
                 WriteDescriptorSet::buffer(1, g.offsets.clone()),
-                WriteDescriptorSet::buffer(2, k.keys[0][1].clone()),
+                WriteDescriptorSet::buffer_view(2, k.vals[0].clone()),
                 WriteDescriptorSet::buffer(3, k.keys[1][0].clone()),
                 WriteDescriptorSet::buffer(4, k.keys[1][1].clone()),
             ],
@@ -628,14 +647,14 @@ impl VulkanRenderer {
         self.record_radix(b, pc, &tile_passes, 1, false)?;
         let (tx, ty) = cam.tiles();
         let last = (1 + tile_passes.len()) % 2;
-        let sorted = &k.keys[last];
+        let sorted_keys = &k.keyv[last];
         let sorted_vals = &k.vals[last];
         b.fill_buffer(img.ranges.clone(), 0).map_err(err("fill"))?;
         self.dispatch(
             b,
             &self.pl.ranges,
             vec![
-                WriteDescriptorSet::buffer(0, sorted[0].clone()),
+                WriteDescriptorSet::buffer_view(0, sorted_keys.clone()),
                 WriteDescriptorSet::buffer(1, self.counters.clone()),
                 WriteDescriptorSet::buffer(2, img.ranges.clone()),
             ],
@@ -681,7 +700,7 @@ impl VulkanRenderer {
             (k.cap / BLOCK_KEYS) as u32
         };
         for (pi, &shift) in shifts.iter().enumerate() {
-            let src = &k.keys[(first + pi) % 2];
+            let s = (first + pi) % 2;
             let dst = &k.keys[(first + pi + 1) % 2];
             let mut p = *pc;
             p[28] = shift;
@@ -691,7 +710,7 @@ impl VulkanRenderer {
                 b,
                 &self.pl.hist,
                 vec![
-                    WriteDescriptorSet::buffer(0, src[0].clone()),
+                    WriteDescriptorSet::buffer_view(0, k.keyv[s].clone()),
                     WriteDescriptorSet::buffer(1, self.counters.clone()),
                     WriteDescriptorSet::buffer(2, k.hist.clone()),
                 ],
@@ -717,8 +736,8 @@ impl VulkanRenderer {
                 b,
                 &self.pl.scatter,
                 vec![
-                    WriteDescriptorSet::buffer(0, src[0].clone()),
-                    WriteDescriptorSet::buffer(1, src[1].clone()),
+                    WriteDescriptorSet::buffer_view(0, k.keyv[s].clone()),
+                    WriteDescriptorSet::buffer_view(1, k.vals[s].clone()),
                     WriteDescriptorSet::buffer(2, dst[0].clone()),
                     WriteDescriptorSet::buffer(3, dst[1].clone()),
                     WriteDescriptorSet::buffer(4, self.counters.clone()),
@@ -775,7 +794,7 @@ impl VulkanRenderer {
             b,
             &self.pl.pbwd,
             vec![
-                WriteDescriptorSet::buffer(0, g.params.clone()),
+                WriteDescriptorSet::buffer_view(0, g.params_t.clone()),
                 WriteDescriptorSet::buffer(1, g.proj.clone()),
                 WriteDescriptorSet::buffer(2, g.g2d.clone()),
                 WriteDescriptorSet::buffer(3, g.grads.clone()),
@@ -882,9 +901,12 @@ impl VulkanRenderer {
             &self.pl.adam,
             vec![
                 WriteDescriptorSet::buffer(0, g.params.clone()),
-                WriteDescriptorSet::buffer(1, g.grads.clone()),
+                WriteDescriptorSet::buffer_view(1, g.grads_t.clone()),
                 WriteDescriptorSet::buffer(2, g.m.clone()),
                 WriteDescriptorSet::buffer(3, g.v.clone()),
+                WriteDescriptorSet::buffer_view(4, g.params_t.clone()),
+                WriteDescriptorSet::buffer_view(5, g.m_t.clone()),
+                WriteDescriptorSet::buffer_view(6, g.v_t.clone()),
             ],
             &pc,
             [((per * g.cap) as u32).div_ceil(256), 1, 1],

@@ -1,5 +1,7 @@
 // Per Gaussian: chain rule from screen-space gradients to the parameters and the camera pose
 // (see cpu/project.rs). Pose contributions are reduced per workgroup, then added atomically.
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
 #if FLOAT_ATOMICS
 #extension GL_EXT_shader_atomic_float : require
 #endif
@@ -33,11 +35,13 @@ void main() {
     if (i < pc.u1.x) {
         uint base = i * PROJ_STRIDE;
         bool vis = proj[base + 11u] > 0.0;
-        // Zero the gradients of this Gaussian (culled ones stay zero).
-        for (uint k = 0u; k < 3u; k++) { G[off_mean() + 3u * i + k] = 0.0; G[off_scale() + 3u * i + k] = 0.0; G[off_dc() + 3u * i + k] = 0.0; }
-        for (uint k = 0u; k < 4u; k++) G[off_rot() + 4u * i + k] = 0.0;
-        G[off_opac() + i] = 0.0;
-        for (uint k = 0u; k < 3u * (K - 1u); k++) G[off_rest() + 3u * (K - 1u) * i + k] = 0.0;
+        // Culled Gaussians get zero gradients; visible ones write every group below.
+        if (!vis) {
+            for (uint k = 0u; k < 3u; k++) { G[off_mean() + 3u * i + k] = 0.0; G[off_scale() + 3u * i + k] = 0.0; G[off_dc() + 3u * i + k] = 0.0; }
+            for (uint k = 0u; k < 4u; k++) G[off_rot() + 4u * i + k] = 0.0;
+            G[off_opac() + i] = 0.0;
+            for (uint k = 0u; k < 3u * (K - 1u); k++) G[off_rest() + 3u * (K - 1u) * i + k] = 0.0;
+        }
         if (vis) {
             uint gb = i * G2D_STRIDE;
             vec2 gmean = vec2(g2d[gb], g2d[gb + 1u]);
@@ -126,11 +130,15 @@ void main() {
             pose_c[3] = gw.x; pose_c[4] = gw.y; pose_c[5] = gw.z;
         }
     }
-    for (uint k = 0u; k < 6u; k++) s_pose[k][lid] = pose_c[k];
-    barrier();
-    for (uint st = 128u; st > 0u; st >>= 1u) {
-        if (lid < st) for (uint k = 0u; k < 6u; k++) s_pose[k][lid] += s_pose[k][lid + st];
-        barrier();
+    // Subgroup sums, then one lane per pose component adds the subgroups' (one barrier).
+    for (uint k = 0u; k < 6u; k++) {
+        float v = subgroupAdd(pose_c[k]);
+        if (subgroupElect()) s_pose[k][gl_SubgroupID] = v;
     }
-    if (lid < 6u) add_pose(lid, s_pose[lid][0]);
+    barrier();
+    if (lid < 6u) {
+        float t = 0.0;
+        for (uint sg = 0u; sg < gl_NumSubgroups; sg++) t += s_pose[lid][sg];
+        add_pose(lid, t);
+    }
 }

@@ -1,9 +1,14 @@
 // Adam over the flat parameter vector (capacity layout); only the first n Gaussians move.
 layout(local_size_x = 256) in;
 layout(std430, binding = 0) buffer Params { float P[]; };
-layout(std430, binding = 1) readonly buffer Grads { float G[]; };
+layout(binding = 1) uniform samplerBuffer gradsT; // R32F texels (vectorised reads)
 layout(std430, binding = 2) buffer M { float m[]; };
 layout(std430, binding = 3) buffer V { float v[]; };
+// The same buffers as texels for the reads (each element is read, then written, by one
+// invocation).
+layout(binding = 4) uniform samplerBuffer paramsT;
+layout(binding = 5) uniform samplerBuffer mT;
+layout(binding = 6) uniform samplerBuffer vT;
 
 void main() {
     uint k = gl_GlobalInvocationID.x;
@@ -20,9 +25,9 @@ void main() {
     if (k - start >= width * n) return;
     float lr = grp < 4u ? pc.r0[grp] : pc.r1[grp - 4u];
     float b1 = pc.r1.z, b2 = pc.r1.w, eps = pc.r2.x;
-    float g = G[k];
-    float mm = b1 * m[k] + (1.0 - b1) * g;
-    float vv = b2 * v[k] + (1.0 - b2) * g * g;
+    float g = texelFetch(gradsT, int(k)).x;
+    float mm = b1 * texelFetch(mT, int(k)).x + (1.0 - b1) * g;
+    float vv = b2 * texelFetch(vT, int(k)).x + (1.0 - b2) * g * g;
     m[k] = mm; v[k] = vv;
-    P[k] -= lr * pc.r2.y * mm / (sqrt(vv) * pc.r2.z + eps);
+    P[k] = texelFetch(paramsT, int(k)).x - lr * pc.r2.y * mm / (sqrt(vv) * pc.r2.z + eps);
 }

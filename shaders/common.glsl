@@ -15,7 +15,9 @@ layout(push_constant) uniform PC {
 #define ALPHA_MAX 0.99
 #define ALPHA_MIN (1.0 / 255.0)
 #define T_MIN 1e-4
-#define PROJ_STRIDE 12u
+// Projected Gaussian, four vec4: (mean x, mean y, opacity, depth), (conic a, b, c, colour clamp
+// mask), (r, g, b, radius), alpha box (x0, x1, y0, y1) in pixels (see alpha_extent).
+#define PROJ_STRIDE 16u
 #define G2D_STRIDE 10u
 
 // Parameter group offsets (x capacity), layout of render::types::GaussianSet.
@@ -113,3 +115,37 @@ bool in_box(uint box, uvec2 lp) {
     return lp.x >= (box & 0xffu) && lp.x <= ((box >> 8u) & 0xffu)
         && lp.y >= ((box >> 16u) & 0xffu) && lp.y <= (box >> 24u);
 }
+
+// Box (x0, x1, y0, y1) in pixels outside which a Gaussian with mean m, conic (a, b, c) and opacity
+// op has alpha < ALPHA_MIN: the ellipse d^T Q d <= 2 ln(255 op) has half-extents sqrt(k Q^-1_xx),
+// sqrt(k Q^-1_yy); widened slightly against rounding. Empty (x0 > x1) when alpha never reaches
+// ALPHA_MIN, unbounded for a degenerate conic.
+vec4 alpha_extent(vec2 m, vec3 con, float op) {
+    float k = 2.0 * (log(op) - log(ALPHA_MIN)) + 2e-3;
+    float det = con.x * con.z - con.y * con.y;
+    if (!(op > 0.0) || !(k > 0.0)) return vec4(1.0, -1.0, 1.0, -1.0);
+    float ex = sqrt(k * con.z / det) * 1.001 + 0.01;
+    float ey = sqrt(k * con.x / det) * 1.001 + 0.01;
+    if (!(det > 0.0) || !(ex < 1e6) || !(ey < 1e6)) return vec4(-1e9, 1e9, -1e9, 1e9);
+    return vec4(m.x - ex, m.x + ex, m.y - ey, m.y + ey);
+}
+
+// Tiles that get a key: the 3-sigma rectangle (as the CPU reference bins) cut to the tiles the
+// alpha box reaches (a Gaussian contributes nothing outside it, so the image is the same).
+uvec4 key_rect(vec2 m, float radius, vec4 box) {
+    uvec4 r = tile_rect(m, radius);
+    float t = float(TILE);
+    vec4 px = vec4(ceil(box.x), floor(box.y), ceil(box.z), floor(box.w));
+    if (!(px.x <= px.y) || !(px.z <= px.w)) return uvec4(0u);
+    vec4 tb = clamp(vec4(floor(px.x / t), floor(px.y / t) + 1.0, floor(px.z / t), floor(px.w / t) + 1.0),
+                    vec4(0.0), vec4(float(pc.u0.z), float(pc.u0.z), float(pc.u0.w), float(pc.u0.w)));
+    r.x = max(r.x, uint(tb.x)); r.y = min(r.y, uint(tb.y));
+    r.z = max(r.z, uint(tb.z)); r.w = min(r.w, uint(tb.w));
+    if (r.x >= r.y || r.z >= r.w) return uvec4(0u);
+    return r;
+}
+
+// Normalised 1D weights of the 11x11 SSIM window (Gaussian, sigma 1.5; cpu/loss.rs).
+const float SSIM_W[11] = float[11](1.028380084e-03, 7.598758135e-03, 3.600077213e-02,
+    1.093606895e-01, 2.130055377e-01, 2.660117249e-01, 2.130055377e-01, 1.093606895e-01,
+    3.600077213e-02, 7.598758135e-03, 1.028380084e-03);

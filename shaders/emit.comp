@@ -1,24 +1,26 @@
-// Per Gaussian: one (tile, depth) key per touched tile, in Gaussian order.
+// Per Gaussian in depth order (position s of the depth sort): one key (tile) and value (Gaussian
+// id) per touched tile, at the scanned offset; a stable sort by tile then keeps depth order.
 layout(local_size_x = 256) in;
-layout(std430, binding = 0) readonly buffer Proj { float proj[]; };
+layout(binding = 0) uniform samplerBuffer proj4; // PROJ_STRIDE / 4 texels per Gaussian
 layout(std430, binding = 1) readonly buffer Offsets { uint offsets[]; };
-layout(std430, binding = 2) writeonly buffer Hi { uint khi[]; };
-layout(std430, binding = 3) writeonly buffer Lo { uint klo[]; };
-layout(std430, binding = 4) writeonly buffer Val { uint kval[]; };
+layout(binding = 2) uniform usamplerBuffer sortedT;
+layout(std430, binding = 3) writeonly buffer Key { uint key[]; };
+layout(std430, binding = 4) writeonly buffer Val { uint val[]; };
 
 void main() {
-    uint i = gl_GlobalInvocationID.x;
-    if (i >= pc.u1.x) return;
-    uint base = i * PROJ_STRIDE;
-    float radius = proj[base + 11u];
+    uint s = gl_GlobalInvocationID.x;
+    if (s >= pc.u1.x) return;
+    uint i = texelFetch(sortedT, int(s)).x;
+    int g = int(i * (PROJ_STRIDE / 4u));
+    float radius = texelFetch(proj4, g + 2).w;
     if (radius <= 0.0) return;
-    uvec4 r = tile_rect(vec2(proj[base], proj[base + 1u]), radius);
-    uint o = offsets[i];
+    vec4 box = texelFetch(proj4, g + 3);
+    uvec4 r = key_rect(texelFetch(proj4, g).xy, radius, box);
+    uint o = offsets[s];
     uint cap = pc.u1.w;
-    uint depth = floatBitsToUint(proj[base + 9u]);
     for (uint ty = r.z; ty < r.w; ty++) {
         for (uint tx = r.x; tx < r.y; tx++) {
-            if (o < cap) { khi[o] = ty * pc.u0.z + tx; klo[o] = depth; kval[o] = i; }
+            if (o < cap) { key[o] = ty * pc.u0.z + tx; val[o] = i; }
             o++;
         }
     }

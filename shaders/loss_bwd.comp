@@ -1,37 +1,25 @@
-// Adjoint of the SSIM window sums; adds to the L1 gradient in dl_c.
-layout(local_size_x = 16, local_size_y = 16) in;
-layout(std430, binding = 0) readonly buffer Img { float img[]; };
-layout(std430, binding = 1) readonly buffer Tgt { float tgt[]; };
-layout(std430, binding = 2) readonly buffer DMu { float dmu[]; };
-layout(std430, binding = 3) readonly buffer DXX { float dxx[]; };
-layout(std430, binding = 4) readonly buffer DXY { float dxy[]; };
-layout(std430, binding = 5) buffer DC { float dl_c[]; };
-
-float wt(int k) { float x = float(k); return exp(-x * x / 4.5); }
+// Adjoint of the SSIM window sums, vertical pass over the row sums of ssim_bh.comp; adds the
+// SSIM gradient to the L1 gradient in dl_c.
+layout(local_size_x = 256) in;
+layout(binding = 0) uniform samplerBuffer imgT;
+layout(binding = 1) uniform samplerBuffer tgtT;
+layout(binding = 2) uniform samplerBuffer hsT; // ssim_bh.comp's row sums, 3 texels per pixel
+layout(std430, binding = 3) buffer DC { float dl_c[]; };
 
 void main() {
-    uvec2 pix = gl_GlobalInvocationID.xy;
+    uint pi = gl_GlobalInvocationID.x;
     uint W = pc.u0.x, H = pc.u0.y;
-    if (pix.x >= W || pix.y >= H || pc.misc.z == 0.0) return;
-    float wsum = 0.0;
-    for (int k = -5; k <= 5; k++) wsum += wt(k);
-    float w1[11];
-    for (int k = 0; k < 11; k++) w1[k] = wt(k - 5) / wsum;
-    uint pi = pix.y * W + pix.x;
+    if (pi >= W * H || pc.misc.z == 0.0) return;
+    int y = int(pi / W);
+    vec4 s[3] = vec4[3](vec4(0.0), vec4(0.0), vec4(0.0));
+    for (int k = -5; k <= 5; k++) {
+        int yy = clamp(y + k, 0, int(H) - 1);
+        float w = (y + k >= 0 && y + k < int(H)) ? SSIM_W[k + 5] : 0.0;
+        int o = 3 * (int(pi) + (yy - y) * int(W));
+        for (int ch = 0; ch < 3; ch++) s[ch] += w * texelFetch(hsT, o + ch);
+    }
     for (uint ch = 0u; ch < 3u; ch++) {
-        float gmu = 0.0, gxx = 0.0, gxy = 0.0;
-        for (int dy = -5; dy <= 5; dy++) {
-            int yy = int(pix.y) + dy;
-            if (yy < 0 || yy >= int(H)) continue;
-            for (int dx = -5; dx <= 5; dx++) {
-                int xx = int(pix.x) + dx;
-                if (xx < 0 || xx >= int(W)) continue;
-                float w = w1[dx + 5] * w1[dy + 5];
-                uint o = 3u * (uint(yy) * W + uint(xx)) + ch;
-                gmu += w * dmu[o]; gxx += w * dxx[o]; gxy += w * dxy[o];
-            }
-        }
         uint q = 3u * pi + ch;
-        dl_c[q] += gmu + 2.0 * img[q] * gxx + tgt[q] * gxy;
+        dl_c[q] += s[ch].x + 2.0 * texelFetch(imgT, int(q)).x * s[ch].y + texelFetch(tgtT, int(q)).x * s[ch].z;
     }
 }

@@ -1,10 +1,13 @@
 // Per Gaussian: chain rule from screen-space gradients to the parameters and the camera pose
 // (see cpu/project.rs). Pose contributions are reduced per workgroup, then added atomically.
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
 #if FLOAT_ATOMICS
 #extension GL_EXT_shader_atomic_float : require
 #endif
 layout(local_size_x = 256) in;
-layout(std430, binding = 0) readonly buffer Params { float P[]; };
+layout(binding = 0) uniform samplerBuffer paramsT; // parameters, R32F texels (vectorised reads)
+#define P(k) texelFetch(paramsT, int(k)).x
 layout(std430, binding = 1) readonly buffer Proj { float proj[]; };
 layout(std430, binding = 2) readonly buffer G2 { float g2d[]; };
 layout(std430, binding = 3) writeonly buffer Grads { float G[]; };
@@ -32,11 +35,13 @@ void main() {
     if (i < pc.u1.x) {
         uint base = i * PROJ_STRIDE;
         bool vis = proj[base + 11u] > 0.0;
-        // Zero the gradients of this Gaussian (culled ones stay zero).
-        for (uint k = 0u; k < 3u; k++) { G[off_mean() + 3u * i + k] = 0.0; G[off_scale() + 3u * i + k] = 0.0; G[off_dc() + 3u * i + k] = 0.0; }
-        for (uint k = 0u; k < 4u; k++) G[off_rot() + 4u * i + k] = 0.0;
-        G[off_opac() + i] = 0.0;
-        for (uint k = 0u; k < 3u * (K - 1u); k++) G[off_rest() + 3u * (K - 1u) * i + k] = 0.0;
+        // Culled Gaussians get zero gradients; visible ones write every group below.
+        if (!vis) {
+            for (uint k = 0u; k < 3u; k++) { G[off_mean() + 3u * i + k] = 0.0; G[off_scale() + 3u * i + k] = 0.0; G[off_dc() + 3u * i + k] = 0.0; }
+            for (uint k = 0u; k < 4u; k++) G[off_rot() + 4u * i + k] = 0.0;
+            G[off_opac() + i] = 0.0;
+            for (uint k = 0u; k < 3u * (K - 1u); k++) G[off_rest() + 3u * (K - 1u) * i + k] = 0.0;
+        }
         if (vis) {
             uint gb = i * G2D_STRIDE;
             vec2 gmean = vec2(g2d[gb], g2d[gb + 1u]);
@@ -44,13 +49,13 @@ void main() {
             float gop = g2d[gb + 5u];
             vec3 gcol = vec3(g2d[gb + 6u], g2d[gb + 7u], g2d[gb + 8u]);
             float gdep = g2d[gb + 9u];
-            uint cm = uint(proj[base + 10u]);
+            uint cm = uint(proj[base + 7u]);
             if ((cm & 1u) != 0u) gcol.r = 0.0;
             if ((cm & 2u) != 0u) gcol.g = 0.0;
             if ((cm & 4u) != 0u) gcol.b = 0.0;
-            vec3 pw = vec3(P[off_mean() + 3u * i], P[off_mean() + 3u * i + 1u], P[off_mean() + 3u * i + 2u]);
-            vec3 s = exp(vec3(P[off_scale() + 3u * i], P[off_scale() + 3u * i + 1u], P[off_scale() + 3u * i + 2u]));
-            vec4 q = vec4(P[off_rot() + 4u * i], P[off_rot() + 4u * i + 1u], P[off_rot() + 4u * i + 2u], P[off_rot() + 4u * i + 3u]);
+            vec3 pw = vec3(P(off_mean() + 3u * i), P(off_mean() + 3u * i + 1u), P(off_mean() + 3u * i + 2u));
+            vec3 s = exp(vec3(P(off_scale() + 3u * i), P(off_scale() + 3u * i + 1u), P(off_scale() + 3u * i + 2u)));
+            vec4 q = vec4(P(off_rot() + 4u * i), P(off_rot() + 4u * i + 1u), P(off_rot() + 4u * i + 2u), P(off_rot() + 4u * i + 3u));
             float qnorm = length(q);
             vec4 qn = q / qnorm;
             mat3 R = pose_r();
@@ -65,7 +70,7 @@ void main() {
             float a = C3[0][0] + DILATION, b = C3[1][0], c = C3[1][1] + DILATION;
             float det = a * c - b * b;
             // Opacity logit.
-            float o = proj[base + 5u];
+            float o = proj[base + 2u];
             G[off_opac() + i] = gop * o * (1.0 - o);
             // SH.
             vec3 draw = pw + transpose(R) * pose_t();
@@ -77,7 +82,7 @@ void main() {
             vec3 gdir = vec3(0.0);
             uint rb = off_rest() + 3u * (K - 1u) * i;
             for (uint k = 1u; k < K; k++) {
-                vec3 coef = vec3(P[rb + 3u * (k - 1u)], P[rb + 3u * (k - 1u) + 1u], P[rb + 3u * (k - 1u) + 2u]);
+                vec3 coef = vec3(P(rb + 3u * (k - 1u)), P(rb + 3u * (k - 1u) + 1u), P(rb + 3u * (k - 1u) + 2u));
                 for (uint ch = 0u; ch < 3u; ch++) G[rb + 3u * (k - 1u) + ch] = yb[k] * gcol[ch];
                 gdir += dyb[k] * dot(coef, gcol);
             }
@@ -125,11 +130,15 @@ void main() {
             pose_c[3] = gw.x; pose_c[4] = gw.y; pose_c[5] = gw.z;
         }
     }
-    for (uint k = 0u; k < 6u; k++) s_pose[k][lid] = pose_c[k];
-    barrier();
-    for (uint st = 128u; st > 0u; st >>= 1u) {
-        if (lid < st) for (uint k = 0u; k < 6u; k++) s_pose[k][lid] += s_pose[k][lid + st];
-        barrier();
+    // Subgroup sums, then one lane per pose component adds the subgroups' (one barrier).
+    for (uint k = 0u; k < 6u; k++) {
+        float v = subgroupAdd(pose_c[k]);
+        if (subgroupElect()) s_pose[k][gl_SubgroupID] = v;
     }
-    if (lid < 6u) add_pose(lid, s_pose[lid][0]);
+    barrier();
+    if (lid < 6u) {
+        float t = 0.0;
+        for (uint sg = 0u; sg < gl_NumSubgroups; sg++) t += s_pose[lid][sg];
+        add_pose(lid, t);
+    }
 }

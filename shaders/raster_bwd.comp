@@ -1,14 +1,24 @@
-// One 16x16 workgroup per tile: back-to-front replay; per-Gaussian screen-space gradients are
-// summed over the subgroup, then added atomically (float atomics or a CAS loop).
+// One workgroup per 16x16 tile: back-to-front replay of the forward blend, accumulating the
+// screen-space gradient of every Gaussian (mean 2, conic 3, opacity, colour 3, depth).
+//
+// Same layout as raster_fwd.comp (see there for why): COLS x ROWS pixels per invocation, texel
+// fetches at one index for the current Gaussian, skip loops for CULL. Per pixel the colour, depth
+// and alpha channels are folded into one running sum: with F_i = f_i . dL/dout (f = colour, depth,
+// 1) and G the same sum over what lies behind, dL/dalpha_i = T_i (F_i - G) and then
+// G <- alpha_i F_i + (1 - alpha_i) G. Each lane sums its pixels' terms; the subgroup then adds its
+// lanes and adds the result to the Gaussian's ten floats atomically (float atomics or CAS).
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_KHR_shader_subgroup_vote : require
 #if FLOAT_ATOMICS
 #extension GL_EXT_shader_atomic_float : require
 #endif
-layout(local_size_x = 16, local_size_y = 16) in;
-layout(std430, binding = 0) readonly buffer Proj { float proj[]; };
-layout(std430, binding = 1) readonly buffer Val { uint kval[]; };
+layout(local_size_x_id = 0) in; // = 256 / (ROWS * COLS)
+layout(constant_id = 1) const uint ROWS = 1u;
+layout(constant_id = 2) const uint COLS = 1u;
+layout(constant_id = 3) const uint CULL = 1u;
+layout(binding = 0) uniform samplerBuffer proj4;
+layout(binding = 1) uniform usamplerBuffer kval;
 layout(std430, binding = 2) readonly buffer Ranges { uvec2 ranges[]; };
 layout(std430, binding = 3) readonly buffer InT { float in_t[]; };
 layout(std430, binding = 4) readonly buffer InN { uint in_n[]; };
@@ -29,134 +39,122 @@ void add_g(uint idx, float v) {
     }
 }
 #endif
-shared vec4 s_mo[256];
-shared vec4 s_con[256];
-shared vec4 s_col[256];
-shared uint s_box[256]; // alpha_box of each loaded Gaussian
-shared uint s_rows[TILE * 8u]; // per tile row: bit j set if Gaussian j's box covers the row
-shared uint s_id[256];
-shared uint s_maxn;
+
+const uint NPIX = ROWS * COLS; // at most 32
+#define MAXPIX 32
+
+// Replay Gaussian i (m, co, col, box) at pixel Q = c * ROWS + r, unless its row is culled,
+// adding the pixel's terms to the lane sums s[].
+#define PIXEL(Q) if ((Q) < NPIX) { \
+    const uint c = (Q) / ROWS, r = (Q) % ROWS; \
+    bool rhit = CULL == 0u || (chit[c] && float(r) >= ra && float(r) <= rb); \
+    for (uint o2 = rhit ? 0u : one; o2 < one; o2++) { \
+        float dy = m.y - float(y0 + r); \
+        float power = pa[c] + dy * (pb[c] - 0.5 * co.z * dy); \
+        float gauss = exp(min(power, 0.0)); \
+        float raw = m.z * gauss; \
+        float alpha = min(ALPHA_MAX, raw); \
+        bool act = i < last[Q] && power <= 0.0 && alpha >= ALPHA_MIN; \
+        float ti = T[Q] / (1.0 - alpha); \
+        float f = dot(col, dlc[Q]) + m.w * dld[Q] + dla[Q]; \
+        float dl_da = ti * (f - G[Q]); \
+        float w = act ? alpha * ti : 0.0; \
+        T[Q] = act ? ti : T[Q]; \
+        G[Q] = act ? alpha * f + (1.0 - alpha) * G[Q] : G[Q]; \
+        bool unclamped = act && raw <= ALPHA_MAX; \
+        float dpow = unclamped ? raw * dl_da : 0.0; \
+        s[0] -= dpow * (co.x * dx[c] + co.y * dy); \
+        s[1] -= dpow * (co.z * dy + co.y * dx[c]); \
+        s[2] -= 0.5 * dx[c] * dx[c] * dpow; \
+        s[3] -= dx[c] * dy * dpow; \
+        s[4] -= 0.5 * dy * dy * dpow; \
+        s[5] += unclamped ? gauss * dl_da : 0.0; \
+        s[6] += w * dlc[Q].r; \
+        s[7] += w * dlc[Q].g; \
+        s[8] += w * dlc[Q].b; \
+        s[9] += w * dld[Q]; \
+    } \
+}
+const uint LPR = TILE / COLS;
+const uint P4 = PROJ_STRIDE / 4u;
 
 void main() {
     uint tile = gl_WorkGroupID.y * pc.u0.z + gl_WorkGroupID.x;
-    uvec2 pix = gl_WorkGroupID.xy * TILE + gl_LocalInvocationID.xy;
-    uint lid = gl_LocalInvocationIndex;
-    bool inside = pix.x < pc.u0.x && pix.y < pc.u0.y;
-    uint pi = pix.y * pc.u0.x + pix.x;
+    uint t = gl_LocalInvocationID.x;
+    uint x0 = gl_WorkGroupID.x * TILE + t % LPR;
+    uint y0 = gl_WorkGroupID.y * TILE + (t / LPR) * ROWS;
     uvec2 range = ranges[tile];
-    float T = inside ? in_t[pi] : 1.0;
-    uint last = inside ? in_n[pi] : 0u;
-    // Only the first max(last) Gaussians of the tile contributed to any of its pixels (the
-    // forward stopped early): replay just those.
-    if (lid == 0u) s_maxn = 0u;
-    barrier();
-    atomicMax(s_maxn, last);
-    barrier();
-    uint todo = min(range.y - range.x, s_maxn);
-    uint rounds = (todo + 255u) / 256u;
-    float dl[5];
-    dl[0] = inside ? dl_c[3u * pi] : 0.0;
-    dl[1] = inside ? dl_c[3u * pi + 1u] : 0.0;
-    dl[2] = inside ? dl_c[3u * pi + 2u] : 0.0;
-    dl[3] = (inside && (pc.u2.w & 1u) != 0u) ? dl_d[pi] : 0.0;
-    dl[4] = (inside && (pc.u2.w & 2u) != 0u) ? dl_a[pi] : 0.0;
-    float accum[5] = float[5](0.0, 0.0, 0.0, 0.0, 0.0);
-    float last_f[5] = float[5](0.0, 0.0, 0.0, 0.0, 0.0);
-    float last_alpha = 0.0;
-    vec2 p = vec2(pix);
-    for (uint r = 0u; r < rounds; r++) {
-        barrier();
-        if (lid < TILE * 8u) s_rows[lid] = 0u;
-        barrier();
-        uint k = r * 256u + lid;
-        if (k < todo) {
-            uint gid = kval[range.x + todo - 1u - k];
-            uint g = gid * PROJ_STRIDE;
-            s_id[lid] = gid;
-            s_mo[lid] = vec4(proj[g], proj[g + 1u], proj[g + 5u], proj[g + 9u]);
-            s_con[lid] = vec4(proj[g + 2u], proj[g + 3u], proj[g + 4u], 0.0);
-            uint bx = alpha_box(vec2(proj[g], proj[g + 1u]), s_con[lid].xyz, proj[g + 5u],
-                                vec2(gl_WorkGroupID.xy * TILE));
-            s_box[lid] = bx;
-            if ((bx & 0xffu) <= ((bx >> 8u) & 0xffu)) {
-                for (uint y = (bx >> 16u) & 0xffu; y <= (bx >> 24u); y++) {
-                    atomicOr(s_rows[y * 8u + lid / 32u], 1u << (lid % 32u));
-                }
-            }
-            s_col[lid] = vec4(proj[g + 6u], proj[g + 7u], proj[g + 8u], 0.0);
+    bool use_d = (pc.u2.w & 1u) != 0u, use_a = (pc.u2.w & 2u) != 0u;
+    float T[MAXPIX];
+    uint last[MAXPIX];
+    vec3 dlc[MAXPIX];
+    float dld[MAXPIX];
+    float dla[MAXPIX];
+    float G[MAXPIX];
+    uint maxlast = 0u;
+    for (uint q = 0u; q < NPIX; q++) {
+        uint px = x0 + (q / ROWS) * LPR, py = y0 + q % ROWS;
+        bool inside = px < pc.u0.x && py < pc.u0.y;
+        uint pi = inside ? py * pc.u0.x + px : 0u;
+        T[q] = inside ? in_t[pi] : 1.0;
+        last[q] = inside ? in_n[pi] : 0u;
+        dlc[q] = inside ? vec3(dl_c[3u * pi], dl_c[3u * pi + 1u], dl_c[3u * pi + 2u]) : vec3(0.0);
+        dld[q] = inside && use_d ? dl_d[pi] : 0.0;
+        dla[q] = inside && use_a ? dl_a[pi] : 0.0;
+        G[q] = 0.0;
+        maxlast = max(maxlast, last[q]);
+    }
+    // Only the first max(last) Gaussians of the tile reached any of these pixels.
+    maxlast = subgroupMax(maxlast);
+    float lox = 0.0, hix = 0.0, loy = 0.0, hiy = 0.0;
+    if (CULL != 0u) {
+        lox = float(subgroupMin(x0)); hix = float(subgroupMax(x0));
+        loy = float(subgroupMin(y0)); hiy = float(subgroupMax(y0));
+    }
+    uint one = pc.u2.z; // 1, unknown to the compiler: keeps the skip loops real loops
+    for (uint k = maxlast; k > 0u; k--) {
+        uint i = k - 1u; // list index, back to front
+        uint gid = texelFetch(kval, int(range.x + i)).x;
+        int g = int(P4 * gid);
+        vec4 box = texelFetch(proj4, g + 3);
+        float ra = ceil(box.z) - hiy, rb = floor(box.w) - loy;
+        bool xhit = false;
+        for (uint c = 0u; c < COLS; c++) {
+            float cx = float(c * LPR);
+            xhit = xhit || (box.x <= hix + cx && box.y >= lox + cx);
         }
-        barrier();
-        uint cnt = min(256u, todo - r * 256u);
-        // Walk the Gaussians whose box covers this subgroup's rows; stop (uniformly over the
-        // subgroup) at the next one some lane needs. Uniform control flow only: SIMD CPU drivers
-        // run a loop body in full whenever any lane is in it.
-        uint w = 0u;
-        uint bits = 0u;
-        while (true) {
-            uint j = 0u;
-            bool found = false;
-            while (true) {
-                while (bits == 0u && w < 8u) {
-                    bits = subgroupOr(s_rows[gl_LocalInvocationID.y * 8u + w]);
-                    w++;
-                }
-                if (bits == 0u) break;
-                j = (w - 1u) * 32u + uint(findLSB(bits));
-                bits &= bits - 1u;
-                bool hit = in_box(s_box[j], gl_LocalInvocationID.xy);
-                if (subgroupAny(inside && (todo - 1u - (r * 256u + j)) < last && hit)) { found = true; break; }
+        bool hit = CULL == 0u || (xhit && ra <= float(ROWS - 1u) && rb >= 0.0);
+        for (uint o = hit ? 0u : one; o < one; o++) {
+            vec4 m = texelFetch(proj4, g);
+            vec4 co = texelFetch(proj4, g + 1);
+            vec3 col = texelFetch(proj4, g + 2).xyz;
+            // Per-lane sums: mean x, y, conic a, b, c, opacity, colour rgb, depth.
+            float s[10] = float[10](0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+            float pa[COLS], pb[COLS], dx[COLS];
+            bool chit[COLS];
+            for (uint c = 0u; c < COLS; c++) {
+                float cx = float(c * LPR);
+                chit[c] = CULL == 0u || (box.x <= hix + cx && box.y >= lox + cx);
+                dx[c] = m.x - float(x0 + c * LPR);
+                pa[c] = -0.5 * co.x * dx[c] * dx[c];
+                pb[c] = -co.y * dx[c];
             }
-            if (!found) break;
-            uint contributor = todo - 1u - (r * 256u + j);
-            bool act = inside && contributor < last;
-            vec2 d = s_mo[j].xy - p;
-            vec3 co = s_con[j].xyz;
-            float power = -0.5 * (co.x * d.x * d.x + co.z * d.y * d.y) - co.y * d.x * d.y;
-            float gauss = exp(min(power, 0.0));
-            float raw = s_mo[j].z * gauss;
-            float alpha = min(ALPHA_MAX, raw);
-            act = act && power <= 0.0 && alpha >= ALPHA_MIN;
-            float gm_x = 0.0, gm_y = 0.0, gc_a = 0.0, gc_b = 0.0, gc_c = 0.0, gop = 0.0;
-            vec3 gcol = vec3(0.0);
-            float gdep = 0.0;
-            if (act) {
-                T = T / (1.0 - alpha);
-                float f[5] = float[5](s_col[j].x, s_col[j].y, s_col[j].z, s_mo[j].w, 1.0);
-                float dl_da = 0.0;
-                for (int ch = 0; ch < 5; ch++) {
-                    accum[ch] = last_alpha * last_f[ch] + (1.0 - last_alpha) * accum[ch];
-                    dl_da += (f[ch] - accum[ch]) * dl[ch];
-                    last_f[ch] = f[ch];
-                }
-                dl_da *= T;
-                last_alpha = alpha;
-                float w = alpha * T;
-                gcol = w * vec3(dl[0], dl[1], dl[2]);
-                gdep = w * dl[3];
-                if (raw <= ALPHA_MAX) {
-                    float dl_dpow = gauss * s_mo[j].z * dl_da;
-                    gop = gauss * dl_da;
-                    gm_x = -dl_dpow * (co.x * d.x + co.y * d.y);
-                    gm_y = -dl_dpow * (co.z * d.y + co.y * d.x);
-                    gc_a = -0.5 * d.x * d.x * dl_dpow;
-                    gc_b = -d.x * d.y * dl_dpow;
-                    gc_c = -0.5 * d.y * d.y * dl_dpow;
-                }
-            }
-            if (subgroupAny(act)) {
-                float v0 = subgroupAdd(gm_x), v1 = subgroupAdd(gm_y), v2 = subgroupAdd(gc_a);
-                float v3 = subgroupAdd(gc_b), v4 = subgroupAdd(gc_c), v5 = subgroupAdd(gop);
-                float v6 = subgroupAdd(gcol.r), v7 = subgroupAdd(gcol.g), v8 = subgroupAdd(gcol.b);
-                float v9 = subgroupAdd(gdep);
-                // One atomic per lane (the ten sums spread over the lanes) rather than ten from
-                // one elected lane: per-lane atomics loop over the SIMD lanes on CPU drivers.
-                uint b = s_id[j] * G2D_STRIDE;
-                for (uint q = gl_SubgroupInvocationID; q < 10u; q += gl_SubgroupSize) {
-                    float val = q == 0u ? v0 : q == 1u ? v1 : q == 2u ? v2 : q == 3u ? v3
-                        : q == 4u ? v4 : q == 5u ? v5 : q == 6u ? v6 : q == 7u ? v7
-                        : q == 8u ? v8 : v9;
-                    if (val != 0.0) add_g(b + q, val);
-                }
+            // Pixels written out one by one (see raster_fwd.comp).
+            PIXEL(0u) PIXEL(1u) PIXEL(2u) PIXEL(3u) PIXEL(4u) PIXEL(5u) PIXEL(6u) PIXEL(7u)
+            PIXEL(8u) PIXEL(9u) PIXEL(10u) PIXEL(11u) PIXEL(12u) PIXEL(13u) PIXEL(14u) PIXEL(15u)
+            PIXEL(16u) PIXEL(17u) PIXEL(18u) PIXEL(19u) PIXEL(20u) PIXEL(21u) PIXEL(22u)
+            PIXEL(23u) PIXEL(24u) PIXEL(25u) PIXEL(26u) PIXEL(27u) PIXEL(28u) PIXEL(29u)
+            PIXEL(30u) PIXEL(31u)
+            // One atomic per lane (the ten sums spread over the lanes) rather than ten from one
+            // lane: CPU drivers loop over the lanes for each atomic instruction.
+            float v[10];
+            for (uint j = 0u; j < 10u; j++) v[j] = subgroupAdd(s[j]);
+            uint base = gid * G2D_STRIDE;
+            for (uint j0 = 0u; j0 < 10u; j0 += gl_SubgroupSize) {
+                uint j = j0 + gl_SubgroupInvocationID;
+                float val = 0.0;
+                for (uint jj = 0u; jj < 10u; jj++) val = j == jj ? v[jj] : val;
+                if (j < 10u && val != 0.0) add_g(base + j, val);
             }
         }
     }

@@ -1,105 +1,128 @@
-// One 16x16 workgroup per tile: front-to-back blending of the tile's depth-sorted Gaussians.
+// One workgroup per 16x16 tile: front-to-back blending of the tile's depth-sorted Gaussians.
+//
+// Laid out for SIMD CPU drivers (lavapipe) as well as for GPUs. Lavapipe runs a subgroup as one
+// SIMD vector, but goes lane by lane for storage-buffer and shared-memory loads and for every
+// subgroup operation, and runs an `if` masked (both ways, always); only a loop skips code. So: no
+// shared memory and no barriers; each invocation owns a COLS x ROWS block of pixels (state in
+// registers); every lane reads the current Gaussian through texel fetches at the same index (one
+// vectorised gather); with CULL, a Gaussian is skipped, and then each of its pixel rows, when its
+// alpha box misses them, by loops of 0 or 1 trips.
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_vote : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
-layout(local_size_x = 16, local_size_y = 16) in;
-layout(std430, binding = 0) readonly buffer Proj { float proj[]; };
-layout(std430, binding = 1) readonly buffer Val { uint kval[]; };
+layout(local_size_x_id = 0) in; // = 256 / (ROWS * COLS)
+layout(constant_id = 1) const uint ROWS = 1u;
+layout(constant_id = 2) const uint COLS = 1u;
+layout(constant_id = 3) const uint CULL = 1u;
+layout(binding = 0) uniform samplerBuffer proj4; // PROJ_STRIDE / 4 texels per Gaussian
+layout(binding = 1) uniform usamplerBuffer kval;  // sorted Gaussian ids
 layout(std430, binding = 2) readonly buffer Ranges { uvec2 ranges[]; };
 layout(std430, binding = 3) writeonly buffer OutC { float out_c[]; };
 layout(std430, binding = 4) writeonly buffer OutD { float out_d[]; };
 layout(std430, binding = 5) writeonly buffer OutA { float out_a[]; };
 layout(std430, binding = 6) writeonly buffer OutT { float out_t[]; };
 layout(std430, binding = 7) writeonly buffer OutN { uint out_n[]; };
-shared vec4 s_mo[256];  // mean xy, opacity, depth
-shared vec4 s_con[256]; // conic abc
-shared vec4 s_col[256]; // colour
-shared uint s_box[256]; // alpha_box of each loaded Gaussian
-shared uint s_rows[TILE * 8u]; // per tile row: bit j set if Gaussian j's box covers the row
-shared uint s_done;
+
+const uint NPIX = ROWS * COLS; // at most 32
+#define MAXPIX 32
+
+// Blend Gaussian i (m, co, col, box) into pixel Q = c * ROWS + r, unless its row is culled.
+#define PIXEL(Q) if ((Q) < NPIX) { \
+    const uint c = (Q) / ROWS, r = (Q) % ROWS; \
+    bool rhit = CULL == 0u || (chit[c] && float(r) >= ra && float(r) <= rb); \
+    for (uint o2 = rhit ? 0u : one; o2 < one; o2++) { \
+        float dy = m.y - float(y0 + r); \
+        float power = pa[c] + dy * (pb[c] - 0.5 * co.z * dy); \
+        float alpha = min(ALPHA_MAX, m.z * exp(min(power, 0.0))); \
+        bool use = !done[Q] && power <= 0.0 && alpha >= ALPHA_MIN; \
+        float nt = T[Q] * (1.0 - alpha); \
+        bool stop = use && nt < T_MIN; \
+        bool blend = use && !stop; \
+        float w = blend ? alpha * T[Q] : 0.0; \
+        C[Q] += col * w; \
+        D[Q] += m.w * w; \
+        T[Q] = blend ? nt : T[Q]; \
+        last[Q] = blend ? i + 1u : last[Q]; \
+        done[Q] = done[Q] || stop; \
+    } \
+}
+const uint LPR = TILE / COLS; // invocations per pixel row of the tile
+const uint P4 = PROJ_STRIDE / 4u;
 
 void main() {
     uint tile = gl_WorkGroupID.y * pc.u0.z + gl_WorkGroupID.x;
-    uvec2 pix = gl_WorkGroupID.xy * TILE + gl_LocalInvocationID.xy;
-    uint lid = gl_LocalInvocationIndex;
-    bool inside = pix.x < pc.u0.x && pix.y < pc.u0.y;
-    bool done = !inside;
+    uint t = gl_LocalInvocationID.x;
+    // Pixel (x0 + c * LPR, y0 + r) for column c < COLS and row r < ROWS; q = c * ROWS + r.
+    uint x0 = gl_WorkGroupID.x * TILE + t % LPR;
+    uint y0 = gl_WorkGroupID.y * TILE + (t / LPR) * ROWS;
     uvec2 range = ranges[tile];
-    uint todo = range.y - range.x;
-    uint rounds = (todo + 255u) / 256u;
-    float T = 1.0;
-    vec3 C = vec3(0.0);
-    float D = 0.0;
-    uint last = 0u;
-    vec2 p = vec2(pix);
-    for (uint r = 0u; r < rounds; r++) {
-        if (lid == 0u) s_done = 0u;
-        if (lid < TILE * 8u) s_rows[lid] = 0u;
-        barrier();
-        if (done) atomicAdd(s_done, 1u);
-        barrier();
-        if (s_done == 256u) break;
-        uint idx = range.x + r * 256u + lid;
-        if (idx < range.y) {
-            uint g = kval[idx] * PROJ_STRIDE;
-            s_mo[lid] = vec4(proj[g], proj[g + 1u], proj[g + 5u], proj[g + 9u]);
-            s_con[lid] = vec4(proj[g + 2u], proj[g + 3u], proj[g + 4u], 0.0);
-            uint bx = alpha_box(vec2(proj[g], proj[g + 1u]), s_con[lid].xyz, proj[g + 5u],
-                                vec2(gl_WorkGroupID.xy * TILE));
-            s_box[lid] = bx;
-            if ((bx & 0xffu) <= ((bx >> 8u) & 0xffu)) {
-                for (uint y = (bx >> 16u) & 0xffu; y <= (bx >> 24u); y++) {
-                    atomicOr(s_rows[y * 8u + lid / 32u], 1u << (lid % 32u));
-                }
-            }
-            s_col[lid] = vec4(proj[g + 6u], proj[g + 7u], proj[g + 8u], 0.0);
-        }
-        barrier();
-        uint cnt = min(256u, todo - r * 256u);
-        // Walk the Gaussians whose box covers this subgroup's rows; stop (uniformly over the
-        // subgroup) at the next one some lane needs. Uniform control flow only: SIMD CPU drivers
-        // run a loop body in full whenever any lane is in it.
-        uint w = 0u;
-        uint bits = 0u;
-        while (true) {
-            uint j = 0u;
-            bool found = false;
-            while (true) {
-                while (bits == 0u && w < 8u) {
-                    bits = subgroupOr(s_rows[gl_LocalInvocationID.y * 8u + w]);
-                    w++;
-                }
-                if (bits == 0u) break;
-                j = (w - 1u) * 32u + uint(findLSB(bits));
-                bits &= bits - 1u;
-                bool hit = in_box(s_box[j], gl_LocalInvocationID.xy);
-                if (subgroupAny(!done && hit)) { found = true; break; }
-            }
-            if (!found) break;
-            vec2 d = s_mo[j].xy - p;
-            vec3 co = s_con[j].xyz;
-            float power = -0.5 * (co.x * d.x * d.x + co.z * d.y * d.y) - co.y * d.x * d.y;
-            float alpha = min(ALPHA_MAX, s_mo[j].z * exp(min(power, 0.0)));
-            if (!done && power <= 0.0 && alpha >= ALPHA_MIN) {
-                float nt = T * (1.0 - alpha);
-                if (nt < T_MIN) {
-                    done = true;
-                } else {
-                    C += s_col[j].xyz * (alpha * T);
-                    D += s_mo[j].w * (alpha * T);
-                    T = nt;
-                    last = r * 256u + j + 1u;
-                }
-            }
-        }
-        barrier();
+    float T[MAXPIX];
+    vec3 C[MAXPIX];
+    float D[MAXPIX];
+    uint last[MAXPIX];
+    bool done[MAXPIX];
+    bool lane_done = true;
+    for (uint q = 0u; q < NPIX; q++) {
+        uint px = x0 + (q / ROWS) * LPR, py = y0 + q % ROWS;
+        T[q] = 1.0; C[q] = vec3(0.0); D[q] = 0.0; last[q] = 0u;
+        done[q] = !(px < pc.u0.x && py < pc.u0.y);
+        lane_done = lane_done && done[q];
     }
-    if (inside) {
-        uint pi = pix.y * pc.u0.x + pix.x;
-        out_c[3u * pi] = C.r; out_c[3u * pi + 1u] = C.g; out_c[3u * pi + 2u] = C.b;
-        out_d[pi] = D;
-        out_a[pi] = 1.0 - T;
-        out_t[pi] = T;
-        out_n[pi] = last;
+    // The subgroup's columns and rows (CULL skips by these, so they must cover every lane).
+    float lox = 0.0, hix = 0.0, loy = 0.0, hiy = 0.0;
+    if (CULL != 0u) {
+        lox = float(subgroupMin(x0)); hix = float(subgroupMax(x0));
+        loy = float(subgroupMin(y0)); hiy = float(subgroupMax(y0));
+    }
+    uint one = pc.u2.z; // 1, unknown to the compiler: keeps the skip loops real loops
+    uint n = range.y - range.x;
+    for (uint b = 0u; b < n; b += 8u) {
+        if (subgroupAll(lane_done)) break;
+        for (uint i = b; i < min(b + 8u, n); i++) {
+            int g = int(P4 * texelFetch(kval, int(range.x + i)).x);
+            vec4 box = texelFetch(proj4, g + 3);
+            // Rows of the subgroup's block the box reaches: loy + [ra, rb].
+            float ra = ceil(box.z) - hiy, rb = floor(box.w) - loy;
+            bool xhit = false;
+            for (uint c = 0u; c < COLS; c++) {
+                float cx = float(c * LPR);
+                xhit = xhit || (box.x <= hix + cx && box.y >= lox + cx);
+            }
+            bool hit = CULL == 0u || (xhit && ra <= float(ROWS - 1u) && rb >= 0.0);
+            for (uint o = hit ? 0u : one; o < one; o++) {
+                vec4 m = texelFetch(proj4, g);
+                vec4 co = texelFetch(proj4, g + 1);
+                vec3 col = texelFetch(proj4, g + 2).xyz;
+                float pa[COLS], pb[COLS], dx[COLS];
+                bool chit[COLS];
+                for (uint c = 0u; c < COLS; c++) {
+                    float cx = float(c * LPR);
+                    chit[c] = CULL == 0u || (box.x <= hix + cx && box.y >= lox + cx);
+                    dx[c] = m.x - float(x0 + c * LPR);
+                    pa[c] = -0.5 * co.x * dx[c] * dx[c];
+                    pb[c] = -co.y * dx[c];
+                }
+                // Pixels written out one by one (a loop around the skip loops would not be
+                // unrolled, and then the per-pixel arrays would live in memory).
+                PIXEL(0u) PIXEL(1u) PIXEL(2u) PIXEL(3u) PIXEL(4u) PIXEL(5u) PIXEL(6u) PIXEL(7u)
+                PIXEL(8u) PIXEL(9u) PIXEL(10u) PIXEL(11u) PIXEL(12u) PIXEL(13u) PIXEL(14u) PIXEL(15u)
+                PIXEL(16u) PIXEL(17u) PIXEL(18u) PIXEL(19u) PIXEL(20u) PIXEL(21u) PIXEL(22u)
+                PIXEL(23u) PIXEL(24u) PIXEL(25u) PIXEL(26u) PIXEL(27u) PIXEL(28u) PIXEL(29u)
+                PIXEL(30u) PIXEL(31u)
+            }
+        }
+        lane_done = true;
+        for (uint q = 0u; q < NPIX; q++) lane_done = lane_done && done[q];
+    }
+    for (uint q = 0u; q < NPIX; q++) {
+        uint px = x0 + (q / ROWS) * LPR, py = y0 + q % ROWS;
+        if (px < pc.u0.x && py < pc.u0.y) {
+            uint pi = py * pc.u0.x + px;
+            out_c[3u * pi] = C[q].r; out_c[3u * pi + 1u] = C[q].g; out_c[3u * pi + 2u] = C[q].b;
+            out_d[pi] = D[q];
+            out_a[pi] = 1.0 - T[q];
+            out_t[pi] = T[q];
+            out_n[pi] = last[q];
+        }
     }
 }

@@ -36,6 +36,10 @@ pub struct RenderArgs {
     /// Resolutions WxH.
     #[arg(long, value_delimiter = ',', default_values_t = ["256x216".to_string(), "640x480".to_string()])]
     pub sizes: Vec<String>,
+    /// Summary of the repetitions: median (for reports) or min (to compare variants on a
+    /// loaded machine).
+    #[arg(long, default_value = "median")]
+    pub stat: String,
     /// Repetitions for the (slow) CPU reference backend.
     #[arg(long, default_value_t = 3)]
     pub cpu_runs: usize,
@@ -74,6 +78,11 @@ fn run_render(a: RenderArgs) -> anyhow::Result<()> {
         .iter()
         .map(|s| parse_size(s))
         .collect::<anyhow::Result<_>>()?;
+    let stat = match a.stat.as_str() {
+        "median" => render::bench::Stat::Median,
+        "min" => render::bench::Stat::Min,
+        s => anyhow::bail!("--stat {s}: expected median or min"),
+    };
     let mut backends = Vec::new();
     if a.backend == "all" || a.backend == "vulkan" {
         let cfg = RenderConfig {
@@ -101,15 +110,15 @@ fn run_render(a: RenderArgs) -> anyhow::Result<()> {
         backends.push((render::create_renderer(&cfg)?, a.cpu_runs));
     }
     println!(
-        "| backend | device | Gaussians | resolution | forward ms | forward+backward ms | step ms |"
+        "| backend | device | Gaussians | resolution | forward ms | forward+backward ms | step ms | forward CPU ms | fwd+bwd CPU ms |"
     );
-    println!("|---|---|---:|---|---:|---:|---:|");
+    println!("|---|---|---:|---|---:|---:|---:|---:|---:|");
     for (r, runs) in backends.iter_mut() {
         for &n in &a.gaussians {
             for &(w, h) in &sizes {
-                let t = render::bench::time_render(r.as_mut(), n, w, h, *runs)?;
+                let t = render::bench::time_render(r.as_mut(), n, w, h, *runs, stat)?;
                 println!(
-                    "| {:?} | {} | {} | {}x{} | {:.2} | {:.2} | {:.2} |",
+                    "| {:?} | {} | {} | {}x{} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} |",
                     r.backend(),
                     r.device_name(),
                     n,
@@ -117,7 +126,9 @@ fn run_render(a: RenderArgs) -> anyhow::Result<()> {
                     h,
                     t.forward_ms,
                     t.forward_backward_ms,
-                    t.step_ms
+                    t.step_ms,
+                    t.forward_cpu_ms,
+                    t.forward_backward_cpu_ms
                 );
                 for (k, ms) in &t.kernels {
                     println!("|   | kernel {k} | | | {ms:.3} | | |");

@@ -6,7 +6,7 @@ use super::{
     random_gaussians, test_camera, test_pose, AdamConfig, LossConfig, RenderError, Renderer,
 };
 
-/// Median milliseconds of one configuration.
+/// Milliseconds of one configuration (medians unless [`Stat::Min`] was asked for).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timing {
     pub gaussians: usize,
@@ -19,6 +19,11 @@ pub struct Timing {
     /// `step`: forward, L1+D-SSIM, backward and Adam without read-backs (one command buffer on
     /// Vulkan).
     pub step_ms: f64,
+    /// Process CPU milliseconds (all threads, so a CPU Vulkan driver's workers count) of
+    /// `forward` and of `forward` + `backward`, means (the clock ticks in 10 ms); NaN where `/proc/self/stat` is missing.
+    /// Less sensitive than wall time to other processes on a loaded machine.
+    pub forward_cpu_ms: f64,
+    pub forward_backward_cpu_ms: f64,
     /// Per-kernel GPU medians `("phase:kernel", ms)` (phases fwd, bwd, step) when the backend
     /// profiles (Vulkan with `GS_LIVO_RENDER_PROFILE` set); empty otherwise.
     pub kernels: Vec<(String, f64)>,
@@ -42,9 +47,43 @@ fn by_kernel(phase: &str, prof: Vec<(&'static str, f64)>, into: &mut Vec<(String
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// CPU time of this process (user + system, all threads) in milliseconds, from
+/// `/proc/self/stat` (10 ms ticks on Linux); NaN elsewhere.
+pub fn process_cpu_ms() -> f64 {
+    let Ok(s) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the command name (which may contain spaces) start at ") ".
+    let Some(rest) = s.rsplit_once(") ").map(|(_, r)| r) else {
+        return f64::NAN;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 here (0-based: 11, 12).
+    match (
+        f.get(11).and_then(|v| v.parse::<f64>().ok()),
+        f.get(12).and_then(|v| v.parse::<f64>().ok()),
+    ) {
+        (Some(u), Some(k)) => (u + k) * 10.0,
+        _ => f64::NAN,
+    }
+}
+
+/// How repeated timings are summarised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stat {
+    /// The median (what benchmark tables report).
+    #[default]
+    Median,
+    /// The minimum: the least disturbed run, for comparing variants on a loaded machine.
+    Min,
+}
+
+fn summarise(mut v: Vec<f64>, stat: Stat) -> f64 {
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    match stat {
+        Stat::Median => v[v.len() / 2],
+        Stat::Min => v[0],
+    }
 }
 
 /// Benchmark scene: `n` Gaussians (SH degree 3, ~3 cm) 2-6 m in front of the camera.
@@ -59,7 +98,9 @@ pub fn time_render(
     width: u32,
     height: u32,
     runs: usize,
+    stat: Stat,
 ) -> Result<Timing, RenderError> {
+    let median = |v| summarise(v, stat);
     let cam = test_camera(width, height);
     let pose = test_pose();
     r.set_gaussians(&scene(n), None)?;
@@ -67,15 +108,19 @@ pub fn time_render(
     let d_colour: Vec<f32> = target.iter().map(|v| 0.01 * (v - 0.5)).collect();
     let runs = runs.max(1);
     let (mut f, mut fb, mut st) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut fc, mut fbc) = (Vec::new(), Vec::new());
     let mut kernels = Vec::new();
     for i in 0..=runs {
         r.kernel_profile();
+        let c0 = process_cpu_ms();
         let t0 = Instant::now();
         r.forward(&cam, &pose)?;
         let t1 = Instant::now();
+        let c1 = process_cpu_ms();
         let pf = r.kernel_profile();
         r.backward(&d_colour, None, None)?;
         let t2 = Instant::now();
+        let c2 = process_cpu_ms();
         let pb = r.kernel_profile();
         r.step(
             &cam,
@@ -90,6 +135,8 @@ pub fn time_render(
             by_kernel("bwd", pb, &mut kernels);
             by_kernel("step", r.kernel_profile(), &mut kernels);
             f.push((t1 - t0).as_secs_f64() * 1e3);
+            fc.push(c1 - c0);
+            fbc.push(c2 - c0);
             fb.push((t2 - t0).as_secs_f64() * 1e3);
             st.push((t3 - t2).as_secs_f64() * 1e3);
         }
@@ -101,6 +148,11 @@ pub fn time_render(
         forward_ms: median(f),
         forward_backward_ms: median(fb),
         step_ms: median(st),
-        kernels: kernels.into_iter().map(|(k, v)| (k, median(v))).collect(),
+        forward_cpu_ms: fc.iter().sum::<f64>() / fc.len() as f64,
+        forward_backward_cpu_ms: fbc.iter().sum::<f64>() / fbc.len() as f64,
+        kernels: kernels
+            .into_iter()
+            .map(|(k, v)| (k, summarise(v, stat)))
+            .collect(),
     })
 }

@@ -13,7 +13,7 @@ use vulkano::memory::allocator::StandardMemoryAllocator;
 use vulkano::pipeline::compute::ComputePipelineCreateInfo;
 use vulkano::pipeline::layout::{PipelineDescriptorSetLayoutCreateInfo, PushConstantRange};
 use vulkano::pipeline::{ComputePipeline, PipelineLayout, PipelineShaderStageCreateInfo};
-use vulkano::shader::{ShaderModule, ShaderModuleCreateInfo, ShaderStages};
+use vulkano::shader::{ShaderModule, ShaderModuleCreateInfo, ShaderStages, SpecializationConstant};
 use vulkano::{Version, VulkanLibrary};
 
 use crate::render::{RenderConfig, RenderError};
@@ -30,6 +30,12 @@ pub struct Context {
     pub ds_alloc: Arc<StandardDescriptorSetAllocator>,
     pub float_atomics: bool,
     pub name: String,
+    /// Pixel block per invocation of the forward raster kernel, `[rows, cols, cull]`: a CPU
+    /// device runs a subgroup as one SIMD vector, so taller blocks amortise each Gaussian's
+    /// fetch; GPUs want one pixel per lane. `GS_LIVO_RASTER_FWD=rows,cols,cull` overrides.
+    pub raster_fwd: [u32; 3],
+    /// The same for the backward raster kernel (`GS_LIVO_RASTER_BWD`).
+    pub raster_bwd: [u32; 3],
 }
 
 fn type_rank(t: PhysicalDeviceType) -> u32 {
@@ -100,6 +106,24 @@ pub fn enumerate_devices() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `[rows, cols, cull]` from an environment variable, else `default`.
+fn raster_layout(var: &str, default: [u32; 3]) -> Result<[u32; 3], RenderError> {
+    let Ok(v) = std::env::var(var) else {
+        return Ok(default);
+    };
+    let bad = || RenderError::InvalidInput(format!("{var}={v}: expected rows,cols,cull"));
+    let p: Vec<u32> = v
+        .split(',')
+        .map(|x| x.trim().parse::<u32>().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    match p[..] {
+        [r, c, cull] if [1, 2, 4, 8, 16].contains(&r) && [1, 2].contains(&c) && cull <= 1 => {
+            Ok([r, c, cull])
+        }
+        _ => Err(bad()),
+    }
+}
+
 impl Context {
     pub fn new(cfg: &RenderConfig) -> Result<Self, RenderError> {
         let lib = VulkanLibrary::new().map_err(|e| RenderError::NoDevice(format!("{e}")))?;
@@ -155,7 +179,7 @@ impl Context {
             && physical
                 .supported_features()
                 .shader_buffer_float32_atomic_add;
-        let (extensions, features) = if float_atomics {
+        let (extensions, mut features) = if float_atomics {
             (
                 DeviceExtensions {
                     ext_shader_atomic_float: true,
@@ -169,7 +193,24 @@ impl Context {
         } else {
             (DeviceExtensions::empty(), DeviceFeatures::empty())
         };
+        features.subgroup_broadcast_dynamic_id =
+            physical.supported_features().subgroup_broadcast_dynamic_id;
         let name = physical.properties().device_name.clone();
+        let sg = physical.properties().subgroup_size.unwrap_or(0);
+        if sg < 8 || !sg.is_power_of_two() {
+            return Err(RenderError::NoDevice(format!(
+                "{name}: subgroup size {sg}, the rasteriser needs a power of two >= 8"
+            )));
+        }
+        let cpu = physical.properties().device_type == PhysicalDeviceType::Cpu;
+        let raster_fwd = raster_layout(
+            "GS_LIVO_RASTER_FWD",
+            if cpu { [16, 1, 1] } else { [1, 1, 1] },
+        )?;
+        let raster_bwd = raster_layout(
+            "GS_LIVO_RASTER_BWD",
+            if cpu { [8, 1, 1] } else { [1, 1, 1] },
+        )?;
         let (device, mut queues) = Device::new(
             physical,
             DeviceCreateInfo {
@@ -199,20 +240,38 @@ impl Context {
             queue,
             float_atomics,
             name,
+            raster_fwd,
+            raster_bwd,
         })
     }
 
-    /// A compute pipeline from SPIR-V bytes, with the shared 128-byte push-constant range.
-    pub fn pipeline(&self, name: &str, spv: &[u8]) -> Result<Arc<ComputePipeline>, RenderError> {
+    /// A compute pipeline from SPIR-V bytes, with the shared 128-byte push-constant range and
+    /// the given specialisation constants `(id, value)`.
+    pub fn pipeline(
+        &self,
+        name: &str,
+        spv: &[u8],
+        spec: &[(u32, u32)],
+    ) -> Result<Arc<ComputePipeline>, RenderError> {
         let words = vulkano::shader::spirv::bytes_to_words(spv)
             .map_err(|e| RenderError::Vulkan(format!("{name}: {e:?}")))?;
         // SAFETY: the SPIR-V comes from glslang at build time and is validated by vulkano.
         let module =
             unsafe { ShaderModule::new(self.device.clone(), ShaderModuleCreateInfo::new(&words)) }
                 .map_err(|e| RenderError::Vulkan(format!("{name}: {e:?}")))?;
-        let entry = module
-            .entry_point("main")
-            .ok_or_else(|| RenderError::Vulkan(format!("{name}: no main")))?;
+        let entry = if spec.is_empty() {
+            module.entry_point("main")
+        } else {
+            let info = spec
+                .iter()
+                .map(|&(id, v)| (id, SpecializationConstant::U32(v)))
+                .collect();
+            module
+                .specialize(info)
+                .map_err(|e| RenderError::Vulkan(format!("{name}: {e:?}")))?
+                .entry_point("main")
+        }
+        .ok_or_else(|| RenderError::Vulkan(format!("{name}: no main")))?;
         let stage = PipelineShaderStageCreateInfo::new(entry);
         let mut info = PipelineDescriptorSetLayoutCreateInfo::from_stages([&stage])
             .into_pipeline_layout_create_info(self.device.clone())

@@ -4,12 +4,14 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use nalgebra::Isometry3;
+use vulkano::buffer::view::{BufferView, BufferViewCreateInfo};
 use vulkano::buffer::{Buffer, BufferContents, BufferCreateInfo, BufferUsage, Subbuffer};
 use vulkano::command_buffer::{
-    AutoCommandBufferBuilder, CommandBufferUsage, CopyBufferInfo, PrimaryAutoCommandBuffer,
-    PrimaryCommandBufferAbstract,
+    AutoCommandBufferBuilder, BufferCopy, CommandBufferUsage, CopyBufferInfoTyped,
+    PrimaryAutoCommandBuffer, PrimaryCommandBufferAbstract,
 };
 use vulkano::descriptor_set::{DescriptorSet, WriteDescriptorSet};
+use vulkano::format::Format;
 use vulkano::memory::allocator::{AllocationCreateInfo, MemoryTypeFilter};
 use vulkano::pipeline::{ComputePipeline, Pipeline, PipelineBindPoint};
 use vulkano::query::{QueryPool, QueryPoolCreateInfo, QueryResultFlags, QueryType};
@@ -19,7 +21,7 @@ use vulkano::sync::PipelineStage;
 use super::context::Context;
 use crate::render::{
     check_image, group_widths, sh_coeffs, AdamConfig, AdamState, Backend, Camera, Gaussians,
-    Gradients, LossConfig, RenderConfig, RenderError, RenderOutput, Renderer, GROUPS,
+    Gradients, LossConfig, RenderConfig, RenderError, RenderOutput, Renderer, GROUPS, TILE,
 };
 
 type Builder = AutoCommandBufferBuilder<PrimaryAutoCommandBuffer>;
@@ -50,7 +52,9 @@ struct Pipelines {
     fwd: Kernel,
     bwd: Kernel,
     pbwd: Kernel,
+    ssim_h: Kernel,
     loss_fwd: Kernel,
+    ssim_bh: Kernel,
     loss_bwd: Kernel,
     adam: Kernel,
 }
@@ -71,18 +75,30 @@ struct GaussBufs {
     cap: usize,
     params: Subbuffer<[f32]>,
     grads: Subbuffer<[f32]>,
+    /// `params`, `grads` and the Adam moments as float texels (texel fetches vectorise on CPU
+    /// drivers, storage-buffer loads do not).
+    params_t: Arc<BufferView>,
+    grads_t: Arc<BufferView>,
+    m_t: Arc<BufferView>,
+    v_t: Arc<BufferView>,
     m: Subbuffer<[f32]>,
     v: Subbuffer<[f32]>,
     proj: Subbuffer<[f32]>,
+    /// `proj` as vec4 texels (PROJ_STRIDE / 4 per Gaussian).
+    proj4: Arc<BufferView>,
     touched: Subbuffer<[u32]>,
     offsets: Subbuffer<[u32]>,
     g2d: Subbuffer<[f32]>,
 }
 
-/// Key buffers (two ping-pong sets of hi/lo/value) and the radix histograms.
+/// Key buffers (two ping-pong sets of key/value) and the radix histograms.
 struct KeyBufs {
     cap: usize,
-    keys: [[Subbuffer<[u32]>; 3]; 2],
+    /// Two sets of (key, value) arrays for the radix sorts' ping-pong.
+    keys: [[Subbuffer<[u32]>; 2]; 2],
+    /// The key and value arrays (`keys[s][0]`, `keys[s][1]`) as u32 texels.
+    keyv: [Arc<BufferView>; 2],
+    vals: [Arc<BufferView>; 2],
     hist: Subbuffer<[u32]>,
     hist_scan: Subbuffer<[u32]>,
 }
@@ -100,11 +116,25 @@ struct ImageBufs {
     dl_d: Subbuffer<[f32]>,
     dl_a: Subbuffer<[f32]>,
     target: Subbuffer<[f32]>,
-    dmu: Subbuffer<[f32]>,
-    dxx: Subbuffer<[f32]>,
-    dxy: Subbuffer<[f32]>,
+    /// SSIM partials (dmu, dxx, dxy, 0) per pixel and channel.
+    dpart: Subbuffer<[f32]>,
     lmap: Subbuffer<[f32]>,
+    /// Row sums of the separable SSIM window (16 floats per pixel forward, 12 for the adjoint).
+    hsum: Subbuffer<[f32]>,
     ranges: Subbuffer<[u32]>,
+    /// Texel views for the loss kernels: colour and target as floats, `hsum` and `dpart` as vec4.
+    colour_t: Arc<BufferView>,
+    target_t: Arc<BufferView>,
+    hsum_t: Arc<BufferView>,
+    dpart_t: Arc<BufferView>,
+}
+
+/// Host-visible buffers shared by every upload (`up`) and read-back (`down`): grown when short,
+/// never freed, so a frame allocates nothing. Submissions are serial and waited for, so one
+/// command buffer at a time owns them; each command buffer stages its uploads in one call.
+struct HostBufs {
+    up: Subbuffer<[f32]>,
+    down: Subbuffer<[f32]>,
 }
 
 /// Rasteriser on a Vulkan device; Gaussians, Adam moments and all intermediates stay on the GPU.
@@ -124,6 +154,7 @@ pub struct VulkanRenderer {
     last: Option<(Camera, [u32; 32])>,
     have_grads: bool,
     prof: Option<Profiler>,
+    host: RefCell<HostBufs>,
 }
 
 const BLOCK_KEYS: usize = 2048;
@@ -132,6 +163,10 @@ impl VulkanRenderer {
     pub fn new(cfg: &RenderConfig) -> Result<Self, RenderError> {
         let ctx = Context::new(cfg)?;
         let fa = ctx.float_atomics;
+        // Workgroup size (id 0) and the pixel block per invocation (ids 1-3) of the raster kernels.
+        let spec = |[r, c, cull]: [u32; 3]| [(0, TILE * TILE / (r * c)), (1, r), (2, c), (3, cull)];
+        let fwd_spec = spec(ctx.raster_fwd);
+        let bwd_spec = spec(ctx.raster_bwd);
         let pl = Pipelines {
             project: kernel(&ctx, "project", spv!("project"))?,
             scan: kernel(&ctx, "scan", spv!("scan"))?,
@@ -139,18 +174,20 @@ impl VulkanRenderer {
             hist: kernel(&ctx, "radix_hist", spv!("radix_hist"))?,
             scatter: kernel(&ctx, "radix_scatter", spv!("radix_scatter"))?,
             ranges: kernel(&ctx, "ranges", spv!("ranges"))?,
-            fwd: kernel(&ctx, "raster_fwd", spv!("raster_fwd"))?,
+            fwd: kernel_spec(&ctx, "raster_fwd", spv!("raster_fwd"), &fwd_spec)?,
             bwd: if fa {
-                kernel(&ctx, "raster_bwd", spv!("raster_bwd"))?
+                kernel_spec(&ctx, "raster_bwd", spv!("raster_bwd"), &bwd_spec)?
             } else {
-                kernel(&ctx, "raster_bwd_cas", spv!("raster_bwd_cas"))?
+                kernel_spec(&ctx, "raster_bwd_cas", spv!("raster_bwd_cas"), &bwd_spec)?
             },
             pbwd: if fa {
                 kernel(&ctx, "project_bwd", spv!("project_bwd"))?
             } else {
                 kernel(&ctx, "project_bwd_cas", spv!("project_bwd_cas"))?
             },
+            ssim_h: kernel(&ctx, "ssim_h", spv!("ssim_h"))?,
             loss_fwd: kernel(&ctx, "loss_fwd", spv!("loss_fwd"))?,
+            ssim_bh: kernel(&ctx, "ssim_bh", spv!("ssim_bh"))?,
             loss_bwd: kernel(&ctx, "loss_bwd", spv!("loss_bwd"))?,
             adam: kernel(&ctx, "adam", spv!("adam"))?,
         };
@@ -173,6 +210,10 @@ impl VulkanRenderer {
         )
         .map_err(err("counters"))?;
         let pose_grad = dev::<f32>(&ctx, 8)?;
+        let host = RefCell::new(HostBufs {
+            up: host_buf(&ctx, false, 1 << 16)?,
+            down: host_buf(&ctx, true, 1 << 16)?,
+        });
         let prof = if std::env::var_os("GS_LIVO_RENDER_PROFILE").is_some() {
             let pool = QueryPool::new(
                 ctx.device.clone(),
@@ -193,6 +234,7 @@ impl VulkanRenderer {
         };
         Ok(Self {
             prof,
+            host,
             ctx,
             pl,
             n: 0,
@@ -211,13 +253,23 @@ impl VulkanRenderer {
 
     fn gauss_bufs(ctx: &Context, cap: usize, sh_degree: u32) -> Result<GaussBufs, RenderError> {
         let per: usize = group_widths(sh_degree).iter().sum();
+        let proj = dev(ctx, 16 * cap)?;
+        let params = dev(ctx, per * cap)?;
+        let grads = dev(ctx, per * cap)?;
+        let m = dev(ctx, per * cap)?;
+        let v = dev(ctx, per * cap)?;
         Ok(GaussBufs {
             cap,
-            params: dev(ctx, per * cap)?,
-            grads: dev(ctx, per * cap)?,
-            m: dev(ctx, per * cap)?,
-            v: dev(ctx, per * cap)?,
-            proj: dev(ctx, 12 * cap)?,
+            params_t: view(&params, Format::R32_SFLOAT)?,
+            grads_t: view(&grads, Format::R32_SFLOAT)?,
+            m_t: view(&m, Format::R32_SFLOAT)?,
+            v_t: view(&v, Format::R32_SFLOAT)?,
+            params,
+            grads,
+            m,
+            v,
+            proj4: view(&proj, Format::R32G32B32A32_SFLOAT)?,
+            proj,
             touched: dev(ctx, cap)?,
             offsets: dev(ctx, cap)?,
             g2d: dev(ctx, 10 * cap)?,
@@ -226,13 +278,22 @@ impl VulkanRenderer {
 
     fn key_bufs(ctx: &Context, cap: usize) -> Result<KeyBufs, RenderError> {
         let cap = cap.div_ceil(BLOCK_KEYS) * BLOCK_KEYS;
-        let set = || -> Result<[Subbuffer<[u32]>; 3], RenderError> {
-            Ok([dev(ctx, cap)?, dev(ctx, cap)?, dev(ctx, cap)?])
+        let set = || -> Result<[Subbuffer<[u32]>; 2], RenderError> {
+            Ok([dev(ctx, cap)?, dev(ctx, cap)?])
         };
         let blocks = cap / BLOCK_KEYS;
+        let keys = [set()?, set()?];
         Ok(KeyBufs {
             cap,
-            keys: [set()?, set()?],
+            keyv: [
+                view(&keys[0][0], Format::R32_UINT)?,
+                view(&keys[1][0], Format::R32_UINT)?,
+            ],
+            vals: [
+                view(&keys[0][1], Format::R32_UINT)?,
+                view(&keys[1][1], Format::R32_UINT)?,
+            ],
+            keys,
             hist: dev(ctx, 16 * blocks)?,
             hist_scan: dev(ctx, 16 * blocks)?,
         })
@@ -248,10 +309,21 @@ impl VulkanRenderer {
             }
         }
         let c = &self.ctx;
+        let colour = dev(c, 3 * pixels)?;
+        let target = dev(c, 3 * pixels)?;
+        let hsum = dev(c, 16 * pixels)?;
+        let dpart = dev(c, 12 * pixels)?;
         self.img = Some(ImageBufs {
             pixels,
             tiles,
-            colour: dev(c, 3 * pixels)?,
+            colour_t: view(&colour, Format::R32_SFLOAT)?,
+            target_t: view(&target, Format::R32_SFLOAT)?,
+            hsum_t: view(&hsum, Format::R32G32B32A32_SFLOAT)?,
+            dpart_t: view(&dpart, Format::R32G32B32A32_SFLOAT)?,
+            colour,
+            target,
+            hsum,
+            dpart,
             depth: dev(c, pixels)?,
             alpha: dev(c, pixels)?,
             final_t: dev(c, pixels)?,
@@ -259,10 +331,6 @@ impl VulkanRenderer {
             dl_c: dev(c, 3 * pixels)?,
             dl_d: dev(c, pixels)?,
             dl_a: dev(c, pixels)?,
-            target: dev(c, 3 * pixels)?,
-            dmu: dev(c, 3 * pixels)?,
-            dxx: dev(c, 3 * pixels)?,
-            dxy: dev(c, 3 * pixels)?,
             lmap: dev(c, pixels)?,
             ranges: dev(c, 2 * tiles)?,
         });
@@ -339,6 +407,11 @@ impl VulkanRenderer {
     ) -> Result<(), RenderError> {
         let p = &k.p;
         let layout = p.layout().clone();
+        let bindings = layout.set_layouts()[0].bindings();
+        let writes: Vec<_> = writes
+            .into_iter()
+            .filter(|w| bindings.contains_key(&w.binding()))
+            .collect();
         let set = DescriptorSet::new(
             self.ctx.ds_alloc.clone(),
             layout.set_layouts()[0].clone(),
@@ -399,41 +472,115 @@ impl VulkanRenderer {
         pc
     }
 
-    fn staging<T: BufferContents + Copy>(&self, data: &[T]) -> Result<Subbuffer<[T]>, RenderError> {
-        Buffer::from_iter(
-            self.ctx.mem.clone(),
-            BufferCreateInfo {
-                usage: BufferUsage::TRANSFER_SRC,
-                ..Default::default()
-            },
-            AllocationCreateInfo {
-                memory_type_filter: MemoryTypeFilter::PREFER_HOST
-                    | MemoryTypeFilter::HOST_SEQUENTIAL_WRITE,
-                ..Default::default()
-            },
-            data.iter().copied(),
-        )
-        .map_err(err("staging"))
+    /// The upload (`down == false`) or read-back buffer with room for `len` floats.
+    fn host(&self, down: bool, len: usize) -> Result<Subbuffer<[f32]>, RenderError> {
+        let mut h = self.host.borrow_mut();
+        let buf = if down { &mut h.down } else { &mut h.up };
+        if (buf.len() as usize) < len {
+            let grown = len.max(buf.len() as usize * 3 / 2);
+            tracing::debug!(down, floats = grown, "growing host buffer");
+            *buf = host_buf(&self.ctx, down, grown)?;
+        }
+        Ok(buf.clone())
     }
 
-    fn readback_buf<T: BufferContents + Copy>(
+    /// Writes `parts` back to back into the upload buffer and returns their ranges there (empty
+    /// parts give `None`). Call once per command buffer: a second call reuses the same memory.
+    fn stage(&self, parts: &[&[f32]]) -> Result<Vec<Option<Subbuffer<[f32]>>>, RenderError> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let up = self.host(false, total)?;
+        let mut out = Vec::with_capacity(parts.len());
+        {
+            let mut w = up.write().map_err(err("staging write"))?;
+            let mut o = 0;
+            for p in parts {
+                w[o..o + p.len()].copy_from_slice(p);
+                out.push((!p.is_empty()).then(|| up.clone().slice(o as u64..(o + p.len()) as u64)));
+                o += p.len();
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records copies of float `regions` (source offset, destination offset, length) from `src`
+    /// to `dst`; empty regions are dropped.
+    fn copy(
+        b: &mut Builder,
+        src: Subbuffer<[f32]>,
+        dst: Subbuffer<[f32]>,
+        regions: impl IntoIterator<Item = (usize, usize, usize)>,
+    ) -> Result<(), RenderError> {
+        let regions: Vec<BufferCopy> = regions
+            .into_iter()
+            .filter(|r| r.2 > 0)
+            .map(|(s, d, len)| BufferCopy {
+                src_offset: s as u64,
+                dst_offset: d as u64,
+                size: len as u64,
+                ..Default::default()
+            })
+            .collect();
+        if regions.is_empty() {
+            return Ok(());
+        }
+        b.copy_buffer(CopyBufferInfoTyped {
+            regions: regions.into_iter().collect(),
+            ..CopyBufferInfoTyped::buffers(src, dst)
+        })
+        .map_err(err("copy"))?;
+        Ok(())
+    }
+
+    /// Copy regions `(capacity layout, n layout at base, len)` of the parameter groups of
+    /// Gaussians `start..start + count` (device buffers keep groups `cap` apart, host data `count`).
+    fn group_regions(&self, start: usize, count: usize, base: usize) -> Vec<(usize, usize, usize)> {
+        let w = group_widths(self.sh_degree);
+        let mut pre = 0;
+        let mut out = Vec::with_capacity(GROUPS.len());
+        for grp in GROUPS {
+            let wi = w[grp as usize];
+            out.push((
+                pre * self.g.cap + wi * start,
+                base + pre * count,
+                wi * count,
+            ));
+            pre += wi;
+        }
+        out
+    }
+
+    /// Records the read-back of the first `self.n` Gaussians of a parameter-layout buffer into
+    /// the read-back buffer at `base` (n layout).
+    fn record_read_params(
         &self,
-        len: usize,
-    ) -> Result<Subbuffer<[T]>, RenderError> {
-        Buffer::new_slice(
-            self.ctx.mem.clone(),
-            BufferCreateInfo {
-                usage: BufferUsage::TRANSFER_DST,
-                ..Default::default()
-            },
-            AllocationCreateInfo {
-                memory_type_filter: MemoryTypeFilter::PREFER_HOST
-                    | MemoryTypeFilter::HOST_RANDOM_ACCESS,
-                ..Default::default()
-            },
-            len.max(1) as u64,
+        b: &mut Builder,
+        src: &Subbuffer<[f32]>,
+        down: &Subbuffer<[f32]>,
+        base: usize,
+    ) -> Result<(), RenderError> {
+        Self::copy(
+            b,
+            src.clone(),
+            down.clone(),
+            self.group_regions(0, self.n, base),
         )
-        .map_err(err("readback"))
+    }
+
+    /// Uploads Gaussians (n layout) into a parameter-layout buffer at index `start`.
+    fn record_write_params(
+        &self,
+        b: &mut Builder,
+        staged: Option<Subbuffer<[f32]>>,
+        dst: &Subbuffer<[f32]>,
+        start: usize,
+        count: usize,
+    ) -> Result<(), RenderError> {
+        let Some(st) = staged else { return Ok(()) };
+        let regions = self
+            .group_regions(start, count, 0)
+            .into_iter()
+            .map(|(d, s, len)| (s, d, len));
+        Self::copy(b, st, dst.clone(), regions)
     }
 
     /// Records forward: project, scan, emit keys, radix sort, tile ranges, blend.
@@ -446,21 +593,30 @@ impl VulkanRenderer {
         let img = self.img.as_ref().expect("ensured");
         let n = self.n as u32;
         let g = &self.g;
+        let k = &self.k;
         let ng = n.div_ceil(256);
+        // Project; (depth, index) pairs into key set 0.
         self.dispatch(
             b,
             &self.pl.project,
             vec![
-                WriteDescriptorSet::buffer(0, g.params.clone()),
+                WriteDescriptorSet::buffer_view(0, g.params_t.clone()),
                 WriteDescriptorSet::buffer(1, g.proj.clone()),
                 WriteDescriptorSet::buffer(2, g.touched.clone()),
+                WriteDescriptorSet::buffer(3, k.keys[0][0].clone()),
+                WriteDescriptorSet::buffer(4, k.keys[0][1].clone()),
             ],
             pc,
             [ng, 1, 1],
         )?;
+        // Depth sort of the Gaussians (8 passes: back in set 0).
+        let depth_passes: Vec<u32> = (0..8).map(|i| 4 * i).collect();
+        self.record_radix(b, pc, &depth_passes, 0, true)?;
+        // Tile counts in depth order, scanned: each Gaussian's first key slot.
         let mut p = *pc;
         p[28] = n;
         p[29] = 0;
+        p[31] = 1;
         self.dispatch(
             b,
             &self.pl.scan,
@@ -468,43 +624,93 @@ impl VulkanRenderer {
                 WriteDescriptorSet::buffer(0, g.touched.clone()),
                 WriteDescriptorSet::buffer(1, g.offsets.clone()),
                 WriteDescriptorSet::buffer(2, self.counters.clone()),
+                WriteDescriptorSet::buffer(3, k.keys[0][1].clone()),
             ],
             &p,
             [1, 1, 1],
         )?;
-        let k = &self.k;
+        // Keys (tile, Gaussian) in depth order into set 1, then a stable sort by tile.
         self.dispatch(
             b,
             &self.pl.emit,
             vec![
-                WriteDescriptorSet::buffer(0, g.proj.clone()),
+                WriteDescriptorSet::buffer_view(0, g.proj4.clone()),
                 WriteDescriptorSet::buffer(1, g.offsets.clone()),
-                WriteDescriptorSet::buffer(2, k.keys[0][0].clone()),
-                WriteDescriptorSet::buffer(3, k.keys[0][1].clone()),
-                WriteDescriptorSet::buffer(4, k.keys[0][2].clone()),
+                WriteDescriptorSet::buffer_view(2, k.vals[0].clone()),
+                WriteDescriptorSet::buffer(3, k.keys[1][0].clone()),
+                WriteDescriptorSet::buffer(4, k.keys[1][1].clone()),
             ],
             pc,
             [ng, 1, 1],
         )?;
-        // LSD radix sort, 4 bits a pass: depth word (32 bits), then the tile bits.
+        let tile_passes: Vec<u32> = (0..tile_sort_passes(cam)).map(|i| 4 * i).collect();
+        self.record_radix(b, pc, &tile_passes, 1, false)?;
         let (tx, ty) = cam.tiles();
-        let tile_bits = 32 - (tx * ty - 1).leading_zeros();
-        let mut passes: Vec<(u32, u32)> = (0..8).map(|i| (0u32, 4 * i)).collect();
-        passes.extend((0..tile_bits.div_ceil(4)).map(|i| (1u32, 4 * i)));
-        let blocks = (k.cap / BLOCK_KEYS) as u32;
-        for (pi, &(word, shift)) in passes.iter().enumerate() {
-            let src = &k.keys[pi % 2];
-            let dst = &k.keys[(pi + 1) % 2];
+        let last = (1 + tile_passes.len()) % 2;
+        let sorted_keys = &k.keyv[last];
+        let sorted_vals = &k.vals[last];
+        b.fill_buffer(img.ranges.clone(), 0).map_err(err("fill"))?;
+        self.dispatch(
+            b,
+            &self.pl.ranges,
+            vec![
+                WriteDescriptorSet::buffer_view(0, sorted_keys.clone()),
+                WriteDescriptorSet::buffer(1, self.counters.clone()),
+                WriteDescriptorSet::buffer(2, img.ranges.clone()),
+            ],
+            pc,
+            [(k.cap as u32).div_ceil(256), 1, 1],
+        )?;
+        let mut p = *pc;
+        p[30] = 1; // "one" for the raster kernels' skip loops
+        self.dispatch(
+            b,
+            &self.pl.fwd,
+            vec![
+                WriteDescriptorSet::buffer_view(0, g.proj4.clone()),
+                WriteDescriptorSet::buffer_view(1, sorted_vals.clone()),
+                WriteDescriptorSet::buffer(2, img.ranges.clone()),
+                WriteDescriptorSet::buffer(3, img.colour.clone()),
+                WriteDescriptorSet::buffer(4, img.depth.clone()),
+                WriteDescriptorSet::buffer(5, img.alpha.clone()),
+                WriteDescriptorSet::buffer(6, img.final_t.clone()),
+                WriteDescriptorSet::buffer(7, img.n_contrib.clone()),
+            ],
+            &p,
+            [tx, ty, 1],
+        )?;
+        Ok(())
+    }
+
+    /// LSD radix passes (4-bit digits at `shifts`) over the (key, value) pairs of key set
+    /// `first`, ping-ponging between the sets: the result is in set `(first + passes) % 2`. The
+    /// count is the Gaussian count (`gaussians`) or the emitted key count (`counters[0]`).
+    fn record_radix(
+        &self,
+        b: &mut Builder,
+        pc: &[u32; 32],
+        shifts: &[u32],
+        first: usize,
+        gaussians: bool,
+    ) -> Result<(), RenderError> {
+        let k = &self.k;
+        let blocks = if gaussians {
+            self.n.div_ceil(BLOCK_KEYS).max(1) as u32
+        } else {
+            (k.cap / BLOCK_KEYS) as u32
+        };
+        for (pi, &shift) in shifts.iter().enumerate() {
+            let s = (first + pi) % 2;
+            let dst = &k.keys[(first + pi + 1) % 2];
             let mut p = *pc;
             p[28] = shift;
             p[29] = blocks;
-            p[30] = word;
-            let keyword = if word == 0 { &src[1] } else { &src[0] };
+            p[31] = u32::from(gaussians);
             self.dispatch(
                 b,
                 &self.pl.hist,
                 vec![
-                    WriteDescriptorSet::buffer(0, keyword.clone()),
+                    WriteDescriptorSet::buffer_view(0, k.keyv[s].clone()),
                     WriteDescriptorSet::buffer(1, self.counters.clone()),
                     WriteDescriptorSet::buffer(2, k.hist.clone()),
                 ],
@@ -521,6 +727,7 @@ impl VulkanRenderer {
                     WriteDescriptorSet::buffer(0, k.hist.clone()),
                     WriteDescriptorSet::buffer(1, k.hist_scan.clone()),
                     WriteDescriptorSet::buffer(2, self.counters.clone()),
+                    WriteDescriptorSet::buffer(3, k.hist.clone()),
                 ],
                 &ps,
                 [1, 1, 1],
@@ -529,56 +736,23 @@ impl VulkanRenderer {
                 b,
                 &self.pl.scatter,
                 vec![
-                    WriteDescriptorSet::buffer(0, src[0].clone()),
-                    WriteDescriptorSet::buffer(1, src[1].clone()),
-                    WriteDescriptorSet::buffer(2, src[2].clone()),
-                    WriteDescriptorSet::buffer(3, dst[0].clone()),
-                    WriteDescriptorSet::buffer(4, dst[1].clone()),
-                    WriteDescriptorSet::buffer(5, dst[2].clone()),
-                    WriteDescriptorSet::buffer(6, self.counters.clone()),
-                    WriteDescriptorSet::buffer(7, k.hist_scan.clone()),
+                    WriteDescriptorSet::buffer_view(0, k.keyv[s].clone()),
+                    WriteDescriptorSet::buffer_view(1, k.vals[s].clone()),
+                    WriteDescriptorSet::buffer(2, dst[0].clone()),
+                    WriteDescriptorSet::buffer(3, dst[1].clone()),
+                    WriteDescriptorSet::buffer(4, self.counters.clone()),
+                    WriteDescriptorSet::buffer(5, k.hist_scan.clone()),
                 ],
                 &p,
                 [blocks, 1, 1],
             )?;
         }
-        let sorted = &k.keys[passes.len() % 2];
-        b.fill_buffer(img.ranges.clone(), 0).map_err(err("fill"))?;
-        self.dispatch(
-            b,
-            &self.pl.ranges,
-            vec![
-                WriteDescriptorSet::buffer(0, sorted[0].clone()),
-                WriteDescriptorSet::buffer(1, self.counters.clone()),
-                WriteDescriptorSet::buffer(2, img.ranges.clone()),
-            ],
-            pc,
-            [(k.cap as u32).div_ceil(256), 1, 1],
-        )?;
-        self.dispatch(
-            b,
-            &self.pl.fwd,
-            vec![
-                WriteDescriptorSet::buffer(0, g.proj.clone()),
-                WriteDescriptorSet::buffer(1, sorted[2].clone()),
-                WriteDescriptorSet::buffer(2, img.ranges.clone()),
-                WriteDescriptorSet::buffer(3, img.colour.clone()),
-                WriteDescriptorSet::buffer(4, img.depth.clone()),
-                WriteDescriptorSet::buffer(5, img.alpha.clone()),
-                WriteDescriptorSet::buffer(6, img.final_t.clone()),
-                WriteDescriptorSet::buffer(7, img.n_contrib.clone()),
-            ],
-            pc,
-            [tx, ty, 1],
-        )?;
         Ok(())
     }
 
-    fn sorted_vals(&self, cam: &Camera) -> Subbuffer<[u32]> {
-        let (tx, ty) = cam.tiles();
-        let tile_bits = 32 - (tx * ty - 1).leading_zeros();
-        let passes = 8 + tile_bits.div_ceil(4) as usize;
-        self.k.keys[passes % 2][2].clone()
+    /// The sorted Gaussian ids of the latest forward, as texels.
+    fn sorted_vals(&self, cam: &Camera) -> Arc<BufferView> {
+        self.k.vals[(1 + tile_sort_passes(cam) as usize) % 2].clone()
     }
 
     /// Records backward from the gradient images in `dl_*` (flags: bit0 depth, bit1 alpha).
@@ -597,13 +771,14 @@ impl VulkanRenderer {
             .map_err(err("fill"))?;
         let (tx, ty) = cam.tiles();
         let mut p = *pc;
+        p[30] = 1; // "one" for the skip loops
         p[31] = flags;
         self.dispatch(
             b,
             &self.pl.bwd,
             vec![
-                WriteDescriptorSet::buffer(0, g.proj.clone()),
-                WriteDescriptorSet::buffer(1, self.sorted_vals(cam)),
+                WriteDescriptorSet::buffer_view(0, g.proj4.clone()),
+                WriteDescriptorSet::buffer_view(1, self.sorted_vals(cam)),
                 WriteDescriptorSet::buffer(2, img.ranges.clone()),
                 WriteDescriptorSet::buffer(3, img.final_t.clone()),
                 WriteDescriptorSet::buffer(4, img.n_contrib.clone()),
@@ -619,7 +794,7 @@ impl VulkanRenderer {
             b,
             &self.pl.pbwd,
             vec![
-                WriteDescriptorSet::buffer(0, g.params.clone()),
+                WriteDescriptorSet::buffer_view(0, g.params_t.clone()),
                 WriteDescriptorSet::buffer(1, g.proj.clone()),
                 WriteDescriptorSet::buffer(2, g.g2d.clone()),
                 WriteDescriptorSet::buffer(3, g.grads.clone()),
@@ -641,19 +816,40 @@ impl VulkanRenderer {
         let img = self.img.as_ref().expect("ensured");
         let mut p = *pc;
         p[18] = lambda.to_bits();
-        let groups = [cam.width.div_ceil(16), cam.height.div_ceil(16), 1];
+        let groups = [(cam.pixels() as u32).div_ceil(256), 1, 1];
+        // SSIM window sums (separable: rows, then columns with the loss and its partials), then
+        // their adjoint the same way.
+        let bv = WriteDescriptorSet::buffer_view;
+        let bf = WriteDescriptorSet::buffer;
+        self.dispatch(
+            b,
+            &self.pl.ssim_h,
+            vec![
+                bv(0, img.colour_t.clone()),
+                bv(1, img.target_t.clone()),
+                bf(2, img.hsum.clone()),
+            ],
+            &p,
+            groups,
+        )?;
         self.dispatch(
             b,
             &self.pl.loss_fwd,
             vec![
-                WriteDescriptorSet::buffer(0, img.colour.clone()),
-                WriteDescriptorSet::buffer(1, img.target.clone()),
-                WriteDescriptorSet::buffer(2, img.dmu.clone()),
-                WriteDescriptorSet::buffer(3, img.dxx.clone()),
-                WriteDescriptorSet::buffer(4, img.dxy.clone()),
-                WriteDescriptorSet::buffer(5, img.lmap.clone()),
-                WriteDescriptorSet::buffer(6, img.dl_c.clone()),
+                bv(0, img.colour_t.clone()),
+                bv(1, img.target_t.clone()),
+                bv(2, img.hsum_t.clone()),
+                bf(3, img.dpart.clone()),
+                bf(4, img.lmap.clone()),
+                bf(5, img.dl_c.clone()),
             ],
+            &p,
+            groups,
+        )?;
+        self.dispatch(
+            b,
+            &self.pl.ssim_bh,
+            vec![bv(0, img.dpart_t.clone()), bf(1, img.hsum.clone())],
             &p,
             groups,
         )?;
@@ -661,12 +857,10 @@ impl VulkanRenderer {
             b,
             &self.pl.loss_bwd,
             vec![
-                WriteDescriptorSet::buffer(0, img.colour.clone()),
-                WriteDescriptorSet::buffer(1, img.target.clone()),
-                WriteDescriptorSet::buffer(2, img.dmu.clone()),
-                WriteDescriptorSet::buffer(3, img.dxx.clone()),
-                WriteDescriptorSet::buffer(4, img.dxy.clone()),
-                WriteDescriptorSet::buffer(5, img.dl_c.clone()),
+                bv(0, img.colour_t.clone()),
+                bv(1, img.target_t.clone()),
+                bv(2, img.hsum_t.clone()),
+                bf(3, img.dl_c.clone()),
             ],
             &p,
             groups,
@@ -707,73 +901,41 @@ impl VulkanRenderer {
             &self.pl.adam,
             vec![
                 WriteDescriptorSet::buffer(0, g.params.clone()),
-                WriteDescriptorSet::buffer(1, g.grads.clone()),
+                WriteDescriptorSet::buffer_view(1, g.grads_t.clone()),
                 WriteDescriptorSet::buffer(2, g.m.clone()),
                 WriteDescriptorSet::buffer(3, g.v.clone()),
+                WriteDescriptorSet::buffer_view(4, g.params_t.clone()),
+                WriteDescriptorSet::buffer_view(5, g.m_t.clone()),
+                WriteDescriptorSet::buffer_view(6, g.v_t.clone()),
             ],
             &pc,
             [((per * g.cap) as u32).div_ceil(256), 1, 1],
         )
     }
 
-    /// Converts n-layout to capacity layout.
-    fn to_cap(&self, s: &Gaussians) -> Vec<f32> {
-        let cap = self.g.cap;
-        let w = group_widths(s.sh_degree());
-        let mut out = vec![0f32; w.iter().sum::<usize>() * cap];
-        let mut off = 0;
-        for grp in GROUPS {
-            let src = s.group(grp);
-            out[off..off + src.len()].copy_from_slice(src);
-            off += w[grp as usize] * cap;
-        }
-        out
-    }
-
-    fn cap_to_set(&self, data: &[f32]) -> Result<Gaussians, RenderError> {
-        let cap = self.g.cap;
-        let w = group_widths(self.sh_degree);
-        let mut out = Gaussians::zeros(self.n, self.sh_degree)?;
-        let mut off = 0;
-        for grp in GROUPS {
-            let len = w[grp as usize] * self.n;
-            out.group_mut(grp).copy_from_slice(&data[off..off + len]);
-            off += w[grp as usize] * cap;
-        }
-        Ok(out)
-    }
-
-    fn read_f32(&self, src: &Subbuffer<[f32]>, len: usize) -> Result<Vec<f32>, RenderError> {
-        let rb = self.readback_buf::<f32>(len)?;
-        let mut b = self.builder()?;
-        if len > 0 {
-            b.copy_buffer(CopyBufferInfo::buffers(
-                src.clone().slice(0..len as u64),
-                rb.clone(),
-            ))
-            .map_err(err("copy"))?;
-        }
-        self.submit(b)?;
-        let r = rb.read().map_err(err("read"))?;
+    /// Reads `len` floats of the read-back buffer after a submission.
+    fn read_down(&self, len: usize) -> Result<Vec<f32>, RenderError> {
+        let down = self.host(true, len)?;
+        let r = down.read().map_err(err("read"))?;
         Ok(r[..len].to_vec())
     }
 
-    fn upload(
-        &self,
-        b: &mut Builder,
-        data: &[f32],
-        dst: &Subbuffer<[f32]>,
-    ) -> Result<(), RenderError> {
-        if data.is_empty() {
-            return Ok(());
+    /// Reads the first `self.n` Gaussians of each parameter-layout buffer in `srcs` (one
+    /// submission).
+    fn read_params(&self, srcs: &[&Subbuffer<[f32]>]) -> Result<Vec<Gaussians>, RenderError> {
+        let per: usize = group_widths(self.sh_degree).iter().sum();
+        let len = per * self.n;
+        let down = self.host(true, len * srcs.len())?;
+        let mut b = self.builder()?;
+        for (i, src) in srcs.iter().enumerate() {
+            self.record_read_params(&mut b, src, &down, i * len)?;
         }
-        let st = self.staging(data)?;
-        b.copy_buffer(CopyBufferInfo::buffers(
-            st,
-            dst.clone().slice(0..data.len() as u64),
-        ))
-        .map_err(err("copy"))?;
-        Ok(())
+        self.submit(b)?;
+        let data = self.read_down(len * srcs.len())?;
+        data.chunks(len.max(1))
+            .take(srcs.len())
+            .map(|c| Gaussians::from_data(self.n, self.sh_degree, c[..len].to_vec()))
+            .collect()
     }
 
     fn key_count(&self) -> Result<usize, RenderError> {
@@ -809,11 +971,87 @@ impl VulkanRenderer {
     }
 }
 
+/// A kernel from its built-in SPIR-V, or from `$GS_LIVO_SHADER_DIR/<name>.spv` when that file
+/// exists (for shader development without rebuilding the crate).
+/// Radix passes (4 bits each) over the tile ids of a camera.
+fn tile_sort_passes(cam: &Camera) -> u32 {
+    let (tx, ty) = cam.tiles();
+    let tile_bits = (32 - (tx * ty).saturating_sub(1).leading_zeros()).max(1);
+    tile_bits.div_ceil(4)
+}
+
 fn kernel(ctx: &Context, name: &'static str, spv: &[u8]) -> Result<Kernel, RenderError> {
+    kernel_spec(ctx, name, spv, &[])
+}
+
+/// [`kernel`] with specialisation constants `(id, value)`.
+fn kernel_spec(
+    ctx: &Context,
+    name: &'static str,
+    spv: &[u8],
+    spec: &[(u32, u32)],
+) -> Result<Kernel, RenderError> {
+    if let Some(dir) = std::env::var_os("GS_LIVO_SHADER_DIR") {
+        let path = std::path::Path::new(&dir).join(format!("{name}.spv"));
+        if let Ok(bytes) = std::fs::read(&path) {
+            tracing::warn!(path = %path.display(), "kernel {name} loaded from GS_LIVO_SHADER_DIR");
+            return Ok(Kernel {
+                p: ctx.pipeline(name, &bytes, spec)?,
+                name,
+            });
+        }
+    }
     Ok(Kernel {
-        p: ctx.pipeline(name, spv)?,
+        p: ctx.pipeline(name, spv, spec)?,
         name,
     })
+}
+
+/// A texel view (e.g. `R32G32B32A32_SFLOAT` for vec4 reads through `texelFetch`, which CPU
+/// drivers vectorise, unlike storage-buffer loads).
+fn view<T: BufferContents>(
+    buf: &Subbuffer<[T]>,
+    format: Format,
+) -> Result<Arc<BufferView>, RenderError>
+where
+    [T]: BufferContents,
+{
+    BufferView::new(
+        buf.clone(),
+        BufferViewCreateInfo {
+            format,
+            ..Default::default()
+        },
+    )
+    .map_err(err("buffer view"))
+}
+
+/// A host-visible float buffer for uploads (`down == false`) or read-backs.
+fn host_buf(ctx: &Context, down: bool, len: usize) -> Result<Subbuffer<[f32]>, RenderError> {
+    let (usage, access) = if down {
+        (
+            BufferUsage::TRANSFER_DST,
+            MemoryTypeFilter::HOST_RANDOM_ACCESS,
+        )
+    } else {
+        (
+            BufferUsage::TRANSFER_SRC,
+            MemoryTypeFilter::HOST_SEQUENTIAL_WRITE,
+        )
+    };
+    Buffer::new_slice::<f32>(
+        ctx.mem.clone(),
+        BufferCreateInfo {
+            usage,
+            ..Default::default()
+        },
+        AllocationCreateInfo {
+            memory_type_filter: MemoryTypeFilter::PREFER_HOST | access,
+            ..Default::default()
+        },
+        len.max(16) as u64,
+    )
+    .map_err(err("host buffer"))
 }
 
 fn dev<T: BufferContents>(ctx: &Context, len: usize) -> Result<Subbuffer<[T]>, RenderError>
@@ -824,6 +1062,8 @@ where
         ctx.mem.clone(),
         BufferCreateInfo {
             usage: BufferUsage::STORAGE_BUFFER
+                | BufferUsage::UNIFORM_TEXEL_BUFFER
+                | BufferUsage::STORAGE_TEXEL_BUFFER
                 | BufferUsage::TRANSFER_SRC
                 | BufferUsage::TRANSFER_DST,
             ..Default::default()
@@ -891,15 +1131,20 @@ impl Renderer for VulkanRenderer {
         }
         self.n = g.len();
         self.sh_degree = g.sh_degree();
+        let n = g.len();
         let mut b = self.builder()?;
-        self.upload(&mut b, &self.to_cap(g), &self.g.params)?;
         match state {
             Some(s) => {
-                self.upload(&mut b, &self.to_cap(&s.m), &self.g.m)?;
-                self.upload(&mut b, &self.to_cap(&s.v), &self.g.v)?;
+                let st = self.stage(&[&g.data, &s.m.data, &s.v.data])?;
+                let [p, m, v] = <[_; 3]>::try_from(st).expect("three parts");
+                self.record_write_params(&mut b, p, &self.g.params, 0, n)?;
+                self.record_write_params(&mut b, m, &self.g.m, 0, n)?;
+                self.record_write_params(&mut b, v, &self.g.v, 0, n)?;
                 self.adam_step = s.step;
             }
             None => {
+                let st = self.stage(&[&g.data])?.pop().flatten();
+                self.record_write_params(&mut b, st, &self.g.params, 0, n)?;
                 b.fill_buffer(self.g.m.clone().reinterpret::<[u32]>(), 0)
                     .map_err(err("fill"))?;
                 b.fill_buffer(self.g.v.clone().reinterpret::<[u32]>(), 0)
@@ -927,38 +1172,22 @@ impl Renderer for VulkanRenderer {
             return Ok(());
         }
         let mut b = self.builder()?;
-        let w = group_widths(self.sh_degree);
-        let mut off = 0usize;
-        for grp in GROUPS {
-            let wi = w[grp as usize];
-            let src = g.group(grp);
-            if !src.is_empty() {
-                let st = self.staging(src)?;
-                let a = (off + wi * start) as u64;
-                b.copy_buffer(CopyBufferInfo::buffers(
-                    st,
-                    self.g.params.clone().slice(a..a + src.len() as u64),
-                ))
-                .map_err(err("copy"))?;
-            }
-            off += wi * self.g.cap;
-        }
+        let st = self.stage(&[&g.data])?.pop().flatten();
+        self.record_write_params(&mut b, st, &self.g.params, start, g.len())?;
         self.submit(b)
     }
 
     fn gaussians(&mut self) -> Result<Gaussians, RenderError> {
-        let per: usize = group_widths(self.sh_degree).iter().sum();
-        let d = self.read_f32(&self.g.params, per * self.g.cap)?;
-        self.cap_to_set(&d)
+        Ok(self.read_params(&[&self.g.params])?.remove(0))
     }
 
     fn adam_state(&mut self) -> Result<AdamState, RenderError> {
-        let per: usize = group_widths(self.sh_degree).iter().sum();
-        let m = self.read_f32(&self.g.m, per * self.g.cap)?;
-        let v = self.read_f32(&self.g.v, per * self.g.cap)?;
+        let mut mv = self.read_params(&[&self.g.m, &self.g.v])?;
+        let v = mv.pop().expect("two sets");
+        let m = mv.pop().expect("two sets");
         Ok(AdamState {
-            m: self.cap_to_set(&m)?,
-            v: self.cap_to_set(&v)?,
+            m,
+            v,
             step: self.adam_step,
         })
     }
@@ -971,44 +1200,29 @@ impl Renderer for VulkanRenderer {
         cam.validate()?;
         self.ensure_image(cam)?;
         let np = cam.pixels();
+        // The images go to the read-back buffer in the same command buffer: colour, depth, alpha.
+        let down = self.host(true, 5 * np)?;
         self.run_with_keys(
             cam,
             |s, b| {
                 let pc = s.base_pc(cam, t_cw);
-                s.record_forward(b, cam, &pc)
+                s.record_forward(b, cam, &pc)?;
+                let img = s.img.as_ref().expect("ensured");
+                Self::copy(b, img.colour.clone(), down.clone(), [(0, 0, 3 * np)])?;
+                Self::copy(b, img.depth.clone(), down.clone(), [(0, 3 * np, np)])?;
+                Self::copy(b, img.alpha.clone(), down.clone(), [(0, 4 * np, np)])
             },
             true,
         )?;
         self.last = Some((*cam, self.base_pc(cam, t_cw)));
         self.have_grads = false;
-        let img = self.img.as_ref().expect("ensured");
-        let rc = self.readback_buf::<f32>(3 * np)?;
-        let rd = self.readback_buf::<f32>(np)?;
-        let ra = self.readback_buf::<f32>(np)?;
-        let mut b = self.builder()?;
-        b.copy_buffer(CopyBufferInfo::buffers(
-            img.colour.clone().slice(0..3 * np as u64),
-            rc.clone(),
-        ))
-        .map_err(err("copy"))?
-        .copy_buffer(CopyBufferInfo::buffers(
-            img.depth.clone().slice(0..np as u64),
-            rd.clone(),
-        ))
-        .map_err(err("copy"))?
-        .copy_buffer(CopyBufferInfo::buffers(
-            img.alpha.clone().slice(0..np as u64),
-            ra.clone(),
-        ))
-        .map_err(err("copy"))?;
-        self.submit(b)?;
-        let colour = rc.read().map_err(err("read"))?.to_vec();
-        let depth = rd.read().map_err(err("read"))?.to_vec();
-        let alpha = ra.read().map_err(err("read"))?.to_vec();
+        let mut d = self.read_down(5 * np)?;
+        let alpha = d.split_off(4 * np);
+        let depth = d.split_off(3 * np);
         Ok(RenderOutput {
             width: cam.width,
             height: cam.height,
-            colour,
+            colour: d,
             depth,
             alpha,
         })
@@ -1030,25 +1244,34 @@ impl Renderer for VulkanRenderer {
             check_image(d.len(), np, "d_alpha")?;
         }
         let img = self.img.as_ref().expect("ensured");
+        let st = self.stage(&[
+            d_colour,
+            d_depth.unwrap_or_default(),
+            d_alpha.unwrap_or_default(),
+        ])?;
+        let [sc, sd, sa] = <[_; 3]>::try_from(st).expect("three parts");
+        let per: usize = group_widths(self.sh_degree).iter().sum();
+        let glen = per * self.n;
+        let down = self.host(true, glen + 6)?;
         let mut b = self.builder()?;
-        self.upload(&mut b, d_colour, &img.dl_c)?;
         let mut flags = 0;
-        if let Some(d) = d_depth {
-            self.upload(&mut b, d, &img.dl_d)?;
-            flags |= 1;
-        }
-        if let Some(d) = d_alpha {
-            self.upload(&mut b, d, &img.dl_a)?;
-            flags |= 2;
+        for (st, dst, flag) in [(sc, &img.dl_c, 0), (sd, &img.dl_d, 1), (sa, &img.dl_a, 2)] {
+            if let Some(st) = st {
+                let len = st.len() as usize;
+                Self::copy(&mut b, st, dst.clone(), [(0, 0, len)])?;
+                flags |= flag;
+            }
         }
         self.record_backward(&mut b, &cam, &pc, flags)?;
+        // Gradients (n layout) and the pose gradient read back in the same command buffer.
+        self.record_read_params(&mut b, &self.g.grads, &down, 0)?;
+        Self::copy(&mut b, self.pose_grad.clone(), down.clone(), [(0, glen, 6)])?;
         self.submit(b)?;
         self.have_grads = true;
-        let per: usize = group_widths(self.sh_degree).iter().sum();
-        let gd = self.read_f32(&self.g.grads, per * self.g.cap)?;
-        let pg = self.read_f32(&self.pose_grad, 6)?;
+        let mut d = self.read_down(glen + 6)?;
+        let pg = d.split_off(glen);
         Ok(Gradients {
-            params: self.cap_to_set(&gd)?,
+            params: Gaussians::from_data(self.n, self.sh_degree, d)?,
             pose: std::array::from_fn(|i| pg[i] as f64),
         })
     }
@@ -1058,16 +1281,19 @@ impl Renderer for VulkanRenderer {
         let np = cam.pixels();
         check_image(target.len(), 3 * np, "target")?;
         let img = self.img.as_ref().expect("ensured");
+        let st = self.stage(&[target])?.pop().flatten();
+        let down = self.host(true, 4 * np)?;
         let mut b = self.builder()?;
-        self.upload(&mut b, target, &img.target)?;
-        self.record_loss(&mut b, &cam, &pc, cfg.ssim_weight as f32)?;
-        self.submit(b)?;
-        let lmap = self.read_f32(&img.lmap, np)?;
-        let grad = self.read_f32(&img.dl_c, 3 * np)?;
-        let mut loss = 0.0;
-        for v in &lmap {
-            loss += *v as f64;
+        if let Some(st) = st {
+            Self::copy(&mut b, st, img.target.clone(), [(0, 0, 3 * np)])?;
         }
+        self.record_loss(&mut b, &cam, &pc, cfg.ssim_weight as f32)?;
+        Self::copy(&mut b, img.lmap.clone(), down.clone(), [(0, 0, np)])?;
+        Self::copy(&mut b, img.dl_c.clone(), down.clone(), [(0, np, 3 * np)])?;
+        self.submit(b)?;
+        let mut d = self.read_down(4 * np)?;
+        let grad = d.split_off(np);
+        let loss = d.iter().map(|v| *v as f64).sum();
         Ok((loss, grad))
     }
 
@@ -1096,17 +1322,15 @@ impl Renderer for VulkanRenderer {
         self.ensure_image(cam)?;
         self.adam_step += 1;
         let step = self.adam_step;
-        let st = self.staging(target)?;
+        let st = self.stage(&[target])?.pop().flatten();
         self.run_with_keys(
             cam,
             |s, b| {
                 let pc = s.base_pc(cam, t_cw);
                 let img = s.img.as_ref().expect("ensured");
-                b.copy_buffer(CopyBufferInfo::buffers(
-                    st.clone(),
-                    img.target.clone().slice(0..target.len() as u64),
-                ))
-                .map_err(err("copy"))?;
+                if let Some(st) = &st {
+                    Self::copy(b, st.clone(), img.target.clone(), [(0, 0, target.len())])?;
+                }
                 s.record_forward(b, cam, &pc)?;
                 s.record_loss(b, cam, &pc, loss.ssim_weight as f32)?;
                 s.record_backward(b, cam, &pc, 0)?;

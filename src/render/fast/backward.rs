@@ -35,6 +35,23 @@ impl Default for BwdState {
 
 /// Adds the tile's contribution to every splat's sums in `acc` (indexed by depth rank).
 pub fn backward_tile(s: &TileSplats, px: &TilePix, st: &mut BwdState, acc: &mut [Acc]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { backward_tile_avx2(s, px, st, acc) };
+    }
+    backward_tile_impl(s, px, st, acc)
+}
+
+/// The same code compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn backward_tile_avx2(s: &TileSplats, px: &TilePix, st: &mut BwdState, acc: &mut [Acc]) {
+    backward_tile_impl(s, px, st, acc)
+}
+
+#[inline(always)]
+fn backward_tile_impl(s: &TileSplats, px: &TilePix, st: &mut BwdState, acc: &mut [Acc]) {
     let Some(&jmax) = px.last.iter().max() else {
         return;
     };
@@ -98,7 +115,7 @@ fn row(
         let gauss = exp_neg(power);
         let raw = op * gauss;
         let a = raw.min(AMAX);
-        let ok = power <= 0.0 && a >= AMIN && j <= last[x];
+        let ok = (power <= 0.0) & (a >= AMIN) & (j <= last[x]);
         let ti = t[x] / (1.0 - a);
         let pa = la[x];
         let q = 1.0 - pa;
@@ -131,7 +148,7 @@ fn row(
         sums[1][x] += w * dl[1][x];
         sums[2][x] += w * dl[2][x];
         sums[3][x] += w * dl[3][x];
-        let dq = if ok && raw <= AMAX { dl_da } else { 0.0 };
+        let dq = if ok & (raw <= AMAX) { dl_da } else { 0.0 };
         sums[4][x] += gauss * dq;
         let p = gauss * op * dq;
         sums[5][x] += p * dx;

@@ -58,6 +58,15 @@ fn backward_tile_impl(s: &TileSplats, px: &TilePix, st: &mut BwdState, acc: &mut
     if jmax < 0 {
         return;
     }
+    // Last contributor per row: a splat behind it cannot touch the row.
+    let mut row_last = [-1i32; W];
+    for (y, rl) in row_last.iter_mut().enumerate() {
+        *rl = px.last[y * W..y * W + W]
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(-1);
+    }
     st.t = px.t;
     st.acc = [[0.0; PIX]; 5];
     st.last_a = [0.0; PIX];
@@ -67,6 +76,9 @@ fn backward_tile_impl(s: &TileSplats, px: &TilePix, st: &mut BwdState, acc: &mut
         let f = [s.f[0][j], s.f[1][j], s.f[2][j], s.f[3][j]];
         let mut sums = [[0.0f32; W]; 10];
         for y in s.y0[j] as usize..s.y1[j] as usize {
+            if row_last[y] < j as i32 {
+                continue;
+            }
             let mut g = g;
             g[1] = s.my[j] - y as f32;
             row(g, f, j as i32, y * W, px, st, &mut sums);

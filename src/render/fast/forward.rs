@@ -30,10 +30,13 @@ unsafe fn raster_tile_avx2(s: &TileSplats, px: &mut TilePix, cols: usize, rows: 
 #[inline(always)]
 fn raster_tile_impl(s: &TileSplats, px: &mut TilePix, cols: usize, rows: usize) {
     let mut alive = [0u32; PIX];
+    // Live pixels per row: rows whose pixels have all stopped are skipped.
+    let mut row_alive = [0usize; W];
     let mut dead = 0;
     for (p, a) in alive.iter_mut().enumerate() {
         if p % W < cols && p / W < rows {
             *a = 1;
+            row_alive[p / W] += 1;
         } else {
             dead += 1;
         }
@@ -47,8 +50,11 @@ fn raster_tile_impl(s: &TileSplats, px: &mut TilePix, cols: usize, rows: usize) 
         let (ca, cb, cc, op) = (s.ca[j], s.cb[j], s.cc[j], s.op[j]);
         let f = [s.f[0][j], s.f[1][j], s.f[2][j], s.f[3][j]];
         for y in s.y0[j] as usize..s.y1[j] as usize {
+            if row_alive[y] == 0 {
+                continue;
+            }
             let r = y * W..y * W + W;
-            dead += row(
+            let stopped = row(
                 [mx, my - y as f32, ca, cb, cc, op],
                 f,
                 j as i32,
@@ -62,6 +68,8 @@ fn raster_tile_impl(s: &TileSplats, px: &mut TilePix, cols: usize, rows: usize) 
                     lanes(&mut o3[r]),
                 ],
             );
+            row_alive[y] -= stopped;
+            dead += stopped;
         }
         if dead == PIX {
             break;

@@ -75,6 +75,7 @@ fn backward_tile_impl(s: &TileSplats, px: &TilePix, st: &mut BwdState, acc: &mut
         let g = [s.mx[j], 0.0, s.ca[j], s.cb[j], s.cc[j], s.op[j]];
         let f = [s.f[0][j], s.f[1][j], s.f[2][j], s.f[3][j]];
         let mut sums = [[0.0f32; W]; 10];
+        #[allow(clippy::needless_range_loop)] // y also indexes the tile rows
         for y in s.y0[j] as usize..s.y1[j] as usize {
             if row_last[y] < j as i32 {
                 continue;

@@ -49,6 +49,7 @@ fn raster_tile_impl(s: &TileSplats, px: &mut TilePix, cols: usize, rows: usize) 
         let (mx, my) = (s.mx[j], s.my[j]);
         let (ca, cb, cc, op) = (s.ca[j], s.cb[j], s.cc[j], s.op[j]);
         let f = [s.f[0][j], s.f[1][j], s.f[2][j], s.f[3][j]];
+        #[allow(clippy::needless_range_loop)] // y also indexes the tile rows
         for y in s.y0[j] as usize..s.y1[j] as usize {
             if row_alive[y] == 0 {
                 continue;

@@ -35,11 +35,37 @@ impl Default for BwdState {
 
 /// Adds the tile's contribution to every splat's sums in `acc` (indexed by depth rank).
 pub fn backward_tile(s: &TileSplats, px: &TilePix, st: &mut BwdState, acc: &mut [Acc]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { backward_tile_avx2(s, px, st, acc) };
+    }
+    backward_tile_impl(s, px, st, acc)
+}
+
+/// The same code compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn backward_tile_avx2(s: &TileSplats, px: &TilePix, st: &mut BwdState, acc: &mut [Acc]) {
+    backward_tile_impl(s, px, st, acc)
+}
+
+#[inline(always)]
+fn backward_tile_impl(s: &TileSplats, px: &TilePix, st: &mut BwdState, acc: &mut [Acc]) {
     let Some(&jmax) = px.last.iter().max() else {
         return;
     };
     if jmax < 0 {
         return;
+    }
+    // Last contributor per row: a splat behind it cannot touch the row.
+    let mut row_last = [-1i32; W];
+    for (y, rl) in row_last.iter_mut().enumerate() {
+        *rl = px.last[y * W..y * W + W]
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(-1);
     }
     st.t = px.t;
     st.acc = [[0.0; PIX]; 5];
@@ -49,7 +75,11 @@ pub fn backward_tile(s: &TileSplats, px: &TilePix, st: &mut BwdState, acc: &mut 
         let g = [s.mx[j], 0.0, s.ca[j], s.cb[j], s.cc[j], s.op[j]];
         let f = [s.f[0][j], s.f[1][j], s.f[2][j], s.f[3][j]];
         let mut sums = [[0.0f32; W]; 10];
+        #[allow(clippy::needless_range_loop)] // y also indexes the tile rows
         for y in s.y0[j] as usize..s.y1[j] as usize {
+            if row_last[y] < j as i32 {
+                continue;
+            }
             let mut g = g;
             g[1] = s.my[j] - y as f32;
             row(g, f, j as i32, y * W, px, st, &mut sums);
@@ -98,7 +128,7 @@ fn row(
         let gauss = exp_neg(power);
         let raw = op * gauss;
         let a = raw.min(AMAX);
-        let ok = power <= 0.0 && a >= AMIN && j <= last[x];
+        let ok = (power <= 0.0) & (a >= AMIN) & (j <= last[x]);
         let ti = t[x] / (1.0 - a);
         let pa = la[x];
         let q = 1.0 - pa;
@@ -131,7 +161,7 @@ fn row(
         sums[1][x] += w * dl[1][x];
         sums[2][x] += w * dl[2][x];
         sums[3][x] += w * dl[3][x];
-        let dq = if ok && raw <= AMAX { dl_da } else { 0.0 };
+        let dq = if ok & (raw <= AMAX) { dl_da } else { 0.0 };
         sums[4][x] += gauss * dq;
         let p = gauss * op * dq;
         sums[5][x] += p * dx;

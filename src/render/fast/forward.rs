@@ -12,11 +12,31 @@ const TMIN: f32 = T_MIN as f32;
 /// Blends the gathered splats into `px` (colour, depth, final transmittance and the position of
 /// each pixel's last contributor). Only the first `cols` x `rows` pixels lie inside the image.
 pub fn raster_tile(s: &TileSplats, px: &mut TilePix, cols: usize, rows: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { raster_tile_avx2(s, px, cols, rows) };
+    }
+    raster_tile_impl(s, px, cols, rows)
+}
+
+/// The same code compiled for AVX2 (8 lanes per instruction instead of SSE2's 4).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn raster_tile_avx2(s: &TileSplats, px: &mut TilePix, cols: usize, rows: usize) {
+    raster_tile_impl(s, px, cols, rows)
+}
+
+#[inline(always)]
+fn raster_tile_impl(s: &TileSplats, px: &mut TilePix, cols: usize, rows: usize) {
     let mut alive = [0u32; PIX];
+    // Live pixels per row: rows whose pixels have all stopped are skipped.
+    let mut row_alive = [0usize; W];
     let mut dead = 0;
     for (p, a) in alive.iter_mut().enumerate() {
         if p % W < cols && p / W < rows {
             *a = 1;
+            row_alive[p / W] += 1;
         } else {
             dead += 1;
         }
@@ -29,9 +49,13 @@ pub fn raster_tile(s: &TileSplats, px: &mut TilePix, cols: usize, rows: usize) {
         let (mx, my) = (s.mx[j], s.my[j]);
         let (ca, cb, cc, op) = (s.ca[j], s.cb[j], s.cc[j], s.op[j]);
         let f = [s.f[0][j], s.f[1][j], s.f[2][j], s.f[3][j]];
+        #[allow(clippy::needless_range_loop)] // y also indexes the tile rows
         for y in s.y0[j] as usize..s.y1[j] as usize {
+            if row_alive[y] == 0 {
+                continue;
+            }
             let r = y * W..y * W + W;
-            dead += row(
+            let stopped = row(
                 [mx, my - y as f32, ca, cb, cc, op],
                 f,
                 j as i32,
@@ -45,6 +69,8 @@ pub fn raster_tile(s: &TileSplats, px: &mut TilePix, cols: usize, rows: usize) {
                     lanes(&mut o3[r]),
                 ],
             );
+            row_alive[y] -= stopped;
+            dead += stopped;
         }
         if dead == PIX {
             break;
@@ -76,11 +102,12 @@ fn row(
         let dx = mx - XS[x];
         let power = -0.5 * (ca * dx * dx + cc * dy * dy) - cb * dx * dy;
         let a = (op * exp_neg(power)).min(AMAX);
-        let ok = power <= 0.0 && a >= AMIN && alive[x] != 0;
+        // `&` (not `&&`): no branches, so the row vectorises.
+        let ok = (power <= 0.0) & (a >= AMIN) & (alive[x] != 0);
         let tt = t[x];
         let nt = tt * (1.0 - a);
-        let stop = ok && nt < TMIN;
-        let take = ok && !stop;
+        let stop = ok & (nt < TMIN);
+        let take = ok & !stop;
         let w = if take { a * tt } else { 0.0 };
         o0[x] += f[0] * w;
         o1[x] += f[1] * w;
@@ -89,7 +116,7 @@ fn row(
         t[x] = if take { nt } else { tt };
         last[x] = if take { j } else { last[x] };
         alive[x] = if stop { 0 } else { alive[x] };
-        stops += stop as u32;
+        stops = stops.wrapping_add(stop as u32);
     }
     stops as usize
 }

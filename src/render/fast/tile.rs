@@ -16,22 +16,30 @@ pub const XS: [f32; W] = [
 
 /// `exp(x)` for `x <= 0` (inputs are clamped to [-87, 0]) with relative error about 2e-7:
 /// Cody-Waite reduction to `2^n * exp(r)`, |r| <= ln2/2, and a degree-6 Taylor polynomial.
-/// Written without calls or branches so loops over pixel rows vectorise.
+/// Written without calls, branches or float-to-int conversions (the integer `n` is read from
+/// the bits of the rounding sum) so loops over pixel rows vectorise.
 #[inline(always)]
 pub fn exp_neg(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
-    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding and subtracting rounds to integer
-    let x = x.clamp(-87.0, 0.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    // 1.5 * 2^23: in [2^23, 2^24) the spacing is 1, so adding it rounds to an integer that
+    // sits in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    const ROUND_BITS: i32 = 0x4B40_0000;
+    // max/min rather than clamp: a NaN input becomes a number instead of propagating.
+    #[allow(clippy::manual_clamp)]
+    let x = x.max(-87.0).min(0.0);
+    let y = x * LOG2E + ROUND;
+    let n = y - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
-    p * scale
+    let ni = (y.to_bits() as i32).wrapping_sub(ROUND_BITS);
+    // Wrapping: the dev profile's overflow checks would add a branch that blocks vectorisation.
+    p * f32::from_bits((ni.wrapping_add(127) << 23) as u32)
 }
 
 /// Per-pixel state of a tile after the forward pass (tile-local, row-major).

@@ -6,8 +6,9 @@
 //! splats into contiguous arrays ([`tile`]) and blends them over 16-lane pixel rows limited to
 //! each splat's alpha >= 1/255 box, with per-pixel and per-tile early termination
 //! ([`forward`]); the backward pass walks the same lists back to front with per-thread
-//! accumulators ([`backward`]). Tiles are shared out to threads dynamically; all buffers are kept
-//! between calls.
+//! accumulators ([`backward`]). Forward tiles are shared out to threads dynamically (each tile
+//! is computed alone), backward tiles round-robin so the per-thread sums are reproducible; all
+//! buffers are kept between calls.
 
 pub mod adam;
 pub mod backward;
@@ -17,7 +18,6 @@ pub mod loss;
 pub mod project;
 pub mod tile;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use nalgebra::Isometry3;
@@ -173,20 +173,18 @@ impl FastRenderer {
         let (tx, _) = cam.tiles();
         let (w, h) = (cam.width as usize, cam.height as usize);
         let nvis = self.bins.order.len();
-        let next = AtomicUsize::new(0);
         let (bins, tiles) = (&self.bins, &self.tiles);
+        let stride = self.workers.len();
+        // Tiles are dealt out round-robin, not dynamically: each thread's sums then hold the
+        // same tiles in the same order on every run, so the gradients (and offline runs) are
+        // reproducible bit for bit.
         std::thread::scope(|sc| {
-            for wk in self.workers.iter_mut() {
-                let next = &next;
+            for (first, wk) in self.workers.iter_mut().enumerate() {
                 sc.spawn(move || {
                     wk.acc.clear();
                     wk.acc.resize(nvis, [0.0; 10]);
                     let st = wk.bwd.get_or_insert_with(Box::default);
-                    loop {
-                        let t = next.fetch_add(1, Ordering::Relaxed);
-                        if t >= tiles.len() {
-                            break;
-                        }
+                    for t in (first..tiles.len()).step_by(stride) {
                         let (x, y) = (t as u32 % tx, t as u32 / tx);
                         let (ox, oy) = (x as usize * W, y as usize * W);
                         let cols = (w - ox).min(W);

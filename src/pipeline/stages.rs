@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::estimator::state::{POS, ROT};
 use crate::estimator::visual::{MapView, VisualDriver, VisualRunStats};
 use crate::estimator::{Lio, LioCounters, ScanResult};
+use crate::render::create_renderer;
 use crate::ros::outputs::{MapCentres, StateEstimate};
 use crate::sensors::{stamp_diff_secs, Measurement, PointCloud, PoseStamped};
 use crate::sync::{MeasurementPackage, SyncCounters, SyncSettings, Synchronizer};
@@ -543,12 +544,23 @@ pub fn run_pipeline(
                         );
                         vcfg.pyramid_level = map_level;
                     }
-                    VisualDriver::new(
+                    let d = VisualDriver::new(
                         &vcfg,
                         &cfg.camera,
                         cfg.extrinsics.imu_T_camera.0,
                         cfg.imu.accel_scale,
-                    )
+                    );
+                    match vcfg.use_renderer.then(|| create_renderer(&cfg.render)) {
+                        Some(Ok(r)) => {
+                            tracing::info!("visual update iterates on {}", r.device_name());
+                            d.with_renderer(r)
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!("visual.use_renderer: {e}; CPU forward mode instead");
+                            d
+                        }
+                        None => d,
+                    }
                 });
                 let mut e = Estimator {
                     lio: Lio::new(&cfg),

@@ -11,6 +11,10 @@ pub struct VisualConfig {
     pub enabled: bool,
     /// Gauss-Newton iterations of the iterated update.
     pub iterations: usize,
+    /// Render and back-propagate the iterations after the first on the render backend
+    /// (`render.*`) instead of CPU forward mode; the Gauss-Newton matrix stays the CPU one of
+    /// the prior. Worth it on a GPU; on lavapipe it competes with the mapper for the CPU.
+    pub use_renderer: bool,
     /// Optimisation resolution: the image is box-downsampled by `2^pyramid_level`. The pipeline
     /// raises it to the mapper's optimisation resolution (`gaussian.downsample`) when that is
     /// coarser: the map is trained there and has no reliable detail below it.
@@ -68,6 +72,7 @@ impl Default for VisualConfig {
         Self {
             enabled: true,
             iterations: 3,
+            use_renderer: false,
             pyramid_level: 1,
             gradient_threshold: 0.02,
             grid_size: 6,

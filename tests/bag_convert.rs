@@ -147,13 +147,21 @@ fn pointcloud_time_fields() {
         ("y", pf::FLOAT32, yv),
         ("z", pf::FLOAT32, zv),
     ];
-    let cases: [(Gen, fn(usize) -> f64); 5] = [
+    let cases: [(Gen, fn(usize) -> f64); 7] = [
         (("t", pf::UINT32, |i| i as f64 * 1e6), |i| i as f64 * 1e-3),
         (("offset_time", pf::UINT32, |i| i as f64 * 2e6), |i| {
             i as f64 * 2e-3
         }),
         (("time", pf::FLOAT32, |i| i as f64 * 1e-3 - 0.01), |i| {
             i as f64 * 1e-3 - 0.01
+        }),
+        // Relative nanoseconds as float, starting at 0 (the first point alone looks like seconds).
+        (("time", pf::FLOAT32, |i| i as f64 * 1e7), |i| {
+            i as f64 * 1e-2
+        }),
+        // Relative microseconds as float64.
+        (("timestamp", pf::FLOAT64, |i| i as f64 * 1e4), |i| {
+            i as f64 * 1e-2
         }),
         // Absolute seconds (Hesai): made relative to the header stamp.
         (

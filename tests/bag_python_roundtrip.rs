@@ -265,12 +265,25 @@ fn rosbags_bags_read_by_gs_livo() {
     if !python_rosbags_available("rosbags_bags_read_by_gs_livo") {
         return;
     }
-    for storage in ["mcap", "sqlite3"] {
+    // rosbag2's zstd compression, per file and per message, on both storages.
+    let cases = [
+        ("mcap", "none"),
+        ("sqlite3", "none"),
+        ("mcap", "file"),
+        ("sqlite3", "file"),
+        ("mcap", "message"),
+        ("sqlite3", "message"),
+    ];
+    for (storage, compression) in cases {
         let dir = tempfile::tempdir().unwrap();
-        let bag_dir = dir.path().join(format!("rb_{storage}"));
+        let bag_dir = dir.path().join(format!("rb_{storage}_{compression}"));
         let want = json_lines(&run_python(
             "bag_write_rosbags.py",
-            &[&bag_dir, std::path::Path::new(storage)],
+            &[
+                &bag_dir,
+                std::path::Path::new(storage),
+                std::path::Path::new(compression),
+            ],
         ));
         let bag = BagReader::open(&bag_dir).unwrap();
         let counts: Vec<(String, u64)> = bag
@@ -294,11 +307,15 @@ fn rosbags_bags_read_by_gs_livo() {
             .collect::<Result<_, _>>()
             .unwrap();
         got.sort_by_key(|m| m.log_time);
-        assert_eq!(got.len(), want.len(), "{storage}");
+        assert_eq!(got.len(), want.len(), "{storage} {compression}");
         let mut want_sorted = want.clone();
         want_sorted.sort_by_key(|v| u(&v["log_time"]));
         for (g, w) in got.iter().zip(&want_sorted) {
-            assert_eq!(g.topic, w["topic"].as_str().unwrap(), "{storage}");
+            assert_eq!(
+                g.topic,
+                w["topic"].as_str().unwrap(),
+                "{storage} {compression}"
+            );
             assert_eq!(g.log_time, u(&w["log_time"]));
             match decode_sensor_message(g).unwrap() {
                 SensorMessage::Cloud(c) => {

@@ -142,3 +142,42 @@ fn clear_errors() {
     w.write("/x", 1, &pose(1)).unwrap();
     assert!(w.write("/x", 2, &msgs::TfMessage::default()).is_err());
 }
+
+/// rosbag2 compression that cannot be read gives an error naming the cause, and a corrupt
+/// message-mode frame is an error item, not a panic.
+#[test]
+fn compression_errors_are_clear() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("bag");
+    write(&d, &[1, 2, 3], None);
+    let meta = d.join("metadata.yaml");
+    let plain = std::fs::read_to_string(&meta).unwrap();
+    let set = |format: &str, mode: &str| {
+        let text = plain
+            .replace(
+                "compression_format: ''",
+                &format!("compression_format: '{format}'"),
+            )
+            .replace(
+                "compression_mode: ''",
+                &format!("compression_mode: '{mode}'"),
+            );
+        assert_ne!(text, plain, "metadata has compression keys to edit");
+        std::fs::write(&meta, text).unwrap();
+    };
+    set("bz2", "message");
+    let e = BagReader::open(&d).err().expect("bz2 is refused");
+    assert!(e.to_string().contains("only zstd"), "{e}");
+    set("zstd", "sideways");
+    let e = BagReader::open(&d).err().expect("unknown mode is refused");
+    assert!(e.to_string().contains("sideways"), "{e}");
+    // Plain messages declared as zstd frames: every message is an error, none panics.
+    set("zstd", "message");
+    let bag = BagReader::open(&d).unwrap();
+    let got: Vec<_> = bag.messages(&[]).unwrap().collect();
+    assert_eq!(got.len(), 3);
+    for m in got {
+        let e = m.expect_err("not a zstd frame");
+        assert!(e.to_string().contains("zstd"), "{e}");
+    }
+}

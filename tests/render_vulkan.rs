@@ -3,11 +3,11 @@
 //! if a device exists but the backend fails, the tests fail.
 
 use gs_livo::render::cpu::CpuRenderer;
+use gs_livo::render::verify::compare_backends;
 use gs_livo::render::vulkan::{enumerate_devices, VulkanRenderer};
 use gs_livo::render::{
     random_gaussians, test_camera, test_pose, Gaussians, RenderConfig, Renderer, GROUPS,
 };
-use rand::{Rng, SeedableRng};
 
 fn vulkan(float_atomics: bool) -> Option<VulkanRenderer> {
     let cfg = RenderConfig {
@@ -30,62 +30,14 @@ fn vulkan(float_atomics: bool) -> Option<VulkanRenderer> {
     }
 }
 
-fn rel(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let d: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| ((x - y) as f64).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    let n: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum::<f64>().sqrt();
-    d / n.max(1e-20)
-}
-
 fn compare(gpu: &mut dyn Renderer, g: &Gaussians, seed: u64) {
-    let cam = test_camera(70, 45);
-    let pose = test_pose();
     let mut cpu = CpuRenderer::new(&RenderConfig::default());
-    cpu.set_gaussians(g, None).unwrap();
-    gpu.set_gaussians(g, None).unwrap();
-    let a = cpu.forward(&cam, &pose).unwrap();
-    let b = gpu.forward(&cam, &pose).unwrap();
-    let mean_alpha = a.alpha.iter().sum::<f32>() / a.alpha.len() as f32;
-    assert!(mean_alpha > 0.3, "scene too empty ({mean_alpha})");
-    for (name, x, y) in [
-        ("colour", &b.colour, &a.colour),
-        ("depth", &b.depth, &a.depth),
-        ("alpha", &b.alpha, &a.alpha),
-    ] {
-        let e = rel(x, y);
-        assert!(e < 1e-4, "{name}: rel err {e}");
-    }
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let np = cam.pixels();
-    let dc: Vec<f32> = (0..3 * np).map(|_| rng.gen_range(-1.0..1.0)).collect();
-    let dd: Vec<f32> = (0..np).map(|_| rng.gen_range(-0.2..0.2)).collect();
-    let da: Vec<f32> = (0..np).map(|_| rng.gen_range(-1.0..1.0)).collect();
-    let ga = cpu.backward(&dc, Some(&dd), Some(&da)).unwrap();
-    let gb = gpu.backward(&dc, Some(&dd), Some(&da)).unwrap();
-    for grp in GROUPS {
-        if ga.params.group(grp).is_empty() {
-            continue;
-        }
-        let e = rel(gb.params.group(grp), ga.params.group(grp));
-        assert!(e < 1e-3, "{grp:?}: rel err {e}");
-    }
-    let pa: Vec<f32> = ga.pose.iter().map(|&x| x as f32).collect();
-    let pb: Vec<f32> = gb.pose.iter().map(|&x| x as f32).collect();
-    let e = rel(&pb, &pa);
-    assert!(e < 1e-3, "pose: rel err {e}: {pb:?} vs {pa:?}");
-    // The loss kernels.
-    let target: Vec<f32> = (0..3 * np).map(|_| rng.gen_range(0.0..1.0)).collect();
-    let cfg = gs_livo::render::LossConfig { ssim_weight: 0.2 };
-    let (la, gla) = cpu.loss(&target, &cfg).unwrap();
-    let (lb, glb) = gpu.loss(&target, &cfg).unwrap();
-    assert!((la - lb).abs() < 1e-4 * la.abs(), "loss {lb} vs {la}");
-    let e = rel(&glb, &gla);
-    assert!(e < 1e-3, "loss gradient: rel err {e}");
+    let rep = compare_backends(gpu, &mut cpu, g, &test_camera(70, 45), &test_pose(), seed).unwrap();
+    assert!(rep.mean_alpha > 0.3, "scene too empty ({})", rep.mean_alpha);
+    assert!(rep.pass(), "Vulkan vs CPU: {:#?}", rep.failures());
+    // Every group of the parameters, the pose and the loss were compared.
+    let want = 3 + GROUPS.len() - usize::from(g.sh_degree() == 0) + 3;
+    assert_eq!(rep.checks.len(), want, "{:?}", rep.checks);
 }
 
 #[test]

@@ -148,52 +148,99 @@ pub fn pointcloud_from_msg(msg: &msgs::PointCloud2) -> Result<PointCloud, Decode
     let rt = tf.map(|f| field_reader(msg, f)).transpose()?;
     let stamp_s = stamp_to_secs(msg.header.stamp);
 
-    let mut cloud =
-        PointCloud::with_capacity(msg.header.stamp, &msg.header.frame_id, w * h, rt.is_some());
+    let fast = rx.is_le_f32() && ry.is_le_f32() && rz.is_le_f32();
+    // The fast path sizes its own columns.
+    let mut cloud = PointCloud::with_capacity(
+        msg.header.stamp,
+        &msg.header.frame_id,
+        if fast { 0 } else { w * h },
+        rt.is_some(),
+    );
     let time_map = match (tf, rt) {
-        (Some(f), Some(r)) => Some(time_map(f, r, &msg.data[..needed], step, stamp_s)),
+        (Some(f), Some(r)) => Some(time_map(
+            f,
+            r,
+            &msg.data[..needed],
+            (step, row_step, w),
+            stamp_s,
+        )),
         _ => None,
     };
-    let fast = rx.is_le_f32() && ry.is_le_f32() && rz.is_le_f32();
+    if fast {
+        let rows = (0..h).map(|row| &msg.data[row * row_step..row * row_step + row_bytes]);
+        decode_le_f32(
+            rows,
+            w * h,
+            step,
+            [rx.offset, ry.offset, rz.offset],
+            ri,
+            rt.zip(time_map),
+            &mut cloud,
+        );
+        return Ok(cloud);
+    }
     for row in 0..h {
         let rd = &msg.data[row * row_step..row * row_step + row_bytes];
-        if fast {
-            decode_rows_f32(
-                rd,
-                step,
-                [rx.offset, ry.offset, rz.offset],
-                ri,
-                rt,
-                time_map,
-                stamp_s,
-                &mut cloud,
-            );
-        } else {
-            for p in rd.chunks_exact(step) {
-                let xyz = [rx.read(p) as f32, ry.read(p) as f32, rz.read(p) as f32];
-                push_point(&mut cloud, p, xyz, ri, rt, time_map, stamp_s);
-            }
+        for p in rd.chunks_exact(step) {
+            let xyz = [rx.read(p) as f32, ry.read(p) as f32, rz.read(p) as f32];
+            push_point(&mut cloud, p, xyz, ri, rt, time_map, stamp_s);
         }
     }
     Ok(cloud)
 }
 
+/// The common layout (x, y, z little-endian f32; any intensity and time field), decoded into
+/// pre-sized columns: every point is written, and the write index advances only past finite
+/// ones, so the loop has no per-point allocation check and no branch on finiteness. `cloud` is
+/// fresh and empty; `cap` is the number of points in `rows`.
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn decode_rows_f32(
-    rd: &[u8],
+fn decode_le_f32<'a>(
+    rows: impl Iterator<Item = &'a [u8]>,
+    cap: usize,
     step: usize,
     off: [usize; 3],
     ri: Option<FieldReader>,
-    rt: Option<FieldReader>,
-    tm: Option<(TimeMap, f64)>,
-    stamp_s: f64,
+    time: Option<(FieldReader, (TimeMap, f64))>,
     cloud: &mut PointCloud,
 ) {
+    debug_assert!(cloud.is_empty(), "decodes into a fresh cloud");
     let f = |p: &[u8], o: usize| f32::from_le_bytes([p[o], p[o + 1], p[o + 2], p[o + 3]]);
-    for p in rd.chunks_exact(step) {
-        let xyz = [f(p, off[0]), f(p, off[1]), f(p, off[2])];
-        push_point(cloud, p, xyz, ri, rt, tm, stamp_s);
+    let mut x = vec![0f32; cap];
+    let mut y = vec![0f32; cap];
+    let mut z = vec![0f32; cap];
+    let mut inten = vec![0f32; cap];
+    let mut t = vec![0f32; if time.is_some() { cap } else { 0 }];
+    let mut k = 0usize;
+    let mut total = 0usize;
+    for rd in rows {
+        for p in rd.chunks_exact(step) {
+            total += 1;
+            if k >= cap {
+                break;
+            }
+            let (px, py, pz) = (f(p, off[0]), f(p, off[1]), f(p, off[2]));
+            x[k] = px;
+            y[k] = py;
+            z[k] = pz;
+            if let Some(r) = ri {
+                inten[k] = r.read(p) as f32;
+            }
+            if let Some((r, (m, sub))) = time {
+                t[k] = (r.read(p) * m.scale - sub) as f32;
+            }
+            k += (px.is_finite() & py.is_finite() & pz.is_finite()) as usize;
+        }
+    }
+    cloud.skipped_non_finite += total - k;
+    for v in [&mut x, &mut y, &mut z, &mut inten, &mut t] {
+        v.truncate(k);
+    }
+    cloud.x = x;
+    cloud.y = y;
+    cloud.z = z;
+    cloud.intensity = inten;
+    if cloud.time.is_some() {
+        cloud.time = Some(t);
     }
 }
 
@@ -219,25 +266,58 @@ fn push_point(
     cloud.push(xyz, i, t);
 }
 
-/// Chooses the unit of the time field and whether it is absolute (then the header stamp is
-/// subtracted). Integer fields and `t`/`offset_time` are nanoseconds; float `time`/`timestamp`
-/// are seconds unless their magnitude says nanoseconds (Livox PointCloud2 writes f64 ns).
+/// How a per-point time field maps to seconds relative to the header stamp.
+///
+/// Integer fields are nanoseconds (Ouster `t`, Livox `offset_time`, Velodyne/Hesai drivers that
+/// use integers). Float fields carry no unit, so the unit is inferred from the values of the whole
+/// scan (sampled), not from one point: absolute stamps are told apart by magnitude (seconds since
+/// 1970 are > 1e6 and spread little, nanoseconds > 1e12), and relative times by their spread across the scan (one
+/// sweep lasts 1 ms to 1 s: a spread above 1e7 is nanoseconds, above 2 microseconds, else seconds).
 fn time_map(
     f: &msgs::PointField,
     r: FieldReader,
     data: &[u8],
-    step: usize,
+    (step, row_step, width): (usize, usize, usize),
     stamp_s: f64,
 ) -> (TimeMap, f64) {
     let is_float = matches!(f.datatype, pf::FLOAT32 | pf::FLOAT64);
-    let first = data.chunks_exact(step).next().map_or(0.0, |p| r.read(p));
-    let scale = if !is_float || f.name == "t" || f.name == "offset_time" || first.abs() > 1e12 {
+    let width = width.max(1);
+    let rows = data.len().div_ceil(row_step.max(1));
+    let n = rows * width;
+    let stride = (n / 256).max(1);
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    let sample = (0..n).step_by(stride).chain(n.checked_sub(1));
+    for i in sample {
+        let at = (i / width) * row_step + (i % width) * step;
+        let Some(p) = data.get(at..at + step) else {
+            continue;
+        };
+        let v = r.read(p);
+        if v.is_finite() {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+    }
+    if !lo.is_finite() {
+        return (TimeMap { scale: 1e-9 }, 0.0);
+    }
+    let magnitude = lo.abs().max(hi.abs());
+    let scale = if !is_float || f.name == "t" || f.name == "offset_time" || magnitude > 1e12 {
         1e-9
+    } else if lo > 1e6 && hi - lo < 1e3 {
+        1.0
+    } else if hi - lo > 1e7 {
+        1e-9
+    } else if hi - lo > 2.0 {
+        1e-6
     } else {
         1.0
     };
     // Relative scan times never exceed hours; a value past ~11 days is an absolute stamp.
-    let sub = if first * scale > 1e6 { stamp_s } else { 0.0 };
+    let sub = if lo * scale > 1e6 { stamp_s } else { 0.0 };
+    if scale != 1e-9 || is_float {
+        tracing::debug!(field = %f.name, scale, absolute = sub != 0.0, "per-point time unit");
+    }
     (TimeMap { scale }, sub)
 }
 

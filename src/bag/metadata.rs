@@ -24,7 +24,28 @@ pub struct Info {
     pub compression_mode: String,
 }
 
-/// Parses metadata.yaml; rejects versions this reader does not know and file compression.
+/// How rosbag2 compressed a bag (always zstd; rosbag2 has no other compressor plugin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    /// Each storage file is a zstd stream (`NAME.mcap.zstd`, `NAME.db3.zstd`).
+    File,
+    /// Each message's serialized bytes are a zstd frame.
+    Message,
+}
+
+impl Info {
+    /// The compression the metadata declares (checked by [`read`]).
+    pub fn compression(&self) -> Compression {
+        match self.compression_mode.to_ascii_lowercase().as_str() {
+            "file" => Compression::File,
+            "message" => Compression::Message,
+            _ => Compression::None,
+        }
+    }
+}
+
+/// Parses metadata.yaml; rejects versions and compressions this reader does not know.
 pub fn read(path: &Path) -> Result<Info, BagError> {
     let text = std::fs::read_to_string(path).map_err(|e| BagError::io(path, e))?;
     let err = |msg: String| BagError::Metadata {
@@ -40,10 +61,18 @@ pub fn read(path: &Path) -> Result<Info, BagError> {
         )));
     }
     let mode = info.compression_mode.to_ascii_lowercase();
-    if !mode.is_empty() && mode != "none" {
+    if !matches!(mode.as_str(), "" | "none" | "file" | "message") {
         return Err(err(format!(
-            "compression mode {:?} ({}) is not supported; decompress with `ros2 bag convert`",
-            info.compression_mode, info.compression_format
+            "compression mode {:?} is not one of none, file, message",
+            info.compression_mode
+        )));
+    }
+    if matches!(mode.as_str(), "file" | "message")
+        && !info.compression_format.eq_ignore_ascii_case("zstd")
+    {
+        return Err(err(format!(
+            "compression format {:?} is not supported (only zstd); decompress with `ros2 bag convert`",
+            info.compression_format
         )));
     }
     if !matches!(info.storage_identifier.as_str(), "" | "mcap" | "sqlite3") {

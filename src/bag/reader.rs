@@ -3,7 +3,7 @@
 
 use super::error::BagError;
 use super::mcap_io::McapFile;
-use super::metadata;
+use super::metadata::{self, Compression};
 use super::sqlite_io::SqliteFile;
 use crate::sensors::Stamp;
 use std::path::{Path, PathBuf};
@@ -78,15 +78,31 @@ pub struct BagReader {
     path: PathBuf,
     files: Vec<Storage>,
     topics: Vec<TopicInfo>,
+    /// Message-mode compression: every message's bytes are a zstd frame.
+    compressed_messages: bool,
+    /// Decompressed copies of file-mode compressed storage files, removed on drop.
+    _scratch: Option<Box<tempfile::TempDir>>,
 }
+
+/// Largest decompressed message accepted (a corrupt frame must not exhaust memory).
+const MAX_MESSAGE_BYTES: u64 = 1 << 30;
 
 impl BagReader {
     /// Opens a bag folder (with or without metadata.yaml) or a bare .mcap / .db3 file.
     pub fn open(path: &Path) -> Result<Self, BagError> {
-        let paths = storage_paths(path)?;
+        let (paths, compression) = storage_paths(path)?;
+        let scratch = match compression {
+            Compression::File => Some(Box::new(
+                tempfile::tempdir().map_err(|e| BagError::io(path, e))?,
+            )),
+            _ => None,
+        };
         let files = paths
             .iter()
-            .map(|p| Storage::open(p))
+            .map(|p| match &scratch {
+                Some(dir) => Storage::open(&decompress_file(p, dir.path())?),
+                None => Storage::open(p),
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut topics: Vec<TopicInfo> = Vec::new();
         for t in files.iter().flat_map(|f| f.topics()) {
@@ -106,6 +122,8 @@ impl BagReader {
             path: path.to_path_buf(),
             files,
             topics,
+            compressed_messages: compression == Compression::Message,
+            _scratch: scratch,
         })
     }
 
@@ -131,24 +149,75 @@ impl BagReader {
         let iters = self
             .files
             .iter()
-            .map(|f| f.messages(topics))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|f| {
+                let it = f.messages(topics)?;
+                Ok(if self.compressed_messages {
+                    Box::new(it.map(|m| m.and_then(decompress_message))) as MsgIter
+                } else {
+                    it
+                })
+            })
+            .collect::<Result<Vec<_>, BagError>>()?;
         Ok(Merge {
             heads: iters.iter().map(|_| None).collect(),
             iters,
             started: false,
-            pending: Vec::new(),
+            pending: Default::default(),
         })
     }
 }
 
-/// The storage files of a bag path, in recording order.
-fn storage_paths(path: &Path) -> Result<Vec<PathBuf>, BagError> {
+/// Replaces a message's zstd frame by its decompressed bytes.
+fn decompress_message(mut m: RawMessage) -> Result<RawMessage, BagError> {
+    use std::io::Read;
+    let bad = |msg: String| BagError::Topic {
+        topic: m.topic.clone(),
+        msg: format!("message at {} ns: {msg}", m.log_time),
+    };
+    let dec =
+        zstd::stream::read::Decoder::new(&m.data[..]).map_err(|e| bad(format!("zstd: {e}")))?;
+    let mut out = Vec::with_capacity(m.data.len() * 4);
+    dec.take(MAX_MESSAGE_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| bad(format!("zstd: {e}")))?;
+    if out.len() as u64 > MAX_MESSAGE_BYTES {
+        return Err(bad(format!(
+            "decompresses to more than {MAX_MESSAGE_BYTES} bytes"
+        )));
+    }
+    m.data = out;
+    Ok(m)
+}
+
+/// Decompresses a file-mode storage file (`x.mcap.zstd`) into `dir` (`x.mcap`).
+fn decompress_file(path: &Path, dir: &Path) -> Result<PathBuf, BagError> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let inner = name.strip_suffix(".zstd").unwrap_or(&name);
+    let dest = dir.join(inner);
+    let src = std::fs::File::open(path).map_err(|e| BagError::io(path, e))?;
+    let mut dst = std::fs::File::create(&dest).map_err(|e| BagError::io(&dest, e))?;
+    let mut dec = zstd::stream::read::Decoder::new(src).map_err(|e| BagError::io(path, e))?;
+    std::io::copy(&mut dec, &mut dst).map_err(|e| BagError::Unsupported {
+        path: path.into(),
+        msg: format!("zstd decompression failed: {e}"),
+    })?;
+    tracing::info!("{}: decompressed into {}", path.display(), dest.display());
+    Ok(dest)
+}
+
+/// The storage files of a bag path, in recording order, and how they are compressed.
+fn storage_paths(path: &Path) -> Result<(Vec<PathBuf>, Compression), BagError> {
     if !path.is_dir() {
         if !path.exists() {
             return Err(BagError::io(path, std::io::ErrorKind::NotFound.into()));
         }
-        return Ok(vec![path.to_path_buf()]);
+        let zst = path.extension().is_some_and(|e| e == "zstd");
+        let c = if zst {
+            Compression::File
+        } else {
+            Compression::None
+        };
+        return Ok((vec![path.to_path_buf()], c));
     }
     let meta = path.join("metadata.yaml");
     if meta.exists() {
@@ -167,7 +236,7 @@ fn storage_paths(path: &Path) -> Result<Vec<PathBuf>, BagError> {
         if let Some(missing) = files.iter().find(|f| !f.exists()) {
             return Err(BagError::io(missing, std::io::ErrorKind::NotFound.into()));
         }
-        return Ok(files);
+        return Ok((files, info.compression()));
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(path)
         .map_err(|e| BagError::io(path, e))?
@@ -181,7 +250,7 @@ fn storage_paths(path: &Path) -> Result<Vec<PathBuf>, BagError> {
             msg: "folder has no metadata.yaml and no .mcap/.db3 files".into(),
         });
     }
-    Ok(files)
+    Ok((files, Compression::None))
 }
 
 /// K-way merge of per-file streams by log time (ties keep file order).
@@ -190,7 +259,7 @@ struct Merge<'a> {
     heads: Vec<Option<RawMessage>>,
     started: bool,
     /// Errors met while refilling, reported before the next message.
-    pending: Vec<BagError>,
+    pending: std::collections::VecDeque<BagError>,
 }
 
 impl Iterator for Merge<'_> {
@@ -203,7 +272,7 @@ impl Iterator for Merge<'_> {
                 self.refill(i);
             }
         }
-        if let Some(e) = self.pending.pop() {
+        if let Some(e) = self.pending.pop_front() {
             return Some(Err(e));
         }
         let best = (0..self.heads.len())
@@ -216,11 +285,22 @@ impl Iterator for Merge<'_> {
 }
 
 impl Merge<'_> {
+    /// Takes file `i`'s next message; a bad message is reported and skipped, not the end of
+    /// the file (a storage that keeps failing is abandoned after a run of errors).
     fn refill(&mut self, i: usize) {
-        match self.iters[i].next() {
-            Some(Ok(m)) => self.heads[i] = Some(m),
-            Some(Err(e)) => self.pending.push(e),
-            None => {}
+        const MAX_ERRORS_IN_A_ROW: usize = 1000;
+        for _ in 0..MAX_ERRORS_IN_A_ROW {
+            match self.iters[i].next() {
+                Some(Ok(m)) => {
+                    self.heads[i] = Some(m);
+                    return;
+                }
+                Some(Err(e)) => self.pending.push_back(e),
+                None => return,
+            }
         }
+        tracing::error!(
+            "bag file {i}: {MAX_ERRORS_IN_A_ROW} bad messages in a row; skipping the rest of it"
+        );
     }
 }

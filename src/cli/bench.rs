@@ -1,7 +1,7 @@
 //! `gs_livo bench`: timing tables of the hot paths (`bench render`; more targets can be added as
 //! subcommands, e.g. `bench pipeline`).
 
-use gs_livo::render::{self, BackendChoice, RenderConfig};
+use gs_livo::render::{self, BackendChoice, RenderConfig, Renderer};
 
 /// Arguments of `gs_livo bench`.
 #[derive(clap::Args)]
@@ -36,6 +36,15 @@ pub struct RenderArgs {
     /// Repetitions for the (slow) CPU reference backend.
     #[arg(long, default_value_t = 3)]
     pub cpu_runs: usize,
+    /// Instead of timing: compare the Vulkan backend with the CPU reference (forward images,
+    /// every gradient group, pose gradient, loss) on small random scenes (float atomics and the
+    /// CAS fallback) and on `--verify-scenes`; prints relative errors with PASS/FAIL against the
+    /// test tolerances and exits non-zero on any FAIL.
+    #[arg(long)]
+    pub verify: bool,
+    /// Realistic scenes for `--verify`, as GAUSSIANS@WxH (benchmark scenes, SH degree 3).
+    #[arg(long, value_delimiter = ',', default_values_t = ["20000@256x216".to_string()])]
+    pub verify_scenes: Vec<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -45,16 +54,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
+fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| anyhow::anyhow!("size '{s}' is not WxH"))?;
+    Ok((w.trim().parse()?, h.trim().parse()?))
+}
+
 fn run_render(a: RenderArgs) -> anyhow::Result<()> {
+    if a.verify {
+        return run_verify(&a);
+    }
     let sizes: Vec<(u32, u32)> = a
         .sizes
         .iter()
-        .map(|s| {
-            let (w, h) = s
-                .split_once('x')
-                .ok_or_else(|| anyhow::anyhow!("size '{s}' is not WxH"))?;
-            Ok((w.parse()?, h.parse()?))
-        })
+        .map(|s| parse_size(s))
         .collect::<anyhow::Result<_>>()?;
     let mut backends = Vec::new();
     if a.backend == "all" || a.backend == "vulkan" {
@@ -101,4 +115,145 @@ fn run_render(a: RenderArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One `--verify` scene.
+struct VerifyScene {
+    label: String,
+    gaussians: render::Gaussians,
+    width: u32,
+    height: u32,
+    float_atomics: bool,
+    seed: u64,
+}
+
+fn verify_scenes(a: &RenderArgs) -> anyhow::Result<Vec<VerifyScene>> {
+    // The scenes of tests/render_vulkan.rs plus a denser mid-size one.
+    let mut v = vec![
+        VerifyScene {
+            label: "150 SH3 70x45 float-atomics".into(),
+            gaussians: render::random_gaussians(150, 3, 0.12, 11),
+            width: 70,
+            height: 45,
+            float_atomics: true,
+            seed: 5,
+        },
+        VerifyScene {
+            label: "150 SH1 70x45 CAS".into(),
+            gaussians: render::random_gaussians(150, 1, 0.12, 12),
+            width: 70,
+            height: 45,
+            float_atomics: false,
+            seed: 6,
+        },
+        VerifyScene {
+            label: "2000 SH0 160x120".into(),
+            gaussians: render::random_gaussians(2000, 0, 0.06, 13),
+            width: 160,
+            height: 120,
+            float_atomics: true,
+            seed: 7,
+        },
+    ];
+    for (i, s) in a.verify_scenes.iter().enumerate() {
+        let (n, size) = s
+            .split_once('@')
+            .ok_or_else(|| anyhow::anyhow!("verify scene '{s}' is not GAUSSIANS@WxH"))?;
+        let n: usize = n.trim().parse()?;
+        let (w, h) = parse_size(size)?;
+        v.push(VerifyScene {
+            label: format!("{n} SH3 {w}x{h}"),
+            gaussians: render::bench::scene(n),
+            width: w,
+            height: h,
+            float_atomics: true,
+            seed: 100 + i as u64,
+        });
+    }
+    Ok(v)
+}
+
+/// `bench render --verify`: Vulkan against the CPU reference, one column per scene.
+fn run_verify(a: &RenderArgs) -> anyhow::Result<()> {
+    use render::verify::compare_backends;
+    let scenes = verify_scenes(a)?;
+    let mut cpu = render::cpu::CpuRenderer::new(&RenderConfig::default());
+    let mut reports = Vec::new();
+    for s in &scenes {
+        let cfg = RenderConfig {
+            backend: BackendChoice::Vulkan,
+            float_atomics: s.float_atomics,
+            ..RenderConfig::default()
+        }
+        .with_env()?;
+        let mut gpu = render::vulkan::VulkanRenderer::new(&cfg)
+            .map_err(|e| anyhow::anyhow!("--verify needs a Vulkan device: {e}"))?;
+        let cam = render::test_camera(s.width, s.height);
+        let t0 = std::time::Instant::now();
+        let rep = compare_backends(
+            &mut gpu,
+            &mut cpu,
+            &s.gaussians,
+            &cam,
+            &render::test_pose(),
+            s.seed,
+        )?;
+        println!(
+            "scene {}: device {}, mean alpha {:.3}, {:.1} s",
+            s.label,
+            gpu.device_name(),
+            rep.mean_alpha,
+            t0.elapsed().as_secs_f64()
+        );
+        reports.push(rep);
+    }
+    println!();
+    println!("Relative error |gpu - cpu|_2 / |cpu|_2 per scene (worst element in brackets: max |diff| / max |cpu|)");
+    println!();
+    print!("| quantity | tolerance |");
+    for s in &scenes {
+        print!(" {} |", s.label);
+    }
+    println!(" result |");
+    print!("|---|---:|");
+    for _ in &scenes {
+        print!("---:|");
+    }
+    println!("---|");
+    // Rows in the order of the first scene with the most checks (SH degree 0 has no ShRest).
+    let names: Vec<String> = reports
+        .iter()
+        .max_by_key(|r| r.checks.len())
+        .map(|r| r.checks.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default();
+    let mut all_pass = true;
+    for name in &names {
+        let mut row_pass = true;
+        let mut tol = 0.0;
+        print!("| {name} |");
+        let mut cells = String::new();
+        for r in &reports {
+            match r.checks.iter().find(|c| &c.name == name) {
+                Some(c) => {
+                    tol = c.tol;
+                    row_pass &= c.pass();
+                    cells += &format!(" {:.2e} ({:.1e}) |", c.rel_err, c.max_err);
+                }
+                None => cells += " - |",
+            }
+        }
+        all_pass &= row_pass;
+        println!(
+            " {tol:.0e} |{cells} {} |",
+            if row_pass { "PASS" } else { "FAIL" }
+        );
+    }
+    println!();
+    if all_pass {
+        println!("verify: PASS ({} scenes)", scenes.len());
+        Ok(())
+    } else {
+        println!("verify: FAIL");
+        anyhow::bail!("Vulkan and CPU rasterisers disagree beyond the test tolerances")
+    }
 }

@@ -6,12 +6,13 @@ use anyhow::{bail, Context};
 use nalgebra::{Isometry3, Quaternion, Translation3, UnitQuaternion};
 
 use gs_livo::config::Config;
-use gs_livo::gaussian::{CameraModel, GaussianMap, GaussianMapper};
+use gs_livo::gaussian::{background_path, Background, CameraModel, GaussianMap, GaussianMapper};
 
 /// Arguments of `gs_livo export`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Output folder of a run (holds map.ply and trajectory.tum).
+    /// Output folder of a run (holds map.ply, trajectory.tum and, when the map has one,
+    /// map.background.png).
     pub run: PathBuf,
     /// Parameter file of the run (camera, extrinsics, gaussian and render sections).
     #[arg(long)]
@@ -70,20 +71,45 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let map_path = a.map.unwrap_or_else(|| a.run.join("map.ply"));
     let traj_path = a.trajectory.unwrap_or_else(|| a.run.join("trajectory.tum"));
     let out = a.out.unwrap_or_else(|| a.run.join("export"));
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    // Read every input before writing anything, so a bad run folder leaves no partial export.
     let map = GaussianMap::load_ply(&map_path, cfg.gaussian.clone())
         .with_context(|| format!("loading {}", map_path.display()))?;
-    println!("map: {} gaussians from {}", map.len(), map_path.display());
-    let ply = out.join("map.ply");
-    map.save_ply(&ply)?;
-    println!("wrote {}", ply.display());
     let poses = read_tum(&traj_path)?;
+    if poses.is_empty() {
+        bail!("{}: no poses", traj_path.display());
+    }
+    let bg_path = background_path(&map_path);
+    let background = if bg_path.exists() {
+        Some(
+            Background::load_png(&bg_path)
+                .with_context(|| format!("loading {}", bg_path.display()))?,
+        )
+    } else {
+        None
+    };
+    println!(
+        "map: {} gaussians from {}{}",
+        map.len(),
+        map_path.display(),
+        if background.is_some() {
+            " (with background)"
+        } else {
+            ""
+        }
+    );
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let mut renderer = gs_livo::render::create_renderer(&cfg.render)?;
     let mut mapper = GaussianMapper::with_map(
         map,
         CameraModel::from_config(&cfg.camera),
         cfg.extrinsics.imu_T_camera.0,
     );
+    if let Some(bg) = background {
+        mapper.set_background(bg);
+    }
+    let ply = out.join("map.ply");
+    mapper.save_ply(&ply)?;
+    println!("wrote {}", ply.display());
     let mut written = 0;
     for (i, (stamp, pose)) in poses.iter().enumerate().step_by(a.every.max(1)) {
         mapper.update_window(pose, None);

@@ -25,21 +25,27 @@ pub struct GaussianConfig {
     pub disc_thickness: f32,
     /// Spherical-harmonics degree used (0..=3); higher coefficients stay zero.
     pub sh_degree: u32,
-    /// Points farther than this from the sensor (m) create no Gaussians.
+    /// Points farther than this from the sensor (m) create no Gaussians. Far enough for the
+    /// facades down a street; beyond it the background stands in.
     pub insert_max_range: f64,
     /// Neighbour radius for normal estimation as a multiple of the leaf size.
     pub normal_radius: f64,
+    /// Largest neighbour radius (m): the radius doubles up to this until the neighbourhood is
+    /// planar (sparse, far LiDAR rings need more than the leaf-sized radius).
+    pub normal_max_radius: f64,
     /// Uncoloured Gaussians waiting for a camera view; the oldest beyond this stay grey.
     pub pending_capacity: usize,
     /// Window capacity in Gaussians (100k desktop, 20k embedded).
     pub window_capacity: usize,
-    /// Root voxels farther than this from the camera (m) leave the window.
+    /// Root voxels farther than this from the camera (m) leave the window (renders cull beyond
+    /// twice this depth).
     pub window_range: f64,
     /// Extra field of view on every image border for window selection, as a fraction of size.
     pub window_margin: f64,
     /// Adam iterations per frame.
     pub iterations: u32,
-    /// Recent keyframes optimised with the current frame (against forgetting).
+    /// Keyframes optimised with the current frame (against forgetting), spread over the area
+    /// within `window_range`; their views join the window.
     pub keyframes: usize,
     /// A frame becomes a keyframe when it is this far (m) or this many degrees from the last.
     pub keyframe_distance: f64,
@@ -58,8 +64,11 @@ pub struct GaussianConfig {
     pub prune_opacity: f32,
     /// Gaussians whose largest standard deviation exceeds this multiple of the leaf size are pruned.
     pub prune_scale: f32,
-    /// Estimate a background colour (sky) behind the map and composite renders over it.
+    /// Fit a background (sky, surfaces beyond range) behind the map and composite renders over
+    /// it; see `Background`.
     pub background: bool,
+    /// Azimuth cells of the background's latitude-longitude grid (elevation gets half).
+    pub background_bins: u32,
     /// Resolution divisor for optimisation renders (1 = full camera resolution).
     pub downsample: u32,
 }
@@ -81,14 +90,15 @@ impl GaussianConfig {
             init_scale: 0.6,
             disc_thickness: 0.1,
             sh_degree: 1,
-            insert_max_range: 40.0,
+            insert_max_range: 100.0,
             normal_radius: 2.0,
+            normal_max_radius: 1.0,
             pending_capacity: 200_000,
             window_capacity: 100_000,
-            window_range: 30.0,
+            window_range: 60.0,
             window_margin: 0.15,
             iterations: 10,
-            keyframes: 3,
+            keyframes: 8,
             keyframe_distance: 0.3,
             keyframe_angle_deg: 10.0,
             ssim_weight: 0.2,
@@ -101,6 +111,7 @@ impl GaussianConfig {
             prune_opacity: 0.005,
             prune_scale: 8.0,
             background: true,
+            background_bins: 128,
             downsample: 1,
         }
     }
@@ -164,6 +175,7 @@ impl GaussianConfig {
             ("window_range", self.window_range),
             ("insert_max_range", self.insert_max_range),
             ("normal_radius", self.normal_radius),
+            ("normal_max_radius", self.normal_max_radius),
         ] {
             if !(v.is_finite() && v > 0.0) {
                 return bad(k, format!("must be positive, got {v}"));

@@ -9,7 +9,7 @@ use nalgebra::Vector3;
 
 use super::config::GaussianConfig;
 use super::hash::KeyMap;
-use super::normals::estimate_normals;
+use super::normals::estimate_surfels;
 use super::params::{opacity_to_logit, rotation_from_normal, Gaussian};
 use super::GaussianError;
 
@@ -403,22 +403,29 @@ impl GaussianMap {
         if chosen.is_empty() {
             return stats;
         }
-        // Pass 2: normals for the chosen points only.
-        let est;
-        let normal_of: Vec<Option<[f64; 3]>> = match normals {
-            Some(n) if n.len() == points.len() => chosen.iter().map(|&(i, _)| Some(n[i])).collect(),
-            _ => {
-                let q: Vec<usize> = chosen.iter().map(|&(i, _)| i).collect();
-                est = estimate_normals(points, &q, self.cfg.normal_radius * leaf_size, sensor);
-                est
-            }
-        };
-        let sigma = (self.cfg.init_scale as f64 * leaf_size) as f32;
-        let log_s = sigma.ln();
-        let log_t = (sigma * self.cfg.disc_thickness).ln();
+        // Pass 2: normals and point spacing for the chosen points only.
+        let q: Vec<usize> = chosen.iter().map(|&(i, _)| i).collect();
+        let surfels = estimate_surfels(
+            points,
+            &q,
+            self.cfg.normal_radius * leaf_size,
+            self.cfg
+                .normal_max_radius
+                .max(self.cfg.normal_radius * leaf_size),
+            sensor,
+        );
+        let given = normals.filter(|n| n.len() == points.len());
+        // In-plane size: the leaf, or the local point spacing where the scan is sparser (so a
+        // sparse scan leaves no holes), capped well below the pruning size.
+        let max_sigma = 0.5 * f64::from(self.cfg.prune_scale) * leaf_size;
+        let thickness = self.cfg.disc_thickness;
         let opacity_logit = opacity_to_logit(self.cfg.init_opacity);
-        for (&(i, leaf), n) in chosen.iter().zip(normal_of) {
+        for (&(i, leaf), surfel) in chosen.iter().zip(surfels) {
             let p = points[i];
+            let spacing = surfel.spacing.unwrap_or(leaf_size).max(leaf_size);
+            let sigma = (f64::from(self.cfg.init_scale) * spacing).min(max_sigma) as f32;
+            let (log_s, log_t) = (sigma.ln(), (sigma * thickness).ln());
+            let n = given.map(|n| n[i]).or(surfel.normal);
             let n = match n.filter(|n| n.iter().all(|v| v.is_finite())) {
                 Some(n) => n,
                 None => {
@@ -579,6 +586,33 @@ mod tests {
         assert!((g.log_scale[0].exp() - 0.06).abs() < 1e-6);
         assert!((g.base_colour()[0] - 1.0).abs() < 1e-6);
         assert_eq!(m.root_count(), 4);
+    }
+
+    /// A scan sparser than the leaves gets discs as wide as its point spacing (no holes), and
+    /// never wider than half the pruning size.
+    #[test]
+    fn sparse_scans_get_wider_discs() {
+        let mut m = GaussianMap::new(cfg()).unwrap();
+        let leaf = m.config().leaf_size();
+        let pts = plane(8, 0.3, 1.05);
+        m.insert_scan(&pts, None, [1.0, 1.0, 3.0], &mut |_| None);
+        let init = f64::from(m.config().init_scale);
+        let (_, g) = m.iter().nth(20).unwrap();
+        let sigma = f64::from(g.log_scale[0].exp());
+        assert!((sigma - init * 0.3).abs() < 1e-4, "{sigma}");
+        assert!(g.normal()[2] > 0.999);
+        let mut far = GaussianMap::new(cfg()).unwrap();
+        far.insert_scan(&plane(5, 0.9, 1.05), None, [2.0, 2.0, 3.0], &mut |_| None);
+        // Interior points (neighbours within the largest normal radius) hit the cap; the
+        // corners, with too few neighbours, fall back to the leaf size.
+        let cap = 0.5 * f64::from(far.config().prune_scale) * leaf;
+        let sigmas: Vec<f64> = far
+            .iter()
+            .map(|(_, g)| f64::from(g.log_scale[0].exp()))
+            .collect();
+        let capped = sigmas.iter().filter(|&&s| (s - cap).abs() < 1e-4).count();
+        assert_eq!(capped, 25 - 4, "{sigmas:?}");
+        assert!(sigmas.iter().all(|&s| s <= cap + 1e-4));
     }
 
     #[test]

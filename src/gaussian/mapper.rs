@@ -7,6 +7,7 @@ use std::path::Path;
 use nalgebra::{Isometry3, Point3};
 use tracing::{debug, warn};
 
+use super::background::Background;
 use super::camera::CameraModel;
 use super::colour::PosedImage;
 use super::config::GaussianConfig;
@@ -213,7 +214,8 @@ impl GaussianMapper {
     }
 
     /// Moves the window onto the view at `world_t_imu` (and the next expected view,
-    /// extrapolated from the last two, or `next` when the caller knows it).
+    /// extrapolated from the last two, or `next` when the caller knows it, and the keyframes'
+    /// views within range).
     pub fn update_window(
         &mut self,
         world_t_imu: &Isometry3<f64>,
@@ -240,6 +242,13 @@ impl GaussianMapper {
                 });
             }
         }
+        // Keyframe views too: their optimisation needs what they see in the window.
+        views.extend(
+            self.optim
+                .keyframes
+                .poses()
+                .map(|t| View { camera_t_world: *t }),
+        );
         self.last_views.push_back(world_t_cam);
         if self.last_views.len() > 2 {
             self.last_views.pop_front();
@@ -260,10 +269,28 @@ impl GaussianMapper {
         self.window.write_back_all(&mut self.map);
     }
 
-    /// Saves the whole map (window included) as a 3DGS PLY.
+    /// Saves the whole map (window included) as a 3DGS PLY, and the fitted background beside
+    /// it as an equirectangular PNG ([`background_path`]) so renders of the saved map keep it.
     pub fn save_ply(&mut self, path: &Path) -> Result<(), GaussianError> {
         self.sync_map();
-        self.map.save_ply(path)
+        self.map.save_ply(path)?;
+        if let Some(bg) = self.background().filter(|b| b.is_fitted()) {
+            bg.save_png(&background_path(path))?;
+        }
+        Ok(())
+    }
+
+    /// The fitted background, when enabled and fitted at least once.
+    pub fn background(&self) -> Option<&Background> {
+        self.optim
+            .background
+            .as_ref()
+            .filter(|_| self.cfg.background)
+    }
+
+    /// Replaces the background (e.g. one loaded with a saved map).
+    pub fn set_background(&mut self, bg: Background) {
+        self.optim.background = Some(bg);
     }
 
     /// Camera centre of a `camera_t_world` pose.
@@ -271,6 +298,16 @@ impl GaussianMapper {
         let c = camera_t_world.inverse() * Point3::origin();
         [c.x, c.y, c.z]
     }
+}
+
+/// Where [`GaussianMapper::save_ply`] puts the background of map `ply`: `NAME.background.png`
+/// beside `NAME.ply`.
+pub fn background_path(ply: &Path) -> std::path::PathBuf {
+    let stem = ply
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "map".into());
+    ply.with_file_name(format!("{stem}.background.png"))
 }
 
 impl GaussianMap {

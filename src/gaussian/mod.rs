@@ -5,10 +5,12 @@
 //! needs in contiguous buffers for the renderer and writes their optimised values back when they
 //! leave. [`GaussianMapper`] ties both to the camera for the pipeline.
 
+mod background;
 mod camera;
 mod colour;
 mod config;
 mod hash;
+mod keyframes;
 mod map;
 mod mapper;
 mod normals;
@@ -18,14 +20,15 @@ mod params;
 mod ply;
 mod window;
 
+pub use background::Background;
 pub use camera::{sample_bilinear, CameraModel};
 pub use colour::PosedImage;
 pub use config::GaussianConfig;
 pub use map::{GaussianMap, InsertStats, RootKey};
-pub use mapper::{GaussianMapper, MapperCounters};
+pub use mapper::{background_path, GaussianMapper, MapperCounters};
 pub use normals::estimate_normals;
 pub use optimise::{image_target, render_camera, to_render, FrameStats, Keyframe};
-pub use oracle::{run_oracle, OracleOptions, OracleReport};
+pub use oracle::{map_with_ground_truth, run_oracle, OracleMapping, OracleOptions, OracleReport};
 pub use params::{
     opacity_from_logit, opacity_to_logit, rotation_from_normal, sh_coeff_count, Gaussian, SH_C0,
 };

@@ -9,8 +9,19 @@ use super::hash::KeyMap;
 
 /// Fewest neighbours (including the point) for a normal.
 const MIN_NEIGHBOURS: usize = 5;
-/// Most neighbours used (the nearest cells first are enough for a plane).
-const MAX_NEIGHBOURS: usize = 24;
+/// Most neighbours gathered per query (the query's own cell first, so the nearest are in).
+const MAX_NEIGHBOURS: usize = 256;
+/// Neighbours whose distances give the local point spacing (as 3DGS sizes new Gaussians).
+const SPACING_K: usize = 3;
+
+/// Local surface of one scan point: plane normal and point spacing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Surfel {
+    /// Unit normal towards the sensor; `None` when no radius gave a planar neighbourhood.
+    pub normal: Option<[f64; 3]>,
+    /// RMS distance to the nearest few neighbours (m); `None` when too few were found.
+    pub spacing: Option<f64>,
+}
 
 /// Normals of `query` points (indices into `points`) from neighbours within `radius`.
 ///
@@ -22,57 +33,138 @@ pub fn estimate_normals(
     radius: f64,
     sensor: [f64; 3],
 ) -> Vec<Option<[f64; 3]>> {
-    if points.is_empty() || query.is_empty() || radius.is_nan() || radius <= 0.0 {
-        return vec![None; query.len()];
-    }
-    let cell = |p: &[f64; 3]| {
-        [
-            (p[0] / radius).floor() as i64,
-            (p[1] / radius).floor() as i64,
-            (p[2] / radius).floor() as i64,
-        ]
+    estimate_surfels(points, query, radius, radius, sensor)
+        .into_iter()
+        .map(|s| s.normal)
+        .collect()
+}
+
+/// Normals and spacings of `query` points, searching radii `radius`, `2 radius`, ... and last
+/// `max_radius` until a neighbourhood is planar.
+///
+/// Growing the radius matters for spinning LiDARs: far from the sensor the rings are farther
+/// apart than a small radius, and a single ring is a line, which has no normal.
+pub fn estimate_surfels(
+    points: &[[f64; 3]],
+    query: &[usize],
+    radius: f64,
+    max_radius: f64,
+    sensor: [f64; 3],
+) -> Vec<Surfel> {
+    let none = Surfel {
+        normal: None,
+        spacing: None,
     };
-    let mut grid: KeyMap<[i64; 3], Vec<u32>> = KeyMap::default();
-    for (i, p) in points.iter().enumerate() {
-        grid.entry(cell(p)).or_default().push(i as u32);
+    let mut out = vec![none; query.len()];
+    if points.is_empty() || query.is_empty() || !(radius > 0.0 && radius.is_finite()) {
+        return out;
     }
-    let r2 = radius * radius;
-    let mut neigh: Vec<Vector3<f64>> = Vec::with_capacity(64);
-    query
-        .iter()
-        .map(|&qi| {
-            let q = points.get(qi)?;
-            let c = cell(q);
-            neigh.clear();
-            'outer: for dx in -1..=1 {
-                for dy in -1..=1 {
-                    for dz in -1..=1 {
-                        let Some(ids) = grid.get(&[c[0] + dx, c[1] + dy, c[2] + dz]) else {
-                            continue;
-                        };
-                        for &j in ids {
-                            let p = &points[j as usize];
-                            let d = Vector3::new(p[0] - q[0], p[1] - q[1], p[2] - q[2]);
-                            if d.norm_squared() <= r2 {
-                                neigh.push(Vector3::new(p[0], p[1], p[2]));
-                                if neigh.len() >= MAX_NEIGHBOURS * 4 {
-                                    break 'outer;
-                                }
+    let mut todo: Vec<usize> = (0..query.len()).collect();
+    let mut r = radius;
+    let mut neigh: Vec<Vector3<f64>> = Vec::with_capacity(MAX_NEIGHBOURS);
+    let mut dist2: Vec<f64> = Vec::with_capacity(MAX_NEIGHBOURS);
+    loop {
+        let grid = Grid::new(points, r);
+        let last = r >= max_radius * (1.0 - 1e-9);
+        todo.retain(|&k| {
+            let Some(q) = points.get(query[k]) else {
+                return false;
+            };
+            grid.neighbours(points, q, r, MAX_NEIGHBOURS, &mut neigh, &mut dist2);
+            if out[k].spacing.is_none() && dist2.len() > SPACING_K {
+                // The K + 1 smallest include the query itself (distance 0): drop the smallest.
+                dist2.select_nth_unstable_by(SPACING_K, f64::total_cmp);
+                let near = &dist2[..=SPACING_K];
+                let min = near.iter().copied().fold(f64::INFINITY, f64::min);
+                let ms = (near.iter().sum::<f64>() - min) / SPACING_K as f64;
+                out[k].spacing = Some(ms.sqrt());
+            }
+            if neigh.len() < MIN_NEIGHBOURS {
+                return !last;
+            }
+            match plane_normal(&neigh) {
+                Some(n) => {
+                    let to_sensor =
+                        Vector3::new(sensor[0] - q[0], sensor[1] - q[1], sensor[2] - q[2]);
+                    let n = if n.dot(&to_sensor) < 0.0 { -n } else { n };
+                    out[k].normal = Some([n.x, n.y, n.z]);
+                    false
+                }
+                None => !last,
+            }
+        });
+        if last || todo.is_empty() {
+            return out;
+        }
+        r = (r * 2.0).min(max_radius);
+    }
+}
+
+/// Points bucketed in cubes of the search radius (a query visits the 27 around it).
+struct Grid {
+    cell: f64,
+    map: KeyMap<[i64; 3], Vec<u32>>,
+}
+
+impl Grid {
+    fn new(points: &[[f64; 3]], cell: f64) -> Self {
+        let mut map: KeyMap<[i64; 3], Vec<u32>> = KeyMap::default();
+        let g = Self {
+            cell,
+            map: KeyMap::default(),
+        };
+        for (i, p) in points.iter().enumerate() {
+            map.entry(g.key(p)).or_default().push(i as u32);
+        }
+        Self { map, ..g }
+    }
+
+    fn key(&self, p: &[f64; 3]) -> [i64; 3] {
+        [
+            (p[0] / self.cell).floor() as i64,
+            (p[1] / self.cell).floor() as i64,
+            (p[2] / self.cell).floor() as i64,
+        ]
+    }
+
+    /// Up to `max` points within `r` of `q` into `out` (positions) and `d2` (squared distances).
+    fn neighbours(
+        &self,
+        points: &[[f64; 3]],
+        q: &[f64; 3],
+        r: f64,
+        max: usize,
+        out: &mut Vec<Vector3<f64>>,
+        d2: &mut Vec<f64>,
+    ) {
+        out.clear();
+        d2.clear();
+        let c = self.key(q);
+        let r2 = r * r;
+        // The query's own cell first: when the cap cuts, the nearest points are already in.
+        const ORDER: [i64; 3] = [0, -1, 1];
+        for dx in ORDER {
+            for dy in ORDER {
+                for dz in ORDER {
+                    let Some(ids) = self.map.get(&[c[0] + dx, c[1] + dy, c[2] + dz]) else {
+                        continue;
+                    };
+                    for &j in ids {
+                        let p = &points[j as usize];
+                        let d = Vector3::new(p[0] - q[0], p[1] - q[1], p[2] - q[2]);
+                        let n2 = d.norm_squared();
+                        if n2 <= r2 {
+                            out.push(Vector3::new(p[0], p[1], p[2]));
+                            d2.push(n2);
+                            if out.len() >= max {
+                                return;
                             }
                         }
                     }
                 }
             }
-            if neigh.len() < MIN_NEIGHBOURS {
-                return None;
-            }
-            plane_normal(&neigh).map(|n| {
-                let to_sensor = Vector3::new(sensor[0] - q[0], sensor[1] - q[1], sensor[2] - q[2]);
-                let n = if n.dot(&to_sensor) < 0.0 { -n } else { n };
-                [n.x, n.y, n.z]
-            })
-        })
-        .collect()
+        }
+    }
 }
 
 /// Normal of the best-fit plane, or `None` when the spread is not planar.
@@ -88,9 +180,14 @@ fn plane_normal(pts: &[Vector3<f64>]) -> Option<Vector3<f64>> {
     let eig = SymmetricEigen::new(cov);
     let mut idx = [0usize, 1, 2];
     idx.sort_by(|&a, &b| eig.eigenvalues[a].total_cmp(&eig.eigenvalues[b]));
-    let (l0, l1) = (eig.eigenvalues[idx[0]], eig.eigenvalues[idx[1]]);
-    // Planar: the smallest spread well below the middle one; a line has l1 ~ l0 ~ 0.
-    if !(l1 > 1e-12 && l0 < 0.25 * l1) {
+    let (l0, l1, l2) = (
+        eig.eigenvalues[idx[0]],
+        eig.eigenvalues[idx[1]],
+        eig.eigenvalues[idx[2]],
+    );
+    // Planar: the smallest spread well below the middle one, and the middle one not negligible
+    // against the largest (a line, such as one LiDAR ring, is not a plane even if it bends).
+    if !(l1 > 1e-12 && l0 < 0.25 * l1 && l1 > 0.02 * l2) {
         return None;
     }
     let v = eig.eigenvectors.column(idx[0]).into_owned();
@@ -129,5 +226,36 @@ mod tests {
         assert!(ns[0].is_none());
         let ns = estimate_normals(&[[0.0; 3]], &[0, 5], 0.1, [0.0; 3]);
         assert_eq!(ns, vec![None, None]);
+    }
+
+    /// Two LiDAR "rings" on the ground 0.3 m apart: each alone is a line. A fixed 0.1 m radius
+    /// sees one ring (no normal); the growing radius reaches the other and finds the plane.
+    #[test]
+    fn growing_radius_bridges_sparse_rings_but_not_a_single_line() {
+        let mut pts = Vec::new();
+        for i in 0..60 {
+            let x = i as f64 * 0.03;
+            pts.push([x, 0.0, 0.0]);
+            pts.push([x, 0.3, 0.0]);
+        }
+        let q = [40usize];
+        let sensor = [0.5, 0.15, 2.0];
+        assert_eq!(estimate_normals(&pts, &q, 0.1, sensor), vec![None]);
+        let s = estimate_surfels(&pts, &q, 0.1, 0.8, sensor);
+        let n = s[0].normal.expect("plane across the rings");
+        assert!(n[2] > 0.999, "{n:?}");
+        // Spacing from the three nearest neighbours: two at 0.03 m, one at 0.06 m.
+        let want = ((0.03f64.powi(2) * 2.0 + 0.06f64.powi(2)) / 3.0).sqrt();
+        assert!((s[0].spacing.unwrap() - want).abs() < 1e-9, "{:?}", s[0]);
+        // A single slightly noisy line stays without a normal at any radius.
+        let line: Vec<[f64; 3]> = (0..60)
+            .map(|i| {
+                let e = if i % 2 == 0 { 0.002 } else { -0.002 };
+                [i as f64 * 0.03, e, -e]
+            })
+            .collect();
+        let s = estimate_surfels(&line, &q, 0.1, 1.6, sensor);
+        assert_eq!(s[0].normal, None);
+        assert!(s[0].spacing.is_some());
     }
 }

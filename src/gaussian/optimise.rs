@@ -7,11 +7,11 @@
 //! the parameters are read back into the window (so write-back sees them). Moments of a
 //! Gaussian that leaves the window are dropped: on its return Adam restarts from zero moments.
 
-use std::collections::VecDeque;
-
 use nalgebra::Isometry3;
 
+use super::background::Background;
 use super::camera::CameraModel;
+use super::keyframes::KeyframePool;
 use super::mapper::GaussianMapper;
 use super::params::Gaussian;
 use super::window::SyncPlan;
@@ -170,33 +170,14 @@ pub fn image_target(img: &Image, factor: u32, exposure: f32) -> Vec<f32> {
 /// Optimisation state kept by the mapper between frames.
 #[derive(Default)]
 pub(crate) struct OptimState {
-    pub keyframes: VecDeque<Keyframe>,
-    pub last_keyframe: Option<Isometry3<f64>>,
-    /// Estimated colour behind the map (sky), exposure-normalised.
-    pub background: [f32; 3],
+    pub keyframes: KeyframePool,
+    /// What transparent pixels show (sky, far surfaces), exposure-normalised; `None` until the
+    /// first fit, or when disabled.
+    pub background: Option<Background>,
 }
 
-/// Moves the background estimate towards the mean target colour where the map is transparent.
-fn update_background(bg: [f32; 3], target: &[f32], alpha: &[f32]) -> [f32; 3] {
-    let (mut sum, mut n) = ([0f64; 3], 0usize);
-    for (i, a) in alpha.iter().enumerate() {
-        if *a < 0.05 {
-            for c in 0..3 {
-                sum[c] += f64::from(target[i * 3 + c]);
-            }
-            n += 1;
-        }
-    }
-    // Too few uncovered pixels say little about the background.
-    if n * 200 < alpha.len() {
-        return bg;
-    }
-    let mut out = bg;
-    for c in 0..3 {
-        out[c] = 0.7 * bg[c] + 0.3 * (sum[c] / n as f64) as f32;
-    }
-    out
-}
+/// Evidence a background cell keeps per fit (per optimisation iteration that sees it).
+const BACKGROUND_DECAY: f64 = 0.8;
 
 impl GaussianMapper {
     fn adam(&self) -> AdamConfig {
@@ -212,12 +193,6 @@ impl GaussianMapper {
             ],
             ..AdamConfig::default()
         }
-    }
-
-    /// The estimated background (sky) colour renders are composited over: exposure-normalised
-    /// RGB, black when `background` is off.
-    pub fn background(&self) -> [f32; 3] {
-        self.optim.background
     }
 
     /// Brings the renderer's buffers in line with the window (moments carried by slot moves).
@@ -281,30 +256,45 @@ impl GaussianMapper {
             ssim_weight: f64::from(cfg.ssim_weight),
         };
         let adam = self.adam();
-        let keyframes: Vec<Keyframe> = self.optim.keyframes.iter().cloned().collect();
+        // Keyframes too far for the window would pull it towards views it cannot explain.
+        self.optim.keyframes.drop_far(&t_cw, cfg.window_range);
         for it in 0..cfg.iterations {
-            // Even iterations: the current frame; odd ones: keyframes in turn.
-            let (pose, tgt) = if it % 2 == 1 && !keyframes.is_empty() {
-                let k = &keyframes[(it as usize / 2) % keyframes.len()];
-                (&k.camera_t_world, &k.target)
+            // Even iterations: the current frame; odd ones: the keyframes in turn.
+            let key = if it % 2 == 1 {
+                self.optim.keyframes.next()
             } else {
-                (&t_cw, &target)
+                None
+            };
+            let (pose, tgt) = match key {
+                Some(k) => (&k.camera_t_world, &k.target),
+                None => (&t_cw, &target),
             };
             let current = std::ptr::eq(tgt, &target);
             if cfg.background || (current && (it == 0 || it + 2 >= cfg.iterations)) {
                 let out = r.forward(&cam, pose)?;
-                let bg = self.optim.background;
                 let l = if cfg.background {
-                    // Composite = colour + (1 - alpha) bg; with alpha of this forward held
-                    // fixed, fitting the colour to target - (1 - alpha) bg is the same L1.
-                    self.optim.background = update_background(bg, tgt, &out.alpha);
+                    // Composite = colour + (1 - alpha) bg. Fitting the colour to
+                    // target - (1 - alpha) bg is the same loss; the gradient through alpha is
+                    // d loss / d alpha = -bg . d loss / d composite.
+                    let bg = self
+                        .optim
+                        .background
+                        .get_or_insert_with(|| Background::new(cfg.background_bins));
+                    let bgp = bg.per_pixel(&cam, pose);
                     let adjusted: Vec<f32> = tgt
                         .iter()
+                        .zip(&bgp)
                         .enumerate()
-                        .map(|(i, t)| t - (1.0 - out.alpha[i / 3]) * bg[i % 3])
+                        .map(|(i, (t, b))| t - (1.0 - out.alpha[i / 3]) * b)
                         .collect();
                     let (l, d) = r.loss(&adjusted, &loss)?;
-                    r.backward(&d, None, None)?;
+                    let d_alpha: Vec<f32> = d
+                        .chunks_exact(3)
+                        .zip(bgp.chunks_exact(3))
+                        .map(|(g, b)| -(g[0] * b[0] + g[1] * b[1] + g[2] * b[2]))
+                        .collect();
+                    r.backward(&d, None, Some(&d_alpha))?;
+                    bg.fit(&cam, pose, tgt, &out.colour, &out.alpha, BACKGROUND_DECAY);
                     l
                 } else {
                     let (l, d) = r.loss(tgt, &loss)?;
@@ -334,25 +324,16 @@ impl GaussianMapper {
                 || g.max_scale() > cfg.prune_scale * leaf
         });
         self.counters_mut().pruned += stats.pruned as u64;
-        // Keyframe bookkeeping.
-        let is_key = match &self.optim.last_keyframe {
-            None => true,
-            Some(last) => {
-                let d = last.inverse() * t_cw;
-                d.translation.vector.norm() > cfg.keyframe_distance
-                    || d.rotation.angle().to_degrees() > cfg.keyframe_angle_deg
-            }
-        };
-        if is_key && cfg.keyframes > 0 {
-            self.optim.keyframes.push_back(Keyframe {
+        self.optim.keyframes.consider(
+            || Keyframe {
                 camera_t_world: t_cw,
                 target,
-            });
-            while self.optim.keyframes.len() > cfg.keyframes {
-                self.optim.keyframes.pop_front();
-            }
-            self.optim.last_keyframe = Some(t_cw);
-        }
+            },
+            &t_cw,
+            cfg.keyframes,
+            cfg.keyframe_distance,
+            cfg.keyframe_angle_deg,
+        );
         stats.keyframes = self.optim.keyframes.len();
         Ok(stats)
     }
@@ -369,10 +350,14 @@ impl GaussianMapper {
         if r.is_empty() {
             return Ok(img);
         }
-        let out = r.forward(&cam, &self.camera_t_world(world_t_imu))?;
-        let bg = self.optim.background;
+        let t_cw = self.camera_t_world(world_t_imu);
+        let out = r.forward(&cam, &t_cw)?;
+        let bgp = match &self.optim.background {
+            Some(bg) if self.config().background => bg.per_pixel(&cam, &t_cw),
+            _ => vec![0.0; out.colour.len()],
+        };
         for (i, (d, s)) in img.rgb.iter_mut().zip(&out.colour).enumerate() {
-            let v = s + (1.0 - out.alpha[i / 3]) * bg[i % 3];
+            let v = s + (1.0 - out.alpha[i / 3]) * bgp[i];
             *d = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
         }
         Ok(img)

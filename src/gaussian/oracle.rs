@@ -39,34 +39,59 @@ impl Default for OracleOptions {
 pub struct OracleReport {
     pub frames: usize,
     pub gaussians: usize,
+    /// Mean over the evaluated training frames (all of them, the static start included).
     pub train_psnr: f64,
     pub train_ssim: f64,
+    pub train_views: usize,
+    /// Mean over novel views: poses halfway between consecutive training frames while the rig
+    /// moves (the static start has no "between"), rendered by the simulator.
     pub novel_psnr: f64,
     pub novel_ssim: f64,
     pub novel_views: usize,
+    /// Mean distance (m) and angle (deg) from each novel pose to its nearest training pose.
+    pub novel_baseline_m: f64,
+    pub novel_baseline_deg: f64,
     pub last_frame: FrameStats,
     pub window_peak: usize,
     pub map_bytes: usize,
     pub window_bytes: usize,
 }
 
-/// Builds the map of `seq` with ground-truth poses and measures it. Novel views are rendered
-/// by the simulator halfway between consecutive training frames.
-pub fn run_oracle(
+/// Camera poses closer than this (m, and rad) to the previous frame count as not moving.
+const MOVING_M: f64 = 0.005;
+const MOVING_RAD: f64 = 0.002;
+
+/// A map built along a simulated sequence with ground-truth poses.
+pub struct OracleMapping {
+    pub mapper: GaussianMapper,
+    /// Images mapped (and optimised on).
+    pub frames: usize,
+    pub window_peak: usize,
+    pub last_frame: FrameStats,
+}
+
+/// Maps the first `max_frames` images of `seq` (all when `None`) as the pipeline would, with
+/// ground-truth poses: scans deskewed with the true trajectory and inserted before each image,
+/// then colouring, window maintenance and one frame of optimisation per image.
+pub fn map_with_ground_truth(
     seq: &SimSequence,
     cfg: GaussianConfig,
     renderer: &mut dyn Renderer,
-    opts: &OracleOptions,
-) -> Result<OracleReport, GaussianError> {
+    max_frames: Option<usize>,
+) -> Result<OracleMapping, GaussianError> {
     let rig = &seq.config.rig;
     let camera = CameraModel::from_config(&rig.camera);
     let imu_t_cam = rig.extrinsics.imu_T_camera.0;
     let imu_t_lidar = rig.extrinsics.imu_T_lidar.0;
-    let mut mapper = GaussianMapper::new(cfg, camera, imu_t_cam)?;
+    let mut out = OracleMapping {
+        mapper: GaussianMapper::new(cfg, camera, imu_t_cam)?,
+        frames: 0,
+        window_peak: 0,
+        last_frame: FrameStats::default(),
+    };
+    let mapper = &mut out.mapper;
     let traj = &seq.trajectory;
-    let n_frames = opts.max_frames.unwrap_or(usize::MAX).min(seq.images.len());
-    let t_end = seq.time_of(seq.images[n_frames.saturating_sub(1)].stamp);
-    let mut report = OracleReport::default();
+    let n_frames = max_frames.unwrap_or(usize::MAX).min(seq.images.len());
     let mut scan_i = 0;
     for (fi, img) in seq.images.iter().take(n_frames).enumerate() {
         let t_img = seq.time_of(img.stamp);
@@ -100,10 +125,35 @@ pub fn run_oracle(
         mapper.add_image(img, &pose, gain);
         let next = traj.pose(t_img + 1.0 / seq.config.camera_rate);
         let s = mapper.update_window(&pose, Some(&next));
-        report.window_peak = report.window_peak.max(s.len);
-        report.last_frame = mapper.optimise_frame(renderer, img, &pose, gain)?;
-        report.frames += 1;
+        out.window_peak = out.window_peak.max(s.len);
+        out.last_frame = mapper.optimise_frame(renderer, img, &pose, gain)?;
+        out.frames += 1;
     }
+    Ok(out)
+}
+
+/// Builds the map of `seq` with ground-truth poses and measures it.
+pub fn run_oracle(
+    seq: &SimSequence,
+    cfg: GaussianConfig,
+    renderer: &mut dyn Renderer,
+    opts: &OracleOptions,
+) -> Result<OracleReport, GaussianError> {
+    let rig = &seq.config.rig;
+    let imu_t_cam = rig.extrinsics.imu_T_camera.0;
+    let traj = &seq.trajectory;
+    let n_frames = opts.max_frames.unwrap_or(usize::MAX).min(seq.images.len());
+    if n_frames == 0 {
+        return Err(GaussianError::Input("sequence has no images".into()));
+    }
+    let mapped = map_with_ground_truth(seq, cfg, renderer, Some(n_frames))?;
+    let mut mapper = mapped.mapper;
+    let mut report = OracleReport {
+        frames: mapped.frames,
+        window_peak: mapped.window_peak,
+        last_frame: mapped.last_frame,
+        ..Default::default()
+    };
     for _ in 0..opts.final_passes {
         for (fi, img) in seq.images.iter().take(n_frames).enumerate() {
             let pose = traj.pose(seq.time_of(img.stamp));
@@ -112,48 +162,69 @@ pub fn run_oracle(
             mapper.optimise_frame(renderer, img, &pose, gain)?;
         }
     }
-    // Training views.
-    let every = opts.eval_every.max(1);
-    let (mut p_sum, mut s_sum, mut n) = (0.0, 0.0, 0usize);
-    for (fi, img) in seq.images.iter().take(n_frames).enumerate().step_by(every) {
-        let pose = traj.pose(seq.time_of(img.stamp));
-        let gain = seq.exposure.get(fi).copied().unwrap_or(1.0);
-        mapper.update_window(&pose, None);
-        let r = mapper.render(renderer, &pose)?;
-        let truth = crate::sim::render_camera(&seq.scene, &(pose * imu_t_cam), &rig.camera, 1.0);
-        let _ = gain;
-        p_sum += psnr_rgb8(&r, &truth).map_err(|e| GaussianError::Input(e.to_string()))?;
-        s_sum += ssim_rgb8(&r, &truth).map_err(|e| GaussianError::Input(e.to_string()))?;
-        n += 1;
-    }
-    report.train_psnr = p_sum / n.max(1) as f64;
-    report.train_ssim = s_sum / n.max(1) as f64;
-    // Novel views halfway between training frames.
-    let (mut p_sum, mut s_sum, mut n) = (0.0, 0.0, 0usize);
-    let dt = 1.0 / seq.config.camera_rate;
-    for img in seq
-        .images
-        .iter()
-        .take(n_frames.saturating_sub(1))
-        .step_by(every)
-    {
-        let t = seq.time_of(img.stamp) + 0.5 * dt;
-        if t > t_end {
-            break;
-        }
+    // The simulator's camera at exposure 1 (the map's units) renders the references.
+    let sim_cam = crate::sim::CameraModel::new(&rig.camera, seq.config.supersample.max(1));
+    let mut score = |mapper: &mut GaussianMapper,
+                     t: f64,
+                     sum: &mut (f64, f64, usize)|
+     -> Result<(), GaussianError> {
         let pose = traj.pose(t);
         mapper.update_window(&pose, None);
         let r = mapper.render(renderer, &pose)?;
-        let mut truth =
-            crate::sim::render_camera(&seq.scene, &(pose * imu_t_cam), &rig.camera, 1.0);
+        let mut truth = sim_cam.render(&seq.scene, &(pose * imu_t_cam), 1.0);
         truth.stamp = seq.config.t0_ns + stamp_from_secs(t);
-        p_sum += psnr_rgb8(&r, &truth).map_err(|e| GaussianError::Input(e.to_string()))?;
-        s_sum += ssim_rgb8(&r, &truth).map_err(|e| GaussianError::Input(e.to_string()))?;
-        n += 1;
+        sum.0 += psnr_rgb8(&r, &truth).map_err(|e| GaussianError::Input(e.to_string()))?;
+        sum.1 += ssim_rgb8(&r, &truth).map_err(|e| GaussianError::Input(e.to_string()))?;
+        sum.2 += 1;
+        Ok(())
+    };
+    let every = opts.eval_every.max(1);
+    let times: Vec<f64> = seq.images[..n_frames]
+        .iter()
+        .map(|i| seq.time_of(i.stamp))
+        .collect();
+    // Training views.
+    let mut train = (0.0, 0.0, 0usize);
+    for &t in times.iter().step_by(every) {
+        score(&mut mapper, t, &mut train)?;
     }
-    report.novel_views = n;
-    report.novel_psnr = p_sum / n.max(1) as f64;
-    report.novel_ssim = s_sum / n.max(1) as f64;
+    // Novel views halfway between consecutive frames that differ in pose.
+    let mut novel = (0.0, 0.0, 0usize);
+    let (mut base_m, mut base_rad) = (0.0, 0.0);
+    let cam_at = |t: f64| traj.pose(t) * imu_t_cam;
+    for k in (0..times.len().saturating_sub(1)).step_by(every) {
+        let (a, b) = (cam_at(times[k]), cam_at(times[k + 1]));
+        let moved = (a.translation.vector - b.translation.vector).norm() > MOVING_M
+            || a.rotation.angle_to(&b.rotation) > MOVING_RAD;
+        if !moved {
+            continue;
+        }
+        let t = 0.5 * (times[k] + times[k + 1]);
+        let c = cam_at(t);
+        let (dm, dr) = [a, b]
+            .iter()
+            .map(|p| {
+                (
+                    (p.translation.vector - c.translation.vector).norm(),
+                    p.rotation.angle_to(&c.rotation),
+                )
+            })
+            .fold((f64::INFINITY, f64::INFINITY), |acc, v| {
+                (acc.0.min(v.0), acc.1.min(v.1))
+            });
+        base_m += dm;
+        base_rad += dr;
+        score(&mut mapper, t, &mut novel)?;
+    }
+    let mean = |s: f64, n: usize| s / n.max(1) as f64;
+    report.train_views = train.2;
+    report.train_psnr = mean(train.0, train.2);
+    report.train_ssim = mean(train.1, train.2);
+    report.novel_views = novel.2;
+    report.novel_psnr = mean(novel.0, novel.2);
+    report.novel_ssim = mean(novel.1, novel.2);
+    report.novel_baseline_m = mean(base_m, novel.2);
+    report.novel_baseline_deg = mean(base_rad, novel.2).to_degrees();
     report.gaussians = mapper.map().len();
     report.map_bytes = mapper.map().memory_bytes();
     report.window_bytes = mapper.window().memory_bytes();

@@ -165,27 +165,25 @@ impl Window {
             let c = v.camera_t_world.inverse() * Point3::origin();
             [c.x, c.y, c.z]
         };
-        // Candidates: union over views of roots in range and in the frustum.
-        let mut chosen: Vec<(f64, RootKey)> = Vec::new();
+        // Candidates: roots in range of the first (current) view; each is kept when any view's
+        // (widened) frustum holds it. Other views only widen the field of view inside that
+        // sphere: one range query however many views (keyframes) there are.
         let eye0 = centre_of(first);
-        for v in views {
-            for key in map.roots_near(centre_of(v), range + radius) {
-                stats.candidate_roots += 1;
-                let c = map.root_centre(&key);
+        let mut chosen: Vec<(f64, RootKey)> = Vec::new();
+        for key in map.roots_near(eye0, range + radius) {
+            stats.candidate_roots += 1;
+            let c = map.root_centre(&key);
+            let visible = views.iter().any(|v| {
                 let pc = v.camera_t_world * Point3::new(c[0], c[1], c[2]);
-                let visible =
-                    pc.z >= -radius && planes.iter().all(|n| n.dot(&pc.coords) >= -radius);
-                if !visible {
-                    continue;
-                }
+                pc.z >= -radius && planes.iter().all(|n| n.dot(&pc.coords) >= -radius)
+            });
+            if visible {
                 let d2 =
                     (c[0] - eye0[0]).powi(2) + (c[1] - eye0[1]).powi(2) + (c[2] - eye0[2]).powi(2);
                 chosen.push((d2, key));
             }
         }
-        // Equal keys have equal distances, so duplicates from several views end up adjacent.
         chosen.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        chosen.dedup_by_key(|c| c.1);
         // Mark wanted Gaussians within capacity, nearest voxels first.
         self.epoch = self.epoch.wrapping_add(1);
         if self.epoch == 0 {

@@ -127,7 +127,7 @@ fn gt_pose(o: &crate::bag::msgs::Odometry) -> Option<PoseStamped> {
 
 /// Reads the bag and calls `send` with each measurement in log-time order until the bag ends,
 /// `stop` is set or `send` returns false (receiver gone). Returns the counters and the
-/// ground-truth poses. A read error ends ingestion early (counted and logged), like the end.
+/// ground-truth poses. Unreadable messages are counted, logged and skipped.
 pub fn bag_measurements(
     input: &BagInput,
     stop: &AtomicBool,
@@ -145,9 +145,17 @@ pub fn bag_measurements(
         let raw = match raw {
             Ok(r) => r,
             Err(e) => {
+                // The reader skips a bad record and goes on (it gives up on a file only after a
+                // long run of errors), so one corrupt message costs one message.
                 c.read_errors += 1;
-                tracing::error!("{}: reading stopped: {e}", input.path.display());
-                break;
+                if c.read_errors % 100 == 1 {
+                    tracing::error!(
+                        "{}: unreadable message skipped ({} so far): {e}",
+                        input.path.display(),
+                        c.read_errors
+                    );
+                }
+                continue;
             }
         };
         c.messages += 1;

@@ -237,7 +237,10 @@ impl MapStage {
             frame,
             gaussians: Arc::new(self.mapper.window().gaussians().to_vec()),
             sh_degree: self.mapper.config().sh_degree,
-            background: self.mapper.background(),
+            background: self
+                .mapper
+                .background()
+                .map_or([0.0; 3], |b| b.mean_colour()),
         }
     }
 

@@ -55,20 +55,27 @@ pub fn run_offline(
     let mut frames = 0u64;
     let mut sensor = 0.0;
     let mut first = None;
-    let result = run_pipeline(config, opts, Source::Bag(input), stop.clone(), stats, |o| {
-        if let Output::Pose(f) = &o {
-            frames += 1;
-            let f0 = *first.get_or_insert(f.estimate.stamp);
-            sensor = crate::sensors::stamp_diff_secs(f.estimate.stamp, f0);
-            progress(&Progress {
-                frames,
-                total,
-                sensor_seconds: sensor,
-                wall_seconds: started.elapsed().as_secs_f64(),
-            });
-        }
-        writer.handle(&o);
-    });
+    let result = run_pipeline(
+        config,
+        opts,
+        Source::Bag(Box::new(input)),
+        stop.clone(),
+        stats,
+        |o| {
+            if let Output::Pose(f) = &o {
+                frames += 1;
+                let f0 = *first.get_or_insert(f.estimate.stamp);
+                sensor = crate::sensors::stamp_diff_secs(f.estimate.stamp, f0);
+                progress(&Progress {
+                    frames,
+                    total,
+                    sensor_seconds: sensor,
+                    wall_seconds: started.elapsed().as_secs_f64(),
+                });
+            }
+            writer.handle(&o);
+        },
+    );
     let interrupted = stop.load(std::sync::atomic::Ordering::SeqCst);
     let (mut finished, error) = match result {
         Ok(f) => (Some(f), None),

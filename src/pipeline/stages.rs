@@ -25,7 +25,7 @@ use crate::sync::{MeasurementPackage, SyncCounters, SyncSettings, Synchronizer};
 /// Where measurements come from.
 pub enum Source {
     /// A bag, read by the ingest thread.
-    Bag(BagInput),
+    Bag(Box<BagInput>),
     /// Decoded measurements from elsewhere (the ROS node); ends when the sender disconnects.
     Channel(Receiver<Measurement>),
 }

@@ -28,6 +28,7 @@ pub mod cpu;
 mod scene;
 pub mod sh;
 mod types;
+pub mod verify;
 pub mod vulkan;
 
 use nalgebra::Isometry3;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write a rosbag2 with the `rosbags` package (PointCloud2, Imu, Image, CompressedImage).
 
-Usage: bag_write_rosbags.py OUT_DIR mcap|sqlite3
+Usage: bag_write_rosbags.py OUT_DIR mcap|sqlite3 [none|file|message]
 Prints the written values as JSON lines, so tests/bag_python_roundtrip.rs can check that
 gs_livo reads the same values from a bag it did not write.
 """
@@ -13,7 +13,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 
@@ -40,7 +40,12 @@ def main():
     PF = T["sensor_msgs/msg/PointField"]
     rng = np.random.default_rng(7)
     emitted = []
-    with Writer(out, version=9, storage_plugin=plugin) as w:
+    compression = sys.argv[3] if len(sys.argv) > 3 else "none"
+    writer = Writer(out, version=9, storage_plugin=plugin)
+    if compression != "none":
+        mode = CompressionMode.FILE if compression == "file" else CompressionMode.MESSAGE
+        writer.set_compression(mode, CompressionFormat.ZSTD)
+    with writer as w:
         c_pc = w.add_connection("/points", "sensor_msgs/msg/PointCloud2", typestore=ts)
         c_imu = w.add_connection("/imu", "sensor_msgs/msg/Imu", typestore=ts)
         c_img = w.add_connection("/image", "sensor_msgs/msg/Image", typestore=ts)

@@ -1,0 +1,388 @@
+//! What a view shows where the map is transparent: the sky, and surfaces beyond the LiDAR's or
+//! the window's range. Both are far enough that only the viewing direction matters, so the
+//! background is a colour per world direction: a latitude-longitude grid (azimuth about world z,
+//! elevation from the xy plane), sampled bilinearly.
+//!
+//! It is fitted, not optimised by gradient: a render composites `colour + (1 - alpha) bg`, so for
+//! fixed Gaussians the least-squares background of a cell is
+//! `sum (1 - a)(target - colour) / sum (1 - a)^2` over the pixels that see it. Each cell keeps
+//! decaying sums of both, so it follows the latest evidence and ignores pixels the map covers
+//! (which neither teach nor make it forget).
+//! Cells with little evidence shrink towards the mean over all cells.
+
+use std::path::Path;
+
+use nalgebra::{Isometry3, Vector3};
+
+use super::GaussianError;
+use crate::render::Camera;
+
+/// Evidence (in fully transparent pixels) with which the global mean enters every cell: cells
+/// never seen take the mean, cells seen by a few pixels are barely moved.
+const PRIOR_WEIGHT: f64 = 0.25;
+
+/// Direction-dependent background colour (exposure-normalised RGB).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Background {
+    az_bins: usize,
+    el_bins: usize,
+    /// Per cell: decayed sums of `w (1 - a)(t - c)` per channel and of `w (1 - a)^2`.
+    num: Vec<[f64; 3]>,
+    den: Vec<f64>,
+    /// Baked colours (what `colour_at` samples), refreshed after each fit.
+    baked: Vec<[f32; 3]>,
+}
+
+impl Background {
+    /// An empty background of `az_bins` azimuth cells and `az_bins / 2` elevation cells (black
+    /// until fitted).
+    pub fn new(az_bins: u32) -> Self {
+        let az_bins = (az_bins as usize).max(4);
+        let el_bins = (az_bins / 2).max(2);
+        Self {
+            az_bins,
+            el_bins,
+            num: vec![[0.0; 3]; az_bins * el_bins],
+            den: vec![0.0; az_bins * el_bins],
+            baked: vec![[0.0; 3]; az_bins * el_bins],
+        }
+    }
+
+    /// Grid size (azimuth, elevation).
+    pub fn bins(&self) -> (usize, usize) {
+        (self.az_bins, self.el_bins)
+    }
+
+    /// Whether any pixel has been fitted (or the grid was loaded).
+    pub fn is_fitted(&self) -> bool {
+        self.den.iter().any(|&d| d > 0.0)
+    }
+
+    /// Continuous cell coordinates of a world direction: x in [0, az_bins) wraps, y in
+    /// [0, el_bins) (cell centres at +0.5).
+    fn grid_coords(&self, d: &Vector3<f64>) -> (f64, f64) {
+        let n = d.norm();
+        if !(n > 0.0 && n.is_finite()) {
+            return (0.0, 0.0);
+        }
+        let az = d.y.atan2(d.x); // -pi..pi
+        let el = (d.z / n).clamp(-1.0, 1.0).asin(); // -pi/2..pi/2
+        let x = (az / std::f64::consts::TAU + 0.5) * self.az_bins as f64;
+        let y = (0.5 - el / std::f64::consts::PI) * self.el_bins as f64;
+        (x, y)
+    }
+
+    /// The four cells around grid coordinates with their bilinear weights.
+    fn taps(&self, x: f64, y: f64) -> [(usize, f64); 4] {
+        let (fx, fy) = (x - 0.5, y - 0.5);
+        let (x0, y0) = (fx.floor(), fy.floor());
+        let (tx, ty) = (fx - x0, fy - y0);
+        let wrap = |i: i64| i.rem_euclid(self.az_bins as i64) as usize;
+        let clampy = |j: i64| j.clamp(0, self.el_bins as i64 - 1) as usize;
+        let (xa, xb) = (wrap(x0 as i64), wrap(x0 as i64 + 1));
+        let (ya, yb) = (clampy(y0 as i64), clampy(y0 as i64 + 1));
+        let c = |i: usize, j: usize| j * self.az_bins + i;
+        [
+            (c(xa, ya), (1.0 - tx) * (1.0 - ty)),
+            (c(xb, ya), tx * (1.0 - ty)),
+            (c(xa, yb), (1.0 - tx) * ty),
+            (c(xb, yb), tx * ty),
+        ]
+    }
+
+    /// Mean colour of the cells fitted so far (black when none): one colour for consumers that
+    /// model the background as uniform, like the visual update, which uses well-covered pixels.
+    pub fn mean_colour(&self) -> [f32; 3] {
+        let (mut sum, mut n) = ([0.0f64; 3], 0usize);
+        for (c, _) in self.baked.iter().zip(&self.den).filter(|(_, &d)| d > 0.0) {
+            for (s, v) in sum.iter_mut().zip(c) {
+                *s += f64::from(*v);
+            }
+            n += 1;
+        }
+        sum.map(|s| if n > 0 { (s / n as f64) as f32 } else { 0.0 })
+    }
+
+    /// Background colour in world direction `d`.
+    pub fn colour_at(&self, d: &Vector3<f64>) -> [f32; 3] {
+        let (x, y) = self.grid_coords(d);
+        let mut out = [0.0f32; 3];
+        for (cell, w) in self.taps(x, y) {
+            for (o, b) in out.iter_mut().zip(self.baked[cell]) {
+                *o += w as f32 * b;
+            }
+        }
+        out
+    }
+
+    /// Per-pixel background (interleaved RGB) of a pinhole view with pose `t_cw`.
+    pub fn per_pixel(&self, cam: &Camera, t_cw: &Isometry3<f64>) -> Vec<f32> {
+        let r_wc = t_cw.rotation.inverse();
+        let (w, h) = (cam.width as usize, cam.height as usize);
+        let mut out = vec![0f32; w * h * 3];
+        for v in 0..h {
+            for u in 0..w {
+                let d = Vector3::new(
+                    (u as f64 - cam.cx) / cam.fx,
+                    (v as f64 - cam.cy) / cam.fy,
+                    1.0,
+                );
+                let c = self.colour_at(&(r_wc * d));
+                out[(v * w + u) * 3..(v * w + u) * 3 + 3].copy_from_slice(&c);
+            }
+        }
+        out
+    }
+
+    /// Fits the cells a view sees to `target` given the map's `colour` and `alpha` there (the
+    /// layouts of the renderer's output); old evidence is multiplied by `decay` first.
+    pub fn fit(
+        &mut self,
+        cam: &Camera,
+        t_cw: &Isometry3<f64>,
+        target: &[f32],
+        colour: &[f32],
+        alpha: &[f32],
+        decay: f64,
+    ) {
+        let (w, h) = (cam.width as usize, cam.height as usize);
+        if target.len() != w * h * 3 || colour.len() != w * h * 3 || alpha.len() != w * h {
+            return;
+        }
+        let r_wc = t_cw.rotation.inverse();
+        let mut num = vec![[0.0f64; 3]; self.den.len()];
+        let mut den = vec![0.0f64; self.den.len()];
+        let mut cover = vec![0.0f64; self.den.len()];
+        for v in 0..h {
+            for u in 0..w {
+                let i = v * w + u;
+                let t = 1.0 - f64::from(alpha[i]).clamp(0.0, 1.0);
+                let d = Vector3::new(
+                    (u as f64 - cam.cx) / cam.fx,
+                    (v as f64 - cam.cy) / cam.fy,
+                    1.0,
+                );
+                let (x, y) = self.grid_coords(&(r_wc * d));
+                for (cell, wt) in self.taps(x, y) {
+                    cover[cell] += wt;
+                    if t <= 1e-3 {
+                        continue;
+                    }
+                    for c in 0..3 {
+                        let r = f64::from(target[i * 3 + c]) - f64::from(colour[i * 3 + c]);
+                        num[cell][c] += wt * t * r;
+                    }
+                    den[cell] += wt * t * t;
+                }
+            }
+        }
+        // A cell forgets in proportion to the new evidence: fully by `decay` when this view
+        // sees it through a transparent map, not at all where the map covers it (so the sky
+        // behind a facade, or the ground under the rig, keeps what earlier views taught).
+        for k in 0..self.den.len() {
+            if cover[k] <= 0.0 {
+                continue;
+            }
+            let f = decay.powf((den[k] / cover[k]).min(1.0));
+            for (old, new) in self.num[k].iter_mut().zip(num[k]) {
+                *old = *old * f + new;
+            }
+            self.den[k] = self.den[k] * f + den[k];
+        }
+        self.bake();
+    }
+
+    /// Recomputes the sampled colours: each cell's estimate shrunk towards the global mean.
+    fn bake(&mut self) {
+        let total: f64 = self.den.iter().sum();
+        let mut mean = [0.0f64; 3];
+        if total > 0.0 {
+            for n in &self.num {
+                for (m, v) in mean.iter_mut().zip(n) {
+                    *m += v / total;
+                }
+            }
+        }
+        for ((baked, num), den) in self.baked.iter_mut().zip(&self.num).zip(&self.den) {
+            for ((b, n), m) in baked.iter_mut().zip(num).zip(mean) {
+                *b = ((n + PRIOR_WEIGHT * m) / (den + PRIOR_WEIGHT)).clamp(0.0, 1.5) as f32;
+            }
+        }
+    }
+
+    /// Saves the baked grid as an equirectangular PNG (columns = azimuth from -180 deg, rows =
+    /// elevation from +90 deg), the usual environment-map layout.
+    pub fn save_png(&self, path: &Path) -> Result<(), GaussianError> {
+        let mut img = image::RgbImage::new(self.az_bins as u32, self.el_bins as u32);
+        for (k, c) in self.baked.iter().enumerate() {
+            let px = c.map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8);
+            img.put_pixel(
+                (k % self.az_bins) as u32,
+                (k / self.az_bins) as u32,
+                image::Rgb(px),
+            );
+        }
+        img.save(path)
+            .map_err(|e| GaussianError::Input(format!("writing {}: {e}", path.display())))
+    }
+
+    /// Loads an equirectangular PNG written by [`Background::save_png`] (any size with width =
+    /// 2 x height); every cell counts as fitted.
+    pub fn load_png(path: &Path) -> Result<Self, GaussianError> {
+        let img = image::open(path)
+            .map_err(|e| GaussianError::Input(format!("reading {}: {e}", path.display())))?
+            .to_rgb8();
+        let (w, h) = img.dimensions();
+        if w < 4 || h < 2 || w != 2 * h {
+            return Err(GaussianError::Input(format!(
+                "{}: background must be an equirectangular image (width = 2 x height), got {w}x{h}",
+                path.display()
+            )));
+        }
+        let mut bg = Self::new(w);
+        for (k, p) in img.pixels().enumerate() {
+            let c = p.0.map(|v| f64::from(v) / 255.0);
+            bg.num[k] = c.map(|v| v * 1e6);
+            bg.den[k] = 1e6;
+        }
+        bg.bake();
+        Ok(bg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nalgebra::{Matrix3, Translation3, UnitQuaternion};
+
+    fn cam() -> Camera {
+        Camera {
+            near: 0.05,
+            far: 100.0,
+            ..Camera::new(64, 48, 40.0, 40.0)
+        }
+    }
+
+    /// Camera at the origin looking along world +x (optical z), level.
+    fn level(yaw: f64) -> Isometry3<f64> {
+        let r = Matrix3::new(0.0, 0.0, 1.0, -1.0, 0.0, 0.0, 0.0, -1.0, 0.0);
+        let world_t_cam = Isometry3::from_parts(
+            Translation3::identity(),
+            UnitQuaternion::from_axis_angle(&Vector3::z_axis(), yaw)
+                * UnitQuaternion::from_matrix(&r),
+        );
+        world_t_cam.inverse()
+    }
+
+    /// Sky above the horizon, "ground" below: the truth a fitted background must reproduce.
+    fn truth(cam: &Camera, t_cw: &Isometry3<f64>) -> Vec<f32> {
+        let r_wc = t_cw.rotation.inverse();
+        let mut out = Vec::new();
+        for v in 0..cam.height {
+            for u in 0..cam.width {
+                let d = r_wc
+                    * Vector3::new(
+                        (f64::from(u) - cam.cx) / cam.fx,
+                        (f64::from(v) - cam.cy) / cam.fy,
+                        1.0,
+                    );
+                out.extend_from_slice(if d.z > 0.0 {
+                    &[0.5, 0.7, 0.9]
+                } else {
+                    &[0.4, 0.35, 0.2]
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fits_sky_and_ground_from_transparent_pixels_and_renders_new_views() {
+        let c = cam();
+        let mut bg = Background::new(64);
+        let n = c.pixels();
+        for k in 0..8 {
+            let pose = level(k as f64 * 0.7);
+            bg.fit(
+                &c,
+                &pose,
+                &truth(&c, &pose),
+                &vec![0.0; n * 3],
+                &vec![0.0; n],
+                0.5,
+            );
+        }
+        // A view between the fitted ones matches away from the horizon row.
+        let pose = level(0.35);
+        let got = bg.per_pixel(&c, &pose);
+        let want = truth(&c, &pose);
+        let mut worst = 0.0f32;
+        // The horizon is blurred over about a cell (bilinear) on either side.
+        let cell_px = std::f64::consts::TAU / 64.0 * c.fy;
+        for v in 0..c.height as usize {
+            if (v as f64 - c.cy).abs() < 1.5 * cell_px {
+                continue;
+            }
+            for u in 0..c.width as usize {
+                for ch in 0..3 {
+                    let i = (v * c.width as usize + u) * 3 + ch;
+                    worst = worst.max((got[i] - want[i]).abs());
+                }
+            }
+        }
+        assert!(worst < 0.03, "worst error {worst}");
+    }
+
+    #[test]
+    fn covered_pixels_teach_nothing_and_partial_cover_is_unmixed() {
+        let c = cam();
+        let n = c.pixels();
+        let pose = level(0.0);
+        let target = truth(&c, &pose);
+        // Fully opaque map with some colour: no evidence at all.
+        let mut bg = Background::new(32);
+        bg.fit(&c, &pose, &target, &vec![0.3; n * 3], &vec![1.0; n], 0.5);
+        assert!(!bg.is_fitted());
+        // Half-transparent map whose colour is 0.5 * 0.1: target = 0.05 + 0.5 bg, so the
+        // least-squares background is exactly (target - 0.05) / 0.5 = the truth.
+        let colour = vec![0.05; n * 3];
+        let composite: Vec<f32> = target.iter().map(|t| 0.05 + 0.5 * t).collect();
+        bg.fit(&c, &pose, &composite, &colour, &vec![0.5; n], 0.5);
+        let got = bg.per_pixel(&c, &pose);
+        let top = 2 * c.width as usize * 3; // row 2, well above the horizon
+        assert!((got[top + 2] - 0.9).abs() < 0.02, "{}", got[top + 2]);
+        // Later views where the map covers everything (another target) change nothing.
+        for _ in 0..20 {
+            bg.fit(&c, &pose, &vec![0.0; n * 3], &colour, &vec![1.0; n], 0.5);
+        }
+        assert_eq!(bg.per_pixel(&c, &pose), got);
+    }
+
+    #[test]
+    fn png_round_trip_keeps_colours() {
+        let c = cam();
+        let n = c.pixels();
+        let mut bg = Background::new(16);
+        let pose = level(1.0);
+        bg.fit(
+            &c,
+            &pose,
+            &truth(&c, &pose),
+            &vec![0.0; n * 3],
+            &vec![0.0; n],
+            0.5,
+        );
+        let dir = std::env::temp_dir().join(format!("gs_bg_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("bg.png");
+        bg.save_png(&p).unwrap();
+        let back = Background::load_png(&p).unwrap();
+        assert_eq!(back.bins(), bg.bins());
+        for (a, b) in back.baked.iter().zip(&bg.baked) {
+            for k in 0..3 {
+                assert!((a[k] - b[k].min(1.0)).abs() <= 0.5 / 255.0 + 1e-6);
+            }
+        }
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

@@ -1,0 +1,162 @@
+//! Training views kept to fight forgetting: optimising only the latest frame lets Gaussians
+//! drift towards what that one view needs, and parts of earlier views degrade.
+//!
+//! The pool is spread over space rather than time: a frame joins when it moved far enough from
+//! the last keyframe; when the pool is full, the most redundant keyframe (the one with the
+//! closest two neighbours) leaves, so a long straight drive keeps evenly spaced views and a static start keeps
+//! its one view. Keyframes farther than the window's range leave too: most of what they see is
+//! no longer in the window, and fitting the window to them would distort it.
+
+use std::collections::VecDeque;
+
+use nalgebra::{Isometry3, Point3};
+
+use super::optimise::Keyframe;
+
+/// Keyframes with a round-robin cursor, so each gets iterations in turn across frames.
+#[derive(Debug, Default)]
+pub(crate) struct KeyframePool {
+    frames: VecDeque<Keyframe>,
+    last: Option<Isometry3<f64>>,
+    cursor: usize,
+}
+
+/// Camera centre of a `camera_t_world` pose.
+fn eye(t_cw: &Isometry3<f64>) -> Point3<f64> {
+    t_cw.inverse() * Point3::origin()
+}
+
+/// Pose distance in units of the keyframe thresholds: 1 = one threshold apart.
+fn separation(a: &Isometry3<f64>, b: &Isometry3<f64>, metres: f64, degrees: f64) -> f64 {
+    let dt = (eye(a) - eye(b)).norm() / metres.max(1e-9);
+    let dr = a.rotation.angle_to(&b.rotation).to_degrees() / degrees.max(1e-9);
+    dt + dr
+}
+
+impl KeyframePool {
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Poses (`camera_t_world`) of the keyframes.
+    pub fn poses(&self) -> impl Iterator<Item = &Isometry3<f64>> {
+        self.frames.iter().map(|k| &k.camera_t_world)
+    }
+
+    /// The keyframe to optimise next (round robin), if any.
+    pub fn next(&mut self) -> Option<&Keyframe> {
+        if self.frames.is_empty() {
+            return None;
+        }
+        self.cursor = (self.cursor + 1) % self.frames.len();
+        self.frames.get(self.cursor)
+    }
+
+    /// Drops keyframes whose camera is farther than `range` from `t_cw`'s.
+    pub fn drop_far(&mut self, t_cw: &Isometry3<f64>, range: f64) {
+        let here = eye(t_cw);
+        self.frames
+            .retain(|k| (eye(&k.camera_t_world) - here).norm() <= range);
+    }
+
+    /// Adds the frame when it is at least `metres` or `degrees` from the last keyframe; keeps
+    /// at most `capacity` by evicting the most redundant older one. Returns whether it joined.
+    pub fn consider(
+        &mut self,
+        frame: impl FnOnce() -> Keyframe,
+        t_cw: &Isometry3<f64>,
+        capacity: usize,
+        metres: f64,
+        degrees: f64,
+    ) -> bool {
+        if capacity == 0 {
+            self.frames.clear();
+            return false;
+        }
+        let moved = self.last.as_ref().is_none_or(|last| {
+            let d = last.inverse() * t_cw;
+            d.translation.vector.norm() > metres || d.rotation.angle().to_degrees() > degrees
+        });
+        if !moved {
+            return false;
+        }
+        self.frames.push_back(frame());
+        self.last = Some(*t_cw);
+        while self.frames.len() > capacity {
+            // The newest always stays; among the others, evict the one with the closest two
+            // neighbours (an interior view of a well-covered stretch, not an end of it).
+            let n = self.frames.len();
+            let victim = (0..n - 1)
+                .map(|i| {
+                    let a = &self.frames[i].camera_t_world;
+                    let mut d: Vec<f64> = (0..n)
+                        .filter(|&j| j != i)
+                        .map(|j| separation(a, &self.frames[j].camera_t_world, metres, degrees))
+                        .collect();
+                    d.sort_by(f64::total_cmp);
+                    (i, d.iter().take(2).sum::<f64>())
+                })
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map_or(0, |(i, _)| i);
+            self.frames.remove(victim);
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nalgebra::Translation3;
+
+    fn at(x: f64) -> Isometry3<f64> {
+        // camera_t_world of a camera at (x, 0, 0).
+        Isometry3::from_parts(Translation3::new(-x, 0.0, 0.0), Default::default())
+    }
+
+    fn kf(x: f64) -> Keyframe {
+        Keyframe {
+            camera_t_world: at(x),
+            target: vec![x as f32],
+        }
+    }
+
+    #[test]
+    fn pool_keeps_spread_views_and_the_static_start() {
+        let mut p = KeyframePool::default();
+        // A static start: many frames at x = 0 give one keyframe.
+        for _ in 0..10 {
+            p.consider(|| kf(0.0), &at(0.0), 4, 0.3, 10.0);
+        }
+        assert_eq!(p.len(), 1);
+        // Driving on: frames every 0.1 m; keyframes every > 0.3 m; the pool stays spread out
+        // (no two keyframes closer than the threshold) and the start is not simply aged out.
+        let mut joined = Vec::new();
+        for i in 1..=30 {
+            let x = i as f64 * 0.1;
+            if p.consider(|| kf(x), &at(x), 4, 0.3, 10.0) {
+                joined.push(x);
+            }
+        }
+        assert!(joined.len() >= 7, "{joined:?}");
+        assert!(joined.windows(2).all(|w| w[1] - w[0] > 0.3 - 1e-9));
+        assert_eq!(p.len(), 4);
+        let mut xs: Vec<f64> = p.poses().map(|t| eye(t).x).collect();
+        xs.sort_by(f64::total_cmp);
+        assert!(
+            (xs[3] - joined[joined.len() - 1]).abs() < 1e-9,
+            "newest kept: {xs:?}"
+        );
+        assert!(xs[0] < 0.5, "the start stays represented: {xs:?}");
+        assert!(xs.windows(2).all(|w| w[1] - w[0] > 0.3), "{xs:?}");
+        // Far keyframes leave.
+        p.drop_far(&at(2.8), 1.0);
+        assert!(p.poses().all(|t| (eye(t).x - 2.8).abs() <= 1.0));
+        // Round robin visits every keyframe.
+        let n = p.len();
+        let mut seen: Vec<f32> = (0..n).map(|_| p.next().unwrap().target[0]).collect();
+        seen.sort_by(f32::total_cmp);
+        seen.dedup();
+        assert_eq!(seen.len(), n);
+    }
+}

@@ -5,7 +5,7 @@ use gs_livo::config::Camera as CamCfg;
 use gs_livo::estimator::ieskf::{Ieskf, ProcessNoise};
 use gs_livo::estimator::state::{ErrMat, ErrVec, State, POS, ROT, TAU};
 use gs_livo::estimator::visual::image::Grey;
-use gs_livo::estimator::visual::{chain, PhotometricUpdate, SkipReason, VisualConfig};
+use gs_livo::estimator::visual::{chain, PhotometricUpdate, PoseUpdate, SkipReason, VisualConfig};
 use gs_livo::render::cpu::render_f64;
 use gs_livo::render::{GaussianSet, Group};
 use gs_livo::sensors::Image;
@@ -115,10 +115,13 @@ fn filter_at(x: State, stamp: u64) -> Ieskf {
     Ieskf::new(x, p, stamp, noise)
 }
 
+/// The synthetic map is exact, so the residual noise is the image's quantisation only: a
+/// smaller sigma than the pipeline default (which allows for a map built from the estimates).
 fn config() -> VisualConfig {
     VisualConfig {
         pyramid_level: 0,
         grid_size: 4,
+        sigma: 0.03,
         ..Default::default()
     }
 }
@@ -340,6 +343,7 @@ fn driver_counts_reports_exposure_and_restores_on_skip() {
     img.stamp = 7_000;
     let cfg = VisualConfig {
         iterations: 5,
+        pose_update: PoseUpdate::Always,
         ..config()
     };
     let mut drv = VisualDriver::new(&cfg, &cam_cfg(), imu_t_camera(), 1.0);
@@ -374,6 +378,71 @@ fn driver_counts_reports_exposure_and_restores_on_skip() {
     assert_eq!(before, (*f.state(), *f.covariance()));
     assert_eq!(drv.stats().skipped.get("under_exposed"), Some(&1));
     assert_eq!(drv.stats().skipped_total(), 2);
+}
+
+/// `visual.pose_update = lidar_degenerate` (the default): after a well-constrained LiDAR scan the
+/// image corrects the exposure only (the pose stays, counted as `lidar_constrained`); after a
+/// degenerate one it corrects the pose too.
+#[test]
+fn pose_update_only_after_a_degenerate_lidar_scan() {
+    use gs_livo::estimator::visual::{MapView, VisualDriver};
+    use gs_livo::gaussian::Gaussian;
+    let g = scene(4);
+    let gs: Vec<Gaussian> = (0..g.len())
+        .map(|i| {
+            let mut x = Gaussian::default();
+            let f = |grp: Group, k: usize| g.get(grp, i)[k] as f32;
+            x.mean = std::array::from_fn(|k| f(Group::Mean, k));
+            x.log_scale = std::array::from_fn(|k| f(Group::LogScale, k));
+            x.rotation = std::array::from_fn(|k| f(Group::Rotation, k));
+            x.opacity_logit = f(Group::Opacity, 0);
+            x.sh[0] = std::array::from_fn(|k| f(Group::ShDc, k));
+            x
+        })
+        .collect();
+    let map = MapView {
+        frame: 1,
+        gaussians: &gs,
+        sh_degree: 0,
+        background: [0.0; 3],
+    };
+    let xt = truth();
+    let gain = 1.2;
+    let mut img = camera_image(&g, &xt, gain);
+    img.stamp = 7_000;
+    let mut d = ErrVec::zeros();
+    d[POS] = 0.02;
+    d[POS + 1] = -0.015;
+    let x0 = State {
+        tau: 1.0,
+        ..xt.boxplus(&d)
+    };
+    let cfg = VisualConfig {
+        iterations: 5,
+        innovation_gate: 10.0,
+        ..config()
+    };
+    assert_eq!(cfg.pose_update, PoseUpdate::LidarDegenerate);
+    let mut drv = VisualDriver::new(&cfg, &cam_cfg(), imu_t_camera(), 1.0);
+    let mut f = filter_at(x0, 7_000);
+    for _ in 0..2 {
+        let r = drv.process(&mut f, std::slice::from_ref(&img), &[], Some(map), None);
+        let o = r[0].outcome.as_ref().unwrap();
+        assert_eq!(o.skipped, Some(SkipReason::LidarConstrained), "{o:?}");
+        assert!(o.exposure_updated);
+    }
+    let e = f.state().boxminus(&x0);
+    assert!(e.fixed_rows::<3>(POS).norm() < 1e-12 && e.fixed_rows::<3>(ROT).norm() < 1e-12);
+    let est = drv.stats().exposure.last().unwrap()[1];
+    assert!((est / gain - 1.0).abs() < 0.05, "{est}");
+    assert_eq!(drv.stats().skipped.get("lidar_constrained"), Some(&2));
+    assert_eq!(drv.stats().exposure_only, 2);
+    // After a degenerate scan the same image corrects the pose.
+    let before = f.state().boxminus(&xt).fixed_rows::<3>(POS).norm();
+    let r = drv.process(&mut f, &[img], &[], Some(map), Some([1.0, 0.0, 0.0]));
+    assert!(r[0].outcome.as_ref().unwrap().applied(), "{r:?}");
+    let after = f.state().boxminus(&xt).fixed_rows::<3>(POS).norm();
+    assert!(after < 0.5 * before, "{before} -> {after}");
 }
 
 /// A pose update gated out for low coverage still measures the exposure from the covered pixels

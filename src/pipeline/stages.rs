@@ -168,6 +168,37 @@ fn visual_enabled(cfg: &Config, opts: &PipelineOptions) -> bool {
     VISUAL_AVAILABLE && opts.mode == Mode::Livo && opts.mapping && cfg.visual.enabled
 }
 
+/// The visual update for `cfg`: at no finer resolution than the mapper optimises at (the map
+/// has no reliable detail below it), on the render backend when `visual.use_renderer`.
+fn visual_driver(cfg: &Config) -> VisualDriver {
+    let mut vcfg = cfg.visual.clone();
+    let map_level = cfg.gaussian.downsample.max(1).ilog2();
+    if map_level > vcfg.pyramid_level {
+        tracing::info!(
+            "visual update at pyramid level {map_level} (the map is optimised at 1/{} resolution)",
+            cfg.gaussian.downsample
+        );
+        vcfg.pyramid_level = map_level;
+    }
+    let d = VisualDriver::new(
+        &vcfg,
+        &cfg.camera,
+        cfg.extrinsics.imu_T_camera.0,
+        cfg.imu.accel_scale,
+    );
+    match vcfg.use_renderer.then(|| create_renderer(&cfg.render)) {
+        Some(Ok(r)) => {
+            tracing::info!("visual update iterates on {}", r.device_name());
+            d.with_renderer(r)
+        }
+        Some(Err(e)) => {
+            tracing::warn!("visual.use_renderer: {e}; CPU forward mode instead");
+            d
+        }
+        None => d,
+    }
+}
+
 struct Estimator<'a> {
     cfg: Config,
     opts: &'a PipelineOptions,
@@ -534,34 +565,7 @@ pub fn run_pipeline(
             let cfg = est_cfg.clone();
             let stop = stop.clone();
             scope.spawn(move || {
-                let visual = needs_snapshots.then(|| {
-                    let mut vcfg = cfg.visual.clone();
-                    let map_level = cfg.gaussian.downsample.max(1).ilog2();
-                    if map_level > vcfg.pyramid_level {
-                        tracing::info!(
-                            "visual update at pyramid level {map_level} (the map is optimised at 1/{} resolution)",
-                            cfg.gaussian.downsample
-                        );
-                        vcfg.pyramid_level = map_level;
-                    }
-                    let d = VisualDriver::new(
-                        &vcfg,
-                        &cfg.camera,
-                        cfg.extrinsics.imu_T_camera.0,
-                        cfg.imu.accel_scale,
-                    );
-                    match vcfg.use_renderer.then(|| create_renderer(&cfg.render)) {
-                        Some(Ok(r)) => {
-                            tracing::info!("visual update iterates on {}", r.device_name());
-                            d.with_renderer(r)
-                        }
-                        Some(Err(e)) => {
-                            tracing::warn!("visual.use_renderer: {e}; CPU forward mode instead");
-                            d
-                        }
-                        None => d,
-                    }
-                });
+                let visual = needs_snapshots.then(|| visual_driver(&cfg));
                 let mut e = Estimator {
                     lio: Lio::new(&cfg),
                     cfg,

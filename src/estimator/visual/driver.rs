@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use nalgebra::Isometry3;
 
-use super::{render_set, PhotometricUpdate, VisualConfig, VisualUpdateOutcome};
+use super::{render_set, PhotometricUpdate, PoseUpdate, VisualConfig, VisualUpdateOutcome};
 use crate::estimator::ieskf::Ieskf;
 use crate::estimator::state::{ErrMat, POS, VEL};
 use crate::gaussian::Gaussian;
@@ -231,6 +231,11 @@ impl VisualDriver {
                         let st = *filter.state();
                         filter.set_state(st, cov);
                     }
+                    let pose = match self.update.config().pose_update {
+                        PoseUpdate::Always => true,
+                        PoseUpdate::LidarDegenerate => degenerate.is_some(),
+                    };
+                    self.update.set_pose_allowed(pose);
                     let r: Option<&mut dyn Renderer> = match self.renderer.as_mut() {
                         Some(b) => Some(b.as_mut()),
                         None => None,

@@ -29,6 +29,9 @@ pub enum SkipReason {
     UnderExposed,
     /// No Gaussians, or too few well-covered textured pixels in view.
     LowCoverage,
+    /// The LiDAR update was not degenerate and `visual.pose_update = lidar_degenerate`: the
+    /// image updated the exposure only.
+    LidarConstrained,
     /// Residuals at the prior are implausibly large (wrong map, occlusion, bad pose).
     Innovation,
     /// The update raised the robust photometric cost.
@@ -86,6 +89,7 @@ pub struct VisualCounters {
     pub over_exposed: usize,
     pub under_exposed: usize,
     pub low_coverage: usize,
+    pub lidar_constrained: usize,
     pub innovation: usize,
     pub cost_increase: usize,
     pub large_step: usize,
@@ -104,6 +108,7 @@ impl VisualCounters {
             SkipReason::OverExposed => &mut self.over_exposed,
             SkipReason::UnderExposed => &mut self.under_exposed,
             SkipReason::LowCoverage => &mut self.low_coverage,
+            SkipReason::LidarConstrained => &mut self.lidar_constrained,
             SkipReason::Innovation => &mut self.innovation,
             SkipReason::CostIncrease => &mut self.cost_increase,
             SkipReason::LargeStep => &mut self.large_step,
@@ -196,6 +201,8 @@ pub struct PhotometricUpdate {
     last_stamp: Option<Stamp>,
     /// Grey of the map's background colour (0 when the mapper estimates none).
     background: f64,
+    /// Whether the next updates may correct the pose (see [`Self::set_pose_allowed`]).
+    pose_allowed: bool,
 }
 
 impl PhotometricUpdate {
@@ -229,6 +236,7 @@ impl PhotometricUpdate {
             counters: VisualCounters::default(),
             last_stamp: None,
             background: 0.0,
+            pose_allowed: true,
         }
     }
 
@@ -240,6 +248,13 @@ impl PhotometricUpdate {
     /// composited over; black by default.
     pub fn set_background(&mut self, rgb: [f32; 3]) {
         self.background = rgb.iter().map(|&v| f64::from(v)).sum::<f64>() / 3.0;
+    }
+
+    /// `false`: the next updates estimate the exposure only and are counted as skipped
+    /// ([`SkipReason::LidarConstrained`]); the driver sets it per scan from
+    /// `visual.pose_update` and the LiDAR's degeneracy.
+    pub fn set_pose_allowed(&mut self, allowed: bool) {
+        self.pose_allowed = allowed;
     }
 
     pub fn counters(&self) -> &VisualCounters {
@@ -379,6 +394,11 @@ impl PhotometricUpdate {
                 SkipReason::LowCoverage
             });
         }
+        if !self.pose_allowed {
+            return self.exposure_only(filter, &rows0, walked, saved, image.stamp, out, {
+                SkipReason::LidarConstrained
+            });
+        }
         let before = self.evaluate(&rows0, &prior);
         out.rms_before = before.rms;
         // Plausibility after fitting the exposure alone, so an exposure change is no outlier.
@@ -447,7 +467,7 @@ impl PhotometricUpdate {
                 SkipReason::LargeStep
             });
         }
-        let after = match renderer.as_deref_mut() {
+        let after = match renderer {
             Some(r) => match self.render_eval(r, &post, &ext, &grey, &pixels, None) {
                 Ok(e) => e,
                 Err(e) => {

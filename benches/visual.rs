@@ -1,14 +1,17 @@
-//! Visual update per frame (pixel selection, forward-mode renders of the selected pixels at every
-//! iteration, residuals, IESKF iterations, verification) at the embedded profile: ~20k Gaussians,
-//! 256x216. The update computes its Jacobian rows on the CPU whatever the render backend.
+//! Visual update per frame (pixel selection, renders of the selected pixels at every iteration,
+//! residuals, IESKF iterations, verification) at the embedded profile: ~20k Gaussians, 256x216.
+//! `cpu`: everything in CPU forward mode. `vulkan`: the Gauss-Newton matrix from CPU forward mode
+//! at the prior, then the iterations' renders, gradients and the cost check on the Vulkan
+//! backend (lavapipe on a machine without a GPU).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use gs_livo::config::Camera as CamCfg;
 use gs_livo::estimator::ieskf::{Ieskf, ProcessNoise};
 use gs_livo::estimator::state::{ErrMat, ErrVec, State, POS, ROT, TAU};
 use gs_livo::estimator::visual::{chain, PhotometricUpdate, VisualConfig};
+use gs_livo::render::cpu::pose_jacobian::PoseJacobianFrame;
 use gs_livo::render::cpu::render_f64;
-use gs_livo::render::{GaussianSet, Group};
+use gs_livo::render::{GaussianSet, Group, RenderConfig};
 use gs_livo::sensors::Image;
 use nalgebra::{Isometry3, Translation3, UnitQuaternion, Vector3};
 use rand::{Rng, SeedableRng};
@@ -116,7 +119,15 @@ fn bench(c: &mut Criterion) {
         cam.height
     );
     let mut probe = Ieskf::new(x0, p, 1_000, noise);
-    eprintln!("first outcome: {:?}", upd.update(&mut probe, &img, &[], &g));
+    eprintln!("cpu outcome: {:?}", upd.update(&mut probe, &img, &[], &g));
+    // The parts: the forward-mode frame (projection with pose tangents of every Gaussian, the
+    // render's share, once per iteration) and the rows of the selected pixels.
+    let t_cw = chain::camera_t_world(&x0, &imu_t_camera());
+    let mut rc0 = *upd.camera();
+    rc0.near = cfg.near;
+    c.bench_function("visual_frame_20k_256x216_cpu", |b| {
+        b.iter(|| std::hint::black_box(PoseJacobianFrame::new(&g, &rc0, &t_cw).visible()))
+    });
     c.bench_function("visual_update_20k_256x216_cpu", |b| {
         b.iter(|| {
             let mut filt = Ieskf::new(x0, p, 1_000, noise);
@@ -124,7 +135,27 @@ fn bench(c: &mut Criterion) {
             std::hint::black_box(out.iterations);
         })
     });
-    eprintln!("visual bench outcomes: {:?}", upd.counters());
+    eprintln!("cpu outcomes: {:?}", upd.counters());
+    // The iterations on the render backend (Vulkan: lavapipe here, a GPU elsewhere).
+    match gs_livo::render::vulkan::create(&RenderConfig::default()) {
+        Ok(mut r) => {
+            r.set_gaussians(&g.map(|v| v as f32), None).unwrap();
+            let name = r.device_name();
+            let mut upd = PhotometricUpdate::new(&cfg, &cam, imu_t_camera());
+            let mut probe = Ieskf::new(x0, p, 1_000, noise);
+            let o = upd.update_on(&mut probe, &img, &[], &g, Some(r.as_mut()));
+            eprintln!("{name} outcome: {o:?}");
+            c.bench_function("visual_update_20k_256x216_vulkan", |b| {
+                b.iter(|| {
+                    let mut filt = Ieskf::new(x0, p, 1_000, noise);
+                    let out = upd.update_on(&mut filt, &img, &[], &g, Some(r.as_mut()));
+                    std::hint::black_box(out.iterations);
+                })
+            });
+            eprintln!("{name} outcomes: {:?}", upd.counters());
+        }
+        Err(e) => eprintln!("no Vulkan device: {e}"),
+    }
 }
 
 criterion_group! {

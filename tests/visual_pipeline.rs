@@ -10,12 +10,18 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use gs_livo::config::Config;
+use gs_livo::estimator::visual::exposure::{exposure_error, read_exposure};
 use gs_livo::pipeline::{run_offline, Mode, OutputsConfig, PipelineOptions, RunSummary};
 use gs_livo::sim::{self, SimConfig};
 
 fn corridor(root: &Path, seconds: f64) -> (PathBuf, Config) {
-    let mut c = SimConfig::new("corridor");
+    scene(root, "corridor", seconds, 0.0)
+}
+
+fn scene(root: &Path, name: &str, seconds: f64, jitter: f64) -> (PathBuf, Config) {
+    let mut c = SimConfig::new(name);
     c.duration = seconds;
+    c.exposure_jitter = jitter;
     c.supersample = 1;
     let cam = &mut c.rig.camera;
     cam.width = 320;
@@ -64,13 +70,13 @@ fn run(bag: &Path, config: &Config, out: &Path, mode: Mode) -> RunSummary {
 fn livo_beats_lio_in_a_degenerate_corridor() {
     let root = std::env::temp_dir().join(format!("gs_livo_visual_pipe_{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
-    let (bag, config) = corridor(&root, 6.0);
+    let (bag, config) = corridor(&root, 8.0);
     let lio = run(&bag, &config, &root.join("lio"), Mode::Lio);
     let livo = run(&bag, &config, &root.join("livo"), Mode::Livo);
     let ate = |s: &RunSummary| s.accuracy.as_ref().expect("ground truth").ate_rmse_m;
     let v = &livo.visual;
     eprintln!(
-        "corridor 6 s: LIO ATE {:.4} m, LIVO ATE {:.4} m; visual {} applied of {} images, skipped {:?}",
+        "corridor 8 s: LIO ATE {:.4} m, LIVO ATE {:.4} m; visual {} applied of {} images, skipped {:?}",
         ate(&lio),
         ate(&livo),
         v.run.applied,
@@ -95,9 +101,69 @@ fn livo_beats_lio_in_a_degenerate_corridor() {
         ate(&livo),
         ate(&lio)
     );
-    // Without exposure changes the estimated gain stays near 1.
-    for e in &v.run.exposure {
-        assert!((e[1] - 1.0).abs() < 0.1, "exposure {e:?}");
+    // Without exposure changes the estimated gain stays put once the map exists (the first
+    // images, before any update, keep the initial gain 1). Not at 1: this untrained map
+    // renders a few per cent darker than the images where its discs leave gaps, and tau
+    // absorbs that as a constant.
+    let t0 = v.run.exposure.first().map_or(0.0, |e| e[0]);
+    let mut gains: Vec<f64> = v
+        .run
+        .exposure
+        .iter()
+        .filter(|e| e[0] >= t0 + 2.0)
+        .map(|e| e[1])
+        .collect();
+    assert!(gains.len() >= 40, "{} gains after 2 s", gains.len());
+    gains.sort_by(f64::total_cmp);
+    let median = gains[gains.len() / 2];
+    for g in &gains {
+        assert!(
+            (g / median - 1.0).abs() < 0.06,
+            "gain {g} vs median {median}"
+        );
     }
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// The room is well constrained for the LiDAR: by default (`visual.pose_update =
+/// lidar_degenerate`) the camera then corrects the exposure only, so LIVO is not worse than LIO,
+/// while the estimated gain follows the simulator's exposure jitter (up to the map's brightness
+/// unit).
+#[test]
+fn room_with_exposure_jitter_livo_not_worse_and_gain_tracked() {
+    let root = std::env::temp_dir().join(format!("gs_livo_visual_room_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let (bag, config) = scene(&root, "room", 4.0, 0.3);
+    let lio = run(&bag, &config, &root.join("lio"), Mode::Lio);
+    let livo = run(&bag, &config, &root.join("livo"), Mode::Livo);
+    let ate = |s: &RunSummary| s.accuracy.as_ref().expect("ground truth").ate_rmse_m;
+    let v = &livo.visual.run;
+    let truth = read_exposure(&root.join("seq/exposure.txt")).expect("exposure.txt");
+    let e = exposure_error(&v.exposure, &truth, 1e-3, 1.0).expect("matched");
+    eprintln!(
+        "room 4 s, jitter 0.3: LIO ATE {:.5} m, LIVO ATE {:.5} m; exposure RMS {:.4} (max {:.4}, {} images); visual {} applied of {}, skipped {:?}, exposure only {}",
+        ate(&lio),
+        ate(&livo),
+        e.rms,
+        e.max,
+        e.matched,
+        v.applied,
+        v.images,
+        v.skipped,
+        v.exposure_only
+    );
+    assert_eq!(lio.lio.degenerate_scans, 0);
+    assert!(ate(&livo) <= (1.05 * ate(&lio)).max(ate(&lio) + 5e-4));
+    assert!(v.skipped.get("lidar_constrained").copied().unwrap_or(0) * 2 > v.images);
+    assert!(v.exposure_only * 2 > v.images, "{v:?}");
+    // The true gain swings by tens of per cent; the estimate follows it.
+    let (lo, hi) = truth
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(l, h), t| (l.min(t[1]), h.max(t[1])));
+    assert!(
+        hi / lo > 1.15,
+        "jitter too small to show anything: {lo}..{hi}"
+    );
+    assert!(e.matched >= 20 && e.rms < 0.03, "{e:?}");
     std::fs::remove_dir_all(&root).ok();
 }

@@ -5,7 +5,7 @@ use gs_livo::config::Camera as CamCfg;
 use gs_livo::estimator::ieskf::{Ieskf, ProcessNoise};
 use gs_livo::estimator::state::{ErrMat, ErrVec, State, POS, ROT, TAU};
 use gs_livo::estimator::visual::image::Grey;
-use gs_livo::estimator::visual::{chain, PhotometricUpdate, SkipReason, VisualConfig};
+use gs_livo::estimator::visual::{chain, PhotometricUpdate, PoseUpdate, SkipReason, VisualConfig};
 use gs_livo::render::cpu::render_f64;
 use gs_livo::render::{GaussianSet, Group};
 use gs_livo::sensors::Image;
@@ -115,10 +115,13 @@ fn filter_at(x: State, stamp: u64) -> Ieskf {
     Ieskf::new(x, p, stamp, noise)
 }
 
+/// The synthetic map is exact, so the residual noise is the image's quantisation only: a
+/// smaller sigma than the pipeline default (which allows for a map built from the estimates).
 fn config() -> VisualConfig {
     VisualConfig {
         pyramid_level: 0,
         grid_size: 4,
+        sigma: 0.03,
         ..Default::default()
     }
 }
@@ -340,6 +343,7 @@ fn driver_counts_reports_exposure_and_restores_on_skip() {
     img.stamp = 7_000;
     let cfg = VisualConfig {
         iterations: 5,
+        pose_update: PoseUpdate::Always,
         ..config()
     };
     let mut drv = VisualDriver::new(&cfg, &cam_cfg(), imu_t_camera(), 1.0);
@@ -376,6 +380,71 @@ fn driver_counts_reports_exposure_and_restores_on_skip() {
     assert_eq!(drv.stats().skipped_total(), 2);
 }
 
+/// `visual.pose_update = lidar_degenerate` (the default): after a well-constrained LiDAR scan the
+/// image corrects the exposure only (the pose stays, counted as `lidar_constrained`); after a
+/// degenerate one it corrects the pose too.
+#[test]
+fn pose_update_only_after_a_degenerate_lidar_scan() {
+    use gs_livo::estimator::visual::{MapView, VisualDriver};
+    use gs_livo::gaussian::Gaussian;
+    let g = scene(4);
+    let gs: Vec<Gaussian> = (0..g.len())
+        .map(|i| {
+            let mut x = Gaussian::default();
+            let f = |grp: Group, k: usize| g.get(grp, i)[k] as f32;
+            x.mean = std::array::from_fn(|k| f(Group::Mean, k));
+            x.log_scale = std::array::from_fn(|k| f(Group::LogScale, k));
+            x.rotation = std::array::from_fn(|k| f(Group::Rotation, k));
+            x.opacity_logit = f(Group::Opacity, 0);
+            x.sh[0] = std::array::from_fn(|k| f(Group::ShDc, k));
+            x
+        })
+        .collect();
+    let map = MapView {
+        frame: 1,
+        gaussians: &gs,
+        sh_degree: 0,
+        background: [0.0; 3],
+    };
+    let xt = truth();
+    let gain = 1.2;
+    let mut img = camera_image(&g, &xt, gain);
+    img.stamp = 7_000;
+    let mut d = ErrVec::zeros();
+    d[POS] = 0.02;
+    d[POS + 1] = -0.015;
+    let x0 = State {
+        tau: 1.0,
+        ..xt.boxplus(&d)
+    };
+    let cfg = VisualConfig {
+        iterations: 5,
+        innovation_gate: 10.0,
+        ..config()
+    };
+    assert_eq!(cfg.pose_update, PoseUpdate::LidarDegenerate);
+    let mut drv = VisualDriver::new(&cfg, &cam_cfg(), imu_t_camera(), 1.0);
+    let mut f = filter_at(x0, 7_000);
+    for _ in 0..2 {
+        let r = drv.process(&mut f, std::slice::from_ref(&img), &[], Some(map), None);
+        let o = r[0].outcome.as_ref().unwrap();
+        assert_eq!(o.skipped, Some(SkipReason::LidarConstrained), "{o:?}");
+        assert!(o.exposure_updated);
+    }
+    let e = f.state().boxminus(&x0);
+    assert!(e.fixed_rows::<3>(POS).norm() < 1e-12 && e.fixed_rows::<3>(ROT).norm() < 1e-12);
+    let est = drv.stats().exposure.last().unwrap()[1];
+    assert!((est / gain - 1.0).abs() < 0.05, "{est}");
+    assert_eq!(drv.stats().skipped.get("lidar_constrained"), Some(&2));
+    assert_eq!(drv.stats().exposure_only, 2);
+    // After a degenerate scan the same image corrects the pose.
+    let before = f.state().boxminus(&xt).fixed_rows::<3>(POS).norm();
+    let r = drv.process(&mut f, &[img], &[], Some(map), Some([1.0, 0.0, 0.0]));
+    assert!(r[0].outcome.as_ref().unwrap().applied(), "{r:?}");
+    let after = f.state().boxminus(&xt).fixed_rows::<3>(POS).norm();
+    assert!(after < 0.5 * before, "{before} -> {after}");
+}
+
 /// A pose update gated out for low coverage still measures the exposure from the covered pixels
 /// (Schmidt update of tau alone): tau moves to the truth, nothing else changes.
 #[test]
@@ -407,4 +476,103 @@ fn exposure_only_update_when_the_pose_update_is_gated() {
     let p1 = f.covariance();
     assert!(p1[(TAU, TAU)] < 0.01 * p0[(TAU, TAU)]);
     assert_eq!(p1.fixed_view::<18, 18>(0, 0), p0.fixed_view::<18, 18>(0, 0));
+}
+
+/// The renderers the update can iterate on: the CPU reference and, when a Vulkan device exists
+/// (lavapipe in CI), the Vulkan backend; that one must then work.
+fn renderers(g: &GaussianSet<f64>) -> Vec<(String, Box<dyn gs_livo::render::Renderer>)> {
+    use gs_livo::render::vulkan::{enumerate_devices, VulkanRenderer};
+    use gs_livo::render::{cpu::CpuRenderer, RenderConfig, Renderer};
+    let cfg = RenderConfig::default();
+    let mut out: Vec<(String, Box<dyn Renderer>)> =
+        vec![("cpu".into(), Box::new(CpuRenderer::new(&cfg)))];
+    match VulkanRenderer::new(&cfg) {
+        Ok(r) => out.push(("vulkan".into(), Box::new(r))),
+        Err(e) => {
+            let devices = enumerate_devices();
+            assert!(devices.is_empty(), "Vulkan devices {devices:?} exist: {e}");
+            eprintln!("SKIP Vulkan: no device ({e})");
+        }
+    }
+    let g32 = g.map(|v| v as f32);
+    for (_, r) in out.iter_mut() {
+        r.set_gaussians(&g32, None).unwrap();
+    }
+    out
+}
+
+/// The gradient `H^T R^-1 r` from a renderer's forward and backward pass (its pose gradient
+/// chained through the extrinsics, alpha's part through the background) equals the one from
+/// the CPU forward-mode Jacobian rows.
+#[test]
+fn renderer_gradient_matches_forward_mode_rows() {
+    use gs_livo::estimator::visual::image::select_pixels;
+    let g = scene(6);
+    let xt = truth();
+    let img = camera_image(&g, &xt, 1.1);
+    let grey = Grey::from_image(&img, 0).unwrap();
+    let mut upd = PhotometricUpdate::new(&config(), &cam_cfg(), imu_t_camera());
+    upd.set_background([0.2, 0.3, 0.4]);
+    let mut d = ErrVec::zeros();
+    d[POS] = 0.01;
+    d[POS + 1] = -0.008;
+    d[ROT + 2] = 0.004;
+    let x = State {
+        tau: 0.95,
+        ..xt.boxplus(&d)
+    };
+    let px = select_pixels(&grey, 0.02, 4, 4, 1500, 0.02, 0.98);
+    let ext = imu_t_camera();
+    let cpu = upd.gradient(&x, &ext, &g, &grey, &px, None).unwrap();
+    assert!(cpu.fixed_rows::<6>(0).norm() > 1.0, "{cpu}");
+    for (name, mut r) in renderers(&g) {
+        let rg = upd
+            .gradient(&x, &ext, &g, &grey, &px, Some(r.as_mut()))
+            .unwrap();
+        let rel = (rg - cpu).norm() / cpu.norm();
+        eprintln!("{name}: relative gradient difference {rel:.2e}");
+        assert!(rel < 1e-3, "{name}: {rg} vs {cpu}");
+    }
+}
+
+/// Iterating on a renderer recovers pose and exposure as the CPU path does.
+#[test]
+fn update_on_a_renderer_recovers_pose_and_exposure() {
+    let g = scene(2);
+    let xt = truth();
+    let gain = 1.25;
+    let mut img = camera_image(&g, &xt, gain);
+    img.stamp = 1_000;
+    let mut d = ErrVec::zeros();
+    d[ROT] = 0.004;
+    d[POS] = 0.03;
+    d[POS + 1] = -0.02;
+    let x0 = State {
+        tau: 1.0,
+        ..xt.boxplus(&d)
+    };
+    let cfg = VisualConfig {
+        iterations: 8,
+        innovation_gate: 10.0,
+        ..config()
+    };
+    for (name, mut r) in renderers(&g) {
+        let mut f = filter_at(x0, 1_000);
+        let mut upd = PhotometricUpdate::new(&cfg, &cam_cfg(), imu_t_camera());
+        let mut last = None;
+        for _ in 0..3 {
+            let out = upd.update_on(&mut f, &img, &[], &g, Some(r.as_mut()));
+            assert!(out.applied(), "{name}: {out:?}");
+            last = Some(out);
+        }
+        let e = f.state().boxminus(&xt);
+        let pos_err = e.fixed_rows::<3>(POS).norm();
+        assert!(
+            pos_err < 0.2 * d.fixed_rows::<3>(POS).norm(),
+            "{name}: {pos_err}"
+        );
+        assert!(e.fixed_rows::<3>(ROT).norm() < 1e-3, "{name}");
+        let exposure = last.unwrap().exposure();
+        assert!((exposure / gain - 1.0).abs() < 0.02, "{name}: {exposure}");
+    }
 }

@@ -231,11 +231,20 @@ impl MapStage {
         Ok(img)
     }
 
-    /// The window for the visual update.
+    /// The window for the visual update. Gaussians no image has coloured yet (grey placeholders)
+    /// are made transparent in this copy: the update must not compare the camera with them.
     pub fn snapshot(&self, frame: u64) -> MapSnapshot {
+        let w = self.mapper.window();
+        let map = self.mapper.map();
+        let mut gaussians = w.gaussians().to_vec();
+        for (g, &id) in gaussians.iter_mut().zip(w.ids()) {
+            if !map.is_coloured(id) {
+                g.opacity_logit = -30.0;
+            }
+        }
         MapSnapshot {
             frame,
-            gaussians: Arc::new(self.mapper.window().gaussians().to_vec()),
+            gaussians: Arc::new(gaussians),
             sh_degree: self.mapper.config().sh_degree,
             background: self
                 .mapper

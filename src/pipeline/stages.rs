@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::estimator::state::{POS, ROT};
 use crate::estimator::visual::{MapView, VisualDriver, VisualRunStats};
 use crate::estimator::{Lio, LioCounters, ScanResult};
+use crate::render::create_renderer;
 use crate::ros::outputs::{MapCentres, StateEstimate};
 use crate::sensors::{stamp_diff_secs, Measurement, PointCloud, PoseStamped};
 use crate::sync::{MeasurementPackage, SyncCounters, SyncSettings, Synchronizer};
@@ -165,6 +166,39 @@ pub const VISUAL_AVAILABLE: bool = true;
 /// Whether the visual update runs: LIVO mode, `visual.enabled`, and a map to render.
 fn visual_enabled(cfg: &Config, opts: &PipelineOptions) -> bool {
     VISUAL_AVAILABLE && opts.mode == Mode::Livo && opts.mapping && cfg.visual.enabled
+}
+
+/// The visual update for `cfg`: at no finer resolution than the mapper optimises at (the map
+/// has no reliable detail below it), on the render backend when `visual.use_renderer`.
+fn visual_driver(cfg: &Config) -> VisualDriver {
+    let mut vcfg = cfg.visual.clone();
+    let reduction = cfg
+        .gaussian
+        .optimisation_reduction(cfg.camera.width, cfg.camera.height);
+    let map_level = reduction.max(1.0).log2().floor() as u32;
+    if map_level > vcfg.pyramid_level {
+        tracing::info!(
+            "visual update at pyramid level {map_level} (the map is optimised at 1/{reduction:.2} resolution)"
+        );
+        vcfg.pyramid_level = map_level;
+    }
+    let d = VisualDriver::new(
+        &vcfg,
+        &cfg.camera,
+        cfg.extrinsics.imu_T_camera.0,
+        cfg.imu.accel_scale,
+    );
+    match vcfg.use_renderer.then(|| create_renderer(&cfg.render)) {
+        Some(Ok(r)) => {
+            tracing::info!("visual update iterates on {}", r.device_name());
+            d.with_renderer(r)
+        }
+        Some(Err(e)) => {
+            tracing::warn!("visual.use_renderer: {e}; CPU forward mode instead");
+            d
+        }
+        None => d,
+    }
 }
 
 struct Estimator<'a> {
@@ -533,25 +567,7 @@ pub fn run_pipeline(
             let cfg = est_cfg.clone();
             let stop = stop.clone();
             scope.spawn(move || {
-                let visual = needs_snapshots.then(|| {
-                    let mut vcfg = cfg.visual.clone();
-                    let reduction = cfg
-                        .gaussian
-                        .optimisation_reduction(cfg.camera.width, cfg.camera.height);
-                    let map_level = reduction.max(1.0).log2().floor() as u32;
-                    if map_level > vcfg.pyramid_level {
-                        tracing::info!(
-                            "visual update at pyramid level {map_level} (the map is optimised at 1/{reduction:.2} resolution)"
-                        );
-                        vcfg.pyramid_level = map_level;
-                    }
-                    VisualDriver::new(
-                        &vcfg,
-                        &cfg.camera,
-                        cfg.extrinsics.imu_T_camera.0,
-                        cfg.imu.accel_scale,
-                    )
-                });
+                let visual = needs_snapshots.then(|| visual_driver(&cfg));
                 let mut e = Estimator {
                     lio: Lio::new(&cfg),
                     cfg,

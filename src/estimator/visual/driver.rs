@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 
 use nalgebra::Isometry3;
 
-use super::{render_set, PhotometricUpdate, VisualConfig, VisualUpdateOutcome};
+use super::{render_set, PhotometricUpdate, PoseUpdate, VisualConfig, VisualUpdateOutcome};
 use crate::estimator::ieskf::Ieskf;
 use crate::estimator::state::{ErrMat, POS, VEL};
 use crate::gaussian::Gaussian;
-use crate::render::GaussianSet;
+use crate::render::{GaussianSet, Renderer};
 use crate::sensors::{stamp_to_secs, Image, ImuSample};
 
 /// The map the update renders: the mapper's window after frame `frame`.
@@ -128,6 +128,8 @@ pub struct VisualDriver {
     accel_scale: f64,
     /// The converted window of the last snapshot used.
     cache: Option<(u64, GaussianSet<f64>)>,
+    /// Render backend for the iterations (`visual.use_renderer`), holding the cached window.
+    renderer: Option<Box<dyn Renderer>>,
     stats: VisualRunStats,
     last_filter_stamp: Option<crate::sensors::Stamp>,
 }
@@ -145,9 +147,17 @@ impl VisualDriver {
             update: PhotometricUpdate::new(cfg, camera, imu_t_camera),
             accel_scale,
             cache: None,
+            renderer: None,
             stats: VisualRunStats::default(),
             last_filter_stamp: None,
         }
+    }
+
+    /// Runs the iterations' renders and gradients on `renderer` (see
+    /// [`PhotometricUpdate::update_on`]).
+    pub fn with_renderer(mut self, renderer: Box<dyn Renderer>) -> Self {
+        self.renderer = Some(renderer);
+        self
     }
 
     pub fn stats(&self) -> &VisualRunStats {
@@ -187,6 +197,15 @@ impl VisualDriver {
             self.update.set_background(m.background);
             if self.cache.as_ref().is_none_or(|(f, _)| *f != m.frame) {
                 self.cache = Some((m.frame, render_set(m.gaussians, m.sh_degree)));
+                if let Some(r) = self.renderer.as_mut() {
+                    let up = crate::gaussian::to_render(m.gaussians, m.sh_degree)
+                        .map_err(|e| e.to_string())
+                        .and_then(|g| r.set_gaussians(&g, None).map_err(|e| e.to_string()));
+                    if let Err(e) = up {
+                        tracing::warn!("visual update: render backend unusable, CPU from now: {e}");
+                        self.renderer = None;
+                    }
+                }
             }
         }
         // The interval the directional noise covers: since the previous package.
@@ -212,7 +231,16 @@ impl VisualDriver {
                         let st = *filter.state();
                         filter.set_state(st, cov);
                     }
-                    let o = self.update.update(filter, img, imu, g);
+                    let pose = match self.update.config().pose_update {
+                        PoseUpdate::Always => true,
+                        PoseUpdate::LidarDegenerate => degenerate.is_some(),
+                    };
+                    self.update.set_pose_allowed(pose);
+                    let r: Option<&mut dyn Renderer> = match self.renderer.as_mut() {
+                        Some(b) => Some(b.as_mut()),
+                        None => None,
+                    };
+                    let o = self.update.update_on(filter, img, imu, g, r);
                     if !o.applied() && !o.exposure_updated {
                         let st = *filter.state();
                         filter.set_state(st, saved);

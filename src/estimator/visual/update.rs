@@ -10,7 +10,7 @@ use super::VisualConfig;
 use crate::estimator::ieskf::{Ieskf, Linearization, UpdateSettings};
 use crate::estimator::state::{ErrMat, ErrVec, State, POS, ROT, TAU};
 use crate::render::cpu::pose_jacobian::PoseJacobianFrame;
-use crate::render::{Camera, GaussianSet};
+use crate::render::{Camera, GaussianSet, RenderError, Renderer};
 use crate::sensors::{stamp_diff_secs, Image, ImuSample, Stamp};
 
 /// Why an update did not change the filter.
@@ -29,6 +29,9 @@ pub enum SkipReason {
     UnderExposed,
     /// No Gaussians, or too few well-covered textured pixels in view.
     LowCoverage,
+    /// The LiDAR update was not degenerate and `visual.pose_update = lidar_degenerate`: the
+    /// image updated the exposure only.
+    LidarConstrained,
     /// Residuals at the prior are implausibly large (wrong map, occlusion, bad pose).
     Innovation,
     /// The update raised the robust photometric cost.
@@ -37,6 +40,8 @@ pub enum SkipReason {
     LargeStep,
     /// The filter rejected the update (not positive definite, non-finite).
     Filter,
+    /// The render backend failed (only with a renderer, see [`PhotometricUpdate::update_on`]).
+    Render,
 }
 
 /// Result of one call of [`PhotometricUpdate::update`].
@@ -84,10 +89,12 @@ pub struct VisualCounters {
     pub over_exposed: usize,
     pub under_exposed: usize,
     pub low_coverage: usize,
+    pub lidar_constrained: usize,
     pub innovation: usize,
     pub cost_increase: usize,
     pub large_step: usize,
     pub filter: usize,
+    pub render: usize,
     /// Skipped pose updates that still updated the exposure.
     pub exposure_only: usize,
 }
@@ -101,10 +108,12 @@ impl VisualCounters {
             SkipReason::OverExposed => &mut self.over_exposed,
             SkipReason::UnderExposed => &mut self.under_exposed,
             SkipReason::LowCoverage => &mut self.low_coverage,
+            SkipReason::LidarConstrained => &mut self.lidar_constrained,
             SkipReason::Innovation => &mut self.innovation,
             SkipReason::CostIncrease => &mut self.cost_increase,
             SkipReason::LargeStep => &mut self.large_step,
             SkipReason::Filter => &mut self.filter,
+            SkipReason::Render => &mut self.render,
         };
         *c += 1;
     }
@@ -192,6 +201,8 @@ pub struct PhotometricUpdate {
     last_stamp: Option<Stamp>,
     /// Grey of the map's background colour (0 when the mapper estimates none).
     background: f64,
+    /// Whether the next updates may correct the pose (see [`Self::set_pose_allowed`]).
+    pose_allowed: bool,
 }
 
 impl PhotometricUpdate {
@@ -225,6 +236,7 @@ impl PhotometricUpdate {
             counters: VisualCounters::default(),
             last_stamp: None,
             background: 0.0,
+            pose_allowed: true,
         }
     }
 
@@ -236,6 +248,13 @@ impl PhotometricUpdate {
     /// composited over; black by default.
     pub fn set_background(&mut self, rgb: [f32; 3]) {
         self.background = rgb.iter().map(|&v| f64::from(v)).sum::<f64>() / 3.0;
+    }
+
+    /// `false`: the next updates estimate the exposure only and are counted as skipped
+    /// ([`SkipReason::LidarConstrained`]); the driver sets it per scan from
+    /// `visual.pose_update` and the LiDAR's degeneracy.
+    pub fn set_pose_allowed(&mut self, allowed: bool) {
+        self.pose_allowed = allowed;
     }
 
     pub fn counters(&self) -> &VisualCounters {
@@ -258,6 +277,22 @@ impl PhotometricUpdate {
         imu: &[ImuSample],
         gaussians: &GaussianSet<f64>,
     ) -> VisualUpdateOutcome {
+        self.update_on(filter, image, imu, gaussians, None)
+    }
+
+    /// [`Self::update`], with the iterations' renders and gradients on `renderer` when given
+    /// (it must hold `gaussians`): the Gauss-Newton matrix then comes from the CPU forward-mode
+    /// rows at the prior only, the residuals and the gradient `H^T R^-1 r` of every further
+    /// iteration from the renderer's forward and backward pass (its pose gradient through the
+    /// extrinsics chain), and the cost check compares the renderer's costs.
+    pub fn update_on(
+        &mut self,
+        filter: &mut Ieskf,
+        image: &Image,
+        imu: &[ImuSample],
+        gaussians: &GaussianSet<f64>,
+        renderer: Option<&mut dyn Renderer>,
+    ) -> VisualUpdateOutcome {
         self.counters.frames += 1;
         let tau0 = filter.state().tau;
         let mut out = VisualUpdateOutcome {
@@ -272,7 +307,7 @@ impl PhotometricUpdate {
             translation: 0.0,
             rotation: 0.0,
         };
-        match self.run(filter, image, imu, gaussians, &mut out) {
+        match self.run(filter, image, imu, gaussians, renderer, &mut out) {
             Ok(()) => self.counters.applied += 1,
             Err(r) => {
                 self.counters.count(r);
@@ -296,6 +331,7 @@ impl PhotometricUpdate {
         image: &Image,
         imu: &[ImuSample],
         gaussians: &GaussianSet<f64>,
+        mut renderer: Option<&mut dyn Renderer>,
         out: &mut VisualUpdateOutcome,
     ) -> Result<(), SkipReason> {
         let cfg = self.cfg.clone();
@@ -358,12 +394,28 @@ impl PhotometricUpdate {
                 SkipReason::LowCoverage
             });
         }
+        if !self.pose_allowed {
+            return self.exposure_only(filter, &rows0, walked, saved, image.stamp, out, {
+                SkipReason::LidarConstrained
+            });
+        }
         let before = self.evaluate(&rows0, &prior);
         out.rms_before = before.rms;
         // Plausibility after fitting the exposure alone, so an exposure change is no outlier.
         if median_abs_after_tau_fit(&rows0) > cfg.innovation_gate * cfg.sigma {
             return Err(SkipReason::Innovation);
         }
+        // With a renderer, costs are compared on its renders only.
+        let before_cost = match renderer.as_deref_mut() {
+            Some(r) => match self.render_eval(r, &prior, &ext, &grey, &pixels, None) {
+                Ok(e) => e.cost,
+                Err(e) => {
+                    tracing::warn!("visual update: render backend failed: {e}");
+                    return Err(SkipReason::Render);
+                }
+            },
+            None => before.cost,
+        };
         filter.set_state(walked.0, walked.1);
 
         let settings = UpdateSettings {
@@ -371,16 +423,32 @@ impl PhotometricUpdate {
             eps_rot: 1e-5,
             eps_pos: 1e-5,
         };
-        let mut first = Some(before.lin.clone());
-        let mut meas = |x: &State, _it: usize| -> Option<Linearization> {
-            if let Some(l) = first.take() {
-                return Some(l);
-            }
-            let f = PoseJacobianFrame::new(gaussians, &self.camera, &camera_t_world(x, &ext));
-            let e = self.evaluate(&self.rows(&f, x, &ext, &grey, &pixels), x);
-            (e.valid >= cfg.min_pixels).then_some(e.lin)
+        let report = {
+            let mut first = Some(before.lin.clone());
+            let frozen = &before.lin.hth;
+            let mut meas = |x: &State, _it: usize| -> Option<Linearization> {
+                if let Some(l) = first.take() {
+                    return Some(l);
+                }
+                let e = match renderer.as_deref_mut() {
+                    Some(r) => self
+                        .render_eval(r, x, &ext, &grey, &pixels, Some(frozen))
+                        .map_err(|e| tracing::warn!("visual update: render backend failed: {e}"))
+                        .ok()?,
+                    None => {
+                        let f = PoseJacobianFrame::new(
+                            gaussians,
+                            &self.camera,
+                            &camera_t_world(x, &ext),
+                        );
+                        self.evaluate(&self.rows(&f, x, &ext, &grey, &pixels), x)
+                    }
+                };
+                (e.valid >= cfg.min_pixels).then_some(e.lin)
+            };
+            filter.update(&mut meas, &settings)
         };
-        let report = match filter.update(&mut meas, &settings) {
+        let report = match report {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!("visual update rejected by the filter: {e}");
@@ -399,10 +467,23 @@ impl PhotometricUpdate {
                 SkipReason::LargeStep
             });
         }
-        let f = PoseJacobianFrame::new(gaussians, &self.camera, &camera_t_world(&post, &ext));
-        let after = self.evaluate(&self.rows(&f, &post, &ext, &grey, &pixels), &post);
+        let after = match renderer {
+            Some(r) => match self.render_eval(r, &post, &ext, &grey, &pixels, None) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!("visual update: render backend failed: {e}");
+                    filter.set_state(saved.0, saved.1);
+                    return Err(SkipReason::Render);
+                }
+            },
+            None => {
+                let f =
+                    PoseJacobianFrame::new(gaussians, &self.camera, &camera_t_world(&post, &ext));
+                self.evaluate(&self.rows(&f, &post, &ext, &grey, &pixels), &post)
+            }
+        };
         out.rms_after = after.rms;
-        if after.valid < cfg.min_pixels || after.cost > before.cost {
+        if after.valid < cfg.min_pixels || after.cost > before_cost {
             return self.exposure_only(filter, &rows0, walked, saved, image.stamp, out, {
                 SkipReason::CostIncrease
             });
@@ -506,6 +587,103 @@ impl PhotometricUpdate {
             x.tau
         );
         Err(reason)
+    }
+
+    /// Residuals of `pixels` at `x` from `renderer`'s forward pass (covered ones only, as in
+    /// [`Self::rows`]), their Huber cost, and with `hessian` given the normal equations: that
+    /// matrix with the gradient `H^T R^-1 r` from the backward pass (`d loss / d colour, alpha`
+    /// at the pixels, the renderer's pose gradient chained to the error state) and tau's part.
+    fn render_eval(
+        &self,
+        r: &mut dyn Renderer,
+        x: &State,
+        ext: &Isometry3<f64>,
+        grey: &Grey,
+        pixels: &[(u32, u32)],
+        hessian: Option<&ErrMat>,
+    ) -> Result<Evaluation, RenderError> {
+        let o = r.forward(&self.camera, &camera_t_world(x, ext))?;
+        let (sigma, k, b) = (self.cfg.sigma, self.cfg.huber, self.background);
+        let w_img = self.camera.width as usize;
+        let mut d_colour = vec![0f32; o.colour.len()];
+        let mut d_alpha = vec![0f32; o.alpha.len()];
+        let mut lin = Linearization::default();
+        let (mut cost, mut sq, mut valid) = (0.0, 0.0, 0usize);
+        for &(px, py) in pixels {
+            let i = py as usize * w_img + px as usize;
+            let a = f64::from(o.alpha[i]);
+            if a < self.cfg.min_alpha {
+                continue;
+            }
+            let c = (0..3)
+                .map(|ch| f64::from(o.colour[3 * i + ch]))
+                .sum::<f64>()
+                / 3.0;
+            let cam = grey.at(px, py);
+            let res = x.tau * cam - (c + (1.0 - a) * b);
+            let e = (res / sigma).abs();
+            let (w, rho) = if e <= k {
+                (1.0, e * e)
+            } else {
+                (k / e, 2.0 * k * e - k * k)
+            };
+            // d (w r^2 / 2 sigma^2) / d r; r falls with the colour and rises with alpha (b).
+            let g = w * res / (sigma * sigma);
+            for ch in 0..3 {
+                d_colour[3 * i + ch] = (-g / 3.0) as f32;
+            }
+            d_alpha[i] = (g * b) as f32;
+            lin.htz[TAU] += g * cam;
+            lin.chi2 += w * res * res / (sigma * sigma);
+            lin.count += 1;
+            cost += rho;
+            sq += res * res;
+            valid += 1;
+        }
+        if let Some(h) = hessian {
+            lin.hth = *h;
+            let grads = r.backward(&d_colour, None, Some(&d_alpha))?;
+            let m = pose_chain(x, ext);
+            for c in 0..6 {
+                let s: f64 = (0..6).map(|row| grads.pose[row] * m[(row, c)]).sum();
+                lin.htz[if c < 3 { ROT + c } else { POS + c - 3 }] = s;
+            }
+        }
+        let n = valid.max(1) as f64;
+        Ok(Evaluation {
+            lin,
+            cost: if valid == 0 { f64::INFINITY } else { cost / n },
+            rms: (sq / n).sqrt(),
+            valid,
+        })
+    }
+
+    /// The Huber-weighted gradient `H^T R^-1 r` of the covered `pixels` at `x` (camera pose
+    /// `ext` relative to the body), from the CPU forward-mode rows or from `renderer` (which
+    /// must hold `gaussians`), for tests and diagnostics: the two must agree.
+    #[allow(clippy::too_many_arguments)] // one diagnostic entry point
+    pub fn gradient(
+        &self,
+        x: &State,
+        ext: &Isometry3<f64>,
+        gaussians: &GaussianSet<f64>,
+        grey: &Grey,
+        pixels: &[(u32, u32)],
+        renderer: Option<&mut dyn Renderer>,
+    ) -> Result<ErrVec, RenderError> {
+        Ok(match renderer {
+            Some(r) => {
+                self.render_eval(r, x, ext, grey, pixels, Some(&ErrMat::zeros()))?
+                    .lin
+                    .htz
+            }
+            None => {
+                let f = PoseJacobianFrame::new(gaussians, &self.camera, &camera_t_world(x, ext));
+                self.evaluate(&self.rows(&f, x, ext, grey, pixels), x)
+                    .lin
+                    .htz
+            }
+        })
     }
 
     /// Residuals and Jacobian rows of the `pixels` the map covers (alpha at least `min_alpha`)

@@ -69,7 +69,7 @@ pub fn best_device_kind() -> Option<DeviceKind> {
     let best = inst
         .enumerate_physical_devices()
         .ok()?
-        .filter(|p| usable(p))
+        .filter(usable)
         .map(|p| type_rank(p.properties().device_type))
         .min()?;
     Some(if best <= 2 {

@@ -308,7 +308,26 @@ pub fn project_backward(
     }
     out.get_mut(Group::LogScale, i).copy_from_slice(&g_ls);
     let gr = Matrix3::from_fn(|ii, jj| g_m[(ii, jj)] * geo.s[jj]);
-    let (w, qx, qy, qz) = (geo.qn.w, geo.qn.i, geo.qn.j, geo.qn.k);
+    let gq_out = quaternion_grad([geo.qn.w, geo.qn.i, geo.qn.j, geo.qn.k], geo.qnorm, &gr);
+    out.get_mut(Group::Rotation, i).copy_from_slice(&gq_out);
+
+    // Pose (left perturbation p_c -> exp(w) p_c + v; the centre moves by -R^T v).
+    let g_v = g_pc + pose.r * d_raw;
+    let g_w_point = geo.pc.cross(&g_pc);
+    let am = geo.sigma_c * g_sigma_c - g_sigma_c * geo.sigma_c;
+    let g_w_cov = Vector3::new(2.0 * am[(1, 2)], 2.0 * am[(2, 0)], 2.0 * am[(0, 1)]);
+    let g_w = g_w_point + g_w_cov;
+    for m in 0..3 {
+        pose_grad[m] += g_v[m];
+        pose_grad[3 + m] += g_w[m];
+    }
+}
+
+/// Gradient with respect to a raw quaternion `[w, x, y, z]` of norm `qnorm` (`qn` normalised)
+/// given the gradient `gr` with respect to the rotation matrix of `qn`: the derivative of
+/// R(q) and then of the normalisation (the radial part is projected out).
+pub fn quaternion_grad(qn: [f64; 4], qnorm: f64, gr: &Matrix3<f64>) -> [f64; 4] {
+    let [w, qx, qy, qz] = qn;
     let gqn = [
         2.0 * (-qz * gr[(0, 1)] + qy * gr[(0, 2)] + qz * gr[(1, 0)]
             - qx * gr[(1, 2)]
@@ -334,19 +353,6 @@ pub fn project_backward(
             + qx * gr[(2, 0)]
             + qy * gr[(2, 1)]),
     ];
-    let qv = [w, qx, qy, qz];
-    let dot: f64 = (0..4).map(|m| qv[m] * gqn[m]).sum();
-    let gq_out: [f64; 4] = std::array::from_fn(|m| (gqn[m] - qv[m] * dot) / geo.qnorm);
-    out.get_mut(Group::Rotation, i).copy_from_slice(&gq_out);
-
-    // Pose (left perturbation p_c -> exp(w) p_c + v; the centre moves by -R^T v).
-    let g_v = g_pc + pose.r * d_raw;
-    let g_w_point = geo.pc.cross(&g_pc);
-    let am = geo.sigma_c * g_sigma_c - g_sigma_c * geo.sigma_c;
-    let g_w_cov = Vector3::new(2.0 * am[(1, 2)], 2.0 * am[(2, 0)], 2.0 * am[(0, 1)]);
-    let g_w = g_w_point + g_w_cov;
-    for m in 0..3 {
-        pose_grad[m] += g_v[m];
-        pose_grad[3 + m] += g_w[m];
-    }
+    let dot: f64 = (0..4).map(|m| qn[m] * gqn[m]).sum();
+    std::array::from_fn(|m| (gqn[m] - qn[m] * dot) / qnorm)
 }

@@ -4,7 +4,7 @@
 
 use nalgebra::{Matrix2, Matrix2x3, Matrix3, Vector3};
 
-use crate::render::cpu::project::PoseRt;
+use crate::render::cpu::project::{quaternion_grad, PoseRt};
 use crate::render::sh;
 use crate::render::types::{
     group_widths, sh_coeffs, Camera, Gaussians, Group, ALPHA_MIN, DILATION, TILE,
@@ -372,39 +372,9 @@ pub fn project_backward(
         out.groups[1][3 * li + jj] = (ds * geo.s[jj]) as f32;
     }
     let gr = Matrix3::from_fn(|ii, jj| g_m[(ii, jj)] * geo.s[jj]);
-    let [w, qx, qy, qz] = geo.qn;
-    let gqn = [
-        2.0 * (-qz * gr[(0, 1)] + qy * gr[(0, 2)] + qz * gr[(1, 0)]
-            - qx * gr[(1, 2)]
-            - qy * gr[(2, 0)]
-            + qx * gr[(2, 1)]),
-        2.0 * (qy * gr[(0, 1)] + qz * gr[(0, 2)] + qy * gr[(1, 0)]
-            - 2.0 * qx * gr[(1, 1)]
-            - w * gr[(1, 2)]
-            + qz * gr[(2, 0)]
-            + w * gr[(2, 1)]
-            - 2.0 * qx * gr[(2, 2)]),
-        2.0 * (-2.0 * qy * gr[(0, 0)]
-            + qx * gr[(0, 1)]
-            + w * gr[(0, 2)]
-            + qx * gr[(1, 0)]
-            + qz * gr[(1, 2)]
-            - w * gr[(2, 0)]
-            + qz * gr[(2, 1)]
-            - 2.0 * qy * gr[(2, 2)]),
-        2.0 * (-2.0 * qz * gr[(0, 0)] - w * gr[(0, 1)] + qx * gr[(0, 2)] + w * gr[(1, 0)]
-            - 2.0 * qz * gr[(1, 1)]
-            + qy * gr[(1, 2)]
-            + qx * gr[(2, 0)]
-            + qy * gr[(2, 1)]),
-    ];
-    let dot: f64 = (0..4).map(|m| geo.qn[m] * gqn[m]).sum();
-    for ((o, g), q) in out.groups[2][4 * li..4 * li + 4]
-        .iter_mut()
-        .zip(gqn)
-        .zip(geo.qn)
-    {
-        *o = ((g - q * dot) / geo.qnorm) as f32;
+    let gq = quaternion_grad(geo.qn, geo.qnorm, &gr);
+    for (o, g) in out.groups[2][4 * li..4 * li + 4].iter_mut().zip(gq) {
+        *o = g as f32;
     }
 
     let g_v = g_pc + r * d_raw;

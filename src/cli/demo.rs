@@ -98,10 +98,18 @@ pub fn print_table(s: &RunSummary, out: &Path) {
         });
     let visual = if s.visual.enabled {
         let v = &s.visual.run;
+        // The most frequent skip reason says why (e.g. `lidar_constrained`: the pose is left to
+        // the LiDAR and only the exposure is estimated).
+        let top = v
+            .skipped
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map_or(String::new(), |(k, n)| format!(", most often {k}: {n}"));
         format!(
-            "{} applied / {} images ({} skipped)",
+            "{} pose updates / {} images ({} exposure-only; {} skipped{top})",
             v.applied,
             v.images,
+            v.exposure_only,
             v.skipped_total()
         )
     } else if s.visual.available {

@@ -223,7 +223,35 @@ impl<T: Copy + Default> GaussianSet<T> {
     }
 }
 
+/// An error unless `update` Gaussians written at `start` fit a set of `len` Gaussians of SH
+/// degree `sh_degree` (what `Renderer::update_gaussians` accepts).
+pub(crate) fn check_update(
+    start: usize,
+    update: &Gaussians,
+    len: usize,
+    sh_degree: u32,
+) -> Result<(), RenderError> {
+    if update.sh_degree() != sh_degree || start + update.len() > len {
+        return Err(RenderError::InvalidInput(format!(
+            "update of {} Gaussians at {start} (degree {}) does not fit {len} (degree {sh_degree})",
+            update.len(),
+            update.sh_degree(),
+        )));
+    }
+    Ok(())
+}
+
 impl Gaussians {
+    /// Overwrites Gaussians `start..start + g.len()` with `g` (same SH degree).
+    pub fn overwrite(&mut self, start: usize, g: &Gaussians) -> Result<(), RenderError> {
+        check_update(start, g, self.len(), self.sh_degree())?;
+        for grp in GROUPS {
+            let w = group_widths(g.sh_degree())[grp as usize];
+            self.group_mut(grp)[w * start..w * (start + g.len())].copy_from_slice(g.group(grp));
+        }
+        Ok(())
+    }
+
     /// Appends one Gaussian. `sh` holds `K * 3` values (`[k][rgb]`, k = 0 the DC term).
     pub fn push(
         &mut self,
@@ -348,6 +376,26 @@ impl AdamState {
             v: Gaussians::zeros(n, sh_degree)?,
             step: 0,
         })
+    }
+
+    /// An error unless these moments belong to Gaussians like `g` (count and SH degree).
+    pub fn check_fits(&self, g: &Gaussians) -> Result<(), RenderError> {
+        let fits = |x: &Gaussians| x.len() == g.len() && x.sh_degree() == g.sh_degree();
+        if fits(&self.m) && fits(&self.v) {
+            Ok(())
+        } else {
+            Err(RenderError::InvalidInput(
+                "Adam state does not match the Gaussians".into(),
+            ))
+        }
+    }
+
+    /// `state` when it fits `g`, zero moments when there is none (what `set_gaussians` keeps).
+    pub fn for_gaussians(g: &Gaussians, state: Option<&AdamState>) -> Result<Self, RenderError> {
+        match state {
+            Some(s) => s.check_fits(g).map(|()| s.clone()),
+            None => Self::new(g.len(), g.sh_degree()),
+        }
     }
 }
 

@@ -61,15 +61,7 @@ impl Renderer for CpuRenderer {
         g: &Gaussians,
         state: Option<&AdamState>,
     ) -> Result<(), RenderError> {
-        self.state = match state {
-            Some(s) if s.m.len() == g.len() && s.m.sh_degree() == g.sh_degree() => s.clone(),
-            Some(_) => {
-                return Err(RenderError::InvalidInput(
-                    "Adam state does not match the Gaussians".into(),
-                ))
-            }
-            None => AdamState::new(g.len(), g.sh_degree())?,
-        };
+        self.state = AdamState::for_gaussians(g, state)?;
         self.gaussians = g.clone();
         self.g64 = g.map(|x| x as f64);
         self.frame = None;
@@ -78,20 +70,7 @@ impl Renderer for CpuRenderer {
     }
 
     fn update_gaussians(&mut self, start: usize, g: &Gaussians) -> Result<(), RenderError> {
-        if g.sh_degree() != self.gaussians.sh_degree() || start + g.len() > self.gaussians.len() {
-            return Err(RenderError::InvalidInput(format!(
-                "update of {} Gaussians at {start} (degree {}) does not fit {} (degree {})",
-                g.len(),
-                g.sh_degree(),
-                self.gaussians.len(),
-                self.gaussians.sh_degree()
-            )));
-        }
-        for grp in super::GROUPS {
-            let w = super::group_widths(g.sh_degree())[grp as usize];
-            self.gaussians.group_mut(grp)[w * start..w * (start + g.len())]
-                .copy_from_slice(g.group(grp));
-        }
+        self.gaussians.overwrite(start, g)?;
         self.g64 = self.gaussians.map(|x| x as f64);
         Ok(())
     }

@@ -1111,11 +1111,7 @@ impl Renderer for VulkanRenderer {
         state: Option<&AdamState>,
     ) -> Result<(), RenderError> {
         if let Some(s) = state {
-            if s.m.len() != g.len() || s.m.sh_degree() != g.sh_degree() || s.v.len() != g.len() {
-                return Err(RenderError::InvalidInput(
-                    "Adam state does not match the Gaussians".into(),
-                ));
-            }
+            s.check_fits(g)?;
         }
         if g.len() > self.g.cap || g.sh_degree() != self.sh_degree {
             let cap = if g.len() > self.g.cap {
@@ -1159,15 +1155,7 @@ impl Renderer for VulkanRenderer {
     }
 
     fn update_gaussians(&mut self, start: usize, g: &Gaussians) -> Result<(), RenderError> {
-        if g.sh_degree() != self.sh_degree || start + g.len() > self.n {
-            return Err(RenderError::InvalidInput(format!(
-                "update of {} Gaussians at {start} (degree {}) does not fit {} (degree {})",
-                g.len(),
-                g.sh_degree(),
-                self.n,
-                self.sh_degree
-            )));
-        }
+        crate::render::types::check_update(start, g, self.n, self.sh_degree)?;
         if g.is_empty() {
             return Ok(());
         }

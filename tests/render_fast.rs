@@ -1,6 +1,7 @@
 //! The fast CPU backend (f32, multi-threaded tiles) against the f64 reference: forward images,
 //! every gradient group, the pose gradient and the loss on random scenes; Adam bit for bit;
-//! fitting to 35 dB; degenerate inputs stay finite.
+//! degenerate inputs stay finite (fitting to 35 dB is in tests/render_fit.rs with the other
+//! backends).
 
 use gs_livo::render::cpu::CpuRenderer;
 use gs_livo::render::fast::FastRenderer;
@@ -165,55 +166,6 @@ fn step_equals_forward_loss_backward_adam() {
     assert_ne!(a.gaussians().unwrap(), g);
     // Adam consumed the forward: differentiating again needs a new forward.
     assert!(b.backward(&d, None, None).is_err());
-}
-
-fn psnr(a: &[f32], b: &[f32]) -> f64 {
-    let mse: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| ((x - y) as f64).powi(2))
-        .sum::<f64>()
-        / a.len() as f64;
-    10.0 * (1.0 / mse.max(1e-20)).log10()
-}
-
-#[test]
-fn fitting_reaches_35_db() {
-    // The scene of tests/render_fit.rs.
-    let cam = test_camera(48, 32);
-    let pose = test_pose();
-    let truth = random_gaussians(40, 1, 0.3, 21);
-    let mut init = truth.clone();
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
-    for v in init.group_mut(Group::Mean) {
-        *v += rng.gen_range(-0.04..0.04);
-    }
-    for v in init.group_mut(Group::LogScale) {
-        *v += rng.gen_range(-0.15..0.15);
-    }
-    for v in init.group_mut(Group::Opacity) {
-        *v += rng.gen_range(-0.4..0.4);
-    }
-    for v in init.group_mut(Group::ShDc) {
-        *v += rng.gen_range(-0.4..0.4);
-    }
-    let adam = AdamConfig {
-        lr: [2e-3, 1e-2, 1e-2, 3e-2, 1e-2, 2e-3],
-        ..AdamConfig::default()
-    };
-    let loss = LossConfig { ssim_weight: 0.2 };
-    let mut r = FastRenderer::new(&RenderConfig::default());
-    r.set_gaussians(&truth, None).unwrap();
-    let target = r.forward(&cam, &pose).unwrap().colour;
-    r.set_gaussians(&init, None).unwrap();
-    let before = psnr(&r.forward(&cam, &pose).unwrap().colour, &target);
-    for _ in 0..300 {
-        r.step(&cam, &pose, &target, &loss, &adam).unwrap();
-    }
-    let after = psnr(&r.forward(&cam, &pose).unwrap().colour, &target);
-    eprintln!("fast: PSNR {before:.1} -> {after:.1} dB");
-    assert!(before < 30.0, "start too close ({before} dB)");
-    assert!(after > 35.0, "PSNR {after} dB after 300 steps");
 }
 
 fn all_finite(v: &[f32]) -> bool {

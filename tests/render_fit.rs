@@ -1,7 +1,8 @@
 //! Optimisation (forward + L1/D-SSIM + backward + Adam) recovers a rendered target, and degenerate
-//! inputs give finite outputs, on both backends.
+//! inputs give finite outputs, on every backend (f64 reference, fast CPU, Vulkan).
 
 use gs_livo::render::cpu::CpuRenderer;
+use gs_livo::render::fast::FastRenderer;
 use gs_livo::render::vulkan::{enumerate_devices, VulkanRenderer};
 use gs_livo::render::{
     random_gaussians, test_camera, test_pose, AdamConfig, Gaussians, Group, LossConfig,
@@ -10,7 +11,10 @@ use gs_livo::render::{
 use rand::{Rng, SeedableRng};
 
 fn backends() -> Vec<Box<dyn Renderer>> {
-    let mut v: Vec<Box<dyn Renderer>> = vec![Box::new(CpuRenderer::new(&RenderConfig::default()))];
+    let mut v: Vec<Box<dyn Renderer>> = vec![
+        Box::new(CpuRenderer::new(&RenderConfig::default())),
+        Box::new(FastRenderer::new(&RenderConfig::default())),
+    ];
     match VulkanRenderer::new(&RenderConfig::default()) {
         Ok(r) => v.push(Box::new(r)),
         Err(e) => {

@@ -95,8 +95,16 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
                 .accuracy
                 .as_ref()
                 .map_or("-".into(), |x| format!("{:.4}", x.ate_rmse_m));
+            // CPU seconds per sensor second: the load-independent cost; over the core count it
+            // bounds the real-time factor of an idle machine from above.
+            let cpu = match s.cpu_seconds {
+                Some(c) if s.sensor_seconds > 0.0 => {
+                    format!("CPU {:.2} s per sensor s, ", c / s.sensor_seconds)
+                }
+                _ => String::new(),
+            };
             println!(
-                "{profile:<9} {backend:<7} {:>6} {:>6.2}x {:>8}  ({} Gaussians, window {}, {})",
+                "{profile:<9} {backend:<7} {:>6} {:>6.2}x {:>8}  ({cpu}{} Gaussians, window {}, {})",
                 s.frames,
                 s.real_time_factor,
                 ate,

@@ -94,7 +94,13 @@ pub fn print_table(s: &RunSummary, out: &Path) {
         .render_quality
         .as_ref()
         .map_or("n/a (no renders)".into(), |q| {
-            format!("{:.2} dB mean over {} renders", q.psnr_mean_db, q.renders)
+            let ssim = q
+                .ssim_mean
+                .map_or(String::new(), |v| format!(", SSIM {v:.3}"));
+            format!(
+                "{:.2} dB mean over {} renders{ssim}",
+                q.psnr_mean_db, q.renders
+            )
         });
     let visual = if s.visual.enabled {
         let v = &s.visual.run;
@@ -112,6 +118,8 @@ pub fn print_table(s: &RunSummary, out: &Path) {
             v.exposure_only,
             v.skipped_total()
         )
+    } else if s.options.mode == gs_livo::pipeline::Mode::Oracle {
+        "off (oracle mode: the map uses ground-truth poses)".into()
     } else if s.visual.available {
         "off (lio mode)".into()
     } else {

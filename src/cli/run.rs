@@ -22,7 +22,8 @@ pub struct Args {
     #[arg(long = "set")]
     pub set: Vec<String>,
     /// lio: LiDAR-inertial, camera ignored (no Gaussian map); livo: with the Gaussian map and
-    /// the photometric update.
+    /// the photometric update; oracle: LiDAR-inertial odometry, with the Gaussian map built on
+    /// ground-truth poses (the bag's ground-truth topic or --gt) to judge the map alone.
     #[arg(long, value_enum, default_value = "livo")]
     pub mode: Mode,
     /// Stop after this many frames (scans).
@@ -50,7 +51,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         mode: a.mode,
         max_frames: a.max_frames,
         // LIO ignores the camera (issue 4): no images, so no coloured Gaussian map either.
-        mapping: !a.no_map && a.mode == Mode::Livo,
+        mapping: !a.no_map && a.mode != Mode::Lio,
         ..Default::default()
     };
     let s = super::demo::run_with_progress(&a.bag, &config, &a.out, &opts, gt)?;

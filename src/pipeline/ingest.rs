@@ -97,6 +97,28 @@ impl BagInput {
         self.count_of(&self.ground_truth) > 0
     }
 
+    /// Every valid ground-truth pose in the bag, read ahead of the run (oracle-pose mapping
+    /// needs the pose at a scan's stamp before the replay reaches the next sample). Unreadable
+    /// or invalid messages are skipped and counted in the second value.
+    pub fn ground_truth_poses(&self) -> Result<(Vec<PoseStamped>, u64), BagError> {
+        let mut poses = Vec::new();
+        let mut bad = 0u64;
+        if self.ground_truth.is_empty() {
+            return Ok((poses, bad));
+        }
+        for raw in self.reader.messages(&[self.ground_truth.as_str()])? {
+            let pose = match raw.map(|r| decode_sensor_message(&r)) {
+                Ok(Ok(SensorMessage::Odometry(o))) => gt_pose(&o),
+                _ => None,
+            };
+            match pose {
+                Some(p) => poses.push(p),
+                None => bad += 1,
+            }
+        }
+        Ok((poses, bad))
+    }
+
     fn count_of(&self, topic: &str) -> u64 {
         self.reader
             .topics()

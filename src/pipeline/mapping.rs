@@ -56,6 +56,8 @@ pub struct RenderPair {
     pub camera: Image,
     /// PSNR (dB) of the render against the exposure-normalised camera image.
     pub psnr: Option<f64>,
+    /// SSIM of the same pair.
+    pub ssim: Option<f64>,
 }
 
 /// Timings (ms) and counts of one mapped frame.
@@ -186,11 +188,13 @@ impl MapStage {
             let render = self.render_at(&im.world_t_imu, im.image.stamp)?;
             let camera = normalise_exposure(&im.image, im.exposure);
             let psnr = crate::eval::image::psnr_rgb8(&render, &camera).ok();
+            let ssim = crate::eval::image::ssim_rgb8(&render, &camera).ok();
             rep.renders.push(RenderPair {
                 frame: f.index,
                 render,
                 camera,
                 psnr,
+                ssim,
             });
         }
         rep.render_ms = ms(t);

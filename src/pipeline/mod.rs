@@ -19,6 +19,7 @@ mod ingest;
 pub mod live;
 pub mod mapping;
 pub mod offline;
+pub mod oracle;
 pub mod outputs;
 mod register;
 mod stages;
@@ -27,6 +28,7 @@ pub mod summary;
 pub use ingest::{bag_measurements, BagInput, IngestCounters};
 pub use mapping::{MapFrame, MapSnapshot, MapStage, RenderPair};
 pub use offline::{run_offline, ExternalGroundTruth, Progress};
+pub use oracle::OraclePoses;
 pub use outputs::{OutputWriter, OutputsConfig};
 pub use register::register_scan;
 pub use stages::{
@@ -46,6 +48,9 @@ pub enum Mode {
     /// LiDAR-inertial-visual (the visual update runs when the build has one).
     #[default]
     Livo,
+    /// LiDAR-inertial odometry, but the Gaussian map is built with ground-truth poses (the
+    /// bag's ground-truth topic or `--gt`): map quality measured apart from the estimator.
+    Oracle,
 }
 
 /// Back-pressure policy.
@@ -79,6 +84,9 @@ pub struct PipelineOptions {
     /// Inputs already carry the config's unit and clock corrections (the ROS node applies
     /// them in its ingest): the estimator then must not apply them again.
     pub inputs_corrected: bool,
+    /// Ground truth the mapper uses instead of the estimate ([`Mode::Oracle`]).
+    #[serde(skip)]
+    pub oracle: Option<OraclePoses>,
 }
 
 impl Default for PipelineOptions {
@@ -93,6 +101,7 @@ impl Default for PipelineOptions {
             render_every: 10,
             centres_every: 50,
             inputs_corrected: false,
+            oracle: None,
         }
     }
 }
@@ -106,6 +115,8 @@ pub struct DropCounters {
     pub outputs: u64,
     /// Frames left unmapped because a stop (Ctrl-C, `max_frames`) came while they queued.
     pub mapper_frames_at_stop: u64,
+    /// Oracle mode: frames left unmapped because ground truth does not cover their stamps.
+    pub mapper_frames_without_ground_truth: u64,
 }
 
 /// Errors of the pipeline.

@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::stages::{run_pipeline, LiveStats, Output, Source};
-use super::{BagInput, OutputWriter, OutputsConfig, PipelineError, PipelineOptions, RunSummary};
+use super::{
+    BagInput, Mode, OraclePoses, OutputWriter, OutputsConfig, PipelineError, PipelineOptions,
+    RunSummary,
+};
 use crate::config::Config;
 use crate::sensors::PoseStamped;
 
@@ -41,6 +44,16 @@ pub fn run_offline(
     mut progress: impl FnMut(&Progress),
 ) -> Result<RunSummary, PipelineError> {
     let input = BagInput::open(bag, config)?;
+    let oracle_opts;
+    let opts = if opts.mode == Mode::Oracle && opts.oracle.is_none() {
+        oracle_opts = PipelineOptions {
+            oracle: Some(oracle_poses(&input, gt.as_ref())?),
+            ..opts.clone()
+        };
+        &oracle_opts
+    } else {
+        opts
+    };
     let total = input.scan_count();
     let stats = Arc::new(Mutex::new(LiveStats::default()));
     let mut writer = OutputWriter::create(
@@ -110,4 +123,33 @@ pub fn run_offline(
         ))),
         None => Ok(summary),
     }
+}
+
+/// The ground truth oracle mode maps with: `--gt` when given, else the bag's topic.
+fn oracle_poses(
+    input: &BagInput,
+    gt: Option<&ExternalGroundTruth>,
+) -> Result<OraclePoses, PipelineError> {
+    let (poses, source) = match gt {
+        Some(g) => (g.poses.clone(), g.source.clone()),
+        None => {
+            let (poses, bad) = input.ground_truth_poses()?;
+            if bad > 0 {
+                tracing::warn!("oracle mode: {bad} unreadable ground-truth messages skipped");
+            }
+            (poses, "the bag's ground-truth topic".to_string())
+        }
+    };
+    let n = poses.len();
+    let oracle = OraclePoses::new(poses).ok_or_else(|| {
+        PipelineError::Output(format!(
+            "--mode oracle needs a ground-truth trajectory: {source} has {n} poses (give the \
+             config's topics.ground_truth or --gt FILE.tum)"
+        ))
+    })?;
+    tracing::info!(
+        "oracle mode: mapping with {} ground-truth poses from {source}",
+        oracle.len()
+    );
+    Ok(oracle)
 }

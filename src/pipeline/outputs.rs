@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::stages::{Finished, Output, PipelineHandle};
-use super::summary::{Accuracy, RenderQuality, RunSummary};
+use super::summary::{process_cpu_seconds, Accuracy, RenderQuality, RunSummary};
 use super::{PipelineError, PipelineOptions};
 use crate::bag::BagWriter;
 use crate::config::Config;
@@ -68,10 +68,13 @@ pub struct OutputWriter {
     path: PathBuffer,
     poses: Vec<PoseStamped>,
     psnr: Vec<f64>,
+    ssim: Vec<f64>,
     pngs: usize,
     registered: u64,
     last_summary: Instant,
     started: Instant,
+    /// Process CPU seconds at the start (see [`process_cpu_seconds`]).
+    cpu_started: Option<f64>,
     written: Vec<String>,
     bag_name: String,
     options: PipelineOptions,
@@ -115,10 +118,12 @@ impl OutputWriter {
             path: PathBuffer::new(100_000),
             poses: Vec::new(),
             psnr: Vec::new(),
+            ssim: Vec::new(),
             pngs: 0,
             registered: 0,
             last_summary: Instant::now(),
             started: Instant::now(),
+            cpu_started: process_cpu_seconds(),
             written: vec!["trajectory.tum".into(), "summary.json".into()],
             bag_name: bag_name.into(),
             options: options.clone(),
@@ -201,6 +206,9 @@ impl OutputWriter {
                 if let Some(p) = r.psnr.filter(|p| p.is_finite()) {
                     self.psnr.push(p);
                 }
+                if let Some(v) = r.ssim.filter(|v| v.is_finite()) {
+                    self.ssim.push(v);
+                }
                 if let Some(bag) = self.bag.as_mut() {
                     let stamp = r.camera.stamp;
                     let mut render = r.render.clone();
@@ -252,12 +260,17 @@ impl OutputWriter {
             self.started.elapsed().as_secs_f64(),
         );
         s.outputs = self.written.clone();
+        if let (Some(a), Some(b)) = (self.cpu_started, process_cpu_seconds()) {
+            s.cpu_seconds = Some(b - a);
+        }
         if !self.psnr.is_empty() {
             s.render_quality = Some(RenderQuality {
                 renders: self.psnr.len(),
                 psnr_mean_db: self.psnr.iter().sum::<f64>() / self.psnr.len() as f64,
                 psnr_min_db: self.psnr.iter().copied().fold(f64::INFINITY, f64::min),
                 psnr_max_db: self.psnr.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                ssim_mean: (!self.ssim.is_empty())
+                    .then(|| self.ssim.iter().sum::<f64>() / self.ssim.len() as f64),
             });
         }
         if !self.errors.is_empty() {

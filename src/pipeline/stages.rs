@@ -346,10 +346,21 @@ impl Estimator<'_> {
 
         let t = Instant::now();
         let imu_t_lidar = self.cfg.extrinsics.imu_T_lidar.0;
+        // The poses the map is built with: the estimate, or ground truth in oracle mode (`None`
+        // where it does not cover the scan: the frame is then odometry only).
+        let oracle = self.opts.oracle.as_ref();
+        let map_pose = match oracle {
+            Some(o) => o.pose_at(res.stamp).map(|pose| PoseStamped {
+                stamp: res.stamp,
+                pose,
+            }),
+            None => Some(cur.clone()),
+        };
+        let reg = map_pose.clone().unwrap_or_else(|| cur.clone());
         let points = register_scan(
             &pkg.scan,
             self.prev.as_ref(),
-            &cur,
+            &reg,
             &imu_t_lidar,
             self.cfg.lidar.min_range,
             self.cfg.lidar.max_range,
@@ -359,13 +370,14 @@ impl Estimator<'_> {
             .iter()
             .zip(&gains)
             .map(|(img, &exposure)| {
-                let world_t_imu = match &self.prev {
-                    Some(p0) if cur.stamp > p0.stamp => {
+                let world_t_imu = match (oracle.and_then(|o| o.pose_at(img.stamp)), &self.prev) {
+                    (Some(gt), _) => gt,
+                    (None, Some(p0)) if reg.stamp > p0.stamp => {
                         let a = stamp_diff_secs(img.stamp, p0.stamp)
-                            / stamp_diff_secs(cur.stamp, p0.stamp);
-                        interpolate(&p0.pose, &cur.pose, a.clamp(-1.0, 1.0))
+                            / stamp_diff_secs(reg.stamp, p0.stamp);
+                        interpolate(&p0.pose, &reg.pose, a.clamp(-1.0, 1.0))
                     }
-                    _ => cur.pose,
+                    _ => reg.pose,
                 };
                 PosedFrameImage {
                     image: img.clone(),
@@ -380,8 +392,8 @@ impl Estimator<'_> {
         for p in &points {
             cloud.push([p[0] as f32, p[1] as f32, p[2] as f32], 0.0, 0.0);
         }
-        let sensor = (cur.pose * imu_t_lidar).translation.vector;
-        self.prev = Some(cur.clone());
+        let sensor = (reg.pose * imu_t_lidar).translation.vector;
+        self.prev = map_pose.clone();
         {
             let mut s = lock(&self.stats);
             for (n, v) in &times {
@@ -405,11 +417,14 @@ impl Estimator<'_> {
         if !send(&self.out, Output::Registered(cloud), flow, drop_out) {
             return false;
         }
-        if let Some(map) = &self.map {
+        if self.map.is_some() && map_pose.is_none() {
+            lock(stats).drops.mapper_frames_without_ground_truth += 1;
+        }
+        if let (Some(map), Some(_)) = (&self.map, &map_pose) {
             let f = MapFrame {
                 index: k,
                 stamp: res.stamp,
-                world_t_imu: cur.pose,
+                world_t_imu: reg.pose,
                 points,
                 sensor: [sensor.x, sensor.y, sensor.z],
                 images,

@@ -96,6 +96,7 @@ pub struct RenderQuality {
     pub psnr_mean_db: f64,
     pub psnr_min_db: f64,
     pub psnr_max_db: f64,
+    pub ssim_mean: Option<f64>,
 }
 
 /// Everything `summary.json` holds.
@@ -114,6 +115,11 @@ pub struct RunSummary {
     pub sensor_seconds: f64,
     /// Sensor time / wall time (> 1: faster than real time).
     pub real_time_factor: f64,
+    /// CPU time (user + system, all threads) the process spent during the run, when the OS
+    /// reports it: unlike wall time it barely depends on what else the machine runs, so
+    /// `cpu_seconds / sensor_seconds` compares runs on a busy machine (and divided by the cores
+    /// bounds the real-time factor an idle machine can reach).
+    pub cpu_seconds: Option<f64>,
     pub stages: BTreeMap<String, StageStats>,
     pub ingest: IngestCounters,
     pub sync: SyncCounters,
@@ -151,6 +157,7 @@ impl RunSummary {
             } else {
                 0.0
             },
+            cpu_seconds: None,
             stages: s.timings.stats(),
             ingest: s.ingest.clone(),
             sync: s.sync.clone(),
@@ -174,6 +181,26 @@ impl RunSummary {
     }
 }
 
+/// CPU seconds (user + system, all threads) this process has used, from `/proc/self/stat`
+/// (Linux); `None` elsewhere or when unreadable.
+pub fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    parse_proc_stat_cpu(&stat)
+}
+
+/// utime + stime of a `/proc/<pid>/stat` line, in seconds. The command name (field 2) may hold
+/// spaces and parentheses, so fields are counted after its last `)`. Linux reports both in
+/// USER_HZ ticks, which is 100 on every architecture it exposes to user space.
+fn parse_proc_stat_cpu(stat: &str) -> Option<f64> {
+    const USER_HZ: f64 = 100.0;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // After the name: state is field 3, utime field 14, stime field 15.
+    let mut f = rest.split_whitespace().skip(11);
+    let utime: u64 = f.next()?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / USER_HZ)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +217,18 @@ mod tests {
         let s = StageStats::of(&[3.0, 1.0, 2.0]);
         assert_eq!((s.median_ms, s.p95_ms), (2.0, 3.0));
         assert_eq!(StageStats::of(&[]).count, 0);
+    }
+
+    #[test]
+    fn proc_stat_cpu_time() {
+        // A name with a space and a parenthesis; utime 250 and stime 30 ticks.
+        let line = "4242 (gs (livo) 1) R 1 2 3 4 5 6 7 8 9 10 250 30 0 0 20 0 3 0 100 200 300";
+        assert_eq!(parse_proc_stat_cpu(line), Some(2.8));
+        assert_eq!(parse_proc_stat_cpu("4242 (x) R 1 2"), None);
+        assert_eq!(parse_proc_stat_cpu("garbage"), None);
+        if cfg!(target_os = "linux") {
+            let t = process_cpu_seconds().expect("/proc/self/stat");
+            assert!(t >= 0.0 && t.is_finite());
+        }
     }
 }

@@ -43,10 +43,11 @@ pub struct RenderArgs {
     /// Repetitions for the (slow) CPU reference backend.
     #[arg(long, default_value_t = 3)]
     pub cpu_runs: usize,
-    /// Instead of timing: compare the Vulkan backend with the CPU reference (forward images,
-    /// every gradient group, pose gradient, loss) on small random scenes (float atomics and the
-    /// CAS fallback) and on `--verify-scenes`; prints relative errors with PASS/FAIL against the
-    /// test tolerances and exits non-zero on any FAIL.
+    /// Instead of timing: compare the Vulkan and the fast backends (`--backend all`, the
+    /// default, needs a Vulkan device; or `vulkan` or `fast` alone) with the CPU reference
+    /// (forward images, every gradient group, pose gradient, loss) on small random scenes (on
+    /// Vulkan with float atomics and the CAS fallback) and on `--verify-scenes`; prints relative
+    /// errors with PASS/FAIL against the test tolerances and exits non-zero on any FAIL.
     #[arg(long)]
     pub verify: bool,
     /// Realistic scenes for `--verify`, as GAUSSIANS@WxH (benchmark scenes, SH degree 3).
@@ -195,58 +196,84 @@ fn verify_scenes(a: &RenderArgs) -> anyhow::Result<Vec<VerifyScene>> {
     Ok(v)
 }
 
-/// `bench render --verify`: Vulkan against the CPU reference, one column per scene.
+/// `bench render --verify`: the Vulkan and/or fast backends (per `--backend`) against the CPU
+/// f64 reference, one column per backend and scene.
 fn run_verify(a: &RenderArgs) -> anyhow::Result<()> {
-    use render::verify::compare_backends;
+    use render::verify::{compare_backends, SceneReport};
+    let (vulkan, fast) = match a.backend.as_str() {
+        "all" => (true, true),
+        "vulkan" => (true, false),
+        "fast" => (false, true),
+        b => anyhow::bail!(
+            "--verify --backend {b}: expected all, vulkan or fast (cpu is the reference)"
+        ),
+    };
     let scenes = verify_scenes(a)?;
     let mut cpu = render::cpu::CpuRenderer::new(&RenderConfig::default());
-    let mut reports = Vec::new();
-    for s in &scenes {
-        let cfg = RenderConfig {
-            backend: BackendChoice::Vulkan,
-            float_atomics: s.float_atomics,
-            ..RenderConfig::default()
+    let mut fast_r = render::fast::FastRenderer::new(&RenderConfig::default());
+    let mut columns: Vec<(String, SceneReport)> = Vec::new();
+    let cam_pose = |s: &VerifyScene| (render::test_camera(s.width, s.height), render::test_pose());
+    if vulkan {
+        for s in &scenes {
+            let cfg = RenderConfig {
+                backend: BackendChoice::Vulkan,
+                float_atomics: s.float_atomics,
+                ..RenderConfig::default()
+            }
+            .with_env()?;
+            let mut gpu = render::vulkan::VulkanRenderer::new(&cfg).map_err(|e| {
+                anyhow::anyhow!("--verify needs a Vulkan device (or --backend fast): {e}")
+            })?;
+            let (cam, pose) = cam_pose(s);
+            let t0 = std::time::Instant::now();
+            let rep = compare_backends(&mut gpu, &mut cpu, &s.gaussians, &cam, &pose, s.seed)?;
+            println!(
+                "scene {}: device {}, mean alpha {:.3}, {:.1} s",
+                s.label,
+                gpu.device_name(),
+                rep.mean_alpha,
+                t0.elapsed().as_secs_f64()
+            );
+            columns.push((format!("vulkan {}", s.label), rep));
         }
-        .with_env()?;
-        let mut gpu = render::vulkan::VulkanRenderer::new(&cfg)
-            .map_err(|e| anyhow::anyhow!("--verify needs a Vulkan device: {e}"))?;
-        let cam = render::test_camera(s.width, s.height);
-        let t0 = std::time::Instant::now();
-        let rep = compare_backends(
-            &mut gpu,
-            &mut cpu,
-            &s.gaussians,
-            &cam,
-            &render::test_pose(),
-            s.seed,
-        )?;
-        println!(
-            "scene {}: device {}, mean alpha {:.3}, {:.1} s",
-            s.label,
-            gpu.device_name(),
-            rep.mean_alpha,
-            t0.elapsed().as_secs_f64()
-        );
-        reports.push(rep);
+    }
+    if fast {
+        for s in &scenes {
+            if !s.float_atomics {
+                // The CAS variant only differs on Vulkan.
+                continue;
+            }
+            let (cam, pose) = cam_pose(s);
+            let t0 = std::time::Instant::now();
+            let rep = compare_backends(&mut fast_r, &mut cpu, &s.gaussians, &cam, &pose, s.seed)?;
+            println!(
+                "scene {}: device {}, mean alpha {:.3}, {:.1} s",
+                s.label,
+                fast_r.device_name(),
+                rep.mean_alpha,
+                t0.elapsed().as_secs_f64()
+            );
+            columns.push((format!("fast {}", s.label), rep));
+        }
     }
     println!();
-    println!("Relative error |gpu - cpu|_2 / |cpu|_2 per scene (worst element in brackets: max |diff| / max |cpu|)");
+    println!("Relative error |test - cpu|_2 / |cpu|_2 per backend and scene (worst element in brackets: max |diff| / max |cpu|)");
     println!();
     print!("| quantity | tolerance |");
-    for s in &scenes {
-        print!(" {} |", s.label);
+    for (label, _) in &columns {
+        print!(" {label} |");
     }
     println!(" result |");
     print!("|---|---:|");
-    for _ in &scenes {
+    for _ in &columns {
         print!("---:|");
     }
     println!("---|");
-    // Rows in the order of the first scene with the most checks (SH degree 0 has no ShRest).
-    let names: Vec<String> = reports
+    // Rows in the order of the first column with the most checks (SH degree 0 has no ShRest).
+    let names: Vec<String> = columns
         .iter()
-        .max_by_key(|r| r.checks.len())
-        .map(|r| r.checks.iter().map(|c| c.name.clone()).collect())
+        .max_by_key(|(_, r)| r.checks.len())
+        .map(|(_, r)| r.checks.iter().map(|c| c.name.clone()).collect())
         .unwrap_or_default();
     let mut all_pass = true;
     for name in &names {
@@ -254,7 +281,7 @@ fn run_verify(a: &RenderArgs) -> anyhow::Result<()> {
         let mut tol = 0.0;
         print!("| {name} |");
         let mut cells = String::new();
-        for r in &reports {
+        for (_, r) in &columns {
             match r.checks.iter().find(|c| &c.name == name) {
                 Some(c) => {
                     tol = c.tol;
@@ -272,10 +299,10 @@ fn run_verify(a: &RenderArgs) -> anyhow::Result<()> {
     }
     println!();
     if all_pass {
-        println!("verify: PASS ({} scenes)", scenes.len());
+        println!("verify: PASS ({} columns)", columns.len());
         Ok(())
     } else {
         println!("verify: FAIL");
-        anyhow::bail!("Vulkan and CPU rasterisers disagree beyond the test tolerances")
+        anyhow::bail!("a rasteriser and the CPU reference disagree beyond the test tolerances")
     }
 }

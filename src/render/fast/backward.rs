@@ -1,10 +1,10 @@
 //! Backward pass of one tile: splats back to front from the last contributor of any pixel,
 //! recovering each pixel's transmittance by division (as 3DGS does), with the same 16-lane rows
-//! as the forward pass. Per-splat sums go to the calling thread's own accumulator, so threads
-//! never share a write.
+//! as the forward pass. Each splat's sums over the tile's pixels go to its own slot (one per
+//! tile-list entry), so tiles can run on any thread and still add up in a fixed order.
 
 use super::forward::{lanes, AMAX, AMIN};
-use super::tile::{exp_neg, TilePix, TileSplats, PIX, W, XS};
+use super::tile::{exp_neg, Rec, TilePix, PIX, W, XS};
 
 /// Sums per splat: colour r, g, b, depth, opacity, then with `P = d loss / d power`:
 /// `sum P dx, P dy, P dx^2, P dx dy, P dy^2` (`dx = mean - pixel`), see [`screen_grad`].
@@ -13,10 +13,8 @@ pub type Acc = [f32; 10];
 /// Per-pixel state of the reverse traversal plus the tile's output gradients.
 pub struct BwdState {
     t: [f32; PIX],
-    /// Blended value behind the current splat: colour r, g, b, depth, alpha.
-    acc: [[f32; PIX]; 5],
-    last_a: [f32; PIX],
-    last_f: [[f32; PIX]; 4],
+    /// Normalised blend of what lies behind the current splat: colour r, g, b, depth, alpha.
+    behind: [[f32; PIX]; 5],
     /// d loss / d (colour r, g, b, depth, alpha) of the tile's pixels (zero outside the image).
     pub dl: [[f32; PIX]; 5],
 }
@@ -25,37 +23,93 @@ impl Default for BwdState {
     fn default() -> Self {
         Self {
             t: [0.0; PIX],
-            acc: [[0.0; PIX]; 5],
-            last_a: [0.0; PIX],
-            last_f: [[0.0; PIX]; 4],
+            behind: [[0.0; PIX]; 5],
             dl: [[0.0; PIX]; 5],
         }
     }
 }
 
-/// Adds the tile's contribution to every splat's sums in `acc` (indexed by depth rank).
-pub fn backward_tile(s: &TileSplats, px: &TilePix, st: &mut BwdState, acc: &mut [Acc]) {
+/// Writes into `out[j]` the sums of splat `s[j]` over the tile's pixels (zero for splats no
+/// pixel reached). `extra`: the depth and alpha rows of `st.dl` may be non-zero (without them a
+/// leaner loop runs).
+pub fn backward_tile(s: &[Rec], px: &TilePix, st: &mut BwdState, extra: bool, out: &mut [Acc]) {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { backward_tile_avx2(s, px, st, acc) };
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked just above).
+            return unsafe { backward_tile_avx512(s, px, st, extra, out) };
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { backward_tile_avx2(s, px, st, extra, out) };
+        }
     }
-    backward_tile_impl(s, px, st, acc)
+    backward_tile_portable(s, px, st, extra, out)
+}
+
+/// The same code with 16-lane registers (same bits: no fused multiply-adds anywhere).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn backward_tile_avx512(
+    s: &[Rec],
+    px: &TilePix,
+    st: &mut BwdState,
+    extra: bool,
+    out: &mut [Acc],
+) {
+    if extra {
+        backward_tile_impl::<true>(s, px, st, out)
+    } else {
+        backward_tile_impl::<false>(s, px, st, out)
+    }
 }
 
 /// The same code compiled for AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn backward_tile_avx2(s: &TileSplats, px: &TilePix, st: &mut BwdState, acc: &mut [Acc]) {
-    backward_tile_impl(s, px, st, acc)
+unsafe fn backward_tile_avx2(
+    s: &[Rec],
+    px: &TilePix,
+    st: &mut BwdState,
+    extra: bool,
+    out: &mut [Acc],
+) {
+    if extra {
+        backward_tile_impl::<true>(s, px, st, out)
+    } else {
+        backward_tile_impl::<false>(s, px, st, out)
+    }
+}
+
+/// The portable version (what the dispatch falls back to; public so tests can compare).
+pub fn backward_tile_portable(
+    s: &[Rec],
+    px: &TilePix,
+    st: &mut BwdState,
+    extra: bool,
+    out: &mut [Acc],
+) {
+    if extra {
+        backward_tile_impl::<true>(s, px, st, out)
+    } else {
+        backward_tile_impl::<false>(s, px, st, out)
+    }
 }
 
 #[inline(always)]
-fn backward_tile_impl(s: &TileSplats, px: &TilePix, st: &mut BwdState, acc: &mut [Acc]) {
-    let Some(&jmax) = px.last.iter().max() else {
-        return;
-    };
-    if jmax < 0 {
+fn backward_tile_impl<const EXTRA: bool>(
+    s: &[Rec],
+    px: &TilePix,
+    st: &mut BwdState,
+    out: &mut [Acc],
+) {
+    let jmax = px.last.iter().copied().max().unwrap_or(-1).max(-1);
+    let n = s.len().min(out.len());
+    let live = ((jmax + 1) as usize).min(n);
+    for o in &mut out[live..] {
+        *o = [0.0; 10];
+    }
+    if live == 0 {
         return;
     }
     // Last contributor per row: a splat behind it cannot touch the row.
@@ -68,58 +122,62 @@ fn backward_tile_impl(s: &TileSplats, px: &TilePix, st: &mut BwdState, acc: &mut
             .unwrap_or(-1);
     }
     st.t = px.t;
-    st.acc = [[0.0; PIX]; 5];
-    st.last_a = [0.0; PIX];
-    st.last_f = [[0.0; PIX]; 4];
-    for j in (0..=jmax as usize).rev() {
-        let g = [s.mx[j], 0.0, s.ca[j], s.cb[j], s.cc[j], s.op[j]];
-        let f = [s.f[0][j], s.f[1][j], s.f[2][j], s.f[3][j]];
+    st.behind = [[0.0; PIX]; 5];
+    for j in (0..live).rev() {
+        let sp = &s[j];
         let mut sums = [[0.0f32; W]; 10];
         #[allow(clippy::needless_range_loop)] // y also indexes the tile rows
-        for y in s.y0[j] as usize..s.y1[j] as usize {
+        for y in sp.y0 as usize..sp.y1 as usize {
             if row_last[y] < j as i32 {
                 continue;
             }
-            let mut g = g;
-            g[1] = s.my[j] - y as f32;
-            row(g, f, j as i32, y * W, px, st, &mut sums);
+            let g = [sp.mx, sp.my - y as f32, sp.ca, sp.cb, sp.cc, sp.op];
+            row::<EXTRA>(g, sp.f, j as i32, y * W, &px.last, st, &mut sums);
         }
-        let a = &mut acc[s.rank[j] as usize];
-        for (k, lane) in sums.iter().enumerate() {
-            a[k] += lane.iter().sum::<f32>();
-        }
+        out[j] = reduce(&sums);
     }
 }
 
+/// Lane sums of the ten accumulators, as a fixed pairwise tree (vectorises, same bits on every
+/// CPU).
 #[inline(always)]
-fn row(
+fn reduce(s: &[[f32; W]; 10]) -> Acc {
+    let mut h8 = [[0.0f32; 8]; 10];
+    for (h, v) in h8.iter_mut().zip(s) {
+        for x in 0..8 {
+            h[x] = v[x] + v[x + 8];
+        }
+    }
+    let mut h4 = [[0.0f32; 4]; 10];
+    for (h, v) in h4.iter_mut().zip(&h8) {
+        for x in 0..4 {
+            h[x] = v[x] + v[x + 4];
+        }
+    }
+    std::array::from_fn(|k| (h4[k][0] + h4[k][2]) + (h4[k][1] + h4[k][3]))
+}
+
+#[inline(always)]
+fn row<const EXTRA: bool>(
     g: [f32; 6],
     f: [f32; 4],
     j: i32,
     o: usize,
-    px: &TilePix,
+    last: &[i32; PIX],
     st: &mut BwdState,
     sums: &mut [[f32; W]; 10],
 ) {
     let [mx, dy, ca, cb, cc, op] = g;
     let r = o..o + W;
-    let last: &[i32; W] = px.last[r.clone()].try_into().expect("row");
+    let last: &[i32; W] = last[r.clone()].try_into().expect("row");
     let t = lanes(&mut st.t[r.clone()]);
-    let la = lanes(&mut st.last_a[r.clone()]);
-    let [a0, a1, a2, a3, a4] = &mut st.acc;
-    let (a0, a1, a2, a3, a4) = (
-        lanes(&mut a0[r.clone()]),
-        lanes(&mut a1[r.clone()]),
-        lanes(&mut a2[r.clone()]),
-        lanes(&mut a3[r.clone()]),
-        lanes(&mut a4[r.clone()]),
-    );
-    let [l0, l1, l2, l3] = &mut st.last_f;
-    let (l0, l1, l2, l3) = (
-        lanes(&mut l0[r.clone()]),
-        lanes(&mut l1[r.clone()]),
-        lanes(&mut l2[r.clone()]),
-        lanes(&mut l3[r.clone()]),
+    let [b0, b1, b2, b3, b4] = &mut st.behind;
+    let (b0, b1, b2, b3, b4) = (
+        lanes(&mut b0[r.clone()]),
+        lanes(&mut b1[r.clone()]),
+        lanes(&mut b2[r.clone()]),
+        lanes(&mut b3[r.clone()]),
+        lanes(&mut b4[r.clone()]),
     );
     let dl: [&[f32; W]; 5] = std::array::from_fn(|c| st.dl[c][r.clone()].try_into().expect("row"));
     for x in 0..W {
@@ -130,37 +188,30 @@ fn row(
         let a = raw.min(AMAX);
         let ok = (power <= 0.0) & (a >= AMIN) & (j <= last[x]);
         let ti = t[x] / (1.0 - a);
-        let pa = la[x];
-        let q = 1.0 - pa;
-        let b0 = pa * l0[x] + q * a0[x];
-        let b1 = pa * l1[x] + q * a1[x];
-        let b2 = pa * l2[x] + q * a2[x];
-        let b3 = pa * l3[x] + q * a3[x];
-        let b4 = pa + q * a4[x];
-        let dl_da = ((f[0] - b0) * dl[0][x]
-            + (f[1] - b1) * dl[1][x]
-            + (f[2] - b2) * dl[2][x]
-            + (f[3] - b3) * dl[3][x]
-            + (1.0 - b4) * dl[4][x])
-            * ti;
+        let mut dl_da =
+            (f[0] - b0[x]) * dl[0][x] + (f[1] - b1[x]) * dl[1][x] + (f[2] - b2[x]) * dl[2][x];
+        if EXTRA {
+            dl_da += (f[3] - b3[x]) * dl[3][x] + (1.0 - b4[x]) * dl[4][x];
+        }
+        let dl_da = dl_da * ti;
         // Selects rather than a branch, so the row loop stays vectorisable.
+        let q = 1.0 - a;
         let keep = |new: f32, old: f32| if ok { new } else { old };
-        a0[x] = keep(b0, a0[x]);
-        a1[x] = keep(b1, a1[x]);
-        a2[x] = keep(b2, a2[x]);
-        a3[x] = keep(b3, a3[x]);
-        a4[x] = keep(b4, a4[x]);
-        la[x] = keep(a, la[x]);
-        l0[x] = keep(f[0], l0[x]);
-        l1[x] = keep(f[1], l1[x]);
-        l2[x] = keep(f[2], l2[x]);
-        l3[x] = keep(f[3], l3[x]);
+        b0[x] = keep(a * f[0] + q * b0[x], b0[x]);
+        b1[x] = keep(a * f[1] + q * b1[x], b1[x]);
+        b2[x] = keep(a * f[2] + q * b2[x], b2[x]);
+        if EXTRA {
+            b3[x] = keep(a * f[3] + q * b3[x], b3[x]);
+            b4[x] = keep(a + q * b4[x], b4[x]);
+        }
         t[x] = keep(ti, t[x]);
         let w = if ok { a * ti } else { 0.0 };
         sums[0][x] += w * dl[0][x];
         sums[1][x] += w * dl[1][x];
         sums[2][x] += w * dl[2][x];
-        sums[3][x] += w * dl[3][x];
+        if EXTRA {
+            sums[3][x] += w * dl[3][x];
+        }
         let dq = if ok & (raw <= AMAX) { dl_da } else { 0.0 };
         sums[4][x] += gauss * dq;
         let p = gauss * op * dq;
@@ -173,8 +224,7 @@ fn row(
 }
 
 /// Screen-space gradient of a splat with conic `(a, b, c)` from its summed accumulator.
-pub fn screen_grad(s: &Acc, conic: [f32; 3]) -> super::project::ScreenGrad {
-    let v = s.map(|x| x as f64);
+pub fn screen_grad(v: &[f64; 10], conic: [f32; 3]) -> super::project::ScreenGrad {
     let [ca, cb, cc] = conic.map(|x| x as f64);
     super::project::ScreenGrad {
         mean: [-(ca * v[5] + cb * v[6]), -(cc * v[6] + cb * v[5])],
@@ -182,5 +232,89 @@ pub fn screen_grad(s: &Acc, conic: [f32; 3]) -> super::project::ScreenGrad {
         opacity: v[4],
         colour: [v[0], v[1], v[2]],
         depth: v[3],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::fast::forward::{raster_tile, raster_tile_portable};
+    use rand::{Rng, SeedableRng};
+
+    /// Random splats over a tile (some reaching outside it), front to back.
+    fn random_recs(n: usize, seed: u64) -> Vec<Rec> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        (0..n)
+            .map(|_| {
+                let (mx, my) = (rng.gen_range(-4.0..20.0), rng.gen_range(-4.0..20.0));
+                let (sx, sy) = (rng.gen_range(0.8f32..5.0), rng.gen_range(0.8f32..5.0));
+                let rho = rng.gen_range(-0.6f32..0.6);
+                let det = sx * sx * sy * sy * (1.0 - rho * rho);
+                let ext = 3.5 * sx.max(sy);
+                Rec {
+                    mx,
+                    my,
+                    ca: sy * sy / det,
+                    cb: -rho * sx * sy / det,
+                    cc: sx * sx / det,
+                    op: rng.gen_range(0.05..0.99),
+                    f: [
+                        rng.gen_range(0.0..1.0),
+                        rng.gen_range(0.0..1.0),
+                        rng.gen_range(0.0..1.0),
+                        rng.gen_range(1.0..5.0),
+                    ],
+                    y0: (my - ext).ceil().clamp(0.0, 16.0) as u8,
+                    y1: ((my + ext).floor() + 1.0).clamp(0.0, 16.0) as u8,
+                }
+            })
+            .collect()
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// The dispatched (AVX-512 or AVX2) code gives the same bits as the portable code, and the
+    /// lean colour-only backward the same bits as the full one with zero depth/alpha gradients,
+    /// so runs are reproducible across CPUs and both paths are covered by the reference tests.
+    #[test]
+    fn cpu_feature_levels_and_lean_path_give_identical_bits() {
+        let recs = random_recs(400, 3);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        for (cols, rows) in [(16, 16), (7, 11)] {
+            let (mut a, mut b) = (TilePix::default(), TilePix::default());
+            raster_tile(&recs, &mut a, cols, rows);
+            raster_tile_portable(&recs, &mut b, cols, rows);
+            assert_eq!(bits(&a.t), bits(&b.t));
+            assert_eq!(a.last, b.last);
+            for ch in 0..4 {
+                assert_eq!(bits(&a.out[ch]), bits(&b.out[ch]));
+            }
+            let covered = a.last.iter().filter(|&&l| l >= 0).count();
+            assert!(2 * covered > cols * rows, "{covered}");
+            let mut st = BwdState::default();
+            for c in st.dl.iter_mut().take(3) {
+                for v in c.iter_mut() {
+                    *v = rng.gen_range(-1.0..1.0);
+                }
+            }
+            let mut outs = Vec::new();
+            for (extra, portable) in [(false, false), (false, true), (true, false), (true, true)] {
+                let mut o = vec![[f32::NAN; 10]; recs.len()];
+                if portable {
+                    backward_tile_portable(&recs, &a, &mut st, extra, &mut o);
+                } else {
+                    backward_tile(&recs, &a, &mut st, extra, &mut o);
+                }
+                outs.push(o.iter().flatten().map(|x| x.to_bits()).collect::<Vec<_>>());
+            }
+            assert!(outs.iter().all(|o| *o == outs[0]));
+            let nonzero = outs[0]
+                .iter()
+                .filter(|&&x| f32::from_bits(x) != 0.0)
+                .count();
+            assert!(nonzero > 1000, "{nonzero}");
+        }
     }
 }

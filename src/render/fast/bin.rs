@@ -1,6 +1,8 @@
 //! Depth order and tile binning: visible splats sorted once by (f32 depth, index), then a
 //! counting sort by tile that keeps that order, so every tile list is front to back (the
-//! reference's order) without a per-tile sort.
+//! reference's order) without a per-tile sort. Each splat also gets the list positions of its
+//! entries (its gradient slots), so its per-tile gradient parts can be summed in a fixed order
+//! whichever thread computed them.
 
 use super::project::Splat;
 use crate::render::types::TILE;
@@ -16,13 +18,27 @@ pub struct Bins {
     pub tile_start: Vec<u32>,
     /// Ranks per tile, ascending (front to back).
     pub list: Vec<u32>,
+    /// `slot_start[r]..slot_start[r + 1]` indexes `slots` for the splat of rank `r`.
+    pub slot_start: Vec<u32>,
+    /// Positions in `list` of each splat's entries, splat by splat, in tile order.
+    pub slots: Vec<u32>,
     keys: Vec<u64>,
     cursor: Vec<u32>,
 }
 
 impl Bins {
     pub fn tile_list(&self, tile: usize) -> &[u32] {
-        &self.list[self.tile_start[tile] as usize..self.tile_start[tile + 1] as usize]
+        &self.list[self.tile_range(tile)]
+    }
+
+    /// Positions of tile `tile`'s entries in `list`.
+    pub fn tile_range(&self, tile: usize) -> std::ops::Range<usize> {
+        self.tile_start[tile] as usize..self.tile_start[tile + 1] as usize
+    }
+
+    /// List positions of the entries of the splat of rank `r`.
+    pub fn slots_of(&self, r: usize) -> &[u32] {
+        &self.slots[self.slot_start[r] as usize..self.slot_start[r + 1] as usize]
     }
 
     /// Tiles `[x0, x1) x [y0, y1)` a splat is listed in: the reference's rectangle cut down to
@@ -77,17 +93,25 @@ impl Bins {
         }
         self.cursor.clear();
         self.cursor.extend_from_slice(&self.tile_start[..ntiles]);
+        let total = self.tile_start[ntiles] as usize;
         self.list.clear();
-        self.list.resize(self.tile_start[ntiles] as usize, 0);
+        self.list.resize(total, 0);
+        self.slots.clear();
+        self.slots.reserve(total);
+        self.slot_start.clear();
+        self.slot_start.reserve(self.order.len() + 1);
         for (r, s) in self.order.iter().enumerate() {
+            self.slot_start.push(self.slots.len() as u32);
             let [x0, x1, y0, y1] = Self::tiles_of(s);
             for y in y0..y1 {
                 for x in x0..x1 {
                     let c = &mut self.cursor[(y * tx + x) as usize];
                     self.list[*c as usize] = r as u32;
+                    self.slots.push(*c);
                     *c += 1;
                 }
             }
         }
+        self.slot_start.push(self.slots.len() as u32);
     }
 }

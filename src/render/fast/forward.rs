@@ -2,33 +2,53 @@
 //! 16 lanes per row without branches (so the compiler vectorises), stopping per pixel when the
 //! transmittance would fall below `T_MIN` and for the whole tile once every pixel has stopped.
 
-use super::tile::{exp_neg, TilePix, TileSplats, PIX, W, XS};
+use super::tile::{exp_neg, Rec, TilePix, PIX, W, XS};
 use crate::render::types::{ALPHA_MAX, ALPHA_MIN, T_MIN};
 
 pub const AMAX: f32 = ALPHA_MAX as f32;
 pub const AMIN: f32 = ALPHA_MIN as f32;
 const TMIN: f32 = T_MIN as f32;
 
-/// Blends the gathered splats into `px` (colour, depth, final transmittance and the position of
-/// each pixel's last contributor). Only the first `cols` x `rows` pixels lie inside the image.
-pub fn raster_tile(s: &TileSplats, px: &mut TilePix, cols: usize, rows: usize) {
+/// Blends the tile's splats `s` (front to back) into `px` (colour, depth, final transmittance
+/// and the position of each pixel's last contributor). Only the first `cols` x `rows` pixels
+/// lie inside the image.
+pub fn raster_tile(s: &[Rec], px: &mut TilePix, cols: usize, rows: usize) {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { raster_tile_avx2(s, px, cols, rows) };
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked just above).
+            return unsafe { raster_tile_avx512(s, px, cols, rows) };
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { raster_tile_avx2(s, px, cols, rows) };
+        }
     }
+    raster_tile_impl(s, px, cols, rows)
+}
+
+/// The same code with 16-lane registers: one instruction per tile row. Rust never fuses a
+/// multiply and an add on its own, so every variant gives the same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn raster_tile_avx512(s: &[Rec], px: &mut TilePix, cols: usize, rows: usize) {
     raster_tile_impl(s, px, cols, rows)
 }
 
 /// The same code compiled for AVX2 (8 lanes per instruction instead of SSE2's 4).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn raster_tile_avx2(s: &TileSplats, px: &mut TilePix, cols: usize, rows: usize) {
+unsafe fn raster_tile_avx2(s: &[Rec], px: &mut TilePix, cols: usize, rows: usize) {
+    raster_tile_impl(s, px, cols, rows)
+}
+
+/// The portable version (what the dispatch falls back to; public so tests can compare).
+pub fn raster_tile_portable(s: &[Rec], px: &mut TilePix, cols: usize, rows: usize) {
     raster_tile_impl(s, px, cols, rows)
 }
 
 #[inline(always)]
-fn raster_tile_impl(s: &TileSplats, px: &mut TilePix, cols: usize, rows: usize) {
+fn raster_tile_impl(s: &[Rec], px: &mut TilePix, cols: usize, rows: usize) {
     let mut alive = [0u32; PIX];
     // Live pixels per row: rows whose pixels have all stopped are skipped.
     let mut row_alive = [0usize; W];
@@ -45,19 +65,16 @@ fn raster_tile_impl(s: &TileSplats, px: &mut TilePix, cols: usize, rows: usize) 
     px.last = [-1; PIX];
     px.out = [[0.0; PIX]; 4];
     let [o0, o1, o2, o3] = &mut px.out;
-    for j in 0..s.len() {
-        let (mx, my) = (s.mx[j], s.my[j]);
-        let (ca, cb, cc, op) = (s.ca[j], s.cb[j], s.cc[j], s.op[j]);
-        let f = [s.f[0][j], s.f[1][j], s.f[2][j], s.f[3][j]];
+    for (j, sp) in s.iter().enumerate() {
         #[allow(clippy::needless_range_loop)] // y also indexes the tile rows
-        for y in s.y0[j] as usize..s.y1[j] as usize {
+        for y in sp.y0 as usize..sp.y1 as usize {
             if row_alive[y] == 0 {
                 continue;
             }
             let r = y * W..y * W + W;
             let stopped = row(
-                [mx, my - y as f32, ca, cb, cc, op],
-                f,
+                [sp.mx, sp.my - y as f32, sp.ca, sp.cb, sp.cc, sp.op],
+                sp.f,
                 j as i32,
                 lanes(&mut px.t[r.clone()]),
                 lanes(&mut px.last[r.clone()]),

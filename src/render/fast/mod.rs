@@ -3,12 +3,13 @@
 //!
 //! Projection and the chain rule stay f64 scalar per Gaussian ([`project`]); the visible splats
 //! are depth-sorted once and counting-sorted into 16x16 tiles ([`bin`]); each tile gathers its
-//! splats into contiguous arrays ([`tile`]) and blends them over 16-lane pixel rows limited to
+//! splats into contiguous records ([`tile`]) and blends them over 16-lane pixel rows limited to
 //! each splat's alpha >= 1/255 box, with per-pixel and per-tile early termination
-//! ([`forward`]); the backward pass walks the same lists back to front with per-thread
-//! accumulators ([`backward`]). Forward tiles are shared out to threads dynamically (each tile
-//! is computed alone), backward tiles round-robin so the per-thread sums are reproducible; all
-//! buffers are kept between calls.
+//! ([`forward`]); the backward pass walks the same records back to front and writes each
+//! splat's sums into the slot of its tile-list entry ([`backward`]), and the chain rule adds a
+//! splat's slots in tile order. So tiles and Gaussians are shared out to threads dynamically
+//! and the results are the same bits whatever the thread count or scheduling; all buffers are
+//! kept between calls.
 
 pub mod adam;
 pub mod backward;
@@ -30,15 +31,11 @@ use super::{
 use backward::{Acc, BwdState};
 use bin::Bins;
 use project::{Params, Splat, View};
-use tile::{TilePix, TileSplats, PIX, W};
+use tile::{Rec, TilePix, W};
 
-/// What one thread keeps between calls.
-#[derive(Default)]
-struct Worker {
-    splats: TileSplats,
-    bwd: Option<Box<BwdState>>,
-    acc: Vec<Acc>,
-}
+/// Gaussians per job of the per-Gaussian phases (projection, chain rule): fixed, so the pose
+/// gradient's partial sums do not depend on the thread count.
+const CHUNK: usize = 512;
 
 /// Multi-threaded f32 tile rasteriser on the CPU.
 pub struct FastRenderer {
@@ -50,15 +47,60 @@ pub struct FastRenderer {
     proj: Vec<Option<Splat>>,
     bins: Bins,
     tiles: Vec<TilePix>,
+    /// One record per tile-list entry (`bins.list` order), written by the forward pass.
+    recs: Vec<Rec>,
+    /// The backward pass's sums per tile-list entry.
+    entry: Vec<Acc>,
     colour: Vec<f32>,
     depth: Vec<f32>,
     alpha: Vec<f32>,
-    workers: Vec<Worker>,
+    /// Per-thread state of the backward pass.
+    bwd: Vec<Box<BwdState>>,
+    pose_parts: Vec<[f64; 6]>,
     grads: Gaussians,
     pose_grad: [f64; 6],
     have_grads: bool,
     loss_buf: loss::LossBuffers,
     loss_grad: Vec<f32>,
+}
+
+/// Runs `work` on every item on `states.len()` threads (the caller's among them), handing the
+/// items out one at a time; each item must be computed alone, so which thread takes it does not
+/// change the result.
+fn par_items<S, I>(states: &mut [S], items: I, work: impl Fn(&mut S, I::Item) + Sync)
+where
+    S: Send,
+    I: Iterator + Send,
+    I::Item: Send,
+{
+    let queue = Mutex::new(items);
+    let take = |st: &mut S| loop {
+        let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+        let Some(item) = next else { break };
+        work(st, item);
+    };
+    let Some((mine, others)) = states.split_last_mut() else {
+        return;
+    };
+    std::thread::scope(|sc| {
+        for st in others {
+            let take = &take;
+            sc.spawn(move || take(st));
+        }
+        take(mine);
+    });
+}
+
+/// Splits `v` (one item per tile-list entry) into the slices of the tiles.
+fn per_tile<'a, T>(mut v: &'a mut [T], bins: &Bins) -> Vec<&'a mut [T]> {
+    let n = bins.tile_start.len().saturating_sub(1);
+    let mut out = Vec::with_capacity(n);
+    for t in 0..n {
+        let (head, tail) = std::mem::take(&mut v).split_at_mut(bins.tile_range(t).len());
+        out.push(head);
+        v = tail;
+    }
+    out
 }
 
 impl FastRenderer {
@@ -79,10 +121,13 @@ impl FastRenderer {
             proj: Vec::new(),
             bins: Bins::default(),
             tiles: Vec::new(),
+            recs: Vec::new(),
+            entry: Vec::new(),
             colour: Vec::new(),
             depth: Vec::new(),
             alpha: Vec::new(),
-            workers: (0..threads).map(|_| Worker::default()).collect(),
+            bwd: (0..threads).map(|_| Box::default()).collect(),
+            pose_parts: Vec::new(),
             grads: Gaussians::zeros(0, 0).expect("degree 0"),
             pose_grad: [0.0; 6],
             have_grads: false,
@@ -99,37 +144,35 @@ impl FastRenderer {
         let params = Params::new(&self.gaussians);
         self.proj.clear();
         self.proj.resize(n, None);
-        let per = n.div_ceil(self.threads).max(256);
-        std::thread::scope(|sc| {
-            for (ci, chunk) in self.proj.chunks_mut(per).enumerate() {
-                let (params, view) = (&params, &view);
-                sc.spawn(move || {
-                    for (k, slot) in chunk.iter_mut().enumerate() {
-                        *slot = project::project(params, ci * per + k, view);
-                    }
-                });
-            }
-        });
+        let mut idle = vec![(); self.threads];
+        par_items(
+            &mut idle,
+            self.proj.chunks_mut(CHUNK).enumerate(),
+            |_, (ci, chunk)| {
+                for (k, slot) in chunk.iter_mut().enumerate() {
+                    *slot = project::project(&params, ci * CHUNK + k, &view);
+                }
+            },
+        );
         let (tx, ty) = cam.tiles();
         self.bins.build(&self.proj, (tx, ty));
         let ntiles = (tx * ty) as usize;
         self.tiles.resize(ntiles, TilePix::default());
+        // Every record is rewritten by its tile below.
+        self.recs.resize(self.bins.list.len(), Rec::default());
         let (w, h) = (cam.width as usize, cam.height as usize);
         let bins = &self.bins;
-        let queue = Mutex::new(self.tiles.iter_mut().enumerate());
-        std::thread::scope(|sc| {
-            for wk in self.workers.iter_mut() {
-                let queue = &queue;
-                sc.spawn(move || loop {
-                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
-                    let Some((t, px)) = next else { break };
-                    let (x, y) = (t as u32 % tx, t as u32 / tx);
-                    let cols = (w - x as usize * W).min(W);
-                    let rows = (h - y as usize * W).min(W);
-                    wk.splats.gather(bins, t, x, y, rows);
-                    forward::raster_tile(&wk.splats, px, cols, rows);
-                });
-            }
+        let items = self
+            .tiles
+            .iter_mut()
+            .zip(per_tile(&mut self.recs, bins))
+            .enumerate();
+        par_items(&mut idle, items, |_, (t, (px, recs))| {
+            let (x, y) = (t as u32 % tx, t as u32 / tx);
+            let cols = (w - x as usize * W).min(W);
+            let rows = (h - y as usize * W).min(W);
+            tile::gather(bins, t, x, y, rows, recs);
+            forward::raster_tile(recs, px, cols, rows);
         });
         // Tile-major state to row-major images.
         self.colour.resize(3 * w * h, 0.0);
@@ -170,93 +213,92 @@ impl FastRenderer {
         if let Some(d) = d_alpha {
             check_image(d.len(), np, "d_alpha")?;
         }
+        let extra = d_depth.is_some() || d_alpha.is_some();
         let (tx, _) = cam.tiles();
         let (w, h) = (cam.width as usize, cam.height as usize);
-        let nvis = self.bins.order.len();
-        let (bins, tiles) = (&self.bins, &self.tiles);
-        let stride = self.workers.len();
-        // Tiles are dealt out round-robin, not dynamically: each thread's sums then hold the
-        // same tiles in the same order on every run, so the gradients (and offline runs) are
-        // reproducible bit for bit.
-        std::thread::scope(|sc| {
-            for (first, wk) in self.workers.iter_mut().enumerate() {
-                sc.spawn(move || {
-                    wk.acc.clear();
-                    wk.acc.resize(nvis, [0.0; 10]);
-                    let st = wk.bwd.get_or_insert_with(Box::default);
-                    for t in (first..tiles.len()).step_by(stride) {
-                        let (x, y) = (t as u32 % tx, t as u32 / tx);
-                        let (ox, oy) = (x as usize * W, y as usize * W);
-                        let cols = (w - ox).min(W);
-                        let rows = (h - oy).min(W);
-                        for c in st.dl.iter_mut() {
-                            *c = [0.0; PIX];
-                        }
-                        for ly in 0..rows {
-                            for lx in 0..cols {
-                                let (p, q) = ((oy + ly) * w + ox + lx, ly * W + lx);
-                                for ch in 0..3 {
-                                    st.dl[ch][q] = d_colour[3 * p + ch];
-                                }
-                                st.dl[3][q] = d_depth.map_or(0.0, |d| d[p]);
-                                st.dl[4][q] = d_alpha.map_or(0.0, |d| d[p]);
-                            }
-                        }
-                        wk.splats.gather(bins, t, x, y, rows);
-                        backward::backward_tile(&wk.splats, &tiles[t], st, &mut wk.acc);
-                    }
-                });
+        let (bins, recs) = (&self.bins, &self.recs);
+        self.entry.resize(bins.list.len(), [0.0; 10]);
+        // Each tile writes the sums of its own list entries, so tiles can be shared out
+        // dynamically and the gradients are still the same bits on every run.
+        let items = self
+            .tiles
+            .iter()
+            .zip(per_tile(&mut self.entry, bins))
+            .enumerate();
+        par_items(&mut self.bwd, items, |st, (t, (px, out))| {
+            let (ox, oy) = ((t % tx as usize) * W, (t / tx as usize) * W);
+            let cols = (w - ox).min(W);
+            let rows = (h - oy).min(W);
+            let chans = if extra { 5 } else { 3 };
+            for c in st.dl[..chans].iter_mut() {
+                c.fill(0.0);
             }
+            for ly in 0..rows {
+                for lx in 0..cols {
+                    let (p, q) = ((oy + ly) * w + ox + lx, ly * W + lx);
+                    for ch in 0..3 {
+                        st.dl[ch][q] = d_colour[3 * p + ch];
+                    }
+                    if extra {
+                        st.dl[3][q] = d_depth.map_or(0.0, |d| d[p]);
+                        st.dl[4][q] = d_alpha.map_or(0.0, |d| d[p]);
+                    }
+                }
+            }
+            backward::backward_tile(&recs[bins.tile_range(t)], px, st, extra, out);
         });
         let g = &self.gaussians;
         if self.grads.len() != g.len() || self.grads.sh_degree() != g.sh_degree() {
             self.grads = Gaussians::zeros(g.len(), g.sh_degree())?;
-        } else {
-            self.grads.data.fill(0.0);
         }
         let params = Params::new(g);
-        let workers = &self.workers;
-        let parts = project::split_grads(&mut self.grads, self.threads);
-        let pose: [f64; 6] = std::thread::scope(|sc| {
-            let hs: Vec<_> = parts
-                .into_iter()
-                .map(|mut out| {
-                    let (params, view) = (&params, &view);
-                    sc.spawn(move || {
-                        let mut pose = [0.0; 6];
-                        let count = out.groups[3].len();
-                        for i in out.first..out.first + count {
-                            let r = bins.rank[i];
-                            if r == u32::MAX {
-                                continue;
-                            }
-                            let mut s: Acc = [0.0; 10];
-                            for wk in workers {
-                                for (a, b) in s.iter_mut().zip(&wk.acc[r as usize]) {
-                                    *a += b;
-                                }
-                            }
-                            let splat = &bins.order[r as usize];
-                            let sg = backward::screen_grad(&s, splat.conic);
-                            project::project_backward(
-                                params,
-                                i,
-                                view,
-                                &sg,
-                                splat.clamped,
-                                &mut out,
-                                &mut pose,
-                            );
+        let entry = &self.entry;
+        let parts = project::split_grads(&mut self.grads, g.len().div_ceil(CHUNK));
+        self.pose_parts.clear();
+        self.pose_parts.resize(parts.len(), [0.0; 6]);
+        let mut idle = vec![(); self.threads];
+        par_items(
+            &mut idle,
+            parts.into_iter().zip(self.pose_parts.iter_mut()),
+            |_, (mut out, pose)| {
+                for grp in out.groups.iter_mut() {
+                    grp.fill(0.0);
+                }
+                let count = out.groups[3].len();
+                for i in out.first..out.first + count {
+                    let r = bins.rank[i];
+                    if r == u32::MAX {
+                        continue;
+                    }
+                    // The splat's parts in tile order, whichever thread computed them.
+                    let mut s = [0.0f64; 10];
+                    for &slot in bins.slots_of(r as usize) {
+                        for (a, b) in s.iter_mut().zip(&entry[slot as usize]) {
+                            *a += *b as f64;
                         }
-                        pose
-                    })
-                })
-                .collect();
-            hs.into_iter()
-                .map(|h| h.join().expect("chain rule"))
-                .fold([0.0; 6], |a, b| std::array::from_fn(|k| a[k] + b[k]))
-        });
-        self.pose_grad = pose;
+                    }
+                    if s.iter().all(|&v| v == 0.0) {
+                        // No pixel reached it (e.g. hidden): its gradients stay zero.
+                        continue;
+                    }
+                    let splat = &bins.order[r as usize];
+                    let sg = backward::screen_grad(&s, splat.conic);
+                    project::project_backward(
+                        &params,
+                        i,
+                        &view,
+                        &sg,
+                        splat.clamped,
+                        &mut out,
+                        pose,
+                    );
+                }
+            },
+        );
+        self.pose_grad = self
+            .pose_parts
+            .iter()
+            .fold([0.0; 6], |a, b| std::array::from_fn(|k| a[k] + b[k]));
         self.have_grads = true;
         Ok(())
     }

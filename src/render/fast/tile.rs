@@ -1,6 +1,6 @@
-//! What one 16x16 tile works on: its splats gathered into contiguous f32 arrays in depth order
-//! (structure of arrays, tile-local coordinates, a row range per splat), the per-pixel state the
-//! forward pass leaves for the backward pass, and a vectorisable `exp`.
+//! What one 16x16 tile works on: its splats gathered into contiguous f32 records in depth order
+//! (tile-local coordinates, a row range per splat), the per-pixel state the forward pass leaves
+//! for the backward pass, and a vectorisable `exp`.
 
 use super::bin::Bins;
 use crate::render::types::TILE;
@@ -63,84 +63,48 @@ impl Default for TilePix {
     }
 }
 
-/// Splats of one tile, front to back, as contiguous arrays (reused between tiles and calls).
-#[derive(Debug, Default)]
-pub struct TileSplats {
-    pub mx: Vec<f32>,
-    pub my: Vec<f32>,
-    pub ca: Vec<f32>,
-    pub cb: Vec<f32>,
-    pub cc: Vec<f32>,
-    pub op: Vec<f32>,
+/// One splat as a tile reads it: tile-local mean, conic, opacity, colour and depth, and the
+/// rows `[y0, y1)` of the tile it can reach (empty when it reaches none). One record per entry
+/// of the tile lists, written by the forward pass and read again by the backward pass.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rec {
+    pub mx: f32,
+    pub my: f32,
+    /// Conic (a, b, c).
+    pub ca: f32,
+    pub cb: f32,
+    pub cc: f32,
+    pub op: f32,
     /// Colour r, g, b and depth.
-    pub f: [Vec<f32>; 4],
-    /// Rows [y0, y1) of the tile the splat can reach.
-    pub y0: Vec<u8>,
-    pub y1: Vec<u8>,
-    /// Depth rank of the splat (index into `Bins::order` and the gradient accumulators).
-    pub rank: Vec<u32>,
+    pub f: [f32; 4],
+    pub y0: u8,
+    pub y1: u8,
 }
 
-impl TileSplats {
-    pub fn len(&self) -> usize {
-        self.rank.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rank.is_empty()
-    }
-
-    fn clear(&mut self) {
-        for v in [
-            &mut self.mx,
-            &mut self.my,
-            &mut self.ca,
-            &mut self.cb,
-            &mut self.cc,
-        ] {
-            v.clear();
-        }
-        self.op.clear();
-        for v in self.f.iter_mut() {
-            v.clear();
-        }
-        self.y0.clear();
-        self.y1.clear();
-        self.rank.clear();
-    }
-
-    /// Gathers the splats of tile `(tx, ty)` that can reach one of its `rows` valid rows
-    /// (deterministic, so the backward pass sees the same list positions as the forward pass).
-    pub fn gather(&mut self, bins: &Bins, tile: usize, tx: u32, ty: u32, rows: usize) {
-        self.clear();
-        let (ox, oy) = ((tx * TILE) as f64, (ty * TILE) as f64);
-        for &rank in bins.tile_list(tile) {
-            let s = &bins.order[rank as usize];
-            let mx = (s.mean[0] - ox) as f32;
-            let my = (s.mean[1] - oy) as f32;
-            let [ex, ey] = s.extent;
-            if mx + ex < 0.0 || mx - ex > (W - 1) as f32 {
-                continue;
-            }
-            let y0 = (my - ey).ceil().max(0.0);
-            let y1 = ((my + ey).floor() + 1.0).min(rows as f32);
-            if y0 >= y1 {
-                continue;
-            }
-            self.mx.push(mx);
-            self.my.push(my);
-            self.ca.push(s.conic[0]);
-            self.cb.push(s.conic[1]);
-            self.cc.push(s.conic[2]);
-            self.op.push(s.opacity);
-            for ch in 0..3 {
-                self.f[ch].push(s.colour[ch]);
-            }
-            self.f[3].push(s.depth);
-            self.y0.push(y0 as u8);
-            self.y1.push(y1 as u8);
-            self.rank.push(rank);
-        }
+/// Fills `out` (one record per entry of tile `(tx, ty)`'s list, in list order, so the backward
+/// pass and the per-splat gradient slots see the same positions) for a tile with `rows` valid
+/// rows.
+pub fn gather(bins: &Bins, tile: usize, tx: u32, ty: u32, rows: usize, out: &mut [Rec]) {
+    let (ox, oy) = ((tx * TILE) as f64, (ty * TILE) as f64);
+    for (&rank, r) in bins.tile_list(tile).iter().zip(out.iter_mut()) {
+        let s = &bins.order[rank as usize];
+        let mx = (s.mean[0] - ox) as f32;
+        let my = (s.mean[1] - oy) as f32;
+        let [ex, ey] = s.extent;
+        let y0 = (my - ey).ceil().max(0.0);
+        let y1 = ((my + ey).floor() + 1.0).min(rows as f32);
+        let reach = mx + ex >= 0.0 && mx - ex <= (W - 1) as f32 && y0 < y1;
+        *r = Rec {
+            mx,
+            my,
+            ca: s.conic[0],
+            cb: s.conic[1],
+            cc: s.conic[2],
+            op: s.opacity,
+            f: [s.colour[0], s.colour[1], s.colour[2], s.depth],
+            y0: if reach { y0 as u8 } else { 0 },
+            y1: if reach { y1 as u8 } else { 0 },
+        };
     }
 }
 

@@ -30,20 +30,31 @@ pub struct PipelineArgs {
     pub set: Vec<String>,
 }
 
-/// The config overrides of a profile: the Gaussian window and the optimisation resolution
-/// (embedded: 256x216 as GS-LIVO on an Orin NX; desktop: the full camera resolution).
+/// The config overrides of a profile: the Gaussian window, the optimisation resolution and
+/// iterations (embedded: [`gs_livo::gaussian::GaussianConfig::embedded`], 256x216 as GS-LIVO on
+/// an Orin NX; desktop: the full camera resolution).
 pub fn profile_overrides(name: &str) -> anyhow::Result<Vec<String>> {
-    let [w, h] = gs_livo::gaussian::EMBEDDED_RESOLUTION;
     Ok(match name {
-        "embedded" => vec![
-            "gaussian.window_capacity=20000".into(),
-            format!("gaussian.resolution=[{w}, {h}]"),
-        ],
-        "desktop" => vec![
-            "gaussian.window_capacity=100000".into(),
-            "gaussian.downsample=1".into(),
-            "gaussian.resolution=null".into(),
-        ],
+        "embedded" => {
+            let e = gs_livo::gaussian::GaussianConfig::embedded();
+            let [w, h] = e
+                .resolution
+                .unwrap_or(gs_livo::gaussian::EMBEDDED_RESOLUTION);
+            vec![
+                format!("gaussian.window_capacity={}", e.window_capacity),
+                format!("gaussian.resolution=[{w}, {h}]"),
+                format!("gaussian.iterations={}", e.iterations),
+            ]
+        }
+        "desktop" => {
+            let d = gs_livo::gaussian::GaussianConfig::desktop();
+            vec![
+                format!("gaussian.window_capacity={}", d.window_capacity),
+                "gaussian.downsample=1".into(),
+                "gaussian.resolution=null".into(),
+                format!("gaussian.iterations={}", d.iterations),
+            ]
+        }
         other => anyhow::bail!("unknown profile `{other}` (embedded|desktop)"),
     })
 }

@@ -79,6 +79,9 @@ pub struct GaussianConfig {
 /// Optimisation resolution of the embedded profile (as GS-LIVO on an Orin NX).
 pub const EMBEDDED_RESOLUTION: [u32; 2] = [256, 216];
 
+/// Adam iterations per frame of the embedded profile.
+pub const EMBEDDED_ITERATIONS: u32 = 3;
+
 impl Default for GaussianConfig {
     fn default() -> Self {
         Self::desktop()
@@ -123,11 +126,15 @@ impl GaussianConfig {
         }
     }
 
-    /// Embedded profile (Orin NX class): 20k-Gaussian window, optimisation at 256x216.
+    /// Embedded profile (Orin NX class): 20k-Gaussian window, optimisation at 256x216, and
+    /// three Adam iterations per frame (current, keyframe, current) so that the mapper keeps up
+    /// with a 10 Hz LiDAR on a small CPU or GPU: mapping cost is about linear in iterations,
+    /// and on the simulated room 10 iterations buy 1.5 dB of training-view PSNR for 3x the time.
     pub fn embedded() -> Self {
         Self {
             window_capacity: 20_000,
             resolution: Some(EMBEDDED_RESOLUTION),
+            iterations: EMBEDDED_ITERATIONS,
             ..Self::desktop()
         }
     }

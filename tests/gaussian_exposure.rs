@@ -3,7 +3,7 @@
 //! The visual update measures each image's gain against a render of the map; the mapper then
 //! trains on the image divided by that gain. A bias of the measurement is absorbed by the map,
 //! the next measurement is made against the absorbed map, and the two drift together. Here the
-//! loop is closed by hand with a measurement biased by 3 % (the sim's true gain is 1), on
+//! loop is closed by hand with a measurement biased by 5 % (the sim's true gain is 1), on
 //! ground-truth poses and a small camera: without the refit the map's brightness runs away;
 //! with it the map keeps the unit of the first image.
 
@@ -59,7 +59,7 @@ fn final_brightness(seq: &SimSequence, refit: bool, bias: f64) -> f64 {
     )
     .unwrap();
     let mut r = create_renderer(&RenderConfig {
-        backend: BackendChoice::Cpu,
+        backend: BackendChoice::Fast,
         ..Default::default()
     })
     .unwrap();
@@ -107,15 +107,15 @@ fn final_brightness(seq: &SimSequence, refit: bool, bias: f64) -> f64 {
 fn refit_keeps_the_map_brightness_under_a_biased_exposure() {
     let seq = sequence();
     assert!(seq.images.len() >= 20);
-    let bias = 0.03;
+    let bias = 0.05;
     let with = final_brightness(&seq, true, bias);
     let without = final_brightness(&seq, false, bias);
     eprintln!(
-        "{} frames, gain measured 3 % high: map brightness {with:.4} with the refit, {without:.4} without",
+        "{} frames, gain measured 5 % high: map brightness {with:.4} with the refit, {without:.4} without",
         seq.images.len()
     );
-    // Without: the map absorbs the bias frame after frame (a fifth of it per frame would
-    // already be 0.03 * 24 / 5 = 14 %). With: within 2 % of the first image's unit.
+    // Without: the map absorbs part of the bias every frame (3 % high: 0.961 after 25 frames).
+    // With: within 2 % of the first image's unit.
     assert!((with - 1.0).abs() < 0.02, "{with}");
     assert!(
         (without - 1.0).abs() > 3.0 * (with - 1.0).abs().max(0.01),

@@ -148,6 +148,8 @@ pub(crate) struct OptimState {
     /// What transparent pixels show (sky, far surfaces), exposure-normalised; `None` until the
     /// first fit, or when disabled.
     pub background: Option<Background>,
+    /// Frames optimised so far.
+    pub frames: u64,
 }
 
 /// Evidence a background cell keeps per fit (per optimisation iteration that sees it).
@@ -224,12 +226,15 @@ impl GaussianMapper {
         let cam = render_camera(&opt_camera, cfg.window_range * 2.0);
         let t_cw = self.camera_t_world(world_t_imu);
         let mut target = image_target_sized(image, opt_camera.width, opt_camera.height, exposure);
-        if cfg.refit_exposure && cfg.iterations > 0 {
+        // The first frame sets the map's brightness unit: its fresh discs (opacity 0.9, not yet
+        // trained) render darker than the colours they were given, so nothing to refit against.
+        if cfg.refit_exposure && cfg.iterations > 0 && self.optim.frames > 0 {
             stats.exposure_refit = self.refit_target(r, &cam, &t_cw, &mut target)?;
         }
         let loss = LossConfig {
             ssim_weight: f64::from(cfg.ssim_weight),
         };
+        self.optim.frames += 1;
         let adam = self.adam();
         // Keyframes too far for the window would pull it towards views it cannot explain.
         self.optim.keyframes.drop_far(&t_cw, cfg.window_range);

@@ -153,13 +153,23 @@ fn rgb_view(img: &Image) -> (Vec<f32>, usize, usize) {
     )
 }
 
-/// Applies an image metric to two RGB8 images (data range 255).
+/// Applies an image metric to two RGB8 images (data range 255), the first scaled by `gain_a`
+/// and clipped at the sensor's 255 (1 leaves it as it is).
 fn on_rgb8(
     a: &Image,
     b: &Image,
+    gain_a: f32,
     metric: fn(ImageView, ImageView, f64) -> Result<f64, EvalError>,
 ) -> Result<f64, EvalError> {
-    let (da, wa, ha) = rgb_view(a);
+    if !(gain_a.is_finite() && gain_a > 0.0) {
+        return Err(EvalError::ImageMismatch(format!(
+            "exposure gain must be positive, got {gain_a}"
+        )));
+    }
+    let (mut da, wa, ha) = rgb_view(a);
+    if gain_a != 1.0 {
+        da.iter_mut().for_each(|v| *v = (*v * gain_a).min(255.0));
+    }
     let (db, wb, hb) = rgb_view(b);
     let view = |data, width, height| ImageView {
         data,
@@ -172,12 +182,27 @@ fn on_rgb8(
 
 /// PSNR of two RGB8 images (data range 255).
 pub fn psnr_rgb8(a: &Image, b: &Image) -> Result<f64, EvalError> {
-    on_rgb8(a, b, psnr)
+    on_rgb8(a, b, 1.0, psnr)
+}
+
+/// PSNR of a render in the map's brightness units against the raw camera image it predicts,
+/// in the camera's units: `gain * render` (clamped to the sensor's 255) against `camera`.
+///
+/// Why not the render against `camera / gain`: the map's brightness unit is arbitrary (the
+/// exposure of the first mapped images; map and exposure trade one global factor), and PSNR's
+/// fixed 255 peak turns that factor `s` into a `20 log10(s)` dB offset. Here the factor cancels.
+pub fn psnr_rgb8_exposed(render: &Image, camera: &Image, gain: f32) -> Result<f64, EvalError> {
+    on_rgb8(render, camera, gain, psnr)
+}
+
+/// SSIM in camera units, as [`psnr_rgb8_exposed`].
+pub fn ssim_rgb8_exposed(render: &Image, camera: &Image, gain: f32) -> Result<f64, EvalError> {
+    on_rgb8(render, camera, gain, ssim)
 }
 
 /// SSIM of two RGB8 images (data range 255, mean over channels).
 pub fn ssim_rgb8(a: &Image, b: &Image) -> Result<f64, EvalError> {
-    on_rgb8(a, b, ssim)
+    on_rgb8(a, b, 1.0, ssim)
 }
 
 #[cfg(test)]
@@ -211,6 +236,56 @@ mod tests {
         let b = vec![10.0f32; 100];
         let p = psnr(view(&a, 10, 10, 1), view(&b, 10, 10, 1), 255.0).unwrap();
         assert!((p - 10.0 * (255.0f64 * 255.0 / 100.0).log10()).abs() < 1e-12);
+    }
+
+    fn rgb8(w: u32, h: u32, f: impl Fn(usize) -> u8) -> Image {
+        let mut im = Image::new(0, w, h);
+        for (i, v) in im.rgb.iter_mut().enumerate() {
+            *v = f(i);
+        }
+        im
+    }
+
+    /// The same map error under two brightness units of the map (the exposure scaled the other
+    /// way) gives the same camera-unit PSNR; the map-unit PSNR would differ by 20 log10(1.25).
+    #[test]
+    fn exposed_psnr_is_independent_of_the_map_unit() {
+        // Multiples of 4, so the renders in both units are exact in u8.
+        let albedo = |i: usize| 40.0 + 4.0 * ((i * 37) % 30) as f32;
+        let err = |i: usize| if i.is_multiple_of(3) { 8.0 } else { -4.0 };
+        let gain = 1.2f32;
+        let camera = rgb8(16, 8, |i| (albedo(i) * gain).round() as u8);
+        let mut psnrs = Vec::new();
+        for unit in [1.0f32, 1.25] {
+            // Map colours in units of `unit` x albedo, exposure gain relative to that unit.
+            let render = rgb8(16, 8, |i| ((albedo(i) + err(i)) * unit).round() as u8);
+            let p = psnr_rgb8_exposed(&render, &camera, gain / unit).unwrap();
+            psnrs.push(p);
+            // Independent reference: MSE of gain x (albedo error) in camera units.
+            let mse = (0..16 * 8 * 3)
+                .map(|i| {
+                    let d = (gain / unit) as f64 * render.rgb[i] as f64 - camera.rgb[i] as f64;
+                    d * d
+                })
+                .sum::<f64>()
+                / (16.0 * 8.0 * 3.0);
+            assert!((p - 10.0 * (255.0f64.powi(2) / mse).log10()).abs() < 1e-4);
+        }
+        assert!((psnrs[0] - psnrs[1]).abs() < 1e-6, "{psnrs:?}");
+        assert!(psnrs[0].is_finite() && psnrs[0] < 40.0);
+        // A gain of 1 is the plain PSNR; a bad gain is an error, not a panic.
+        let a = rgb8(16, 8, |i| (i % 200) as u8);
+        let b = rgb8(16, 8, |i| (i % 190) as u8);
+        assert_eq!(
+            psnr_rgb8_exposed(&a, &b, 1.0).unwrap(),
+            psnr_rgb8(&a, &b).unwrap()
+        );
+        assert!(psnr_rgb8_exposed(&a, &b, f32::NAN).is_err());
+        assert!(psnr_rgb8_exposed(&a, &b, 0.0).is_err());
+        // The sensor clips: a bright render times a gain above 1 saturates at 255.
+        let white = rgb8(16, 8, |_| 250);
+        let sat = rgb8(16, 8, |_| 255);
+        assert!(psnr_rgb8_exposed(&white, &sat, 1.3).unwrap().is_infinite());
     }
 
     #[test]

@@ -69,6 +69,9 @@ pub struct GaussianConfig {
     pub background: bool,
     /// Azimuth cells of the background's latitude-longitude grid (elevation gets half).
     pub background_bins: u32,
+    /// Refit each frame's exposure gain against the map's render before training on it
+    /// (`exposure_fit`): keeps the map's brightness unit fixed when the gain is estimated.
+    pub refit_exposure: bool,
     /// Resolution divisor for optimisation renders (1 = full camera resolution).
     pub downsample: u32,
     /// Optimisation resolution `[width, height]` in pixels; when set it replaces `downsample`
@@ -121,6 +124,7 @@ impl GaussianConfig {
             prune_scale: 8.0,
             background: true,
             background_bins: 128,
+            refit_exposure: true,
             downsample: 1,
             resolution: None,
         }

@@ -11,6 +11,7 @@ mod background;
 mod camera;
 mod colour;
 mod config;
+pub mod exposure_fit;
 mod hash;
 mod keyframes;
 mod map;

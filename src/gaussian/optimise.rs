@@ -47,6 +47,8 @@ pub struct FrameStats {
     pub loss_after: f64,
     pub pruned: usize,
     pub keyframes: usize,
+    /// Factor the target was scaled by (`exposure_fit`), when refitted.
+    pub exposure_refit: Option<f32>,
 }
 
 /// Converts window Gaussians to the renderer's flat layout.
@@ -146,6 +148,8 @@ pub(crate) struct OptimState {
     /// What transparent pixels show (sky, far surfaces), exposure-normalised; `None` until the
     /// first fit, or when disabled.
     pub background: Option<Background>,
+    /// Frames optimised so far.
+    pub frames: u64,
 }
 
 /// Evidence a background cell keeps per fit (per optimisation iteration that sees it).
@@ -221,10 +225,16 @@ impl GaussianMapper {
         let opt_camera = self.optimisation_camera();
         let cam = render_camera(&opt_camera, cfg.window_range * 2.0);
         let t_cw = self.camera_t_world(world_t_imu);
-        let target = image_target_sized(image, opt_camera.width, opt_camera.height, exposure);
+        let mut target = image_target_sized(image, opt_camera.width, opt_camera.height, exposure);
+        // The first frame sets the map's brightness unit: its fresh discs (opacity 0.9, not yet
+        // trained) render darker than the colours they were given, so nothing to refit against.
+        if cfg.refit_exposure && cfg.iterations > 0 && self.optim.frames > 0 {
+            stats.exposure_refit = self.refit_target(r, &cam, &t_cw, &mut target)?;
+        }
         let loss = LossConfig {
             ssim_weight: f64::from(cfg.ssim_weight),
         };
+        self.optim.frames += 1;
         let adam = self.adam();
         // Keyframes too far for the window would pull it towards views it cannot explain.
         self.optim.keyframes.drop_far(&t_cw, cfg.window_range);
@@ -306,6 +316,34 @@ impl GaussianMapper {
         );
         stats.keyframes = self.optim.keyframes.len();
         Ok(stats)
+    }
+
+    /// Scales `target` (exposure-normalised, at the optimisation resolution) by
+    /// [`super::exposure_fit::refit_scale`] against the composite render at `t_cw`; returns the
+    /// factor, or `None` (target unchanged) when the render covers too little or disagrees.
+    fn refit_target(
+        &mut self,
+        r: &mut dyn Renderer,
+        cam: &RenderCamera,
+        t_cw: &Isometry3<f64>,
+        target: &mut [f32],
+    ) -> Result<Option<f32>, GaussianError> {
+        let out = r.forward(cam, t_cw)?;
+        let mut composite = out.colour.clone();
+        if let (true, Some(bg)) = (self.config().background, self.optim.background.as_ref()) {
+            for (i, (c, b)) in composite
+                .iter_mut()
+                .zip(bg.per_pixel(cam, t_cw))
+                .enumerate()
+            {
+                *c += (1.0 - out.alpha[i / 3]) * b;
+            }
+        }
+        let k = super::exposure_fit::refit_scale(target, &composite, &out.alpha);
+        if let Some(k) = k {
+            target.iter_mut().for_each(|v| *v *= k);
+        }
+        Ok(k)
     }
 
     /// The camera the window is optimised through: `resolution` when set, else the camera

@@ -54,9 +54,10 @@ pub struct RenderPair {
     pub frame: u64,
     pub render: Image,
     pub camera: Image,
-    /// PSNR (dB) of the render against the exposure-normalised camera image.
+    /// PSNR (dB) of the render times the exposure gain against the raw camera image
+    /// ([`crate::eval::image::psnr_rgb8_exposed`]). `camera` is the normalised image, to view.
     pub psnr: Option<f64>,
-    /// SSIM of the same pair.
+    /// SSIM, in camera units as `psnr`.
     pub ssim: Option<f64>,
 }
 
@@ -187,8 +188,10 @@ impl MapStage {
             }
             let render = self.render_at(&im.world_t_imu, im.image.stamp)?;
             let camera = normalise_exposure(&im.image, im.exposure);
-            let psnr = crate::eval::image::psnr_rgb8(&render, &camera).ok();
-            let ssim = crate::eval::image::ssim_rgb8(&render, &camera).ok();
+            // In camera units: map units are arbitrary up to the exposure's global scale.
+            use crate::eval::image::{psnr_rgb8_exposed, ssim_rgb8_exposed};
+            let psnr = psnr_rgb8_exposed(&render, &im.image, im.exposure).ok();
+            let ssim = ssim_rgb8_exposed(&render, &im.image, im.exposure).ok();
             rep.renders.push(RenderPair {
                 frame: f.index,
                 render,
@@ -218,6 +221,7 @@ impl MapStage {
                 loss_before = st.loss_before,
                 loss_after = st.loss_after,
                 pruned = st.pruned,
+                exposure_refit = ?st.exposure_refit,
                 "window optimised"
             );
         }

@@ -93,6 +93,8 @@ pub struct Accuracy {
 #[derive(Debug, Clone, Serialize)]
 pub struct RenderQuality {
     pub renders: usize,
+    /// Training-view PSNR of the renders in camera units (render times the estimated exposure
+    /// gain against the raw image), so the map's arbitrary brightness unit does not enter.
     pub psnr_mean_db: f64,
     pub psnr_min_db: f64,
     pub psnr_max_db: f64,

@@ -1,0 +1,123 @@
+//! Per-frame refit of the training target's exposure against the map's own render.
+//!
+//! Map colours and the estimated exposure are known only up to one common scale. When the
+//! mapper trains on `image / gain` with the visual update's gain, any bias of that gain against
+//! what the map renders (the update's pixel selection, its lagged map snapshot) pushes the map's
+//! brightness by the bias every frame; the next gain is measured against the pushed map, and
+//! map and gain random-walk together. Simulated room, 10 s: exposure error 1.4 % RMS with a
+//! constant true gain and 3.1 % with jitter 0.3, but 0.9 % when the mapper was given the true
+//! gain. Scaling the target so that the L1 loss is stationary with respect to a global
+//! brightness change of the map keeps the map's brightness unit where the first images put it;
+//! the visual update then tracks the exposure against that fixed unit.
+
+/// Pixels count when the render's accumulated opacity reaches this. (0.98 refitted on fewer
+/// pixels and tracked the exposure worse: 1.6 % instead of 1.2 % RMS on the room.)
+pub const MIN_ALPHA: f32 = 0.9;
+/// Fewest covered values, as a fraction of all, for a refit.
+pub const MIN_COVERAGE: f64 = 0.2;
+/// Largest accepted correction either way: beyond it the frame and the map disagree for other
+/// reasons (a bad pose, a view the map does not cover yet) and the gain is kept.
+pub const MAX_CORRECTION: f32 = 1.25;
+/// Target values below this carry no brightness information (and no weight).
+const MIN_VALUE: f32 = 1e-3;
+
+/// The scale `k` minimising `sum |k t - c|` over the covered values, `t` the target and `c` the
+/// render composite (interleaved RGB, `alpha` per pixel): the weighted median of `c / t` with
+/// weights `t`. `None` when too few values are covered, the inputs do not match, or the scale is
+/// implausible (outside `[1 / MAX_CORRECTION, MAX_CORRECTION]`).
+pub fn refit_scale(target: &[f32], composite: &[f32], alpha: &[f32]) -> Option<f32> {
+    if target.len() != composite.len() || target.len() != alpha.len() * 3 || target.is_empty() {
+        return None;
+    }
+    let mut pairs: Vec<(f32, f32)> = target
+        .iter()
+        .zip(composite)
+        .enumerate()
+        .filter(|(i, (t, c))| {
+            alpha[i / 3] >= MIN_ALPHA && **t >= MIN_VALUE && t.is_finite() && c.is_finite()
+        })
+        .map(|(_, (&t, &c))| (c / t, t))
+        .collect();
+    if (pairs.len() as f64) < MIN_COVERAGE * target.len() as f64 {
+        return None;
+    }
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total: f64 = pairs.iter().map(|p| f64::from(p.1)).sum();
+    let mut acc = 0.0;
+    let k = pairs.iter().find_map(|&(ratio, w)| {
+        acc += f64::from(w);
+        (acc >= 0.5 * total).then_some(ratio)
+    })?;
+    (k.is_finite() && (1.0 / MAX_CORRECTION..=MAX_CORRECTION).contains(&k)).then_some(k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic pseudo-random values in [0, 1).
+    fn noise(i: usize) -> f32 {
+        let x = (i as u64)
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((x >> 40) as f32) / (1u64 << 24) as f32
+    }
+
+    /// The scale minimises the L1 loss: checked against a brute-force scan of `k`, on a target
+    /// off by a factor with outliers and uncovered pixels that must not count.
+    #[test]
+    fn refit_minimises_the_l1_loss_over_covered_pixels() {
+        let n: usize = 3000;
+        let alpha: Vec<f32> = (0..n)
+            .map(|i| if i.is_multiple_of(5) { 0.3 } else { 1.0 })
+            .collect();
+        let composite: Vec<f32> = (0..3 * n).map(|i| 0.1 + 0.7 * noise(i)).collect();
+        let target: Vec<f32> = composite
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                let mut t = c / 1.1 + 0.02 * (noise(i + 7 * n) - 0.5);
+                if i.is_multiple_of(97) {
+                    t = 0.95; // outliers
+                }
+                if alpha[i / 3] < MIN_ALPHA {
+                    t = 0.01; // uncovered: would pull the scale far off if counted
+                }
+                t
+            })
+            .collect();
+        let k = refit_scale(&target, &composite, &alpha).expect("scale");
+        assert!((k - 1.1).abs() < 0.01, "{k}");
+        let l1 = |k: f32| -> f64 {
+            target
+                .iter()
+                .zip(&composite)
+                .enumerate()
+                .filter(|(i, (t, _))| alpha[i / 3] >= MIN_ALPHA && **t >= MIN_VALUE)
+                .map(|(_, (t, c))| f64::from((k * t - c).abs()))
+                .sum()
+        };
+        let best = (0..=2000)
+            .map(|j| 1.0 + 0.0002 * j as f32)
+            .min_by(|a, b| l1(*a).total_cmp(&l1(*b)))
+            .unwrap();
+        assert!(l1(k) <= l1(best) + 1e-6 * l1(best), "k {k}, scan {best}");
+    }
+
+    #[test]
+    fn refit_refuses_too_little_coverage_bad_input_and_implausible_scales() {
+        let n = 100;
+        let c = vec![0.5f32; 3 * n];
+        let t = vec![0.5f32; 3 * n];
+        let covered = vec![1.0f32; n];
+        assert_eq!(refit_scale(&t, &c, &covered), Some(1.0));
+        let few: Vec<f32> = (0..n).map(|i| if i < 10 { 1.0 } else { 0.0 }).collect();
+        assert_eq!(refit_scale(&t, &c, &few), None);
+        assert_eq!(refit_scale(&t[..3], &c, &covered), None);
+        assert_eq!(refit_scale(&[], &[], &[]), None);
+        let dark = vec![0.2f32; 3 * n];
+        assert_eq!(refit_scale(&dark, &c, &covered), None);
+        let nan = vec![f32::NAN; 3 * n];
+        assert_eq!(refit_scale(&nan, &c, &covered), None);
+    }
+}

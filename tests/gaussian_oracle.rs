@@ -61,6 +61,7 @@ fn oracle(
             max_frames: None,
             final_passes: 0,
             eval_every: every,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -122,7 +122,7 @@ fn map_round_trips_bit_exactly_through_a_file() {
             v.extend(g.sh.iter().flatten().map(|x| x.to_bits()));
             v
         };
-        assert_eq!(bits(got), bits(want));
+        assert_eq!(bits(&got), bits(want));
     }
     back.save_ply(&b).unwrap();
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());

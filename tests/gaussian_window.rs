@@ -47,6 +47,8 @@ fn window_memory_is_constant_while_the_map_grows() {
     let cfg = GaussianConfig {
         root_size: 0.2,
         levels: 2,
+        // Every point into the finest leaves, so the map is dense enough to fill the window.
+        leaf_pixels: 0.0,
         window_capacity: 5_000,
         window_range: 12.0,
         ..Default::default()

@@ -29,6 +29,10 @@ pub struct MapArgs {
     /// `render.*` keys for the backend; repeatable.
     #[arg(long = "set")]
     pub set: Vec<String>,
+    /// Also print every evaluated view's PSNR and the error by true depth (slower: a ray cast
+    /// per pixel and view).
+    #[arg(long)]
+    pub diagnose: bool,
 }
 
 /// The default rig's camera at `w`x`h` with the same horizontal field of view.
@@ -84,6 +88,7 @@ pub fn run(a: MapArgs) -> anyhow::Result<()> {
                 max_frames: None,
                 final_passes: 0,
                 eval_every: a.eval_every,
+                depth_bands: a.diagnose,
             },
         )
         .with_context(|| format!("oracle mapping of {scene}"))?;
@@ -102,7 +107,32 @@ pub fn run(a: MapArgs) -> anyhow::Result<()> {
             rep.map_bytes as f64 / (1 << 20) as f64,
             secs
         );
-        eprintln!("{scene}: renderer {}, {rep:?}", r.device_name());
+        if a.diagnose {
+            for v in &rep.views {
+                eprintln!(
+                    "{scene}: {} t {:.2} s: PSNR {:.2} SSIM {:.3}",
+                    if v.novel { "novel" } else { "train" },
+                    v.t,
+                    v.psnr,
+                    v.ssim
+                );
+            }
+            for b in &rep.depth_bands {
+                eprintln!(
+                    "{scene}: depth {:>4.0}..{:<4.0} m: {:5.1}% of pixels, PSNR {:.2}",
+                    b.near,
+                    b.far,
+                    100.0 * b.fraction,
+                    b.psnr
+                );
+            }
+        }
+        let brief = gs_livo::gaussian::OracleReport {
+            views: Vec::new(),
+            depth_bands: Vec::new(),
+            ..rep
+        };
+        eprintln!("{scene}: renderer {}, {brief:?}", r.device_name());
     }
     Ok(())
 }

@@ -15,8 +15,13 @@ pub struct GaussianConfig {
     pub root_size: f64,
     /// Octree levels including the root: leaves are `root_size / 2^(levels-1)` wide.
     pub levels: u32,
-    /// Gaussians a leaf may hold; 1 means "only empty leaves get a Gaussian".
+    /// Gaussians a cell may hold; 1 means "only empty cells get a Gaussian".
     pub leaf_capacity: u32,
+    /// Size of a new Gaussian's octree cell in pixels of the optimisation camera at the range
+    /// it is inserted from: each point goes into the finest cell at least this wide, so far
+    /// surfaces get coarse cells (down to the root) and near ones the finest leaves, and a view
+    /// holds about as many Gaussians however deep it is. 0 = always the finest leaves.
+    pub leaf_pixels: f64,
     /// Opacity (probability, not logit) of a new Gaussian.
     pub init_opacity: f32,
     /// In-plane standard deviation of a new disc as a fraction of the leaf size.
@@ -72,6 +77,19 @@ pub struct GaussianConfig {
     /// Refit each frame's exposure gain against the map's render before training on it
     /// (`exposure_fit`): keeps the map's brightness unit fixed when the gain is estimated.
     pub refit_exposure: bool,
+    /// After each frame's optimisation, extend measured surfaces into pixels the map leaves
+    /// transparent and the background does not explain (see the `fill` module).
+    pub fill: bool,
+    /// Fill candidates every this many optimisation pixels per axis.
+    pub fill_step: u32,
+    /// Smallest mean absolute error per channel (0..1) of a pixel worth filling.
+    pub fill_min_error: f32,
+    /// Farthest neighbour whose plane a pixel may take, as a fraction of the image width.
+    pub fill_radius: f64,
+    /// Farthest (m) a filled point may lie from the Gaussian whose plane it extends.
+    pub fill_max_extrapolation: f64,
+    /// Most filled points per frame.
+    pub fill_max_points: usize,
     /// Resolution divisor for optimisation renders (1 = full camera resolution).
     pub downsample: u32,
     /// Optimisation resolution `[width, height]` in pixels; when set it replaces `downsample`
@@ -95,9 +113,12 @@ impl GaussianConfig {
     /// Desktop profile: 100k-Gaussian window.
     pub fn desktop() -> Self {
         Self {
-            root_size: 0.2,
-            levels: 2,
+            // Cells of 0.4, 0.2, 0.1 and 0.05 m, chosen per point by `leaf_pixels`: indoor
+            // surfaces get the finest, a street's far facades the coarser ones.
+            root_size: 0.4,
+            levels: 4,
             leaf_capacity: 1,
+            leaf_pixels: 4.0,
             init_opacity: 0.9,
             init_scale: 0.6,
             disc_thickness: 0.1,
@@ -125,6 +146,12 @@ impl GaussianConfig {
             background: true,
             background_bins: 128,
             refit_exposure: true,
+            fill: true,
+            fill_step: 4,
+            fill_min_error: 0.04,
+            fill_radius: 0.1,
+            fill_max_extrapolation: 2.0,
+            fill_max_points: 5000,
             downsample: 1,
             resolution: None,
         }
@@ -199,11 +226,19 @@ impl GaussianConfig {
                 return bad(k, format!("must be positive, got {v}"));
             }
         }
+        if !(self.leaf_pixels.is_finite() && self.leaf_pixels >= 0.0) {
+            return bad(
+                "leaf_pixels",
+                format!("must be >= 0, got {}", self.leaf_pixels),
+            );
+        }
         for (k, v) in [
             ("window_range", self.window_range),
             ("insert_max_range", self.insert_max_range),
             ("normal_radius", self.normal_radius),
             ("normal_max_radius", self.normal_max_radius),
+            ("fill_radius", self.fill_radius),
+            ("fill_max_extrapolation", self.fill_max_extrapolation),
         ] {
             if !(v.is_finite() && v > 0.0) {
                 return bad(k, format!("must be positive, got {v}"));
@@ -217,6 +252,9 @@ impl GaussianConfig {
                 "ssim_weight",
                 format!("must be in [0, 1], got {}", self.ssim_weight),
             );
+        }
+        if self.fill_step == 0 {
+            return bad("fill_step", "must be at least 1".into());
         }
         if self.downsample == 0 {
             return bad("downsample", "must be at least 1".into());

@@ -1,9 +1,15 @@
 //! The global Gaussian map: a hash of root voxels, each a sparse octree whose leaves hold
 //! indices into one Gaussian store.
 //!
-//! Cells are addressed on the integer grid of leaves (`floor(p / leaf_size)`), so the root key
-//! (`floor(p / root_size)`) and the path down the octree come from the same integers by shifts:
-//! no floating-point disagreement between levels.
+//! Cells are addressed on the integer grid of the finest leaves (`floor(p / leaf_size)`), so the
+//! root key (`floor(p / root_size)`) and the path down the octree come from the same integers by
+//! shifts: no floating-point disagreement between levels.
+//!
+//! A Gaussian hangs in the node whose cell matches its size: far surfaces (seen a few pixels per
+//! fine cell) get Gaussians in coarse nodes, near ones in the finest leaves, so the Gaussians in
+//! one view number about the same however deep the view (see `GaussianConfig::leaf_pixels`).
+//! A node holding Gaussians refuses coarser ones above it but not finer ones below it: coming
+//! closer adds detail.
 
 use nalgebra::Vector3;
 
@@ -11,6 +17,7 @@ use super::config::GaussianConfig;
 use super::hash::KeyMap;
 use super::normals::estimate_surfels;
 use super::params::{opacity_to_logit, rotation_from_normal, Gaussian};
+use super::store::PackedStore;
 use super::GaussianError;
 
 /// `floor(p / root_size)` per axis.
@@ -26,8 +33,12 @@ pub(crate) const NO_SLOT: u32 = u32::MAX;
 struct Node {
     /// Child node indices within the root's arena; 0 = absent (0 is the root, never a child).
     children: [u32; 8],
-    /// Gaussian ids; only leaves hold any.
+    /// Gaussian ids whose cell is this node.
     gaussians: Vec<u32>,
+    /// Gaussians in this node and all its descendants.
+    subtree: u32,
+    /// Index of the parent node (0 for the root itself).
+    parent: u32,
 }
 
 /// One root voxel: an octree stored as an arena of nodes, node 0 the root.
@@ -65,11 +76,17 @@ impl RootVoxel {
 pub(crate) struct Meta {
     pub root: RootKey,
     pub node: u32,
+    /// Octree depth of `node` (0 = root): the Gaussian's cell is `root_size / 2^depth` wide.
+    pub depth: u8,
     /// Window slot or `NO_SLOT`.
     pub slot: u32,
     pub alive: bool,
     pub coloured: bool,
 }
+
+/// Colour of a point to insert (index, world position): exposure-normalised RGB, or `None`
+/// when no camera sees it.
+pub type PointColour<'a> = dyn FnMut(usize, &[f64; 3]) -> Option<[f32; 3]> + 'a;
 
 /// Outcome of inserting one scan.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -77,7 +94,7 @@ pub struct InsertStats {
     pub points: usize,
     /// Points dropped: non-finite or beyond `insert_max_range`.
     pub out_of_range: usize,
-    /// Points whose leaf was already full.
+    /// Points whose cell (or a finer cell inside it) was already full.
     pub occupied: usize,
     pub created: usize,
     /// New Gaussians whose normal came from the viewing ray (no planar neighbourhood).
@@ -92,7 +109,8 @@ pub struct GaussianMap {
     cfg: GaussianConfig,
     roots: KeyMap<RootKey, RootVoxel>,
     blocks: KeyMap<[i64; 3], Vec<RootKey>>,
-    pub(crate) store: Vec<Gaussian>,
+    /// Values by id, packed to the configured SH degree.
+    pub(crate) store: PackedStore,
     pub(crate) meta: Vec<Meta>,
     free: Vec<u32>,
     live: usize,
@@ -102,10 +120,10 @@ impl GaussianMap {
     pub fn new(cfg: GaussianConfig) -> Result<Self, GaussianError> {
         cfg.validate()?;
         Ok(Self {
+            store: PackedStore::new(cfg.sh_degree),
             cfg,
             roots: KeyMap::default(),
             blocks: KeyMap::default(),
-            store: Vec::new(),
             meta: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -129,19 +147,22 @@ impl GaussianMap {
         self.roots.len()
     }
 
-    /// The stored value of a live Gaussian. While it sits in a window the window's copy is newer.
-    pub fn get(&self, id: u32) -> Option<&Gaussian> {
+    /// The stored value of a live Gaussian (SH coefficients above the configured degree are
+    /// zero). While it sits in a window the window's copy is newer.
+    pub fn get(&self, id: u32) -> Option<Gaussian> {
         let m = self.meta.get(id as usize)?;
-        m.alive.then(|| &self.store[id as usize])
+        m.alive.then(|| self.store.get(id))
     }
 
-    pub fn get_mut(&mut self, id: u32) -> Option<&mut Gaussian> {
-        let m = self.meta.get(id as usize)?;
-        if m.alive {
-            Some(&mut self.store[id as usize])
-        } else {
-            None
+    /// Changes a live Gaussian's stored value; false when `id` is not live.
+    pub fn update(&mut self, id: u32, f: impl FnOnce(&mut Gaussian)) -> bool {
+        if !self.meta.get(id as usize).is_some_and(|m| m.alive) {
+            return false;
         }
+        let mut g = self.store.get(id);
+        f(&mut g);
+        self.store.set(id, &g);
+        true
     }
 
     pub fn is_coloured(&self, id: u32) -> bool {
@@ -157,13 +178,12 @@ impl GaussianMap {
     }
 
     /// Live Gaussians with their ids, in id order.
-    pub fn iter(&self) -> impl Iterator<Item = (u32, &Gaussian)> {
-        self.store
+    pub fn iter(&self) -> impl Iterator<Item = (u32, Gaussian)> + '_ {
+        self.meta
             .iter()
-            .zip(&self.meta)
             .enumerate()
-            .filter(|(_, (_, m))| m.alive)
-            .map(|(i, (g, _))| (i as u32, g))
+            .filter(|(_, m)| m.alive)
+            .map(|(i, _)| (i as u32, self.store.get(i as u32)))
     }
 
     pub fn root(&self, key: &RootKey) -> Option<&RootVoxel> {
@@ -172,7 +192,7 @@ impl GaussianMap {
 
     /// Bytes held by the store, its book-keeping and the octrees (capacity, not length).
     pub fn memory_bytes(&self) -> usize {
-        let store = self.store.capacity() * std::mem::size_of::<Gaussian>()
+        let store = self.store.memory_bytes()
             + self.meta.capacity() * std::mem::size_of::<Meta>()
             + self.free.capacity() * 4;
         let trees: usize = self
@@ -222,20 +242,51 @@ impl GaussianMap {
             as usize
     }
 
-    /// Gaussians in the leaf containing `p` (0 when the leaf does not exist).
+    /// Gaussians in the finest leaf containing `p` (0 when the leaf does not exist).
     pub fn leaf_occupancy(&self, p: &[f64; 3]) -> usize {
         self.find_leaf(p)
             .map(|(k, n)| self.roots[&k].nodes[n as usize].gaussians.len())
             .unwrap_or(0)
     }
 
+    /// Edge (m) of the cells at octree `depth` (0 = root).
+    pub fn cell_size(&self, depth: u32) -> f64 {
+        self.cfg.root_size / f64::from(1u32 << depth.min(20))
+    }
+
+    /// The finest depth whose cells are at least `size` wide, clamped to the tree (the finest
+    /// level for `size` at most the leaf size, the root for `size` above the root size).
+    pub fn depth_for_size(&self, size: f64) -> u32 {
+        let finest = self.cfg.levels - 1;
+        if !(size.is_finite() && size > 0.0) {
+            return finest;
+        }
+        let d = (self.cfg.root_size / size).log2().floor();
+        if d <= 0.0 {
+            0
+        } else {
+            (d as u32).min(finest)
+        }
+    }
+
+    /// Octree depth of a live Gaussian (its cell is [`Self::cell_size`] of it).
+    pub fn depth_of(&self, id: u32) -> Option<u32> {
+        let m = self.meta.get(id as usize)?;
+        m.alive.then_some(u32::from(m.depth))
+    }
+
     fn find_leaf(&self, p: &[f64; 3]) -> Option<(RootKey, u32)> {
         let leaf = self.leaf_coords(p)?;
+        self.find_node(leaf, self.cfg.levels - 1)
+    }
+
+    /// The existing node at `depth` on the path to finest-grid cell `leaf`.
+    fn find_node(&self, leaf: [i64; 3], depth: u32) -> Option<(RootKey, u32)> {
         let key = self.root_of(leaf);
         let root = self.roots.get(&key)?;
         let mut node = 0u32;
-        for depth in 1..self.cfg.levels {
-            let c = root.nodes[node as usize].children[self.child_index(leaf, depth)];
+        for d in 1..=depth {
+            let c = root.nodes[node as usize].children[self.child_index(leaf, d)];
             if c == 0 {
                 return None;
             }
@@ -244,11 +295,18 @@ impl GaussianMap {
         Some((key, node))
     }
 
-    /// The leaf containing `p`, created on demand.
-    fn leaf_mut(&mut self, leaf: [i64; 3]) -> (RootKey, u32) {
+    /// Gaussians in the node at `depth` over finest cell `leaf` and below it.
+    fn subtree_occupancy(&self, leaf: [i64; 3], depth: u32) -> usize {
+        self.find_node(leaf, depth)
+            .map(|(k, n)| self.roots[&k].nodes[n as usize].subtree as usize)
+            .unwrap_or(0)
+    }
+
+    /// The node at `depth` over finest-grid cell `leaf`, created on demand; every node on
+    /// the way counts one more Gaussian below it (the caller adds one there).
+    fn node_for_insert(&mut self, leaf: [i64; 3], depth: u32) -> (RootKey, u32) {
         let key = self.root_of(leaf);
-        let levels = self.cfg.levels;
-        let path: Vec<usize> = (1..levels).map(|d| self.child_index(leaf, d)).collect();
+        let path: Vec<usize> = (1..=depth).map(|d| self.child_index(leaf, d)).collect();
         if let std::collections::hash_map::Entry::Vacant(e) = self.roots.entry(key) {
             e.insert(RootVoxel::new());
             self.blocks
@@ -263,20 +321,27 @@ impl GaussianMap {
         let root = self.roots.get_mut(&key).expect("just inserted");
         let mut node = 0u32;
         for oct in path {
+            root.nodes[node as usize].subtree += 1;
             let c = root.nodes[node as usize].children[oct];
             node = if c == 0 {
                 let id = root.nodes.len() as u32;
-                root.nodes.push(Node::default());
+                root.nodes.push(Node {
+                    parent: node,
+                    ..Node::default()
+                });
                 root.nodes[node as usize].children[oct] = id;
                 id
             } else {
                 c
             };
         }
+        root.nodes[node as usize].subtree += 1;
         (key, node)
     }
 
-    /// Adds a Gaussian at its mean's leaf, ignoring the leaf capacity (used when loading maps).
+    /// Adds a Gaussian at its mean's cell, ignoring the capacity (used when loading maps). Its
+    /// depth follows its size as at insertion: the finest whose cell is at least
+    /// `2 max_scale / init_scale` wide (a Gaussian that grew while optimised may go coarser).
     pub fn insert_unchecked(&mut self, g: Gaussian, coloured: bool) -> Result<u32, GaussianError> {
         let p = [
             f64::from(g.mean[0]),
@@ -286,26 +351,28 @@ impl GaussianMap {
         let leaf = self
             .leaf_coords(&p)
             .ok_or_else(|| GaussianError::Input(format!("gaussian mean {p:?} is not finite")))?;
-        Ok(self.insert_at_leaf(leaf, g, coloured))
+        let size = f64::from(g.max_scale()) / f64::from(self.cfg.init_scale);
+        let depth = self.depth_for_size(size);
+        Ok(self.insert_at(leaf, depth, g, coloured))
     }
 
-    fn insert_at_leaf(&mut self, leaf: [i64; 3], g: Gaussian, coloured: bool) -> u32 {
-        let (root, node) = self.leaf_mut(leaf);
+    fn insert_at(&mut self, leaf: [i64; 3], depth: u32, g: Gaussian, coloured: bool) -> u32 {
+        let (root, node) = self.node_for_insert(leaf, depth);
         let meta = Meta {
             root,
             node,
+            depth: depth as u8,
             slot: NO_SLOT,
             alive: true,
             coloured,
         };
         let id = if let Some(id) = self.free.pop() {
-            self.store[id as usize] = g;
+            self.store.set(id, &g);
             self.meta[id as usize] = meta;
             id
         } else {
-            self.store.push(g);
             self.meta.push(meta);
-            (self.store.len() - 1) as u32
+            self.store.push(&g)
         };
         let r = self.roots.get_mut(&root).expect("leaf exists");
         r.nodes[node as usize].gaussians.push(id);
@@ -330,6 +397,15 @@ impl GaussianMap {
             if let Some(pos) = list.iter().position(|&x| x == id) {
                 list.swap_remove(pos);
                 r.count -= 1;
+                // The mean may have moved since insertion: walk up by parent links.
+                let mut n = node as usize;
+                loop {
+                    r.nodes[n].subtree -= 1;
+                    if n == 0 {
+                        break;
+                    }
+                    n = r.nodes[n].parent as usize;
+                }
             }
         }
         self.free.push(id);
@@ -337,18 +413,22 @@ impl GaussianMap {
         true
     }
 
-    /// Creates Gaussians from a registered scan (world frame) in leaves with room.
+    /// Creates Gaussians from a registered scan (world frame) in cells with room.
     ///
-    /// `normals`, when given, are per-point unit normals; otherwise they are estimated from the
-    /// scan's own neighbours, falling back to the viewing ray. `colour` maps a world point to an
-    /// exposure-normalised RGB in [0, 1] or `None` when no camera sees it; such Gaussians are
-    /// returned in `uncoloured` (grey until a later frame colours them).
+    /// Each point's cell is the finest whose edge is at least `cell_angle` times its range from
+    /// the sensor (0: always the finest leaves): a cell holding `leaf_capacity` Gaussians, in
+    /// itself or below, takes no more. `normals`, when given, are per-point unit normals;
+    /// otherwise they are estimated from the scan's own neighbours, falling back to the viewing
+    /// ray. `colour` maps a point (index, world position) to an exposure-normalised RGB in [0, 1] or `None` when
+    /// no camera sees it; such Gaussians are returned in `uncoloured` (grey until a later frame
+    /// colours them).
     pub fn insert_scan(
         &mut self,
         points: &[[f64; 3]],
         normals: Option<&[[f64; 3]]>,
         sensor: [f64; 3],
-        colour: &mut dyn FnMut(&[f64; 3]) -> Option<[f32; 3]>,
+        cell_angle: f64,
+        colour: &mut PointColour<'_>,
     ) -> InsertStats {
         let mut stats = InsertStats {
             points: points.len(),
@@ -356,16 +436,11 @@ impl GaussianMap {
         };
         let cap = self.cfg.leaf_capacity as usize;
         let leaf_size = self.cfg.leaf_size();
-        let min_spacing2 = if cap > 1 {
-            let s = leaf_size / (cap as f64).cbrt();
-            s * s
-        } else {
-            0.0
-        };
+        let finest = self.cfg.levels - 1;
         let max_r2 = self.cfg.insert_max_range * self.cfg.insert_max_range;
         // Pass 1: choose the points that will create Gaussians (claims within this scan count).
-        let mut claimed: KeyMap<[i64; 3], Vec<usize>> = KeyMap::default();
-        let mut chosen: Vec<(usize, [i64; 3])> = Vec::new();
+        let mut claimed: KeyMap<[i64; 4], Vec<usize>> = KeyMap::default();
+        let mut chosen: Vec<(usize, [i64; 3], u32)> = Vec::new();
         for (i, p) in points.iter().enumerate() {
             let d2 = (p[0] - sensor[0]).powi(2)
                 + (p[1] - sensor[1]).powi(2)
@@ -374,21 +449,33 @@ impl GaussianMap {
                 stats.out_of_range += 1;
                 continue;
             };
-            let existing = self.leaf_occupancy(p);
-            let mine = claimed.entry(leaf).or_default();
+            let depth = if cell_angle > 0.0 {
+                self.depth_for_size(cell_angle * d2.sqrt())
+            } else {
+                finest
+            };
+            let sh = finest - depth;
+            let cell = [
+                leaf[0] >> sh,
+                leaf[1] >> sh,
+                leaf[2] >> sh,
+                i64::from(depth),
+            ];
+            let existing = self.subtree_occupancy(leaf, depth);
+            let mine = claimed.entry(cell).or_default();
             if existing + mine.len() >= cap {
                 stats.occupied += 1;
                 continue;
             }
             if cap > 1 {
+                let s = self.cell_size(depth) / (cap as f64).cbrt();
                 let near = |q: &[f64; 3]| {
-                    (q[0] - p[0]).powi(2) + (q[1] - p[1]).powi(2) + (q[2] - p[2]).powi(2)
-                        < min_spacing2
+                    (q[0] - p[0]).powi(2) + (q[1] - p[1]).powi(2) + (q[2] - p[2]).powi(2) < s * s
                 };
                 let crowded = mine.iter().any(|&j| near(&points[j]))
-                    || self.find_leaf(p).is_some_and(|(k, n)| {
+                    || self.find_node(leaf, depth).is_some_and(|(k, n)| {
                         self.roots[&k].nodes[n as usize].gaussians.iter().any(|&g| {
-                            let m = self.store[g as usize].mean;
+                            let m = self.store.mean(g);
                             near(&[f64::from(m[0]), f64::from(m[1]), f64::from(m[2])])
                         })
                     });
@@ -398,13 +485,13 @@ impl GaussianMap {
                 }
             }
             mine.push(i);
-            chosen.push((i, leaf));
+            chosen.push((i, leaf, depth));
         }
         if chosen.is_empty() {
             return stats;
         }
         // Pass 2: normals and point spacing for the chosen points only.
-        let q: Vec<usize> = chosen.iter().map(|&(i, _)| i).collect();
+        let q: Vec<usize> = chosen.iter().map(|&(i, _, _)| i).collect();
         let surfels = estimate_surfels(
             points,
             &q,
@@ -415,14 +502,15 @@ impl GaussianMap {
             sensor,
         );
         let given = normals.filter(|n| n.len() == points.len());
-        // In-plane size: the leaf, or the local point spacing where the scan is sparser (so a
+        // In-plane size: the cell, or the local point spacing where the scan is sparser (so a
         // sparse scan leaves no holes), capped well below the pruning size.
-        let max_sigma = 0.5 * f64::from(self.cfg.prune_scale) * leaf_size;
         let thickness = self.cfg.disc_thickness;
         let opacity_logit = opacity_to_logit(self.cfg.init_opacity);
-        for (&(i, leaf), surfel) in chosen.iter().zip(surfels) {
+        for (&(i, leaf, depth), surfel) in chosen.iter().zip(surfels) {
             let p = points[i];
-            let spacing = surfel.spacing.unwrap_or(leaf_size).max(leaf_size);
+            let cell = self.cell_size(depth);
+            let max_sigma = 0.5 * f64::from(self.cfg.prune_scale) * cell;
+            let spacing = surfel.spacing.unwrap_or(cell).max(cell);
             let sigma = (f64::from(self.cfg.init_scale) * spacing).min(max_sigma) as f32;
             let (log_s, log_t) = (sigma.ln(), (sigma * thickness).ln());
             let n = given.map(|n| n[i]).or(surfel.normal);
@@ -441,10 +529,10 @@ impl GaussianMap {
                 opacity_logit,
                 ..Default::default()
             };
-            let c = colour(&p);
+            let c = colour(i, &p);
             let coloured = c.is_some();
             g.set_base_colour(c.unwrap_or([0.5; 3]));
-            let id = self.insert_at_leaf(leaf, g, coloured);
+            let id = self.insert_at(leaf, depth, g, coloured);
             stats.created += 1;
             if !coloured {
                 stats.uncoloured.push(id);
@@ -509,21 +597,45 @@ impl GaussianMap {
         ]
     }
 
-    /// Depth of the leaves (0 = the root is the leaf); every Gaussian hangs at this depth.
+    /// Every live Gaussian is filed once, in the node its book-keeping names, at its depth;
+    /// per-node subtree counts and parent links agree with the tree.
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut seen = 0usize;
         for (key, r) in &self.roots {
             let mut count = 0;
+            // Depth of each node from the parent links (children come after their parents).
+            let mut depth = vec![0u32; r.nodes.len()];
             for (ni, n) in r.nodes.iter().enumerate() {
-                if !n.gaussians.is_empty() && n.children.iter().any(|&c| c != 0) {
-                    return Err(format!("inner node {ni} of {key:?} holds gaussians"));
+                for &c in n.children.iter().filter(|&&c| c != 0) {
+                    if r.nodes[c as usize].parent != ni as u32 || c as usize <= ni {
+                        return Err(format!("node {c} of {key:?}: bad parent link"));
+                    }
+                    depth[c as usize] = depth[ni] + 1;
+                }
+                if depth[ni] >= self.cfg.levels {
+                    return Err(format!("node {ni} of {key:?} below the finest level"));
                 }
                 for &id in &n.gaussians {
                     let m = self.meta[id as usize];
-                    if !m.alive || m.root != *key || m.node != ni as u32 {
+                    if !m.alive
+                        || m.root != *key
+                        || m.node != ni as u32
+                        || u32::from(m.depth) != depth[ni]
+                    {
                         return Err(format!("gaussian {id} mis-filed"));
                     }
                     count += 1;
+                }
+            }
+            for (ni, n) in r.nodes.iter().enumerate().rev() {
+                let below: u32 = n
+                    .children
+                    .iter()
+                    .filter(|&&c| c != 0)
+                    .map(|&c| r.nodes[c as usize].subtree)
+                    .sum();
+                if n.subtree != below + n.gaussians.len() as u32 {
+                    return Err(format!("node {ni} of {key:?}: subtree count {}", n.subtree));
                 }
             }
             if count != r.count as usize {
@@ -572,13 +684,15 @@ mod tests {
     fn one_gaussian_per_empty_leaf_and_invariants_hold() {
         let mut m = GaussianMap::new(cfg()).unwrap();
         let pts = plane(40, 0.02, 1.05); // 0.8 m square, leaves 0.1 m: 8 x 8 leaves
-        let s = m.insert_scan(&pts, None, [0.4, 0.4, 3.0], &mut |_| Some([1.0, 0.0, 0.0]));
+        let s = m.insert_scan(&pts, None, [0.4, 0.4, 3.0], 0.0, &mut |_, _| {
+            Some([1.0, 0.0, 0.0])
+        });
         assert_eq!(s.created, 64, "{s:?}");
         assert_eq!(s.occupied, pts.len() - 64);
         assert!(s.uncoloured.is_empty());
         m.check_invariants().unwrap();
         // Second pass over the same surface adds nothing.
-        let s2 = m.insert_scan(&pts, None, [0.4, 0.4, 3.0], &mut |_| None);
+        let s2 = m.insert_scan(&pts, None, [0.4, 0.4, 3.0], 0.0, &mut |_, _| None);
         assert_eq!(s2.created, 0);
         // Discs are flat with the normal along +z (towards the sensor) and red.
         let (_, g) = m.iter().nth(10).unwrap();
@@ -595,14 +709,20 @@ mod tests {
         let mut m = GaussianMap::new(cfg()).unwrap();
         let leaf = m.config().leaf_size();
         let pts = plane(8, 0.3, 1.05);
-        m.insert_scan(&pts, None, [1.0, 1.0, 3.0], &mut |_| None);
+        m.insert_scan(&pts, None, [1.0, 1.0, 3.0], 0.0, &mut |_, _| None);
         let init = f64::from(m.config().init_scale);
         let (_, g) = m.iter().nth(20).unwrap();
         let sigma = f64::from(g.log_scale[0].exp());
         assert!((sigma - init * 0.3).abs() < 1e-4, "{sigma}");
         assert!(g.normal()[2] > 0.999);
         let mut far = GaussianMap::new(cfg()).unwrap();
-        far.insert_scan(&plane(5, 0.9, 1.05), None, [2.0, 2.0, 3.0], &mut |_| None);
+        far.insert_scan(
+            &plane(5, 0.9, 1.05),
+            None,
+            [2.0, 2.0, 3.0],
+            0.0,
+            &mut |_, _| None,
+        );
         // Interior points (neighbours within the largest normal radius) hit the cap; the
         // corners, with too few neighbours, fall back to the leaf size.
         let cap = 0.5 * f64::from(far.config().prune_scale) * leaf;
@@ -615,13 +735,70 @@ mod tests {
         assert!(sigmas.iter().all(|&s| s <= cap + 1e-4));
     }
 
+    /// Far points go into coarse cells, near ones into the finest leaves; a coarse cell with
+    /// finer Gaussians inside takes no coarse one, a coarse Gaussian does not stop finer ones
+    /// below it, and removal keeps the per-node counts.
+    #[test]
+    fn cells_follow_range_and_finer_ones_add_detail() {
+        let c = GaussianConfig {
+            root_size: 0.8,
+            levels: 4, // cells 0.8, 0.4, 0.2, 0.1 m
+            ..Default::default()
+        };
+        let mut m = GaussianMap::new(c).unwrap();
+        assert_eq!(m.depth_for_size(0.05), 3);
+        assert_eq!(m.depth_for_size(0.1), 3);
+        assert_eq!(m.depth_for_size(0.15), 2);
+        assert_eq!(m.depth_for_size(0.39), 1);
+        assert_eq!(m.depth_for_size(5.0), 0);
+        // A 1.6 m square sampled every 2 cm at z = 0: from 39 m with 0.01 rad per metre the
+        // cells are 0.4 m wide (16 of them), from 4 m the finest (256).
+        let pts = plane(80, 0.02, 0.0);
+        let far = m.insert_scan(&pts, None, [0.8, 0.8, 39.0], 0.01, &mut |_, _| None);
+        assert_eq!(far.created, 16, "{far:?}");
+        assert!(m.iter().all(|(id, _)| m.depth_of(id) == Some(1)));
+        let (_, g) = m.iter().next().unwrap();
+        assert!((f64::from(g.log_scale[0].exp()) - 0.6 * 0.4).abs() < 1e-4);
+        m.check_invariants().unwrap();
+        // Coming closer: every finest leaf gets one too (the coarse ones stay).
+        let near = m.insert_scan(&pts, None, [0.8, 0.8, 4.0], 0.01, &mut |_, _| None);
+        assert_eq!(near.created, 256, "{near:?}");
+        m.check_invariants().unwrap();
+        // From far again: nothing new (the coarse cells hold Gaussians in and below them).
+        let again = m.insert_scan(&pts, None, [0.8, 0.8, 19.0], 0.01, &mut |_, _| None);
+        assert_eq!(again.created, 0, "{again:?}");
+        // Removing every coarse and half the fine Gaussians keeps the counts consistent, and
+        // a far scan then refills only the coarse cells left without any Gaussian inside.
+        let ids: Vec<(u32, u32)> = m
+            .iter()
+            .map(|(id, _)| (id, m.depth_of(id).unwrap()))
+            .collect();
+        let mut removed_fine = 0;
+        for (k, &(id, d)) in ids.iter().enumerate() {
+            let g = m.get(id).unwrap();
+            // Fine Gaussians in the left half (x < 0.8) go.
+            if d == 1 || g.mean[0] < 0.8 {
+                assert!(m.remove(id));
+                removed_fine += usize::from(d == 3);
+            }
+            if k % 50 == 0 {
+                m.check_invariants().unwrap();
+            }
+        }
+        assert_eq!(removed_fine, 128);
+        m.check_invariants().unwrap();
+        let refill = m.insert_scan(&pts, None, [0.8, 0.8, 39.0], 0.01, &mut |_, _| None);
+        assert_eq!(refill.created, 8, "{refill:?}");
+        m.check_invariants().unwrap();
+    }
+
     #[test]
     fn capacity_and_spacing_for_bigger_leaves() {
         let mut c = cfg();
         c.leaf_capacity = 8;
         let mut m = GaussianMap::new(c).unwrap();
         let pts = plane(40, 0.02, 1.05);
-        let s = m.insert_scan(&pts, None, [0.4, 0.4, 3.0], &mut |_| None);
+        let s = m.insert_scan(&pts, None, [0.4, 0.4, 3.0], 0.0, &mut |_, _| None);
         assert!(s.created > 64 && s.created <= 64 * 8, "{s:?}");
         assert_eq!(s.uncoloured.len(), s.created);
         m.check_invariants().unwrap();
@@ -630,11 +807,14 @@ mod tests {
     #[test]
     fn remove_frees_leaf_and_id() {
         let mut m = GaussianMap::new(cfg()).unwrap();
+        // Small enough for the finest leaf (0.1 m).
         let g = Gaussian {
             mean: [0.05, 0.05, 0.05],
+            log_scale: [-3.0; 3],
             ..Default::default()
         };
         let id = m.insert_unchecked(g, true).unwrap();
+        assert_eq!(m.depth_of(id), Some(2));
         assert_eq!(m.leaf_occupancy(&[0.06, 0.06, 0.06]), 1);
         assert!(m.remove(id));
         assert!(!m.remove(id));

@@ -26,6 +26,8 @@ pub struct MapperCounters {
     pub images_wrong_size: u64,
     pub created: u64,
     pub coloured_later: u64,
+    /// Gaussians created by extending measured surfaces into uncovered pixels.
+    pub filled: u64,
     /// Uncoloured Gaussians dropped from the pending list (stay grey until optimised).
     pub pending_overflow: u64,
     pub pruned: u64,
@@ -131,9 +133,12 @@ impl GaussianMapper {
             .as_ref()
             .filter(|(s, _)| stamp_diff_secs(stamp, *s).abs() <= COLOUR_MAX_DT)
             .map(|(_, p)| p);
+        let cell_angle = self.cell_angle();
         let camera = &self.camera;
-        let mut colour = |p: &[f64; 3]| img.and_then(|i| i.colour_of(camera, p));
-        let stats = self.map.insert_scan(points, normals, sensor, &mut colour);
+        let mut colour = |_: usize, p: &[f64; 3]| img.and_then(|i| i.colour_of(camera, p));
+        let stats = self
+            .map
+            .insert_scan(points, normals, sensor, cell_angle, &mut colour);
         self.counters.scans += 1;
         self.counters.created += stats.created as u64;
         self.pending.extend(stats.uncoloured.iter().copied());
@@ -148,6 +153,31 @@ impl GaussianMapper {
             "gaussian scan insertion"
         );
         stats
+    }
+
+    /// Cell size per metre of range for new Gaussians: `leaf_pixels` pixels of the
+    /// optimisation camera.
+    pub fn cell_angle(&self) -> f64 {
+        let opt = self.optimisation_camera();
+        self.cfg.leaf_pixels / opt.fx.max(opt.fy).max(1e-9)
+    }
+
+    /// Inserts points that extend measured surfaces into what the camera sees uncovered
+    /// (see `fill`), from a camera at `eye`. Returns how many Gaussians were created.
+    pub(crate) fn insert_fill(&mut self, pts: &[super::fill::FillPoint], eye: [f64; 3]) -> usize {
+        if pts.is_empty() {
+            return 0;
+        }
+        let points: Vec<[f64; 3]> = pts.iter().map(|f| f.p).collect();
+        let normals: Vec<[f64; 3]> = pts.iter().map(|f| f.n).collect();
+        let cell_angle = self.cell_angle();
+        let stats = self
+            .map
+            .insert_scan(&points, Some(&normals), eye, cell_angle, &mut |i, _| {
+                Some(pts[i].colour)
+            });
+        self.counters.filled += stats.created as u64;
+        stats.created
     }
 
     /// Attaches an image taken at body pose `world_t_imu` (at the image's offset-corrected
@@ -179,7 +209,7 @@ impl GaussianMapper {
         let mut coloured = 0;
         let mut still = VecDeque::with_capacity(self.pending.len());
         for id in self.pending.drain(..) {
-            let Some(g) = self.map.get(id).copied() else {
+            let Some(g) = self.map.get(id) else {
                 continue;
             };
             let p = [
@@ -196,9 +226,7 @@ impl GaussianMapper {
                             self.window.gaussians_mut()[s as usize].set_base_colour(c)
                         }
                         _ => {
-                            if let Some(gm) = self.map.get_mut(id) {
-                                gm.set_base_colour(c);
-                            }
+                            self.map.update(id, |g| g.set_base_colour(c));
                         }
                     }
                     self.map.set_coloured(id);
@@ -314,8 +342,8 @@ impl GaussianMap {
     /// Saves live Gaussians in id order as a 3DGS PLY with the configured SH degree.
     pub fn save_ply(&self, path: &Path) -> Result<(), GaussianError> {
         let file = std::fs::File::create(path).map_err(super::PlyError::from)?;
-        let live: Vec<&super::Gaussian> = self.iter().map(|(_, g)| g).collect();
-        write_ply(file, live.into_iter(), self.config().sh_degree)?;
+        let live: Vec<super::Gaussian> = self.iter().map(|(_, g)| g).collect();
+        write_ply(file, live.iter(), self.config().sh_degree)?;
         Ok(())
     }
 

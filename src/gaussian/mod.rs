@@ -12,6 +12,7 @@ mod camera;
 mod colour;
 mod config;
 pub mod exposure_fit;
+mod fill;
 mod hash;
 mod keyframes;
 mod map;
@@ -22,6 +23,7 @@ mod oracle;
 mod params;
 mod ply;
 mod resample;
+mod store;
 mod window;
 
 pub use background::Background;
@@ -32,7 +34,10 @@ pub use map::{GaussianMap, InsertStats, RootKey};
 pub use mapper::{background_path, GaussianMapper, MapperCounters};
 pub use normals::estimate_normals;
 pub use optimise::{render_camera, to_render, FrameStats, Keyframe};
-pub use oracle::{map_with_ground_truth, run_oracle, OracleMapping, OracleOptions, OracleReport};
+pub use oracle::{
+    map_with_ground_truth, run_oracle, DepthBand, OracleMapping, OracleOptions, OracleReport,
+    ViewScore,
+};
 pub use params::{
     opacity_from_logit, opacity_to_logit, rotation_from_normal, sh_coeff_count, Gaussian, SH_C0,
 };

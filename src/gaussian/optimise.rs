@@ -49,6 +49,8 @@ pub struct FrameStats {
     pub keyframes: usize,
     /// Factor the target was scaled by (`exposure_fit`), when refitted.
     pub exposure_refit: Option<f32>,
+    /// Gaussians created for uncovered pixels of this frame.
+    pub filled: usize,
 }
 
 /// Converts window Gaussians to the renderer's flat layout.
@@ -296,14 +298,22 @@ impl GaussianMapper {
         // Read back so the window (and write-back) hold the optimised values.
         let back = r.gaussians()?;
         from_render(&back, self.window_mut().gaussians_mut())?;
-        let leaf = cfg.leaf_size() as f32;
+        let fill = if cfg.fill {
+            self.fill_candidates(r, &cam, &t_cw, &target)?
+        } else {
+            Vec::new()
+        };
+        let root = cfg.root_size as f32;
         let (window, map) = self.parts_mut();
-        stats.pruned = window.prune(map, |g| {
+        stats.pruned = window.prune(map, |g, depth| {
+            // Oversized relative to the Gaussian's own cell.
+            let cell = root / (1u32 << depth.min(20)) as f32;
             !g.is_finite()
                 || g.opacity() < cfg.prune_opacity
-                || g.max_scale() > cfg.prune_scale * leaf
+                || g.max_scale() > cfg.prune_scale * cell
         });
         self.counters_mut().pruned += stats.pruned as u64;
+        stats.filled = self.insert_fill(&fill, super::mapper::GaussianMapper::eye(&t_cw));
         self.optim.keyframes.consider(
             || Keyframe {
                 camera_t_world: t_cw,
@@ -344,6 +354,52 @@ impl GaussianMapper {
             target.iter_mut().for_each(|v| *v *= k);
         }
         Ok(k)
+    }
+
+    /// Points extending the window's surfaces into the pixels of the view at `t_cw` (target
+    /// `target` at `cam`'s resolution) that the map leaves uncovered and the background does
+    /// not explain.
+    fn fill_candidates(
+        &mut self,
+        r: &mut dyn Renderer,
+        cam: &RenderCamera,
+        t_cw: &Isometry3<f64>,
+        target: &[f32],
+    ) -> Result<Vec<super::fill::FillPoint>, GaussianError> {
+        let cfg = self.config().clone();
+        let out = r.forward(cam, t_cw)?;
+        let bgp = match &self.optim.background {
+            Some(bg) if cfg.background => bg.per_pixel(cam, t_cw),
+            _ => vec![0.0; out.colour.len()],
+        };
+        let error: Vec<f32> = (0..out.alpha.len())
+            .map(|i| {
+                (0..3)
+                    .map(|c| {
+                        let k = 3 * i + c;
+                        (target[k] - out.colour[k] - (1.0 - out.alpha[i]) * bgp[k]).abs()
+                    })
+                    .sum::<f32>()
+                    / 3.0
+            })
+            .collect();
+        let params = super::fill::FillParams {
+            step: cfg.fill_step as usize,
+            max_alpha: 0.5,
+            min_error: cfg.fill_min_error,
+            radius_px: cfg.fill_radius * f64::from(cam.width),
+            max_extrapolation: cfg.fill_max_extrapolation,
+            max_points: cfg.fill_max_points,
+        };
+        Ok(super::fill::fill_points(
+            self.window().gaussians(),
+            cam,
+            t_cw,
+            &out.alpha,
+            &error,
+            target,
+            &params,
+        ))
     }
 
     /// The camera the window is optimised through: `resolution` when set, else the camera

@@ -22,6 +22,9 @@ pub struct OracleOptions {
     pub final_passes: usize,
     /// Evaluate every Nth training frame and novel view.
     pub eval_every: usize,
+    /// Also break the error down by true depth ([`OracleReport::depth_bands`]): costs a ray
+    /// cast per pixel and view.
+    pub depth_bands: bool,
 }
 
 impl Default for OracleOptions {
@@ -30,9 +33,35 @@ impl Default for OracleOptions {
             max_frames: None,
             final_passes: 0,
             eval_every: 1,
+            depth_bands: false,
         }
     }
 }
+
+/// Score of one evaluated view.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ViewScore {
+    /// Seconds since the sequence start.
+    pub t: f64,
+    /// A novel view (between training frames) rather than a training view.
+    pub novel: bool,
+    pub psnr: f64,
+    pub ssim: f64,
+}
+
+/// Error of all evaluated pixels whose true depth falls in `[near, far)` (sky: infinite).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DepthBand {
+    pub near: f64,
+    pub far: f64,
+    /// Fraction of the evaluated pixels in the band.
+    pub fraction: f64,
+    /// PSNR over the band's pixels (all views pooled).
+    pub psnr: f64,
+}
+
+/// Upper edges (m) of the depth bands; the last band holds the sky.
+const BAND_EDGES: [f64; 6] = [3.0, 6.0, 12.0, 25.0, 50.0, f64::INFINITY];
 
 /// Image quality of an oracle-pose run.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -55,6 +84,10 @@ pub struct OracleReport {
     pub window_peak: usize,
     pub map_bytes: usize,
     pub window_bytes: usize,
+    /// Every evaluated view in order (training views first).
+    pub views: Vec<ViewScore>,
+    /// Error by true depth, when asked for ([`OracleOptions::depth_bands`]).
+    pub depth_bands: Vec<DepthBand>,
 }
 
 /// Camera poses closer than this (m, and rad) to the previous frame count as not moving.
@@ -164,18 +197,37 @@ pub fn run_oracle(
     }
     // The simulator's camera at exposure 1 (the map's units) renders the references.
     let sim_cam = crate::sim::CameraModel::new(&rig.camera, seq.config.supersample.max(1));
+    // Squared error (in units of 255^2) and channel samples per depth band.
+    let mut bands = [(0.0f64, 0usize); BAND_EDGES.len()];
+    let mut views = Vec::new();
     let mut score = |mapper: &mut GaussianMapper,
                      t: f64,
+                     novel: bool,
                      sum: &mut (f64, f64, usize)|
      -> Result<(), GaussianError> {
         let pose = traj.pose(t);
-        mapper.update_window(&pose, None);
+        // The next view is this one: a constant-velocity guess from the previously evaluated
+        // (unrelated) pose would widen the selection and, with the window full, push out
+        // Gaussians this view needs.
+        mapper.update_window(&pose, Some(&pose));
         let r = mapper.render(renderer, &pose)?;
-        let mut truth = sim_cam.render(&seq.scene, &(pose * imu_t_cam), 1.0);
+        let world_t_cam = pose * imu_t_cam;
+        let mut truth = sim_cam.render(&seq.scene, &world_t_cam, 1.0);
         truth.stamp = seq.config.t0_ns + stamp_from_secs(t);
-        sum.0 += psnr_rgb8(&r, &truth).map_err(|e| GaussianError::Input(e.to_string()))?;
-        sum.1 += ssim_rgb8(&r, &truth).map_err(|e| GaussianError::Input(e.to_string()))?;
+        let psnr = psnr_rgb8(&r, &truth).map_err(|e| GaussianError::Input(e.to_string()))?;
+        let ssim = ssim_rgb8(&r, &truth).map_err(|e| GaussianError::Input(e.to_string()))?;
+        sum.0 += psnr;
+        sum.1 += ssim;
         sum.2 += 1;
+        views.push(ViewScore {
+            t,
+            novel,
+            psnr,
+            ssim,
+        });
+        if opts.depth_bands {
+            accumulate_bands(seq, &world_t_cam, &r, &truth, &mut bands);
+        }
         Ok(())
     };
     let every = opts.eval_every.max(1);
@@ -186,7 +238,7 @@ pub fn run_oracle(
     // Training views.
     let mut train = (0.0, 0.0, 0usize);
     for &t in times.iter().step_by(every) {
-        score(&mut mapper, t, &mut train)?;
+        score(&mut mapper, t, false, &mut train)?;
     }
     // Novel views halfway between consecutive frames that differ in pose.
     let mut novel = (0.0, 0.0, 0usize);
@@ -214,7 +266,25 @@ pub fn run_oracle(
             });
         base_m += dm;
         base_rad += dr;
-        score(&mut mapper, t, &mut novel)?;
+        score(&mut mapper, t, true, &mut novel)?;
+    }
+    report.views = views;
+    if opts.depth_bands {
+        let total: usize = bands.iter().map(|b| b.1).sum();
+        let mut near = 0.0;
+        for (&far, &(se, n)) in BAND_EDGES.iter().zip(&bands) {
+            report.depth_bands.push(DepthBand {
+                near,
+                far,
+                fraction: n as f64 / total.max(1) as f64,
+                psnr: if n == 0 {
+                    f64::NAN
+                } else {
+                    10.0 * (n as f64 / se.max(1e-12)).log10()
+                },
+            });
+            near = far;
+        }
     }
     let mean = |s: f64, n: usize| s / n.max(1) as f64;
     report.train_views = train.2;
@@ -229,4 +299,40 @@ pub fn run_oracle(
     report.map_bytes = mapper.map().memory_bytes();
     report.window_bytes = mapper.window().memory_bytes();
     Ok(report)
+}
+
+/// Adds the squared errors of `render` against `truth` to the bands of each pixel's true depth
+/// (a ray cast into the simulated scene from `world_t_cam`; no hit = sky, the last band).
+fn accumulate_bands(
+    seq: &SimSequence,
+    world_t_cam: &nalgebra::Isometry3<f64>,
+    render: &crate::sensors::Image,
+    truth: &crate::sensors::Image,
+    bands: &mut [(f64, usize)],
+) {
+    let c = &seq.config.rig.camera;
+    let origin = world_t_cam.translation.vector;
+    for y in 0..c.height {
+        for x in 0..c.width {
+            let d = crate::sim::unproject(c, [f64::from(x), f64::from(y)]);
+            let ray = crate::sim::Ray {
+                origin,
+                dir: world_t_cam.rotation * d.normalize(),
+            };
+            let depth = seq
+                .scene
+                .intersect(&ray)
+                .map_or(f64::INFINITY, |h| h.t * d.normalize().z);
+            let b = BAND_EDGES
+                .iter()
+                .position(|&e| depth < e)
+                .unwrap_or(BAND_EDGES.len() - 1);
+            let i = 3 * (y * c.width + x) as usize;
+            for k in i..i + 3 {
+                let e = f64::from(render.rgb[k]) / 255.0 - f64::from(truth.rgb[k]) / 255.0;
+                bands[b].0 += e * e;
+                bands[b].1 += 1;
+            }
+        }
+    }
 }

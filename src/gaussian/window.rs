@@ -193,8 +193,9 @@ impl Window {
             return stats;
         };
         let cfg = map.config();
-        // Bounding sphere of a root voxel plus room for Gaussians that stick out of it.
-        let radius = cfg.root_size * 0.5 * 3f64.sqrt() + cfg.leaf_size();
+        // Bounding sphere of a root voxel plus room for Gaussians that stick out of it (a
+        // Gaussian in the root cell itself is up to about half a root wide).
+        let radius = cfg.root_size * (0.5 * 3f64.sqrt() + 0.5);
         let planes = camera.side_planes(margin);
         let centre_of = |v: &View| {
             let c = v.camera_t_world.inverse() * Point3::origin();
@@ -260,7 +261,7 @@ impl Window {
                 i += 1;
                 continue;
             }
-            map.store[id as usize] = self.gaussians[i];
+            map.store.set(id, &self.gaussians[i]);
             map.meta[id as usize].slot = NO_SLOT;
             self.member.set(id, false);
             self.remove_slot(map, i);
@@ -271,7 +272,7 @@ impl Window {
             map.meta[id as usize].slot = self.ids.len() as u32;
             self.member.set(id, true);
             self.ids.push(id);
-            self.gaussians.push(map.store[id as usize]);
+            self.gaussians.push(map.store.get(id));
             self.dirty.push(true);
             stats.added += 1;
         }
@@ -283,7 +284,7 @@ impl Window {
     /// Copies every windowed value into the global map, keeping the window (before saving).
     pub fn write_back_all(&self, map: &mut GaussianMap) {
         for (id, g) in self.ids.iter().zip(&self.gaussians) {
-            map.store[*id as usize] = *g;
+            map.store.set(*id, g);
         }
     }
 
@@ -300,17 +301,23 @@ impl Window {
         self.moves.clear();
     }
 
-    /// Deletes the windowed Gaussians for which `remove` is true, from the window and the
-    /// global map (pruning). Returns how many; slot moves are appended to `moves()`.
-    pub fn prune(&mut self, map: &mut GaussianMap, remove: impl Fn(&Gaussian) -> bool) -> usize {
+    /// Deletes the windowed Gaussians for which `remove(gaussian, octree depth)` is true, from
+    /// the window and the global map (pruning). Returns how many; slot moves are appended to
+    /// `moves()`.
+    pub fn prune(
+        &mut self,
+        map: &mut GaussianMap,
+        remove: impl Fn(&Gaussian, u32) -> bool,
+    ) -> usize {
         let mut n = 0;
         let mut i = 0;
         while i < self.ids.len() {
-            if !remove(&self.gaussians[i]) {
+            let id = self.ids[i];
+            let depth = u32::from(map.meta[id as usize].depth);
+            if !remove(&self.gaussians[i], depth) {
                 i += 1;
                 continue;
             }
-            let id = self.ids[i];
             map.meta[id as usize].slot = NO_SLOT;
             self.member.set(id, false);
             map.remove(id);
@@ -474,12 +481,12 @@ mod tests {
             if x == 9.0 {
                 // Maintenance then pruning before the mirror syncs.
                 w.maintain(&mut map, &cam, &[view_at(12.0)], 8.0, 0.1);
-                assert!(w.prune(&mut map, |g| g.mean[2] > 1.75) > 0);
+                assert!(w.prune(&mut map, |g, _| g.mean[2] > 1.75) > 0);
             }
             replay(&mut mirror, &mut w);
             w.check_invariants(&map).unwrap();
         }
-        let n = w.prune(&mut map, |g| g.mean[2] < 0.3);
+        let n = w.prune(&mut map, |g, _| g.mean[2] < 0.3);
         assert!(n > 0);
         replay(&mut mirror, &mut w);
         w.check_invariants(&map).unwrap();

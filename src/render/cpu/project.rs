@@ -1,5 +1,6 @@
 //! Per-Gaussian projection (3D -> screen) and its exact adjoint, in f64.
-//! The same math as shaders/project.comp and shaders/project_bwd.comp.
+//! The same math as shaders/project.comp and shaders/project_bwd.comp. The core works on one
+//! Gaussian's values ([`One`]), so the fast backend (f32 storage) runs the same code.
 
 use nalgebra::{Matrix2, Matrix2x3, Matrix3, Quaternion, Vector3};
 
@@ -67,6 +68,97 @@ impl ProjGrad {
     }
 }
 
+/// One Gaussian's parameters, read from whatever storage a backend keeps (f64 or f32); the
+/// math runs in f64.
+#[derive(Debug, Clone, Copy)]
+pub struct One<'a, T> {
+    pub mean: [f64; 3],
+    pub log_scale: [f64; 3],
+    /// Raw (unnormalised) quaternion `[w, x, y, z]`.
+    pub rot: [f64; 4],
+    /// Opacity logit.
+    pub opacity: f64,
+    /// DC colour (3 values) and the other `k - 1` SH coefficients (`3 (k - 1)` values,
+    /// coefficient-major).
+    pub dc: &'a [T],
+    pub rest: &'a [T],
+    /// SH coefficients in use.
+    pub k: usize,
+}
+
+impl<'a> One<'a, f64> {
+    /// Gaussian `i` of an f64 set.
+    pub fn from_set(g: &'a GaussianSet<f64>, i: usize) -> Self {
+        let arr = |grp: Group| g.get(grp, i);
+        Self::from_groups(
+            [arr(Group::Mean), arr(Group::LogScale), arr(Group::Rotation)],
+            arr(Group::Opacity)[0],
+            arr(Group::ShDc),
+            arr(Group::ShRest),
+            sh_coeffs(g.sh_degree()),
+        )
+    }
+}
+
+impl<'a, T: Copy + Into<f64>> One<'a, T> {
+    /// From one Gaussian's slices of the groups (mean, log-scale, rotation), its opacity logit,
+    /// DC colour and other SH coefficients.
+    pub fn from_groups(geo: [&[T]; 3], opacity: T, dc: &'a [T], rest: &'a [T], k: usize) -> Self {
+        let v = |s: &[T], m: usize| s[m].into();
+        Self {
+            mean: std::array::from_fn(|m| v(geo[0], m)),
+            log_scale: std::array::from_fn(|m| v(geo[1], m)),
+            rot: std::array::from_fn(|m| v(geo[2], m)),
+            opacity: opacity.into(),
+            dc,
+            rest,
+            k,
+        }
+    }
+
+    /// SH coefficient `kk` (0: DC) of channel `ch`.
+    #[inline]
+    pub fn sh(&self, kk: usize, ch: usize) -> f64 {
+        if kk == 0 {
+            self.dc[ch].into()
+        } else {
+            self.rest[(kk - 1) * 3 + ch].into()
+        }
+    }
+}
+
+/// Gradient with respect to one Gaussian's parameters (the layout of [`One`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OneGrad {
+    pub mean: [f64; 3],
+    pub log_scale: [f64; 3],
+    pub rot: [f64; 4],
+    pub opacity: f64,
+    pub sh: [[f64; 3]; 16],
+}
+
+impl OneGrad {
+    /// Writes the gradient into Gaussian `i` of `out` (`k` SH coefficients).
+    #[allow(clippy::needless_range_loop)] // m indexes several arrays
+    pub fn write<T: Copy>(&self, out: [&mut [T]; 6], k: usize, conv: impl Fn(f64) -> T) {
+        let [mean, ls, rot, op, dc, rest] = out;
+        for m in 0..3 {
+            mean[m] = conv(self.mean[m]);
+            ls[m] = conv(self.log_scale[m]);
+            dc[m] = conv(self.sh[0][m]);
+        }
+        for m in 0..4 {
+            rot[m] = conv(self.rot[m]);
+        }
+        op[0] = conv(self.opacity);
+        for kk in 1..k {
+            for ch in 0..3 {
+                rest[(kk - 1) * 3 + ch] = conv(self.sh[kk][ch]);
+            }
+        }
+    }
+}
+
 struct Geometry {
     pc: Vector3<f64>,
     qn: Quaternion<f64>,
@@ -94,11 +186,10 @@ fn quat_to_mat(q: &Quaternion<f64>) -> Matrix3<f64> {
     )
 }
 
-fn geometry(g: &GaussianSet<f64>, i: usize, cam: &Camera, pose: &PoseRt) -> Option<Geometry> {
-    let m = g.get(Group::Mean, i);
-    let pw = Vector3::new(m[0], m[1], m[2]);
-    let ls = g.get(Group::LogScale, i);
-    let q = g.get(Group::Rotation, i);
+fn geometry<T: Copy + Into<f64>>(g: &One<T>, cam: &Camera, pose: &PoseRt) -> Option<Geometry> {
+    let pw = Vector3::from(g.mean);
+    let ls = g.log_scale;
+    let q = g.rot;
     let s = Vector3::new(ls[0].exp(), ls[1].exp(), ls[2].exp());
     let qnorm = (q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]).sqrt();
     let valid = pw.iter().all(|v| v.is_finite())
@@ -153,7 +244,17 @@ pub fn project(
     cam: &Camera,
     pose: &PoseRt,
 ) -> Option<(Projected, [bool; 3])> {
-    let geo = geometry(g, i, cam, pose)?;
+    project_one(&One::from_set(g, i), cam, pose)
+}
+
+/// [`project`] of one Gaussian's values.
+#[allow(clippy::needless_range_loop)] // kk and ch index several arrays
+pub fn project_one<T: Copy + Into<f64>>(
+    g: &One<T>,
+    cam: &Camera,
+    pose: &PoseRt,
+) -> Option<(Projected, [bool; 3])> {
+    let geo = geometry(g, cam, pose)?;
     let (a, b, c) = (geo.cov[(0, 0)], geo.cov[(0, 1)], geo.cov[(1, 1)]);
     let det = a * c - b * b;
     if det.is_nan() || det <= 0.0 {
@@ -181,24 +282,22 @@ pub fn project(
         return None;
     }
     // Colour from SH along the viewing direction.
-    let k = sh_coeffs(g.sh_degree());
+    let k = g.k;
     let d = geo.dir_raw.normalize();
     let (mut y, mut dy) = ([0.0; 16], [[0.0; 3]; 16]);
     sh::basis([d.x, d.y, d.z], k, &mut y, &mut dy);
-    let dc = g.get(Group::ShDc, i);
-    let rest = g.get(Group::ShRest, i);
     let mut colour = [0.0; 3];
     let mut clamped = [false; 3];
     for ch in 0..3 {
-        let mut v = y[0] * dc[ch];
+        let mut v = y[0] * g.sh(0, ch);
         for kk in 1..k {
-            v += y[kk] * rest[(kk - 1) * 3 + ch];
+            v += y[kk] * g.sh(kk, ch);
         }
         v += 0.5;
         clamped[ch] = v < 0.0;
         colour[ch] = v.max(0.0);
     }
-    let l = g.get(Group::Opacity, i)[0];
+    let l = g.opacity;
     let opacity = 1.0 / (1.0 + (-l).exp());
     Some((
         Projected {
@@ -226,40 +325,62 @@ pub fn project_backward(
     out: &mut GaussianSet<f64>,
     pose_grad: &mut [f64; 6],
 ) {
-    let Some(geo) = geometry(g, i, cam, pose) else {
+    let one = One::from_set(g, i);
+    let mut og = OneGrad::default();
+    if !project_backward_one(&one, cam, pose, pg, clamped, &mut og, pose_grad) {
         return;
+    }
+    out.get_mut(Group::Mean, i).copy_from_slice(&og.mean);
+    out.get_mut(Group::LogScale, i)
+        .copy_from_slice(&og.log_scale);
+    out.get_mut(Group::Rotation, i).copy_from_slice(&og.rot);
+    out.get_mut(Group::Opacity, i)[0] = og.opacity;
+    out.get_mut(Group::ShDc, i).copy_from_slice(&og.sh[0]);
+    let rest = out.get_mut(Group::ShRest, i);
+    for kk in 1..one.k {
+        rest[(kk - 1) * 3..kk * 3].copy_from_slice(&og.sh[kk]);
+    }
+}
+
+/// [`project_backward`] of one Gaussian's values into `out`; false (and nothing written) when
+/// the Gaussian is culled.
+#[allow(clippy::needless_range_loop)] // kk and ch index several arrays
+pub fn project_backward_one<T: Copy + Into<f64>>(
+    g: &One<T>,
+    cam: &Camera,
+    pose: &PoseRt,
+    pg: &ProjGrad,
+    clamped: [bool; 3],
+    out: &mut OneGrad,
+    pose_grad: &mut [f64; 6],
+) -> bool {
+    let Some(geo) = geometry(g, cam, pose) else {
+        return false;
     };
     let (x, y, z) = (geo.pc.x, geo.pc.y, geo.pc.z);
     // Opacity logit.
-    let l = g.get(Group::Opacity, i)[0];
+    let l = g.opacity;
     let o = 1.0 / (1.0 + (-l).exp());
-    out.get_mut(Group::Opacity, i)[0] = pg.opacity * o * (1.0 - o);
+    out.opacity = pg.opacity * o * (1.0 - o);
 
     // SH coefficients and the view-direction gradient.
-    let k = sh_coeffs(g.sh_degree());
+    let k = g.k;
     let n = geo.dir_raw.norm();
     let d = geo.dir_raw / n;
     let (mut yb, mut dyb) = ([0.0; 16], [[0.0; 3]; 16]);
     sh::basis([d.x, d.y, d.z], k, &mut yb, &mut dyb);
     let dcol: [f64; 3] = std::array::from_fn(|ch| if clamped[ch] { 0.0 } else { pg.colour[ch] });
-    {
-        let dc = out.get_mut(Group::ShDc, i);
-        for ch in 0..3 {
-            dc[ch] = yb[0] * dcol[ch];
-        }
+    for ch in 0..3 {
+        out.sh[0][ch] = yb[0] * dcol[ch];
     }
     let mut d_dir = Vector3::zeros();
-    {
-        let rest_v: Vec<f64> = g.get(Group::ShRest, i).to_vec();
-        let rest = out.get_mut(Group::ShRest, i);
-        for kk in 1..k {
-            let mut s = 0.0;
-            for ch in 0..3 {
-                rest[(kk - 1) * 3 + ch] = yb[kk] * dcol[ch];
-                s += rest_v[(kk - 1) * 3 + ch] * dcol[ch];
-            }
-            d_dir += Vector3::new(dyb[kk][0], dyb[kk][1], dyb[kk][2]) * s;
+    for kk in 1..k {
+        let mut s = 0.0;
+        for ch in 0..3 {
+            out.sh[kk][ch] = yb[kk] * dcol[ch];
+            s += g.sh(kk, ch) * dcol[ch];
         }
+        d_dir += Vector3::new(dyb[kk][0], dyb[kk][1], dyb[kk][2]) * s;
     }
     // d/d(dir_raw) of the normalisation; dir_raw = p_w - centre.
     let d_raw = (d_dir - d * d.dot(&d_dir)) / n;
@@ -292,8 +413,7 @@ pub fn project_backward(
         + g_j[(1, 2)] * (2.0 * cam.fy * y / (z * z * z));
     // Mean in the world.
     let g_pw = pose.r.transpose() * g_pc + d_raw;
-    out.get_mut(Group::Mean, i)
-        .copy_from_slice(&[g_pw.x, g_pw.y, g_pw.z]);
+    out.mean = [g_pw.x, g_pw.y, g_pw.z];
     // World covariance -> scale and rotation.
     let g_sigma = pose.r.transpose() * g_sigma_c * pose.r;
     let msc = geo.rot * Matrix3::from_diagonal(&geo.s);
@@ -306,10 +426,9 @@ pub fn project_backward(
         }
         *gl = ds * geo.s[jj];
     }
-    out.get_mut(Group::LogScale, i).copy_from_slice(&g_ls);
+    out.log_scale = g_ls;
     let gr = Matrix3::from_fn(|ii, jj| g_m[(ii, jj)] * geo.s[jj]);
-    let gq_out = quaternion_grad([geo.qn.w, geo.qn.i, geo.qn.j, geo.qn.k], geo.qnorm, &gr);
-    out.get_mut(Group::Rotation, i).copy_from_slice(&gq_out);
+    out.rot = quaternion_grad([geo.qn.w, geo.qn.i, geo.qn.j, geo.qn.k], geo.qnorm, &gr);
 
     // Pose (left perturbation p_c -> exp(w) p_c + v; the centre moves by -R^T v).
     let g_v = g_pc + pose.r * d_raw;
@@ -321,6 +440,7 @@ pub fn project_backward(
         pose_grad[m] += g_v[m];
         pose_grad[3 + m] += g_w[m];
     }
+    true
 }
 
 /// Gradient with respect to a raw quaternion `[w, x, y, z]` of norm `qnorm` (`qn` normalised)

@@ -3,8 +3,10 @@
 //! as the forward pass. Each splat's sums over the tile's pixels go to its own slot (one per
 //! tile-list entry), so tiles can run on any thread and still add up in a fixed order.
 
-use super::forward::{lanes, AMAX, AMIN};
-use super::tile::{exp_neg, Rec, TilePix, PIX, W, XS};
+use crate::render::cpu::project::ProjGrad;
+
+use super::forward::{lanes, power_at, row_consts, AMAX, AMIN};
+use super::tile::{exp_neg, Fused, Madd, Plain, Rec, TilePix, PIX, W, XS};
 
 /// Sums per splat: colour r, g, b, depth, opacity, then with `P = d loss / d power`:
 /// `sum P dx, P dy, P dx^2, P dx dy, P dy^2` (`dx = mean - pixel`), see [`screen_grad`].
@@ -31,7 +33,8 @@ impl Default for BwdState {
 
 /// Writes into `out[j]` the sums of splat `s[j]` over the tile's pixels (zero for splats no
 /// pixel reached). `extra`: the depth and alpha rows of `st.dl` may be non-zero (without them a
-/// leaner loop runs).
+/// leaner loop runs). Must run the same variant as [`super::forward::raster_tile`] did (same
+/// dispatch), so both passes see the same alphas.
 pub fn backward_tile(s: &[Rec], px: &TilePix, st: &mut BwdState, extra: bool, out: &mut [Acc]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -39,49 +42,47 @@ pub fn backward_tile(s: &[Rec], px: &TilePix, st: &mut BwdState, extra: bool, ou
             // SAFETY: the CPU has AVX-512F (checked just above).
             return unsafe { backward_tile_avx512(s, px, st, extra, out) };
         }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above).
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA (checked just above).
             return unsafe { backward_tile_avx2(s, px, st, extra, out) };
         }
     }
     backward_tile_portable(s, px, st, extra, out)
 }
 
-/// The same code with 16-lane registers (same bits: no fused multiply-adds anywhere).
+/// The code with 16-lane registers and fused multiply-adds (the same bits as the AVX2 one).
+///
+/// # Safety
+/// The CPU must have AVX-512F and FMA.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn backward_tile_avx512(
+#[target_feature(enable = "avx512f,fma")]
+pub unsafe fn backward_tile_avx512(
     s: &[Rec],
     px: &TilePix,
     st: &mut BwdState,
     extra: bool,
     out: &mut [Acc],
 ) {
-    if extra {
-        backward_tile_impl::<true>(s, px, st, out)
-    } else {
-        backward_tile_impl::<false>(s, px, st, out)
-    }
+    backward_tile_impl::<Fused>(s, px, st, extra, out)
 }
 
-/// The same code compiled for AVX2.
+/// The code with 8-lane registers and fused multiply-adds.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn backward_tile_avx2(
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn backward_tile_avx2(
     s: &[Rec],
     px: &TilePix,
     st: &mut BwdState,
     extra: bool,
     out: &mut [Acc],
 ) {
-    if extra {
-        backward_tile_impl::<true>(s, px, st, out)
-    } else {
-        backward_tile_impl::<false>(s, px, st, out)
-    }
+    backward_tile_impl::<Fused>(s, px, st, extra, out)
 }
 
-/// The portable version (what the dispatch falls back to; public so tests can compare).
+/// The portable code (separate multiplies and adds).
 pub fn backward_tile_portable(
     s: &[Rec],
     px: &TilePix,
@@ -89,15 +90,26 @@ pub fn backward_tile_portable(
     extra: bool,
     out: &mut [Acc],
 ) {
+    backward_tile_impl::<Plain>(s, px, st, extra, out)
+}
+
+#[inline(always)]
+fn backward_tile_impl<M: Madd>(
+    s: &[Rec],
+    px: &TilePix,
+    st: &mut BwdState,
+    extra: bool,
+    out: &mut [Acc],
+) {
     if extra {
-        backward_tile_impl::<true>(s, px, st, out)
+        tile_pass::<M, true>(s, px, st, out)
     } else {
-        backward_tile_impl::<false>(s, px, st, out)
+        tile_pass::<M, false>(s, px, st, out)
     }
 }
 
 #[inline(always)]
-fn backward_tile_impl<const EXTRA: bool>(
+fn tile_pass<M: Madd, const EXTRA: bool>(
     s: &[Rec],
     px: &TilePix,
     st: &mut BwdState,
@@ -132,7 +144,7 @@ fn backward_tile_impl<const EXTRA: bool>(
                 continue;
             }
             let g = [sp.mx, sp.my - y as f32, sp.ca, sp.cb, sp.cc, sp.op];
-            row::<EXTRA>(g, sp.f, j as i32, y * W, &px.last, st, &mut sums);
+            row::<M, EXTRA>(g, sp.f, j as i32, y * W, &px.last, st, &mut sums);
         }
         out[j] = reduce(&sums);
     }
@@ -158,7 +170,7 @@ fn reduce(s: &[[f32; W]; 10]) -> Acc {
 }
 
 #[inline(always)]
-fn row<const EXTRA: bool>(
+fn row<M: Madd, const EXTRA: bool>(
     g: [f32; 6],
     f: [f32; 4],
     j: i32,
@@ -180,54 +192,63 @@ fn row<const EXTRA: bool>(
         lanes(&mut b4[r.clone()]),
     );
     let dl: [&[f32; W]; 5] = std::array::from_fn(|c| st.dl[c][r.clone()].try_into().expect("row"));
+    let (ha, hc, bdy) = row_consts(ca, cb, cc, dy);
     for x in 0..W {
         let dx = mx - XS[x];
-        let power = -0.5 * (ca * dx * dx + cc * dy * dy) - cb * dx * dy;
-        let gauss = exp_neg(power);
+        let power = power_at::<M>(dx, ha, hc, bdy);
+        let gauss = exp_neg::<M>(power);
         let raw = op * gauss;
         let a = raw.min(AMAX);
         let ok = (power <= 0.0) & (a >= AMIN) & (j <= last[x]);
         let ti = t[x] / (1.0 - a);
-        let mut dl_da =
-            (f[0] - b0[x]) * dl[0][x] + (f[1] - b1[x]) * dl[1][x] + (f[2] - b2[x]) * dl[2][x];
+        let mut dl_da = M::madd(
+            f[2] - b2[x],
+            dl[2][x],
+            M::madd(f[1] - b1[x], dl[1][x], (f[0] - b0[x]) * dl[0][x]),
+        );
         if EXTRA {
-            dl_da += (f[3] - b3[x]) * dl[3][x] + (1.0 - b4[x]) * dl[4][x];
+            dl_da = M::madd(
+                1.0 - b4[x],
+                dl[4][x],
+                M::madd(f[3] - b3[x], dl[3][x], dl_da),
+            );
         }
         let dl_da = dl_da * ti;
         // Selects rather than a branch, so the row loop stays vectorisable.
         let q = 1.0 - a;
         let keep = |new: f32, old: f32| if ok { new } else { old };
-        b0[x] = keep(a * f[0] + q * b0[x], b0[x]);
-        b1[x] = keep(a * f[1] + q * b1[x], b1[x]);
-        b2[x] = keep(a * f[2] + q * b2[x], b2[x]);
+        b0[x] = keep(M::madd(a, f[0], q * b0[x]), b0[x]);
+        b1[x] = keep(M::madd(a, f[1], q * b1[x]), b1[x]);
+        b2[x] = keep(M::madd(a, f[2], q * b2[x]), b2[x]);
         if EXTRA {
-            b3[x] = keep(a * f[3] + q * b3[x], b3[x]);
-            b4[x] = keep(a + q * b4[x], b4[x]);
+            b3[x] = keep(M::madd(a, f[3], q * b3[x]), b3[x]);
+            b4[x] = keep(M::madd(q, b4[x], a), b4[x]);
         }
         t[x] = keep(ti, t[x]);
         let w = if ok { a * ti } else { 0.0 };
-        sums[0][x] += w * dl[0][x];
-        sums[1][x] += w * dl[1][x];
-        sums[2][x] += w * dl[2][x];
+        sums[0][x] = M::madd(w, dl[0][x], sums[0][x]);
+        sums[1][x] = M::madd(w, dl[1][x], sums[1][x]);
+        sums[2][x] = M::madd(w, dl[2][x], sums[2][x]);
         if EXTRA {
-            sums[3][x] += w * dl[3][x];
+            sums[3][x] = M::madd(w, dl[3][x], sums[3][x]);
         }
         let dq = if ok & (raw <= AMAX) { dl_da } else { 0.0 };
-        sums[4][x] += gauss * dq;
-        let p = gauss * op * dq;
-        sums[5][x] += p * dx;
-        sums[6][x] += p * dy;
-        sums[7][x] += p * dx * dx;
-        sums[8][x] += p * dx * dy;
-        sums[9][x] += p * dy * dy;
+        sums[4][x] = M::madd(gauss, dq, sums[4][x]);
+        let p = raw * dq;
+        let (pdx, pdy) = (p * dx, p * dy);
+        sums[5][x] += pdx;
+        sums[6][x] += pdy;
+        sums[7][x] = M::madd(pdx, dx, sums[7][x]);
+        sums[8][x] = M::madd(pdx, dy, sums[8][x]);
+        sums[9][x] = M::madd(pdy, dy, sums[9][x]);
     }
 }
 
 /// Screen-space gradient of a splat with conic `(a, b, c)` from its summed accumulator.
-pub fn screen_grad(v: &[f64; 10], conic: [f32; 3]) -> super::project::ScreenGrad {
+pub fn screen_grad(v: &[f64; 10], conic: [f32; 3]) -> ProjGrad {
     let [ca, cb, cc] = conic.map(|x| x as f64);
-    super::project::ScreenGrad {
-        mean: [-(ca * v[5] + cb * v[6]), -(cc * v[6] + cb * v[5])],
+    ProjGrad {
+        mean2d: [-(ca * v[5] + cb * v[6]), -(cc * v[6] + cb * v[5])],
         conic: [-0.5 * v[7], -v[8], -0.5 * v[9]],
         opacity: v[4],
         colour: [v[0], v[1], v[2]],
@@ -275,46 +296,74 @@ mod tests {
         v.iter().map(|x| x.to_bits()).collect()
     }
 
-    /// The dispatched (AVX-512 or AVX2) code gives the same bits as the portable code, and the
-    /// lean colour-only backward the same bits as the full one with zero depth/alpha gradients,
-    /// so runs are reproducible across CPUs and both paths are covered by the reference tests.
+    fn rel(a: &[f32], b: &[f32]) -> f64 {
+        let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+        crate::render::verify::rel_l2(&f(a), &f(b))
+    }
+
+    type Bwd = fn(&[Rec], &TilePix, &mut BwdState, bool, &mut [Acc]);
+
+    /// Backward sums of every splat, flattened, with the lean and the full loop (which must
+    /// agree bit for bit: the lean one only drops terms that are zero).
+    fn sums(bwd: Bwd, recs: &[Rec], px: &TilePix, dl: &[[f32; PIX]; 5]) -> Vec<f32> {
+        let mut st = BwdState {
+            dl: *dl,
+            ..Default::default()
+        };
+        let mut outs = Vec::new();
+        for extra in [false, true] {
+            let mut o = vec![[f32::NAN; 10]; recs.len()];
+            bwd(recs, px, &mut st, extra, &mut o);
+            outs.push(o.iter().flatten().copied().collect::<Vec<_>>());
+        }
+        assert_eq!(bits(&outs[0]), bits(&outs[1]));
+        outs.swap_remove(0)
+    }
+
+    /// The FMA code (AVX-512 and AVX2 give the same bits) against the portable code (close),
+    /// forward and backward, on a crowded tile (early termination) and a partial one.
     #[test]
-    fn cpu_feature_levels_and_lean_path_give_identical_bits() {
+    fn cpu_variants_and_lean_path_agree() {
         let recs = random_recs(400, 3);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let mut dl = [[0.0f32; PIX]; 5];
+        for v in dl.iter_mut().take(3).flatten() {
+            *v = rng.gen_range(-1.0..1.0);
+        }
         for (cols, rows) in [(16, 16), (7, 11)] {
             let (mut a, mut b) = (TilePix::default(), TilePix::default());
             raster_tile(&recs, &mut a, cols, rows);
             raster_tile_portable(&recs, &mut b, cols, rows);
-            assert_eq!(bits(&a.t), bits(&b.t));
-            assert_eq!(a.last, b.last);
             for ch in 0..4 {
-                assert_eq!(bits(&a.out[ch]), bits(&b.out[ch]));
+                let e = rel(&a.out[ch], &b.out[ch]);
+                assert!(e < 1e-5, "forward channel {ch}: {e}");
             }
+            assert!(rel(&a.t, &b.t) < 1e-4);
             let covered = a.last.iter().filter(|&&l| l >= 0).count();
             assert!(2 * covered > cols * rows, "{covered}");
-            let mut st = BwdState::default();
-            for c in st.dl.iter_mut().take(3) {
-                for v in c.iter_mut() {
-                    *v = rng.gen_range(-1.0..1.0);
-                }
-            }
-            let mut outs = Vec::new();
-            for (extra, portable) in [(false, false), (false, true), (true, false), (true, true)] {
-                let mut o = vec![[f32::NAN; 10]; recs.len()];
-                if portable {
-                    backward_tile_portable(&recs, &a, &mut st, extra, &mut o);
-                } else {
-                    backward_tile(&recs, &a, &mut st, extra, &mut o);
-                }
-                outs.push(o.iter().flatten().map(|x| x.to_bits()).collect::<Vec<_>>());
-            }
-            assert!(outs.iter().all(|o| *o == outs[0]));
-            let nonzero = outs[0]
-                .iter()
-                .filter(|&&x| f32::from_bits(x) != 0.0)
-                .count();
+            let sd = sums(backward_tile, &recs, &a, &dl);
+            let sp = sums(backward_tile_portable, &recs, &b, &dl);
+            let e = rel(&sd, &sp);
+            assert!(e < 1e-4, "backward: {e}");
+            let nonzero = sd.iter().filter(|&&x| x != 0.0).count();
             assert!(nonzero > 1000, "{nonzero}");
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma")
+            {
+                use crate::render::fast::forward::raster_tile_avx2;
+                let mut c = TilePix::default();
+                // SAFETY: the CPU has AVX2 and FMA (checked above).
+                unsafe { raster_tile_avx2(&recs, &mut c, cols, rows) };
+                for ch in 0..4 {
+                    assert_eq!(bits(&a.out[ch]), bits(&c.out[ch]));
+                }
+                assert_eq!(a.last, c.last);
+                // SAFETY: as above.
+                let avx2: Bwd = |s, px, st, e, o| unsafe { backward_tile_avx2(s, px, st, e, o) };
+                assert_eq!(bits(&sd), bits(&sums(avx2, &recs, &c, &dl)));
+            }
         }
     }
 }

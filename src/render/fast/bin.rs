@@ -1,11 +1,10 @@
 //! Depth order and tile binning: visible splats sorted once by (f32 depth, index), then a
 //! counting sort by tile that keeps that order, so every tile list is front to back (the
-//! reference's order) without a per-tile sort. Each splat also gets the list positions of its
-//! entries (its gradient slots), so its per-tile gradient parts can be summed in a fixed order
-//! whichever thread computed them.
+//! reference's order) without a per-tile sort. Each list entry also gets a gradient slot, the
+//! slots numbered splat by splat, so a splat's per-tile gradient parts lie side by side and are
+//! summed in a fixed order whichever thread computed them.
 
 use super::project::Splat;
-use crate::render::types::TILE;
 
 /// Visible splats in depth order and the per-tile lists of their ranks (buffers are reused).
 #[derive(Debug, Default)]
@@ -18,10 +17,10 @@ pub struct Bins {
     pub tile_start: Vec<u32>,
     /// Ranks per tile, ascending (front to back).
     pub list: Vec<u32>,
-    /// `slot_start[r]..slot_start[r + 1]` indexes `slots` for the splat of rank `r`.
+    /// `slot_start[r]..slot_start[r + 1]`: the gradient slots of the splat of rank `r`.
     pub slot_start: Vec<u32>,
-    /// Positions in `list` of each splat's entries, splat by splat, in tile order.
-    pub slots: Vec<u32>,
+    /// Per `list` position: its gradient slot.
+    pub slot_of: Vec<u32>,
     keys: Vec<u64>,
     cursor: Vec<u32>,
 }
@@ -36,25 +35,9 @@ impl Bins {
         self.tile_start[tile] as usize..self.tile_start[tile + 1] as usize
     }
 
-    /// List positions of the entries of the splat of rank `r`.
-    pub fn slots_of(&self, r: usize) -> &[u32] {
-        &self.slots[self.slot_start[r] as usize..self.slot_start[r + 1] as usize]
-    }
-
-    /// Tiles `[x0, x1) x [y0, y1)` a splat is listed in: the reference's rectangle cut down to
-    /// the tiles its alpha >= 1/255 box touches (the others could never use it).
-    fn tiles_of(s: &Splat) -> [u32; 4] {
-        let t = TILE as f64;
-        let cut = |lo: u32, hi: u32, c: f64, e: f32| {
-            let a = ((c - e as f64) / t).floor().max(0.0);
-            let b = ((c + e as f64) / t).floor() + 1.0;
-            let a = (a.min(u32::MAX as f64) as u32).max(lo);
-            let b = (b.max(0.0).min(u32::MAX as f64) as u32).min(hi);
-            (a, b.max(a))
-        };
-        let (x0, x1) = cut(s.rect[0], s.rect[1], s.mean[0], s.extent[0]);
-        let (y0, y1) = cut(s.rect[2], s.rect[3], s.mean[1], s.extent[1]);
-        [x0, x1, y0, y1]
+    /// Gradient slots of the splat of rank `r`.
+    pub fn slots_of(&self, r: usize) -> std::ops::Range<usize> {
+        self.slot_start[r] as usize..self.slot_start[r + 1] as usize
     }
 
     /// Rebuilds the order and the tile lists from the projections of all Gaussians.
@@ -81,7 +64,7 @@ impl Bins {
         self.tile_start.clear();
         self.tile_start.resize(ntiles + 1, 0);
         for s in &self.order {
-            let [x0, x1, y0, y1] = Self::tiles_of(s);
+            let [x0, x1, y0, y1] = s.rect;
             for y in y0..y1 {
                 for x in x0..x1 {
                     self.tile_start[(y * tx + x) as usize + 1] += 1;
@@ -96,22 +79,24 @@ impl Bins {
         let total = self.tile_start[ntiles] as usize;
         self.list.clear();
         self.list.resize(total, 0);
-        self.slots.clear();
-        self.slots.reserve(total);
+        self.slot_of.clear();
+        self.slot_of.resize(total, 0);
         self.slot_start.clear();
         self.slot_start.reserve(self.order.len() + 1);
+        let mut k = 0u32;
         for (r, s) in self.order.iter().enumerate() {
-            self.slot_start.push(self.slots.len() as u32);
-            let [x0, x1, y0, y1] = Self::tiles_of(s);
+            self.slot_start.push(k);
+            let [x0, x1, y0, y1] = s.rect;
             for y in y0..y1 {
                 for x in x0..x1 {
                     let c = &mut self.cursor[(y * tx + x) as usize];
                     self.list[*c as usize] = r as u32;
-                    self.slots.push(*c);
+                    self.slot_of[*c as usize] = k;
+                    k += 1;
                     *c += 1;
                 }
             }
         }
-        self.slot_start.push(self.slots.len() as u32);
+        self.slot_start.push(k);
     }
 }

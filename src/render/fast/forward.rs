@@ -2,7 +2,7 @@
 //! 16 lanes per row without branches (so the compiler vectorises), stopping per pixel when the
 //! transmittance would fall below `T_MIN` and for the whole tile once every pixel has stopped.
 
-use super::tile::{exp_neg, Rec, TilePix, PIX, W, XS};
+use super::tile::{exp_neg, Fused, Madd, Plain, Rec, TilePix, PIX, W, XS};
 use crate::render::types::{ALPHA_MAX, ALPHA_MIN, T_MIN};
 
 pub const AMAX: f32 = ALPHA_MAX as f32;
@@ -19,36 +19,43 @@ pub fn raster_tile(s: &[Rec], px: &mut TilePix, cols: usize, rows: usize) {
             // SAFETY: the CPU has AVX-512F (checked just above).
             return unsafe { raster_tile_avx512(s, px, cols, rows) };
         }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above).
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA (checked just above).
             return unsafe { raster_tile_avx2(s, px, cols, rows) };
         }
     }
-    raster_tile_impl(s, px, cols, rows)
+    raster_tile_portable(s, px, cols, rows)
 }
 
-/// The same code with 16-lane registers: one instruction per tile row. Rust never fuses a
-/// multiply and an add on its own, so every variant gives the same bits.
+/// The code with 16-lane registers (one instruction per tile row) and fused multiply-adds;
+/// the same bits as [`raster_tile_avx2`].
+///
+/// # Safety
+/// The CPU must have AVX-512F and FMA.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn raster_tile_avx512(s: &[Rec], px: &mut TilePix, cols: usize, rows: usize) {
-    raster_tile_impl(s, px, cols, rows)
+#[target_feature(enable = "avx512f,fma")]
+pub unsafe fn raster_tile_avx512(s: &[Rec], px: &mut TilePix, cols: usize, rows: usize) {
+    raster_tile_impl::<Fused>(s, px, cols, rows)
 }
 
-/// The same code compiled for AVX2 (8 lanes per instruction instead of SSE2's 4).
+/// The code with 8-lane registers and fused multiply-adds.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn raster_tile_avx2(s: &[Rec], px: &mut TilePix, cols: usize, rows: usize) {
-    raster_tile_impl(s, px, cols, rows)
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn raster_tile_avx2(s: &[Rec], px: &mut TilePix, cols: usize, rows: usize) {
+    raster_tile_impl::<Fused>(s, px, cols, rows)
 }
 
-/// The portable version (what the dispatch falls back to; public so tests can compare).
+/// The portable code (separate multiplies and adds, so rounding differs slightly from the FMA
+/// versions).
 pub fn raster_tile_portable(s: &[Rec], px: &mut TilePix, cols: usize, rows: usize) {
-    raster_tile_impl(s, px, cols, rows)
+    raster_tile_impl::<Plain>(s, px, cols, rows)
 }
 
 #[inline(always)]
-fn raster_tile_impl(s: &[Rec], px: &mut TilePix, cols: usize, rows: usize) {
+fn raster_tile_impl<M: Madd>(s: &[Rec], px: &mut TilePix, cols: usize, rows: usize) {
     let mut alive = [0u32; PIX];
     // Live pixels per row: rows whose pixels have all stopped are skipped.
     let mut row_alive = [0usize; W];
@@ -72,7 +79,7 @@ fn raster_tile_impl(s: &[Rec], px: &mut TilePix, cols: usize, rows: usize) {
                 continue;
             }
             let r = y * W..y * W + W;
-            let stopped = row(
+            let stopped = row::<M>(
                 [sp.mx, sp.my - y as f32, sp.ca, sp.cb, sp.cc, sp.op],
                 sp.f,
                 j as i32,
@@ -103,7 +110,7 @@ pub fn lanes<T>(s: &mut [T]) -> &mut [T; W] {
 
 /// One splat over one row; returns how many pixels stopped.
 #[inline(always)]
-fn row(
+fn row<M: Madd>(
     g: [f32; 6],
     f: [f32; 4],
     j: i32,
@@ -114,11 +121,12 @@ fn row(
 ) -> usize {
     let [mx, dy, ca, cb, cc, op] = g;
     let [o0, o1, o2, o3] = out;
+    let (ha, hc, bdy) = row_consts(ca, cb, cc, dy);
     let mut stops = 0u32;
     for x in 0..W {
         let dx = mx - XS[x];
-        let power = -0.5 * (ca * dx * dx + cc * dy * dy) - cb * dx * dy;
-        let a = (op * exp_neg(power)).min(AMAX);
+        let power = power_at::<M>(dx, ha, hc, bdy);
+        let a = (op * exp_neg::<M>(power)).min(AMAX);
         // `&` (not `&&`): no branches, so the row vectorises.
         let ok = (power <= 0.0) & (a >= AMIN) & (alive[x] != 0);
         let tt = t[x];
@@ -126,14 +134,27 @@ fn row(
         let stop = ok & (nt < TMIN);
         let take = ok & !stop;
         let w = if take { a * tt } else { 0.0 };
-        o0[x] += f[0] * w;
-        o1[x] += f[1] * w;
-        o2[x] += f[2] * w;
-        o3[x] += f[3] * w;
+        o0[x] = M::madd(f[0], w, o0[x]);
+        o1[x] = M::madd(f[1], w, o1[x]);
+        o2[x] = M::madd(f[2], w, o2[x]);
+        o3[x] = M::madd(f[3], w, o3[x]);
         t[x] = if take { nt } else { tt };
         last[x] = if take { j } else { last[x] };
         alive[x] = if stop { 0 } else { alive[x] };
         stops = stops.wrapping_add(stop as u32);
     }
     stops as usize
+}
+
+/// The row constants of [`power_at`]: `-a / 2`, `-c dy^2 / 2` and `b dy`.
+#[inline(always)]
+pub fn row_consts(ca: f32, cb: f32, cc: f32, dy: f32) -> (f32, f32, f32) {
+    (-0.5 * ca, -0.5 * cc * dy * dy, cb * dy)
+}
+
+/// The power `-0.5 (a dx^2 + c dy^2) - b dx dy` of the splat's Gaussian at `dx` (the row
+/// loops' form, shared so the forward and backward passes agree on every alpha).
+#[inline(always)]
+pub fn power_at<M: Madd>(dx: f32, ha: f32, hc: f32, bdy: f32) -> f32 {
+    M::madd(M::madd(ha, dx, -bdy), dx, hc)
 }

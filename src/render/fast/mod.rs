@@ -19,6 +19,7 @@ pub mod loss;
 pub mod project;
 pub mod tile;
 
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use nalgebra::Isometry3;
@@ -49,19 +50,31 @@ pub struct FastRenderer {
     tiles: Vec<TilePix>,
     /// One record per tile-list entry (`bins.list` order), written by the forward pass.
     recs: Vec<Rec>,
-    /// The backward pass's sums per tile-list entry.
-    entry: Vec<Acc>,
+    /// The backward pass's sums per tile-list entry, 10 values per gradient slot (in slot
+    /// order: a splat's entries side by side). Atomics only so tiles on different threads can
+    /// write their (distinct) slots; relaxed loads and stores are plain moves.
+    entry: Vec<AtomicU32>,
+    /// Per Gaussian: its slots summed (10 f64 bit patterns).
+    sums: Vec<AtomicU64>,
     colour: Vec<f32>,
     depth: Vec<f32>,
     alpha: Vec<f32>,
     /// Per-thread state of the backward pass.
-    bwd: Vec<Box<BwdState>>,
+    bwd: Vec<BwdWorker>,
     pose_parts: Vec<[f64; 6]>,
     grads: Gaussians,
     pose_grad: [f64; 6],
     have_grads: bool,
     loss_buf: loss::LossBuffers,
     loss_grad: Vec<f32>,
+}
+
+/// What one thread of the backward pass keeps between calls.
+#[derive(Default)]
+struct BwdWorker {
+    st: Box<BwdState>,
+    /// Sums of the current tile's entries.
+    out: Vec<Acc>,
 }
 
 /// Runs `work` on every item on `states.len()` threads (the caller's among them), handing the
@@ -123,10 +136,11 @@ impl FastRenderer {
             tiles: Vec::new(),
             recs: Vec::new(),
             entry: Vec::new(),
+            sums: Vec::new(),
             colour: Vec::new(),
             depth: Vec::new(),
             alpha: Vec::new(),
-            bwd: (0..threads).map(|_| Box::default()).collect(),
+            bwd: (0..threads).map(|_| BwdWorker::default()).collect(),
             pose_parts: Vec::new(),
             grads: Gaussians::zeros(0, 0).expect("degree 0"),
             pose_grad: [0.0; 6],
@@ -174,23 +188,33 @@ impl FastRenderer {
             tile::gather(bins, t, x, y, rows, recs);
             forward::raster_tile(recs, px, cols, rows);
         });
-        // Tile-major state to row-major images.
+        // Tile-major state to row-major images, a band of tile rows per job.
         self.colour.resize(3 * w * h, 0.0);
         self.depth.resize(w * h, 0.0);
         self.alpha.resize(w * h, 0.0);
-        for (t, px) in self.tiles.iter().enumerate() {
-            let (ox, oy) = ((t % tx as usize) * W, (t / tx as usize) * W);
-            for ly in 0..W.min(h - oy) {
-                for lx in 0..W.min(w - ox) {
-                    let (p, q) = ((oy + ly) * w + ox + lx, ly * W + lx);
-                    for ch in 0..3 {
-                        self.colour[3 * p + ch] = px.out[ch][q];
+        let tiles = &self.tiles;
+        let bands = self
+            .colour
+            .chunks_mut(3 * w * W)
+            .zip(self.depth.chunks_mut(w * W))
+            .zip(self.alpha.chunks_mut(w * W))
+            .enumerate();
+        par_items(&mut idle, bands, |_, (ty, ((colour, depth), alpha))| {
+            let band = &tiles[ty * tx as usize..(ty + 1) * tx as usize];
+            for (x, px) in band.iter().enumerate() {
+                let ox = x * W;
+                for ly in 0..depth.len() / w {
+                    for lx in 0..W.min(w - ox) {
+                        let (p, q) = (ly * w + ox + lx, ly * W + lx);
+                        for ch in 0..3 {
+                            colour[3 * p + ch] = px.out[ch][q];
+                        }
+                        depth[p] = px.out[3][q];
+                        alpha[p] = 1.0 - px.t[q];
                     }
-                    self.depth[p] = px.out[3][q];
-                    self.alpha[p] = 1.0 - px.t[q];
                 }
             }
-        }
+        });
         self.view = Some(view);
         self.have_grads = false;
         Ok(())
@@ -217,46 +241,80 @@ impl FastRenderer {
         let (tx, _) = cam.tiles();
         let (w, h) = (cam.width as usize, cam.height as usize);
         let (bins, recs) = (&self.bins, &self.recs);
-        self.entry.resize(bins.list.len(), [0.0; 10]);
-        // Each tile writes the sums of its own list entries, so tiles can be shared out
-        // dynamically and the gradients are still the same bits on every run.
-        let items = self
-            .tiles
-            .iter()
-            .zip(per_tile(&mut self.entry, bins))
-            .enumerate();
-        par_items(&mut self.bwd, items, |st, (t, (px, out))| {
-            let (ox, oy) = ((t % tx as usize) * W, (t / tx as usize) * W);
-            let cols = (w - ox).min(W);
-            let rows = (h - oy).min(W);
-            let chans = if extra { 5 } else { 3 };
-            for c in st.dl[..chans].iter_mut() {
-                c.fill(0.0);
-            }
-            for ly in 0..rows {
-                for lx in 0..cols {
-                    let (p, q) = ((oy + ly) * w + ox + lx, ly * W + lx);
-                    for ch in 0..3 {
-                        st.dl[ch][q] = d_colour[3 * p + ch];
-                    }
-                    if extra {
-                        st.dl[3][q] = d_depth.map_or(0.0, |d| d[p]);
-                        st.dl[4][q] = d_alpha.map_or(0.0, |d| d[p]);
+        let total = bins.list.len();
+        if self.entry.len() < 10 * total {
+            self.entry.resize_with(10 * total, AtomicU32::default);
+        }
+        let entry = &self.entry;
+        // Each tile writes the sums of its own list entries (every entry, zero where unused)
+        // into their slots, so tiles can be shared out dynamically and the gradients are still
+        // the same bits on every run.
+        par_items(
+            &mut self.bwd,
+            self.tiles.iter().enumerate(),
+            |wk, (t, px)| {
+                let st = &mut wk.st;
+                let (ox, oy) = ((t % tx as usize) * W, (t / tx as usize) * W);
+                let cols = (w - ox).min(W);
+                let rows = (h - oy).min(W);
+                let chans = if extra { 5 } else { 3 };
+                for c in st.dl[..chans].iter_mut() {
+                    c.fill(0.0);
+                }
+                for ly in 0..rows {
+                    for lx in 0..cols {
+                        let (p, q) = ((oy + ly) * w + ox + lx, ly * W + lx);
+                        for ch in 0..3 {
+                            st.dl[ch][q] = d_colour[3 * p + ch];
+                        }
+                        if extra {
+                            st.dl[3][q] = d_depth.map_or(0.0, |d| d[p]);
+                            st.dl[4][q] = d_alpha.map_or(0.0, |d| d[p]);
+                        }
                     }
                 }
+                let range = bins.tile_range(t);
+                wk.out.clear();
+                wk.out.resize(range.len(), [0.0; 10]);
+                backward::backward_tile(&recs[range.clone()], px, st, extra, &mut wk.out);
+                for (&k, o) in bins.slot_of[range].iter().zip(&wk.out) {
+                    for (e, v) in entry[10 * k as usize..].iter().zip(o) {
+                        e.store(v.to_bits(), Relaxed);
+                    }
+                }
+            },
+        );
+        // Each splat's slots (side by side, in tile order) summed, stored by Gaussian index.
+        let n = self.gaussians.len();
+        if self.sums.len() < 10 * n {
+            self.sums.resize_with(10 * n, AtomicU64::default);
+        }
+        let sums = &self.sums;
+        let nvis = bins.order.len();
+        let mut idle = vec![(); self.threads];
+        par_items(&mut idle, (0..nvis).step_by(CHUNK), |_, r0| {
+            for r in r0..(r0 + CHUNK).min(nvis) {
+                let mut s = [0.0f64; 10];
+                let ks = bins.slots_of(r);
+                for e in entry[10 * ks.start..10 * ks.end].chunks_exact(10) {
+                    for (a, b) in s.iter_mut().zip(e) {
+                        *a += f32::from_bits(b.load(Relaxed)) as f64;
+                    }
+                }
+                let i = bins.order[r].index as usize;
+                for (d, v) in sums[10 * i..10 * i + 10].iter().zip(s) {
+                    d.store(v.to_bits(), Relaxed);
+                }
             }
-            backward::backward_tile(&recs[bins.tile_range(t)], px, st, extra, out);
         });
         let g = &self.gaussians;
         if self.grads.len() != g.len() || self.grads.sh_degree() != g.sh_degree() {
             self.grads = Gaussians::zeros(g.len(), g.sh_degree())?;
         }
         let params = Params::new(g);
-        let entry = &self.entry;
         let parts = project::split_grads(&mut self.grads, g.len().div_ceil(CHUNK));
         self.pose_parts.clear();
         self.pose_parts.resize(parts.len(), [0.0; 6]);
-        let mut idle = vec![(); self.threads];
         par_items(
             &mut idle,
             parts.into_iter().zip(self.pose_parts.iter_mut()),
@@ -270,13 +328,8 @@ impl FastRenderer {
                     if r == u32::MAX {
                         continue;
                     }
-                    // The splat's parts in tile order, whichever thread computed them.
-                    let mut s = [0.0f64; 10];
-                    for &slot in bins.slots_of(r as usize) {
-                        for (a, b) in s.iter_mut().zip(&entry[slot as usize]) {
-                            *a += *b as f64;
-                        }
-                    }
+                    let s: [f64; 10] =
+                        std::array::from_fn(|m| f64::from_bits(sums[10 * i + m].load(Relaxed)));
                     if s.iter().all(|&v| v == 0.0) {
                         // No pixel reached it (e.g. hidden): its gradients stay zero.
                         continue;

@@ -12,19 +12,24 @@ use crate::render::types::{sh_coeffs, Camera, GaussianSet, Group, DILATION, TILE
 pub struct PoseRt {
     pub r: Matrix3<f64>,
     pub t: Vector3<f64>,
+    /// Camera centre `-R^T t` (computed once: every Gaussian's view direction needs it).
+    centre: Vector3<f64>,
 }
 
 impl PoseRt {
     pub fn from_iso(p: &nalgebra::Isometry3<f64>) -> Self {
+        let r = *p.rotation.to_rotation_matrix().matrix();
+        let t = p.translation.vector;
         Self {
-            r: *p.rotation.to_rotation_matrix().matrix(),
-            t: p.translation.vector,
+            r,
+            t,
+            centre: -r.transpose() * t,
         }
     }
 
     /// Camera centre in the world.
     pub fn centre(&self) -> Vector3<f64> {
-        -self.r.transpose() * self.t
+        self.centre
     }
 }
 

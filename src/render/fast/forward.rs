@@ -12,7 +12,7 @@ const TMIN: f32 = T_MIN as f32;
 /// Blends the tile's splats `s` (front to back) into `px` (colour, depth, final transmittance
 /// and the position of each pixel's last contributor). Only the first `cols` x `rows` pixels
 /// lie inside the image.
-pub fn raster_tile(s: &[Rec], px: &mut TilePix, cols: usize, rows: usize) {
+pub fn raster_tile(s: &mut [Rec], px: &mut TilePix, cols: usize, rows: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx512f") {
@@ -34,7 +34,7 @@ pub fn raster_tile(s: &[Rec], px: &mut TilePix, cols: usize, rows: usize) {
 /// The CPU must have AVX-512F and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
-pub unsafe fn raster_tile_avx512(s: &[Rec], px: &mut TilePix, cols: usize, rows: usize) {
+pub unsafe fn raster_tile_avx512(s: &mut [Rec], px: &mut TilePix, cols: usize, rows: usize) {
     raster_tile_impl::<Fused>(s, px, cols, rows)
 }
 
@@ -44,18 +44,18 @@ pub unsafe fn raster_tile_avx512(s: &[Rec], px: &mut TilePix, cols: usize, rows:
 /// The CPU must have AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn raster_tile_avx2(s: &[Rec], px: &mut TilePix, cols: usize, rows: usize) {
+pub unsafe fn raster_tile_avx2(s: &mut [Rec], px: &mut TilePix, cols: usize, rows: usize) {
     raster_tile_impl::<Fused>(s, px, cols, rows)
 }
 
 /// The portable code (separate multiplies and adds, so rounding differs slightly from the FMA
 /// versions).
-pub fn raster_tile_portable(s: &[Rec], px: &mut TilePix, cols: usize, rows: usize) {
+pub fn raster_tile_portable(s: &mut [Rec], px: &mut TilePix, cols: usize, rows: usize) {
     raster_tile_impl::<Plain>(s, px, cols, rows)
 }
 
 #[inline(always)]
-fn raster_tile_impl<M: Madd>(s: &[Rec], px: &mut TilePix, cols: usize, rows: usize) {
+fn raster_tile_impl<M: Madd>(s: &mut [Rec], px: &mut TilePix, cols: usize, rows: usize) {
     let mut alive = [0u32; PIX];
     // Live pixels per row: rows whose pixels have all stopped are skipped.
     let mut row_alive = [0usize; W];
@@ -72,14 +72,15 @@ fn raster_tile_impl<M: Madd>(s: &[Rec], px: &mut TilePix, cols: usize, rows: usi
     px.last = [-1; PIX];
     px.out = [[0.0; PIX]; 4];
     let [o0, o1, o2, o3] = &mut px.out;
-    for (j, sp) in s.iter().enumerate() {
+    for (j, sp) in s.iter_mut().enumerate() {
+        let mut used = 0u16;
         #[allow(clippy::needless_range_loop)] // y also indexes the tile rows
         for y in sp.y0 as usize..sp.y1 as usize {
             if row_alive[y] == 0 {
                 continue;
             }
             let r = y * W..y * W + W;
-            let stopped = row::<M>(
+            let (stopped, took) = row::<M>(
                 [sp.mx, sp.my - y as f32, sp.ca, sp.cb, sp.cc, sp.op],
                 sp.f,
                 j as i32,
@@ -95,7 +96,9 @@ fn raster_tile_impl<M: Madd>(s: &[Rec], px: &mut TilePix, cols: usize, rows: usi
             );
             row_alive[y] -= stopped;
             dead += stopped;
+            used |= u16::from(took) << y;
         }
+        sp.rows = used;
         if dead == PIX {
             break;
         }
@@ -108,7 +111,7 @@ pub fn lanes<T>(s: &mut [T]) -> &mut [T; W] {
     s.try_into().expect("a tile row")
 }
 
-/// One splat over one row; returns how many pixels stopped.
+/// One splat over one row; returns how many pixels stopped and whether any pixel took it.
 #[inline(always)]
 fn row<M: Madd>(
     g: [f32; 6],
@@ -118,11 +121,11 @@ fn row<M: Madd>(
     last: &mut [i32; W],
     alive: &mut [u32; W],
     out: [&mut [f32; W]; 4],
-) -> usize {
+) -> (usize, bool) {
     let [mx, dy, ca, cb, cc, op] = g;
     let [o0, o1, o2, o3] = out;
     let (ha, hc, bdy) = row_consts(ca, cb, cc, dy);
-    let mut stops = 0u32;
+    let (mut stops, mut takes) = (0u32, 0u32);
     for x in 0..W {
         let dx = mx - XS[x];
         let power = power_at::<M>(dx, ha, hc, bdy);
@@ -142,8 +145,9 @@ fn row<M: Madd>(
         last[x] = if take { j } else { last[x] };
         alive[x] = if stop { 0 } else { alive[x] };
         stops = stops.wrapping_add(stop as u32);
+        takes |= take as u32;
     }
-    stops as usize
+    (stops as usize, takes != 0)
 }
 
 /// The row constants of [`power_at`]: `-a / 2`, `-c dy^2 / 2` and `b dy`.

@@ -156,7 +156,7 @@ impl FastRenderer {
         let view = View::new(cam, PoseRt::from_iso(t_cw));
         let n = self.gaussians.len();
         let params = Params::new(&self.gaussians);
-        self.proj.clear();
+        // Every slot is rewritten below.
         self.proj.resize(n, None);
         let mut idle = vec![(); self.threads];
         par_items(

@@ -108,6 +108,9 @@ pub struct Rec {
     pub f: [f32; 4],
     pub y0: u8,
     pub y1: u8,
+    /// Rows (bit `y`) where the forward pass blended the splat into some pixel: the backward
+    /// pass visits only those (elsewhere its terms are all zero).
+    pub rows: u16,
 }
 
 /// Fills `out` (one record per entry of tile `(tx, ty)`'s list, in list order, so the backward
@@ -133,6 +136,7 @@ pub fn gather(bins: &Bins, tile: usize, tx: u32, ty: u32, rows: usize, out: &mut
             f: [s.colour[0], s.colour[1], s.colour[2], s.depth],
             y0: if reach { y0 as u8 } else { 0 },
             y1: if reach { y1 as u8 } else { 0 },
+            rows: 0,
         };
     }
 }

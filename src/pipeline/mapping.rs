@@ -52,13 +52,31 @@ pub struct MapSnapshot {
 #[derive(Debug, Clone)]
 pub struct RenderPair {
     pub frame: u64,
+    /// In the map's brightness units.
     pub render: Image,
+    /// The camera image as recorded.
     pub camera: Image,
-    /// PSNR (dB) of the render times the exposure gain against the raw camera image
-    /// ([`crate::eval::image::psnr_rgb8_exposed`]). `camera` is the normalised image, to view.
-    pub psnr: Option<f64>,
-    /// SSIM, in camera units as `psnr`.
-    pub ssim: Option<f64>,
+    /// Exposure gain of `camera` relative to the map (1 without an exposure estimate).
+    pub exposure: f32,
+}
+
+impl RenderPair {
+    /// The camera image divided by its gain: what the render should look like, to view.
+    pub fn normalised_camera(&self) -> Image {
+        normalise_exposure(&self.camera, self.exposure)
+    }
+
+    /// PSNR (dB) and SSIM of the render times the gain against the recorded image, in camera
+    /// units ([`crate::eval::image::psnr_rgb8_exposed`]: map units are arbitrary up to the
+    /// exposure's global scale). Computed by whoever consumes the pair (the outputs thread),
+    /// not by the mapper: a full-resolution SSIM costs as much as an optimisation iteration.
+    pub fn quality(&self) -> (Option<f64>, Option<f64>) {
+        use crate::eval::image::{psnr_rgb8_exposed, ssim_rgb8_exposed};
+        (
+            psnr_rgb8_exposed(&self.render, &self.camera, self.exposure).ok(),
+            ssim_rgb8_exposed(&self.render, &self.camera, self.exposure).ok(),
+        )
+    }
 }
 
 /// Timings (ms) and counts of one mapped frame.
@@ -187,17 +205,11 @@ impl MapStage {
                 continue;
             }
             let render = self.render_at(&im.world_t_imu, im.image.stamp)?;
-            let camera = normalise_exposure(&im.image, im.exposure);
-            // In camera units: map units are arbitrary up to the exposure's global scale.
-            use crate::eval::image::{psnr_rgb8_exposed, ssim_rgb8_exposed};
-            let psnr = psnr_rgb8_exposed(&render, &im.image, im.exposure).ok();
-            let ssim = ssim_rgb8_exposed(&render, &im.image, im.exposure).ok();
             rep.renders.push(RenderPair {
                 frame: f.index,
                 render,
-                camera,
-                psnr,
-                ssim,
+                camera: im.image.clone(),
+                exposure: im.exposure,
             });
         }
         rep.render_ms = ms(t);

@@ -203,12 +203,15 @@ impl OutputWriter {
                 }
             }
             Output::Render(r) => {
-                if let Some(p) = r.psnr.filter(|p| p.is_finite()) {
+                let (psnr, ssim) = r.quality();
+                if let Some(p) = psnr.filter(|p| p.is_finite()) {
                     self.psnr.push(p);
                 }
-                if let Some(v) = r.ssim.filter(|v| v.is_finite()) {
+                if let Some(v) = ssim.filter(|v| v.is_finite()) {
                     self.ssim.push(v);
                 }
+                // Shown next to the render, in the same (map) units.
+                let camera = r.normalised_camera();
                 if let Some(bag) = self.bag.as_mut() {
                     let stamp = r.camera.stamp;
                     let mut render = r.render.clone();
@@ -222,13 +225,13 @@ impl OutputWriter {
                     bag.write(
                         topics::CAMERA,
                         stamp,
-                        &image_msg(&r.camera, &self.frames.camera),
+                        &image_msg(&camera, &self.frames.camera),
                     )
                     .map_err(Self::bag_err)?;
                 }
                 if self.pngs < self.cfg.max_render_pngs {
                     self.pngs += 1;
-                    for (img, kind) in [(&r.render, "render"), (&r.camera, "camera")] {
+                    for (img, kind) in [(&r.render, "render"), (&camera, "camera")] {
                         let name = format!("renders/frame{:05}_{kind}.png", r.frame);
                         png(img, &self.dir.join(&name))?;
                         self.written.push(name);

@@ -19,7 +19,7 @@ use super::window::SyncPlan;
 use super::GaussianError;
 use crate::render::{
     AdamConfig, AdamState, Camera as RenderCamera, Gaussians, Group, LossConfig, RenderError,
-    Renderer,
+    RenderOutput, Renderer,
 };
 use crate::sensors::Image;
 
@@ -228,10 +228,15 @@ impl GaussianMapper {
         let cam = render_camera(&opt_camera, cfg.window_range * 2.0);
         let t_cw = self.camera_t_world(world_t_imu);
         let mut target = image_target_sized(image, opt_camera.width, opt_camera.height, exposure);
+        // The refit's render is the first iteration's forward too (same pose and parameters,
+        // and the latest forward is the one a backward differentiates): rendered once.
+        let mut first_forward = None;
         // The first frame sets the map's brightness unit: its fresh discs (opacity 0.9, not yet
         // trained) render darker than the colours they were given, so nothing to refit against.
         if cfg.refit_exposure && cfg.iterations > 0 && self.optim.frames > 0 {
-            stats.exposure_refit = self.refit_target(r, &cam, &t_cw, &mut target)?;
+            let (k, out) = self.refit_target(r, &cam, &t_cw, &mut target)?;
+            stats.exposure_refit = k;
+            first_forward = Some(out);
         }
         let loss = LossConfig {
             ssim_weight: f64::from(cfg.ssim_weight),
@@ -253,7 +258,10 @@ impl GaussianMapper {
             };
             let current = std::ptr::eq(tgt, &target);
             if cfg.background || (current && (it == 0 || it + 2 >= cfg.iterations)) {
-                let out = r.forward(&cam, pose)?;
+                let out = match first_forward.take().filter(|_| it == 0 && current) {
+                    Some(out) => out,
+                    None => r.forward(&cam, pose)?,
+                };
                 let l = if cfg.background {
                     // Composite = colour + (1 - alpha) bg. Fitting the colour to
                     // target - (1 - alpha) bg is the same loss; the gradient through alpha is
@@ -330,14 +338,15 @@ impl GaussianMapper {
 
     /// Scales `target` (exposure-normalised, at the optimisation resolution) by
     /// [`super::exposure_fit::refit_scale`] against the composite render at `t_cw`; returns the
-    /// factor, or `None` (target unchanged) when the render covers too little or disagrees.
+    /// factor, or `None` (target unchanged) when the render covers too little or disagrees, and
+    /// the render.
     fn refit_target(
         &mut self,
         r: &mut dyn Renderer,
         cam: &RenderCamera,
         t_cw: &Isometry3<f64>,
         target: &mut [f32],
-    ) -> Result<Option<f32>, GaussianError> {
+    ) -> Result<(Option<f32>, RenderOutput), GaussianError> {
         let out = r.forward(cam, t_cw)?;
         let mut composite = out.colour.clone();
         if let (true, Some(bg)) = (self.config().background, self.optim.background.as_ref()) {
@@ -353,7 +362,7 @@ impl GaussianMapper {
         if let Some(k) = k {
             target.iter_mut().for_each(|v| *v *= k);
         }
-        Ok(k)
+        Ok((k, out))
     }
 
     /// Points extending the window's surfaces into the pixels of the view at `t_cw` (target

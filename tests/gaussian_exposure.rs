@@ -11,7 +11,6 @@ use gs_livo::gaussian::{CameraModel, GaussianConfig, GaussianMapper};
 use gs_livo::render::{create_renderer, BackendChoice, RenderConfig};
 use gs_livo::sensors::Image;
 use gs_livo::sim::{simulate, SimConfig, SimSequence};
-use nalgebra::Point3;
 
 /// Least-squares gain of `camera` over `render` on pixels both show (not black).
 fn ratio(camera: &Image, render: &Image) -> Option<f64> {
@@ -72,16 +71,7 @@ fn final_brightness(seq: &SimSequence, refit: bool, bias: f64) -> f64 {
         // Scans up to the image, registered with the true poses.
         while let Some(scan) = scans.next_if(|s| s.stamp <= img.stamp) {
             let t0 = seq.time_of(scan.stamp);
-            let pts: Vec<[f64; 3]> = scan
-                .points
-                .iter()
-                .map(|p| {
-                    let w = traj.pose(t0 + f64::from(p.t))
-                        * imu_t_lidar
-                        * Point3::new(f64::from(p.p[0]), f64::from(p.p[1]), f64::from(p.p[2]));
-                    [w.x, w.y, w.z]
-                })
-                .collect();
+            let pts = gs_livo::gaussian::scan_in_world(seq, scan, &imu_t_lidar);
             let o = (traj.pose(t0) * imu_t_lidar).translation.vector;
             m.insert_scan(&pts, None, [o.x, o.y, o.z], scan.stamp);
         }

@@ -35,8 +35,8 @@ pub use mapper::{background_path, GaussianMapper, MapperCounters};
 pub use normals::estimate_normals;
 pub use optimise::{render_camera, to_render, FrameStats, Keyframe};
 pub use oracle::{
-    map_with_ground_truth, run_oracle, DepthBand, OracleMapping, OracleOptions, OracleReport,
-    ViewScore,
+    map_with_ground_truth, run_oracle, scan_in_world, DepthBand, OracleMapping, OracleOptions,
+    OracleReport, ViewScore,
 };
 pub use params::{
     opacity_from_logit, opacity_to_logit, rotation_from_normal, sh_coeff_count, Gaussian, SH_C0,

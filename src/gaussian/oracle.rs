@@ -94,6 +94,25 @@ pub struct OracleReport {
 const MOVING_M: f64 = 0.005;
 const MOVING_RAD: f64 = 0.002;
 
+/// Points of a simulated scan in the world, each moved with the true body pose at its own time
+/// (an exact deskew).
+pub fn scan_in_world(
+    seq: &SimSequence,
+    scan: &crate::sim::LidarScan,
+    imu_t_lidar: &nalgebra::Isometry3<f64>,
+) -> Vec<[f64; 3]> {
+    let t0 = seq.time_of(scan.stamp);
+    scan.points
+        .iter()
+        .map(|p| {
+            let w = seq.trajectory.pose(t0 + f64::from(p.t))
+                * imu_t_lidar
+                * Point3::new(f64::from(p.p[0]), f64::from(p.p[1]), f64::from(p.p[2]));
+            [w.x, w.y, w.z]
+        })
+        .collect()
+}
+
 /// A map built along a simulated sequence with ground-truth poses.
 pub struct OracleMapping {
     pub mapper: GaussianMapper,
@@ -136,16 +155,7 @@ pub fn map_with_ground_truth(
             if t_scan_end > t_img + 1e-9 && fi > 0 {
                 break;
             }
-            let pts: Vec<[f64; 3]> = scan
-                .points
-                .iter()
-                .map(|p| {
-                    let w = traj.pose(t0 + f64::from(p.t))
-                        * imu_t_lidar
-                        * Point3::new(f64::from(p.p[0]), f64::from(p.p[1]), f64::from(p.p[2]));
-                    [w.x, w.y, w.z]
-                })
-                .collect();
+            let pts = scan_in_world(seq, scan, &imu_t_lidar);
             let o = (traj.pose(t_scan_end) * imu_t_lidar).translation.vector;
             mapper.insert_scan(&pts, None, [o.x, o.y, o.z], scan.stamp);
             scan_i += 1;

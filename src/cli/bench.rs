@@ -40,6 +40,9 @@ pub struct RenderArgs {
     /// loaded machine).
     #[arg(long, default_value = "median")]
     pub stat: String,
+    /// SH degree of the timed scenes (0..=3; the map uses 1).
+    #[arg(long, default_value_t = 3)]
+    pub sh_degree: u32,
     /// Repetitions for the (slow) CPU reference backend.
     #[arg(long, default_value_t = 3)]
     pub cpu_runs: usize,
@@ -110,6 +113,10 @@ fn run_render(a: RenderArgs) -> anyhow::Result<()> {
         };
         backends.push((render::create_renderer(&cfg)?, a.cpu_runs));
     }
+    if a.sh_degree > 3 {
+        anyhow::bail!("--sh-degree {}: expected 0..=3", a.sh_degree);
+    }
+    println!("SH degree {}", a.sh_degree);
     println!(
         "| backend | device | Gaussians | resolution | forward ms | forward+backward ms | step ms | forward CPU ms | fwd+bwd CPU ms |"
     );
@@ -117,7 +124,15 @@ fn run_render(a: RenderArgs) -> anyhow::Result<()> {
     for (r, runs) in backends.iter_mut() {
         for &n in &a.gaussians {
             for &(w, h) in &sizes {
-                let t = render::bench::time_render(r.as_mut(), n, w, h, *runs, stat)?;
+                let t = render::bench::time_render_degree(
+                    r.as_mut(),
+                    n,
+                    a.sh_degree,
+                    w,
+                    h,
+                    *runs,
+                    stat,
+                )?;
                 println!(
                     "| {:?} | {} | {} | {}x{} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} |",
                     r.backend(),

@@ -25,7 +25,8 @@ pub struct Timing {
     pub forward_cpu_ms: f64,
     pub forward_backward_cpu_ms: f64,
     /// Per-kernel GPU medians `("phase:kernel", ms)` (phases fwd, bwd, step) when the backend
-    /// profiles (Vulkan with `GS_LIVO_RENDER_PROFILE` set); empty otherwise.
+    /// profiles (with `GS_LIVO_RENDER_PROFILE` set: Vulkan kernels, the fast backend's phases
+    /// in wall milliseconds); empty otherwise.
     pub kernels: Vec<(String, f64)>,
 }
 
@@ -88,7 +89,12 @@ fn summarise(mut v: Vec<f64>, stat: Stat) -> f64 {
 
 /// Benchmark scene: `n` Gaussians (SH degree 3, ~3 cm) 2-6 m in front of the camera.
 pub fn scene(n: usize) -> super::Gaussians {
-    random_gaussians(n, 3, 0.03, 7)
+    scene_with_degree(n, 3)
+}
+
+/// [`scene`] with SH degree `sh_degree` (0..=3; the map uses 1).
+pub fn scene_with_degree(n: usize, sh_degree: u32) -> super::Gaussians {
+    random_gaussians(n, sh_degree, 0.03, 7)
 }
 
 /// Times `runs` repetitions (after one warm-up) of each operation.
@@ -100,10 +106,23 @@ pub fn time_render(
     runs: usize,
     stat: Stat,
 ) -> Result<Timing, RenderError> {
+    time_render_degree(r, n, 3, width, height, runs, stat)
+}
+
+/// [`time_render`] on a scene of SH degree `sh_degree`.
+pub fn time_render_degree(
+    r: &mut dyn Renderer,
+    n: usize,
+    sh_degree: u32,
+    width: u32,
+    height: u32,
+    runs: usize,
+    stat: Stat,
+) -> Result<Timing, RenderError> {
     let median = |v| summarise(v, stat);
     let cam = test_camera(width, height);
     let pose = test_pose();
-    r.set_gaussians(&scene(n), None)?;
+    r.set_gaussians(&scene_with_degree(n, sh_degree.min(3)), None)?;
     let target = r.forward(&cam, &pose)?.colour;
     let d_colour: Vec<f32> = target.iter().map(|v| 0.01 * (v - 0.5)).collect();
     let runs = runs.max(1);

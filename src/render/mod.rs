@@ -141,7 +141,8 @@ pub trait Renderer: Send {
         self.len() == 0
     }
     /// Per-kernel GPU milliseconds since the last call, in submission order (Vulkan with
-    /// `GS_LIVO_RENDER_PROFILE` set; empty otherwise).
+    /// `GS_LIVO_RENDER_PROFILE` set; the fast backend gives its phases' wall milliseconds;
+    /// empty otherwise).
     fn kernel_profile(&mut self) -> Vec<(&'static str, f64)> {
         Vec::new()
     }

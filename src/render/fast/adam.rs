@@ -48,18 +48,13 @@ pub fn adam_update(
                     }
                     let stop = gend.min(end);
                     let r = start - ci * chunk..stop - ci * chunk;
-                    for (((p, m), v), &gr) in p[r.clone()]
-                        .iter_mut()
-                        .zip(&mut m[r.clone()])
-                        .zip(&mut v[r.clone()])
-                        .zip(&g[r])
-                    {
-                        let mm = b1 * *m + (1.0 - b1) * gr;
-                        let vv = b2 * *v + (1.0 - b2) * gr * gr;
-                        *m = mm;
-                        *v = vv;
-                        *p -= step_size * mm / (vv.sqrt() * inv_bc2_sqrt + eps);
-                    }
+                    update(
+                        &mut p[r.clone()],
+                        &mut m[r.clone()],
+                        &mut v[r.clone()],
+                        &g[r],
+                        [b1, b2, eps, step_size, inv_bc2_sqrt],
+                    );
                     start = stop;
                     if start >= end {
                         break;
@@ -68,4 +63,19 @@ pub fn adam_update(
             });
         }
     });
+}
+
+wide! {
+/// The update of one run of parameters sharing a learning rate (`k`: beta1, beta2, eps, step
+/// size, 1 / sqrt(bias correction 2)).
+fn update(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], k: [f32; 5]) {
+    let [b1, b2, eps, step_size, inv_bc2_sqrt] = k;
+    for (((p, m), v), &gr) in p.iter_mut().zip(m).zip(v).zip(g) {
+        let mm = b1 * *m + (1.0 - b1) * gr;
+        let vv = b2 * *v + (1.0 - b2) * gr * gr;
+        *m = mm;
+        *v = vv;
+        *p -= step_size * mm / (vv.sqrt() * inv_bc2_sqrt + eps);
+    }
+}
 }

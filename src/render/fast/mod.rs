@@ -1,26 +1,64 @@
 //! Fast CPU backend: the reference's math (`super::cpu`) in f32 where it is hot, organised the
 //! way a GPU runs it, for machines without a GPU (lavapipe is as slow as the f64 reference).
 //!
-//! Projection and the chain rule stay f64 scalar per Gaussian ([`project`]); the visible splats
-//! are depth-sorted once and counting-sorted into 16x16 tiles ([`bin`]); each tile gathers its
-//! splats into contiguous records ([`tile`]) and blends them over 16-lane pixel rows limited to
-//! each splat's alpha >= 1/255 box, with per-pixel and per-tile early termination
-//! ([`forward`]); the backward pass walks the same records back to front and writes each
-//! splat's sums into the slot of its tile-list entry ([`backward`]), and the chain rule adds a
-//! splat's slots in tile order. So tiles and Gaussians are shared out to threads dynamically
-//! and the results are the same bits whatever the thread count or scheduling; all buffers are
-//! kept between calls.
+//! Projection and the chain rule run sixteen Gaussians at a time in f32 lanes ([`projv`],
+//! [`chain`]), with the culling, depth and screen-position decisions made per Gaussian by the
+//! reference's f64 code (outliers take the reference path, [`project`]); the visible splats
+//! are radix-sorted by depth once and counting-sorted into 16x16 tiles by bands of tile rows
+//! ([`bin`]); each tile gathers its splats into contiguous records ([`tile`]) and blends them
+//! over 16-lane pixel rows limited to each splat's alpha >= 1/255 box, with per-pixel and
+//! per-tile early termination ([`forward`]); the backward pass walks the same records back to
+//! front and writes each splat's sums into the slot of its tile-list entry ([`backward`]), and
+//! the chain rule adds a splat's slots in tile order. So tiles and Gaussians are shared out to
+//! threads dynamically and the results are the same bits whatever the thread count or
+//! scheduling; all buffers are kept between calls.
+
+/// Defines a function whose body is compiled for AVX-512, AVX2 or the baseline, whichever the
+/// CPU has (checked per call: a cached flag). For plain arithmetic, where Rust never fuses a
+/// multiply and an add, all three give the same bits; only the register width differs.
+macro_rules! wide {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($a:ident: $t:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$m])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name($($a: $t),*) $(-> $ret)? {
+            #[allow(clippy::too_many_arguments)]
+            #[inline(always)]
+            fn imp($($a: $t),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[allow(clippy::too_many_arguments)]
+                #[target_feature(enable = "avx512f")]
+                unsafe fn avx512($($a: $t),*) $(-> $ret)? { imp($($a),*) }
+                #[allow(clippy::too_many_arguments)]
+                #[target_feature(enable = "avx2")]
+                unsafe fn avx2($($a: $t),*) $(-> $ret)? { imp($($a),*) }
+                if std::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F (checked just above).
+                    return unsafe { avx512($($a),*) };
+                }
+                if std::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2 (checked just above).
+                    return unsafe { avx2($($a),*) };
+                }
+            }
+            imp($($a),*)
+        }
+    };
+}
 
 pub mod adam;
 pub mod backward;
 pub mod bin;
+pub mod chain;
 pub mod forward;
 pub mod loss;
 pub mod project;
+pub mod projv;
 pub mod tile;
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use nalgebra::Isometry3;
 
@@ -54,8 +92,6 @@ pub struct FastRenderer {
     /// order: a splat's entries side by side). Atomics only so tiles on different threads can
     /// write their (distinct) slots; relaxed loads and stores are plain moves.
     entry: Vec<AtomicU32>,
-    /// Per Gaussian: its slots summed (10 f64 bit patterns).
-    sums: Vec<AtomicU64>,
     colour: Vec<f32>,
     depth: Vec<f32>,
     alpha: Vec<f32>,
@@ -67,6 +103,42 @@ pub struct FastRenderer {
     have_grads: bool,
     loss_buf: loss::LossBuffers,
     loss_grad: Vec<f32>,
+    prof: Prof,
+}
+
+/// Wall-clock milliseconds per phase when `GS_LIVO_RENDER_PROFILE` is set (the Vulkan backend's
+/// switch for its kernel timestamps), taken by [`Renderer::kernel_profile`].
+struct Prof {
+    on: bool,
+    since: Instant,
+    laps: Vec<(&'static str, f64)>,
+}
+
+impl Prof {
+    fn new() -> Self {
+        Self {
+            on: std::env::var_os("GS_LIVO_RENDER_PROFILE").is_some(),
+            since: Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    /// Starts timing a pass.
+    fn start(&mut self) {
+        if self.on {
+            self.since = Instant::now();
+        }
+    }
+
+    /// Ends phase `name` (begun at the last `start` or `lap`).
+    fn lap(&mut self, name: &'static str) {
+        if self.on {
+            let now = Instant::now();
+            self.laps
+                .push((name, (now - self.since).as_secs_f64() * 1e3));
+            self.since = now;
+        }
+    }
 }
 
 /// What one thread of the backward pass keeps between calls.
@@ -104,12 +176,15 @@ where
     });
 }
 
-/// Splits `v` (one item per tile-list entry) into the slices of the tiles.
-fn per_tile<'a, T>(mut v: &'a mut [T], bins: &Bins) -> Vec<&'a mut [T]> {
+/// Splits `v` (one item per tile-list entry) into the slices of the tile rows (`tx` tiles
+/// each).
+fn per_band<'a, T>(mut v: &'a mut [T], bins: &Bins, tx: usize) -> Vec<&'a mut [T]> {
     let n = bins.tile_start.len().saturating_sub(1);
-    let mut out = Vec::with_capacity(n);
-    for t in 0..n {
-        let (head, tail) = std::mem::take(&mut v).split_at_mut(bins.tile_range(t).len());
+    let mut out = Vec::with_capacity(n.div_ceil(tx.max(1)));
+    for t0 in (0..n).step_by(tx.max(1)) {
+        let t1 = (t0 + tx).min(n);
+        let len = (bins.tile_start[t1] - bins.tile_start[t0]) as usize;
+        let (head, tail) = std::mem::take(&mut v).split_at_mut(len);
         out.push(head);
         v = tail;
     }
@@ -136,7 +211,6 @@ impl FastRenderer {
             tiles: Vec::new(),
             recs: Vec::new(),
             entry: Vec::new(),
-            sums: Vec::new(),
             colour: Vec::new(),
             depth: Vec::new(),
             alpha: Vec::new(),
@@ -147,12 +221,14 @@ impl FastRenderer {
             have_grads: false,
             loss_buf: loss::LossBuffers::default(),
             loss_grad: Vec::new(),
+            prof: Prof::new(),
         }
     }
 
     /// Forward pass into the internal images.
     fn render(&mut self, cam: &Camera, t_cw: &Isometry3<f64>) -> Result<(), RenderError> {
         cam.validate()?;
+        self.prof.start();
         let view = View::new(cam, PoseRt::from_iso(t_cw));
         let n = self.gaussians.len();
         let params = Params::new(&self.gaussians);
@@ -163,58 +239,62 @@ impl FastRenderer {
             &mut idle,
             self.proj.chunks_mut(CHUNK).enumerate(),
             |_, (ci, chunk)| {
-                for (k, slot) in chunk.iter_mut().enumerate() {
-                    *slot = project::project(&params, ci * CHUNK + k, &view);
+                for (bi, batch) in chunk.chunks_mut(chain::L).enumerate() {
+                    projv::project_batch(&params, &view, ci * CHUNK + bi * chain::L, batch);
                 }
             },
         );
+        self.prof.lap("project");
         let (tx, ty) = cam.tiles();
-        self.bins.build(&self.proj, (tx, ty));
+        self.bins.build(&self.proj, (tx, ty), self.threads);
+        self.prof.lap("bin");
         let ntiles = (tx * ty) as usize;
         self.tiles.resize(ntiles, TilePix::default());
         // Every record is rewritten by its tile below.
         self.recs.resize(self.bins.list.len(), Rec::default());
         let (w, h) = (cam.width as usize, cam.height as usize);
-        let bins = &self.bins;
-        let items = self
-            .tiles
-            .iter_mut()
-            .zip(per_tile(&mut self.recs, bins))
-            .enumerate();
-        par_items(&mut idle, items, |_, (t, (px, recs))| {
-            let (x, y) = (t as u32 % tx, t as u32 / tx);
-            let cols = (w - x as usize * W).min(W);
-            let rows = (h - y as usize * W).min(W);
-            tile::gather(bins, t, x, y, rows, recs);
-            forward::raster_tile(recs, px, cols, rows);
-        });
-        // Tile-major state to row-major images, a band of tile rows per job.
         self.colour.resize(3 * w * h, 0.0);
         self.depth.resize(w * h, 0.0);
         self.alpha.resize(w * h, 0.0);
-        let tiles = &self.tiles;
-        let bands = self
-            .colour
-            .chunks_mut(3 * w * W)
+        // A band of tiles (one tile row) per job: gathered, blended, and written into the
+        // band's rows of the images.
+        let bins = &self.bins;
+        let items = self
+            .tiles
+            .chunks_mut(tx as usize)
+            .zip(per_band(&mut self.recs, bins, tx as usize))
+            .zip(self.colour.chunks_mut(3 * w * W))
             .zip(self.depth.chunks_mut(w * W))
             .zip(self.alpha.chunks_mut(w * W))
             .enumerate();
-        par_items(&mut idle, bands, |_, (ty, ((colour, depth), alpha))| {
-            let band = &tiles[ty * tx as usize..(ty + 1) * tx as usize];
-            for (x, px) in band.iter().enumerate() {
-                let ox = x * W;
-                for ly in 0..depth.len() / w {
-                    for lx in 0..W.min(w - ox) {
-                        let (p, q) = (ly * w + ox + lx, ly * W + lx);
-                        for ch in 0..3 {
-                            colour[3 * p + ch] = px.out[ch][q];
+        par_items(
+            &mut idle,
+            items,
+            |_, (y, ((((band, mut recs), colour), depth), alpha))| {
+                let rows = (h - y * W).min(W);
+                for (x, px) in band.iter_mut().enumerate() {
+                    let t = y * tx as usize + x;
+                    let (mine, rest) =
+                        std::mem::take(&mut recs).split_at_mut(bins.tile_range(t).len());
+                    recs = rest;
+                    let ox = x * W;
+                    let cols = (w - ox).min(W);
+                    tile::gather(bins, t, x as u32, y as u32, rows, mine);
+                    forward::raster_tile(mine, px, cols, rows);
+                    for ly in 0..rows {
+                        for lx in 0..cols {
+                            let (p, q) = (ly * w + ox + lx, ly * W + lx);
+                            for ch in 0..3 {
+                                colour[3 * p + ch] = px.out[ch][q];
+                            }
+                            depth[p] = px.out[3][q];
+                            alpha[p] = 1.0 - px.t[q];
                         }
-                        depth[p] = px.out[3][q];
-                        alpha[p] = 1.0 - px.t[q];
                     }
                 }
-            }
-        });
+            },
+        );
+        self.prof.lap("raster");
         self.view = Some(view);
         self.have_grads = false;
         Ok(())
@@ -228,6 +308,7 @@ impl FastRenderer {
         d_alpha: Option<&[f32]>,
     ) -> Result<(), RenderError> {
         let view = self.view.ok_or(RenderError::NoForward)?;
+        self.prof.start();
         let cam = view.cam;
         let np = cam.pixels();
         check_image(d_colour.len(), 3 * np, "d_colour")?;
@@ -284,29 +365,8 @@ impl FastRenderer {
                 }
             },
         );
-        // Each splat's slots (side by side, in tile order) summed, stored by Gaussian index.
-        let n = self.gaussians.len();
-        if self.sums.len() < 10 * n {
-            self.sums.resize_with(10 * n, AtomicU64::default);
-        }
-        let sums = &self.sums;
-        let nvis = bins.order.len();
+        self.prof.lap("tiles");
         let mut idle = vec![(); self.threads];
-        par_items(&mut idle, (0..nvis).step_by(CHUNK), |_, r0| {
-            for r in r0..(r0 + CHUNK).min(nvis) {
-                let mut s = [0.0f64; 10];
-                let ks = bins.slots_of(r);
-                for e in entry[10 * ks.start..10 * ks.end].chunks_exact(10) {
-                    for (a, b) in s.iter_mut().zip(e) {
-                        *a += f32::from_bits(b.load(Relaxed)) as f64;
-                    }
-                }
-                let i = bins.order[r].index as usize;
-                for (d, v) in sums[10 * i..10 * i + 10].iter().zip(s) {
-                    d.store(v.to_bits(), Relaxed);
-                }
-            }
-        });
         let g = &self.gaussians;
         if self.grads.len() != g.len() || self.grads.sh_degree() != g.sh_degree() {
             self.grads = Gaussians::zeros(g.len(), g.sh_degree())?;
@@ -323,35 +383,43 @@ impl FastRenderer {
                     grp.fill(0.0);
                 }
                 let count = out.groups[3].len();
+                let mut batch = Vec::with_capacity(chain::L);
                 for i in out.first..out.first + count {
                     let r = bins.rank[i];
                     if r == u32::MAX {
                         continue;
                     }
-                    let s: [f64; 10] =
-                        std::array::from_fn(|m| f64::from_bits(sums[10 * i + m].load(Relaxed)));
+                    // The splat's slots (side by side, in tile order) summed in f64.
+                    let mut s = [0.0f64; 10];
+                    let ks = bins.slots_of(r as usize);
+                    for e in entry[10 * ks.start..10 * ks.end].chunks_exact(10) {
+                        for (a, b) in s.iter_mut().zip(e) {
+                            *a += f32::from_bits(b.load(Relaxed)) as f64;
+                        }
+                    }
                     if s.iter().all(|&v| v == 0.0) {
                         // No pixel reached it (e.g. hidden): its gradients stay zero.
                         continue;
                     }
                     let splat = &bins.order[r as usize];
-                    let sg = backward::screen_grad(&s, splat.conic);
-                    project::project_backward(
-                        &params,
-                        i,
-                        &view,
-                        &sg,
-                        splat.clamped,
-                        &mut out,
-                        pose,
-                    );
+                    batch.push(chain::Item {
+                        index: i,
+                        pg: backward::screen_grad(&s, splat.conic),
+                        clamped: splat.clamped,
+                    });
+                    if batch.len() == chain::L {
+                        chain::chain_batch(&params, &view, &batch, &mut out, pose);
+                        batch.clear();
+                    }
                 }
+                chain::chain_batch(&params, &view, &batch, &mut out, pose);
             },
         );
         self.pose_grad = self
             .pose_parts
             .iter()
             .fold([0.0; 6], |a, b| std::array::from_fn(|k| a[k] + b[k]));
+        self.prof.lap("chain");
         self.have_grads = true;
         Ok(())
     }
@@ -359,7 +427,8 @@ impl FastRenderer {
     fn loss_into_buffer(&mut self, target: &[f32], cfg: &LossConfig) -> Result<f64, RenderError> {
         let view = self.view.ok_or(RenderError::NoForward)?;
         check_image(target.len(), self.colour.len(), "target")?;
-        Ok(loss::l1_dssim(
+        self.prof.start();
+        let l = loss::l1_dssim(
             &self.colour,
             target,
             view.cam.width as usize,
@@ -368,7 +437,9 @@ impl FastRenderer {
             &mut self.loss_buf,
             &mut self.loss_grad,
             self.threads,
-        ))
+        );
+        self.prof.lap("loss");
+        Ok(l)
     }
 }
 
@@ -379,6 +450,10 @@ impl Renderer for FastRenderer {
 
     fn device_name(&self) -> String {
         format!("CPU fast (f32, {} threads)", self.threads)
+    }
+
+    fn kernel_profile(&mut self) -> Vec<(&'static str, f64)> {
+        std::mem::take(&mut self.prof.laps)
     }
 
     fn len(&self) -> usize {
@@ -447,6 +522,7 @@ impl Renderer for FastRenderer {
         if !self.have_grads {
             return Err(RenderError::NoForward);
         }
+        self.prof.start();
         adam::adam_update(
             &mut self.gaussians,
             &self.grads,
@@ -454,6 +530,7 @@ impl Renderer for FastRenderer {
             cfg,
             self.threads,
         );
+        self.prof.lap("adam");
         self.have_grads = false;
         self.view = None;
         Ok(())

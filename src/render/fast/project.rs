@@ -4,7 +4,7 @@
 //! rasteriser, plus what the tile rasteriser needs (alpha box, listed tiles, f32 values).
 
 use crate::render::cpu::project::{
-    project_backward_one, project_one, One, OneGrad, PoseRt, ProjGrad,
+    project_backward_one, project_one, One, OneGrad, PoseRt, ProjGrad, Projected,
 };
 use crate::render::types::{group_widths, sh_coeffs, Camera, Gaussians, Group, ALPHA_MIN, TILE};
 
@@ -91,6 +91,12 @@ impl View {
 /// when it could never contribute (opacity below 1/255, alpha box in no tile).
 pub fn project(p: &Params, i: usize, v: &View) -> Option<Splat> {
     let (pr, clamp) = project_one(&p.one(i), &v.cam, &v.pose)?;
+    finish(&pr, clamp, i)
+}
+
+/// The splat of Gaussian `i` from its reference projection: the alpha box, the tiles it can
+/// reach, f32 values; `None` when it could never contribute.
+pub fn finish(pr: &Projected, clamp: [bool; 3], i: usize) -> Option<Splat> {
     // The 2D covariance's diagonal back from the conic (what the alpha box needs).
     let [qa, qb, qc] = pr.conic;
     let det = qa * qc - qb * qb;

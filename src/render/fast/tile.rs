@@ -113,6 +113,7 @@ pub struct Rec {
     pub rows: u16,
 }
 
+wide! {
 /// Fills `out` (one record per entry of tile `(tx, ty)`'s list, in list order, so the backward
 /// pass and the per-splat gradient slots see the same positions) for a tile with `rows` valid
 /// rows.
@@ -139,6 +140,7 @@ pub fn gather(bins: &Bins, tile: usize, tx: u32, ty: u32, rows: usize, out: &mut
             rows: 0,
         };
     }
+}
 }
 
 #[cfg(test)]

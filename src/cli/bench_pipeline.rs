@@ -22,6 +22,10 @@ pub struct PipelineArgs {
     /// Stop each run after this many frames (CPU backends are slow at 100k Gaussians).
     #[arg(long)]
     pub max_frames: Option<usize>,
+    /// Render the map at every n-th camera image for PSNR/SSIM (0 = never: renders at full
+    /// camera resolution cost the mapper time a deployment would not spend).
+    #[arg(long, default_value_t = 0)]
+    pub render_every: usize,
     /// Work folder (default: a temporary one).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -85,7 +89,7 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
             let out = root.join(format!("run_{profile}_{backend}"));
             let opts = PipelineOptions {
                 max_frames: a.max_frames,
-                render_every: 0,
+                render_every: a.render_every,
                 ..Default::default()
             };
             let s = pipeline::run_offline(
@@ -123,6 +127,17 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
                 s.window_gaussians,
                 s.renderer.as_deref().unwrap_or("-")
             );
+            if let Some(q) = &s.render_quality {
+                println!(
+                    "{:<18} render quality: PSNR {:.2} dB (min {:.2}, max {:.2}), SSIM {}, {} renders",
+                    "",
+                    q.psnr_mean_db,
+                    q.psnr_min_db,
+                    q.psnr_max_db,
+                    q.ssim_mean.map_or("-".into(), |v| format!("{v:.4}")),
+                    q.renders
+                );
+            }
             let frame_total: f64 = s
                 .stages
                 .iter()

@@ -64,7 +64,13 @@ pub fn estimate_surfels(
     let mut neigh: Vec<Vector3<f64>> = Vec::with_capacity(MAX_NEIGHBOURS);
     let mut dist2: Vec<f64> = Vec::with_capacity(MAX_NEIGHBOURS);
     loop {
-        let grid = Grid::new(points, r);
+        // Few queries left (the wider radii): bucket only the points a query can reach.
+        let near: Option<Vec<[f64; 3]>> = (todo.len() * 27 < points.len()).then(|| {
+            todo.iter()
+                .filter_map(|&k| points.get(query[k]).copied())
+                .collect()
+        });
+        let grid = Grid::new(points, r, near.as_deref());
         let last = r >= max_radius * (1.0 - 1e-9);
         todo.retain(|&k| {
             let Some(q) = points.get(query[k]) else {
@@ -100,23 +106,85 @@ pub fn estimate_surfels(
     }
 }
 
-/// Points bucketed in cubes of the search radius (a query visits the 27 around it).
+/// The 27 cell offsets a query visits, its own cell first: when the cap cuts, the nearest
+/// points are already in.
+const AROUND: [[i64; 3]; 27] = {
+    const ORDER: [i64; 3] = [0, -1, 1];
+    let mut out = [[0i64; 3]; 27];
+    let mut i = 0;
+    while i < 27 {
+        out[i] = [ORDER[i / 9], ORDER[i / 3 % 3], ORDER[i % 3]];
+        i += 1;
+    }
+    out
+};
+
+/// Points bucketed in cubes of the search radius (a query visits the 27 around it), as one
+/// index list sorted by cell (point order within a cell) and a hash from cell to its run: no
+/// allocation per cell.
 struct Grid {
     cell: f64,
-    map: KeyMap<[i64; 3], Vec<u32>>,
+    /// Cell key to its index in `start`.
+    map: KeyMap<[i64; 3], u32>,
+    /// Start of each cell's run in `ids`, plus the end.
+    start: Vec<u32>,
+    ids: Vec<u32>,
 }
 
 impl Grid {
-    fn new(points: &[[f64; 3]], cell: f64) -> Self {
-        let mut map: KeyMap<[i64; 3], Vec<u32>> = KeyMap::default();
-        let g = Self {
+    /// Buckets `points`; with `near`, only those in the 27 cells around one of `near` (all a
+    /// query at those positions can see).
+    fn new(points: &[[f64; 3]], cell: f64, near: Option<&[[f64; 3]]>) -> Self {
+        let mut g = Self {
             cell,
             map: KeyMap::default(),
+            start: Vec::new(),
+            ids: Vec::new(),
         };
-        for (i, p) in points.iter().enumerate() {
-            map.entry(g.key(p)).or_default().push(i as u32);
+        let wanted: Option<KeyMap<[i64; 3], ()>> = near.map(|qs| {
+            let mut w = KeyMap::default();
+            for q in qs {
+                let c = g.key(q);
+                for d in AROUND {
+                    w.insert([c[0] + d[0], c[1] + d[1], c[2] + d[2]], ());
+                }
+            }
+            w
+        });
+        // Pass 1: cell of each point (u32::MAX: not bucketed) and cell sizes.
+        let mut counts: Vec<u32> = Vec::new();
+        let cells: Vec<u32> = points
+            .iter()
+            .map(|p| {
+                let k = g.key(p);
+                if wanted.as_ref().is_some_and(|w| !w.contains_key(&k)) {
+                    return u32::MAX;
+                }
+                let c = *g.map.entry(k).or_insert_with(|| {
+                    counts.push(0);
+                    (counts.len() - 1) as u32
+                });
+                counts[c as usize] += 1;
+                c
+            })
+            .collect();
+        // Pass 2: runs by prefix sum, filled in point order.
+        g.start = Vec::with_capacity(counts.len() + 1);
+        let mut acc = 0u32;
+        for &n in &counts {
+            g.start.push(acc);
+            acc += n;
         }
-        Self { map, ..g }
+        g.start.push(acc);
+        let mut next: Vec<u32> = g.start[..counts.len()].to_vec();
+        g.ids = vec![0; acc as usize];
+        for (i, &c) in cells.iter().enumerate() {
+            if c != u32::MAX {
+                g.ids[next[c as usize] as usize] = i as u32;
+                next[c as usize] += 1;
+            }
+        }
+        g
     }
 
     fn key(&self, p: &[f64; 3]) -> [i64; 3] {
@@ -141,25 +209,20 @@ impl Grid {
         d2.clear();
         let c = self.key(q);
         let r2 = r * r;
-        // The query's own cell first: when the cap cuts, the nearest points are already in.
-        const ORDER: [i64; 3] = [0, -1, 1];
-        for dx in ORDER {
-            for dy in ORDER {
-                for dz in ORDER {
-                    let Some(ids) = self.map.get(&[c[0] + dx, c[1] + dy, c[2] + dz]) else {
-                        continue;
-                    };
-                    for &j in ids {
-                        let p = &points[j as usize];
-                        let d = Vector3::new(p[0] - q[0], p[1] - q[1], p[2] - q[2]);
-                        let n2 = d.norm_squared();
-                        if n2 <= r2 {
-                            out.push(Vector3::new(p[0], p[1], p[2]));
-                            d2.push(n2);
-                            if out.len() >= max {
-                                return;
-                            }
-                        }
+        for d in AROUND {
+            let Some(&cell) = self.map.get(&[c[0] + d[0], c[1] + d[1], c[2] + d[2]]) else {
+                continue;
+            };
+            let run = self.start[cell as usize] as usize..self.start[cell as usize + 1] as usize;
+            for &j in &self.ids[run] {
+                let p = &points[j as usize];
+                let d = Vector3::new(p[0] - q[0], p[1] - q[1], p[2] - q[2]);
+                let n2 = d.norm_squared();
+                if n2 <= r2 {
+                    out.push(Vector3::new(p[0], p[1], p[2]));
+                    d2.push(n2);
+                    if out.len() >= max {
+                        return;
                     }
                 }
             }
@@ -198,6 +261,48 @@ fn plane_normal(pts: &[Vector3<f64>]) -> Option<Vector3<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bucketed search finds exactly the points within the radius (brute force), and the
+    /// grid restricted to the cells around the queries finds the same, in the same order.
+    #[test]
+    fn grid_neighbours_match_brute_force_and_the_restricted_grid() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let pts: Vec<[f64; 3]> = (0..3000)
+            .map(|_| [4.0 * rnd() - 2.0, 4.0 * rnd() - 2.0, 0.1 * rnd()])
+            .collect();
+        let queries: Vec<[f64; 3]> = (0..40).map(|i| pts[i * 71]).collect();
+        let mut found = 0;
+        for r in [0.1, 0.35] {
+            let full = Grid::new(&pts, r, None);
+            let part = Grid::new(&pts, r, Some(&queries));
+            assert!(part.ids.len() < full.ids.len());
+            let (mut a, mut da, mut b, mut db) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for q in &queries {
+                full.neighbours(&pts, q, r, usize::MAX, &mut a, &mut da);
+                part.neighbours(&pts, q, r, usize::MAX, &mut b, &mut db);
+                assert_eq!(a, b);
+                assert_eq!(da, db);
+                let mut got: Vec<f64> = da.clone();
+                let mut want: Vec<f64> = pts
+                    .iter()
+                    .map(|p| (p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2) + (p[2] - q[2]).powi(2))
+                    .filter(|&d| d <= r * r)
+                    .collect();
+                got.sort_by(f64::total_cmp);
+                want.sort_by(f64::total_cmp);
+                assert_eq!(got, want, "r {r}");
+                found += want.len();
+            }
+        }
+        // The queries themselves and, on average, several neighbours each.
+        assert!(found > 5 * 2 * queries.len(), "{found}");
+    }
 
     #[test]
     fn plane_normals_point_to_sensor() {

@@ -53,22 +53,34 @@ pub struct FrameStats {
     pub filled: usize,
 }
 
-/// Converts window Gaussians to the renderer's flat layout.
+/// Converts window Gaussians to the renderer's flat layout (group by group, one contiguous
+/// run per group: no index arithmetic per value).
 pub fn to_render(gs: &[Gaussian], sh_degree: u32) -> Result<Gaussians, GaussianError> {
     let mut out = Gaussians::zeros(gs.len(), sh_degree)?;
     let k = crate::render::sh_coeffs(sh_degree);
-    for (i, g) in gs.iter().enumerate() {
-        out.get_mut(Group::Mean, i).copy_from_slice(&g.mean);
-        out.get_mut(Group::LogScale, i)
-            .copy_from_slice(&g.log_scale);
-        out.get_mut(Group::Rotation, i).copy_from_slice(&g.rotation);
-        out.get_mut(Group::Opacity, i)[0] = g.opacity_logit;
-        out.get_mut(Group::ShDc, i).copy_from_slice(&g.sh[0]);
-        let rest = out.get_mut(Group::ShRest, i);
-        for j in 1..k {
-            rest[(j - 1) * 3..j * 3].copy_from_slice(&g.sh[j]);
+    let each = |out: &mut Gaussians, grp: Group, w: usize, f: &dyn Fn(&Gaussian, &mut [f32])| {
+        if w > 0 {
+            for (d, g) in out.group_mut(grp).chunks_exact_mut(w).zip(gs) {
+                f(g, d);
+            }
         }
-    }
+    };
+    each(&mut out, Group::Mean, 3, &|g, d| d.copy_from_slice(&g.mean));
+    each(&mut out, Group::LogScale, 3, &|g, d| {
+        d.copy_from_slice(&g.log_scale)
+    });
+    each(&mut out, Group::Rotation, 4, &|g, d| {
+        d.copy_from_slice(&g.rotation)
+    });
+    each(&mut out, Group::Opacity, 1, &|g, d| d[0] = g.opacity_logit);
+    each(&mut out, Group::ShDc, 3, &|g, d| {
+        d.copy_from_slice(&g.sh[0])
+    });
+    each(&mut out, Group::ShRest, 3 * (k - 1), &|g, d| {
+        for (j, c) in d.chunks_exact_mut(3).enumerate() {
+            c.copy_from_slice(&g.sh[j + 1]);
+        }
+    });
     Ok(out)
 }
 
@@ -82,51 +94,58 @@ pub fn from_render(src: &Gaussians, gs: &mut [Gaussian]) -> Result<(), GaussianE
         )));
     }
     let k = crate::render::sh_coeffs(src.sh_degree());
-    for (i, g) in gs.iter_mut().enumerate() {
-        g.mean.copy_from_slice(src.get(Group::Mean, i));
-        g.log_scale.copy_from_slice(src.get(Group::LogScale, i));
-        g.rotation.copy_from_slice(src.get(Group::Rotation, i));
-        g.opacity_logit = src.get(Group::Opacity, i)[0];
-        g.sh[0].copy_from_slice(src.get(Group::ShDc, i));
-        let rest = src.get(Group::ShRest, i);
-        for j in 1..k {
-            g.sh[j].copy_from_slice(&rest[(j - 1) * 3..j * 3]);
+    let mut each = |grp: Group, w: usize, f: &dyn Fn(&[f32], &mut Gaussian)| {
+        if w > 0 {
+            for (v, g) in src.group(grp).chunks_exact(w).zip(gs.iter_mut()) {
+                f(v, g);
+            }
         }
-    }
+    };
+    each(Group::Mean, 3, &|v, g| g.mean.copy_from_slice(v));
+    each(Group::LogScale, 3, &|v, g| g.log_scale.copy_from_slice(v));
+    each(Group::Rotation, 4, &|v, g| g.rotation.copy_from_slice(v));
+    each(Group::Opacity, 1, &|v, g| g.opacity_logit = v[0]);
+    each(Group::ShDc, 3, &|v, g| g.sh[0].copy_from_slice(v));
+    each(Group::ShRest, 3 * (k - 1), &|v, g| {
+        for (j, c) in v.chunks_exact(3).enumerate() {
+            g.sh[j + 1].copy_from_slice(c);
+        }
+    });
     Ok(())
 }
 
 /// Applies a window sync plan to per-slot moments: replay moves, resize, zero dirty slots.
+///
+/// Works group by group on contiguous runs (one copy per move and group), so the cost is the
+/// size of the moments once plus the moves, not a lookup per value.
 fn permute_moments(old: &Gaussians, plan: &SyncPlan) -> Result<Gaussians, GaussianError> {
     let deg = old.sh_degree();
     let n_old = old.len();
-    let mut out = Gaussians::zeros(plan.len.max(n_old), deg)?;
+    let span = plan.len.max(n_old);
+    let widths = crate::render::group_widths(deg);
+    let mut data = Vec::with_capacity(plan.len * widths.iter().sum::<usize>());
+    let mut buf: Vec<f32> = Vec::new();
     for g in crate::render::GROUPS {
-        for i in 0..n_old {
-            out.get_mut(g, i).copy_from_slice(old.get(g, i));
-        }
-    }
-    for &(from, to) in &plan.moves {
-        let (from, to) = (from as usize, to as usize);
-        if from < n_old.max(plan.len) && to < out.len() {
-            for g in crate::render::GROUPS {
-                let v = out.get(g, from).to_vec();
-                out.get_mut(g, to).copy_from_slice(&v);
+        let w = widths[g as usize];
+        buf.clear();
+        buf.extend_from_slice(old.group(g));
+        buf.resize(span * w, 0.0);
+        for &(from, to) in &plan.moves {
+            let (from, to) = (from as usize, to as usize);
+            if from < span && to < span {
+                buf.copy_within(from * w..(from + 1) * w, to * w);
             }
         }
-    }
-    let mut cut = Gaussians::zeros(plan.len, deg)?;
-    for g in crate::render::GROUPS {
-        for i in 0..plan.len {
-            cut.get_mut(g, i).copy_from_slice(out.get(g, i));
+        buf.truncate(plan.len * w);
+        for &s in &plan.dirty {
+            let s = s as usize;
+            if s < plan.len {
+                buf[s * w..(s + 1) * w].fill(0.0);
+            }
         }
+        data.extend_from_slice(&buf);
     }
-    for &s in &plan.dirty {
-        for g in crate::render::GROUPS {
-            cut.get_mut(g, s as usize).iter_mut().for_each(|v| *v = 0.0);
-        }
-    }
-    Ok(cut)
+    Ok(Gaussians::from_data(plan.len, deg, data)?)
 }
 
 /// The renderer's camera for a mapper camera (distortion is not modelled by the rasteriser).
@@ -245,6 +264,10 @@ impl GaussianMapper {
         let adam = self.adam();
         // Keyframes too far for the window would pull it towards views it cannot explain.
         self.optim.keyframes.drop_far(&t_cw, cfg.window_range);
+        // The last iteration's render of the current view, when it is the last iteration: what
+        // the fill looks for uncovered pixels in (one Adam step changes coverage by little, and
+        // this saves a forward pass per frame).
+        let mut last_render = None;
         for it in 0..cfg.iterations {
             // Even iterations: the current frame; odd ones: the keyframes in turn.
             let key = if it % 2 == 1 {
@@ -297,6 +320,9 @@ impl GaussianMapper {
                         stats.loss_before = l;
                     }
                     stats.loss_after = l;
+                    if it + 1 == cfg.iterations {
+                        last_render = Some(out);
+                    }
                 }
             } else {
                 r.step(&cam, pose, tgt, &loss, &adam)?;
@@ -307,7 +333,7 @@ impl GaussianMapper {
         let back = r.gaussians()?;
         from_render(&back, self.window_mut().gaussians_mut())?;
         let fill = if cfg.fill {
-            self.fill_candidates(r, &cam, &t_cw, &target)?
+            self.fill_candidates(r, &cam, &t_cw, &target, last_render)?
         } else {
             Vec::new()
         };
@@ -367,16 +393,20 @@ impl GaussianMapper {
 
     /// Points extending the window's surfaces into the pixels of the view at `t_cw` (target
     /// `target` at `cam`'s resolution) that the map leaves uncovered and the background does
-    /// not explain.
+    /// not explain, judged on `render` of that view (rendered here when `None`).
     fn fill_candidates(
         &mut self,
         r: &mut dyn Renderer,
         cam: &RenderCamera,
         t_cw: &Isometry3<f64>,
         target: &[f32],
+        render: Option<RenderOutput>,
     ) -> Result<Vec<super::fill::FillPoint>, GaussianError> {
         let cfg = self.config().clone();
-        let out = r.forward(cam, t_cw)?;
+        let out = match render {
+            Some(out) => out,
+            None => r.forward(cam, t_cw)?,
+        };
         let bgp = match &self.optim.background {
             Some(bg) if cfg.background => bg.per_pixel(cam, t_cw),
             _ => vec![0.0; out.colour.len()],
@@ -444,5 +474,75 @@ impl GaussianMapper {
             *d = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
         }
         Ok(img)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::GROUPS;
+
+    /// Moments whose values name their slot, group and component.
+    fn labelled(n: usize, deg: u32) -> Gaussians {
+        let mut m = Gaussians::zeros(n, deg).unwrap();
+        for (gi, g) in GROUPS.into_iter().enumerate() {
+            for i in 0..n {
+                for (c, v) in m.get_mut(g, i).iter_mut().enumerate() {
+                    *v = (1000 * i + 10 * gi + c) as f32 + 1.0;
+                }
+            }
+        }
+        m
+    }
+
+    /// The plan replayed value by value on a per-slot mirror (the window's contract).
+    fn reference(old: &Gaussians, plan: &SyncPlan) -> Gaussians {
+        let span = plan.len.max(old.len());
+        let mut slots: Vec<Option<usize>> =
+            (0..span).map(|i| (i < old.len()).then_some(i)).collect();
+        for &(from, to) in &plan.moves {
+            slots[to as usize] = slots[from as usize];
+        }
+        let mut out = Gaussians::zeros(plan.len, old.sh_degree()).unwrap();
+        for s in 0..plan.len {
+            if plan.dirty.contains(&(s as u32)) {
+                continue;
+            }
+            if let Some(src) = slots[s] {
+                for g in GROUPS {
+                    out.get_mut(g, s).copy_from_slice(old.get(g, src));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn permuted_moments_follow_moves_growth_truncation_and_dirty_slots() {
+        for deg in [0, 1, 3] {
+            let old = labelled(10, deg);
+            // Shrink with swap-removes (a chain through one slot), then regrow with new slots.
+            let plans = [
+                SyncPlan {
+                    moves: vec![(9, 2), (8, 5), (7, 2)],
+                    dirty: vec![],
+                    len: 7,
+                },
+                SyncPlan {
+                    moves: vec![(9, 0), (8, 3)],
+                    dirty: vec![8, 9, 10, 11],
+                    len: 12,
+                },
+                SyncPlan {
+                    moves: vec![],
+                    dirty: vec![1],
+                    len: 10,
+                },
+            ];
+            for plan in &plans {
+                let got = permute_moments(&old, plan).unwrap();
+                assert_eq!(got, reference(&old, plan), "degree {deg}, plan {plan:?}");
+            }
+        }
     }
 }

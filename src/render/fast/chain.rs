@@ -17,30 +17,62 @@ use crate::render::types::DILATION;
 pub const L: usize = 16;
 
 /// Sixteen f32 lanes.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct V(pub [f32; L]);
+
+/// `[f(0), .., f(N - 1)]`, always inlined (`std::array::from_fn` is not always inlined, and
+/// then runs as baseline code outside the wide function that calls it).
+#[inline(always)]
+pub fn arr<T: Copy + Default, const N: usize>(mut f: impl FnMut(usize) -> T) -> [T; N] {
+    let mut a = [T::default(); N];
+    for (i, x) in a.iter_mut().enumerate() {
+        *x = f(i);
+    }
+    a
+}
 
 macro_rules! lanewise {
     ($tr:ident, $f:ident, $op:tt) => {
         impl $tr for V {
             type Output = V;
             #[inline(always)]
+            #[allow(clippy::assign_op_pattern)] // the generic `$op`
             fn $f(self, o: V) -> V {
-                V(std::array::from_fn(|l| self.0[l] $op o.0[l]))
+                {
+                    let mut r = self.0;
+                    for l in 0..L {
+                        r[l] = r[l] $op o.0[l];
+                    }
+                    V(r)
+                }
             }
         }
         impl $tr<f32> for V {
             type Output = V;
             #[inline(always)]
+            #[allow(clippy::assign_op_pattern)] // the generic `$op`
             fn $f(self, o: f32) -> V {
-                V(std::array::from_fn(|l| self.0[l] $op o))
+                {
+                    let mut r = self.0;
+                    for x in r.iter_mut() {
+                        *x = *x $op o;
+                    }
+                    V(r)
+                }
             }
         }
         impl $tr<V> for f32 {
             type Output = V;
             #[inline(always)]
+            #[allow(clippy::assign_op_pattern)] // the generic `$op`
             fn $f(self, o: V) -> V {
-                V(std::array::from_fn(|l| self $op o.0[l]))
+                {
+                    let mut r = o.0;
+                    for x in r.iter_mut() {
+                        *x = self $op *x;
+                    }
+                    V(r)
+                }
             }
         }
     };
@@ -53,7 +85,11 @@ impl std::ops::Div for V {
     type Output = V;
     #[inline(always)]
     fn div(self, o: V) -> V {
-        V(std::array::from_fn(|l| self.0[l] / o.0[l]))
+        let mut r = self.0;
+        for (x, d) in r.iter_mut().zip(o.0) {
+            *x /= d;
+        }
+        V(r)
     }
 }
 
@@ -61,7 +97,11 @@ impl std::ops::Div<V> for f32 {
     type Output = V;
     #[inline(always)]
     fn div(self, o: V) -> V {
-        V(std::array::from_fn(|l| self / o.0[l]))
+        let mut r = o.0;
+        for x in r.iter_mut() {
+            *x = self / *x;
+        }
+        V(r)
     }
 }
 
@@ -69,7 +109,11 @@ impl Neg for V {
     type Output = V;
     #[inline(always)]
     fn neg(self) -> V {
-        V(self.0.map(|x| -x))
+        let mut r = self.0;
+        for x in r.iter_mut() {
+            *x = -*x;
+        }
+        V(r)
     }
 }
 
@@ -81,14 +125,22 @@ impl V {
 
     #[inline(always)]
     pub fn sqrt(self) -> V {
-        V(self.0.map(f32::sqrt))
+        let mut r = self.0;
+        for x in r.iter_mut() {
+            *x = x.sqrt();
+        }
+        V(r)
     }
 
     /// `exp` on [-87, 88] (inputs clamped), relative error about 2e-7: Cody-Waite reduction
     /// and a degree-6 polynomial (as `tile::exp_neg`, without calls or branches).
     #[inline(always)]
     pub fn exp(self) -> V {
-        V(self.0.map(exp_f32))
+        let mut r = self.0;
+        for x in r.iter_mut() {
+            *x = exp_f32(*x);
+        }
+        V(r)
     }
 }
 
@@ -196,16 +248,22 @@ pub fn basis(d: [V; 3], k: usize, y: &mut [V; 16], dy: &mut [[V; 3]; 16]) {
 /// A 3x3 matrix of lanes.
 pub type M3 = [[V; 3]; 3];
 
-#[inline(always)]
-fn mat_mul(a: &M3, b: &M3) -> M3 {
-    std::array::from_fn(|i| {
-        std::array::from_fn(|j| a[i][0] * b[0][j] + a[i][1] * b[1][j] + a[i][2] * b[2][j])
-    })
+/// `a b` of two [`M3`] (a macro, so its closures are compiled with the caller's features).
+macro_rules! mat_mul {
+    ($a:expr, $b:expr) => {{
+        let (a, b): (&M3, &M3) = ($a, $b);
+        let m: M3 = arr(|i| arr(|j| a[i][0] * b[0][j] + a[i][1] * b[1][j] + a[i][2] * b[2][j]));
+        m
+    }};
 }
 
-#[inline(always)]
-fn transpose(a: &M3) -> M3 {
-    std::array::from_fn(|i| std::array::from_fn(|j| a[j][i]))
+/// The transpose of an [`M3`].
+macro_rules! transpose {
+    ($a:expr) => {{
+        let a: &M3 = $a;
+        let t: M3 = arr(|i| arr(|j| a[j][i]));
+        t
+    }};
 }
 
 /// One Gaussian of a batch: its index, screen gradient and clamped colour channels.
@@ -250,8 +308,8 @@ pub fn chain_batch(
             dr[a].0[l] = d[a] as f32;
         }
     }
-    let rp: [[f32; 3]; 3] = std::array::from_fn(|i| std::array::from_fn(|j| r64[(i, j)] as f32));
-    let rpv: M3 = std::array::from_fn(|i| std::array::from_fn(|j| V::splat(rp[i][j])));
+    let rp: [[f32; 3]; 3] = arr(|i| arr(|j| r64[(i, j)] as f32));
+    let rpv: M3 = arr(|i| arr(|j| V::splat(rp[i][j])));
     let (fx, fy) = (v.cam.fx as f32, v.cam.fy as f32);
     let k = p.k;
     let rw = 3 * (k - 1);
@@ -295,14 +353,14 @@ pub fn chain_batch(
         }
     }
     let lane = |c: usize| V(raw[c]);
-    let ls: [V; 3] = std::array::from_fn(lane);
-    let q: [V; 4] = std::array::from_fn(|a| lane(3 + a));
+    let ls: [V; 3] = arr(lane);
+    let q: [V; 4] = arr(|a| lane(3 + a));
     let logit = lane(7);
     let g_m2 = [lane(8), lane(9)];
-    let g_con: [V; 3] = std::array::from_fn(|a| lane(10 + a));
+    let g_con: [V; 3] = arr(|a| lane(10 + a));
     let g_op = lane(13);
     let g_depth = lane(14);
-    let dcol: [V; 3] = std::array::from_fn(|ch| lane(15 + ch));
+    let dcol: [V; 3] = arr(|ch| lane(15 + ch));
     let mut sh = [[z0; 3]; 16];
     for (kk, c) in sh.iter_mut().enumerate().take(k) {
         for (ch, s) in c.iter_mut().enumerate() {
@@ -311,9 +369,9 @@ pub fn chain_batch(
     }
 
     // Geometry (the reference's `geometry`).
-    let s: [V; 3] = ls.map(V::exp);
+    let s: [V; 3] = arr(|a| ls[a].exp());
     let qnorm = (q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]).sqrt();
-    let qn = q.map(|c| c / qnorm);
+    let qn: [V; 4] = arr(|a| q[a] / qnorm);
     let (w, x, y, zq) = (qn[0], qn[1], qn[2], qn[3]);
     let rot: M3 = [
         [
@@ -332,9 +390,9 @@ pub fn chain_batch(
             1.0 - 2.0 * (x * x + y * y),
         ],
     ];
-    let msc: M3 = std::array::from_fn(|i| std::array::from_fn(|j| rot[i][j] * s[j]));
-    let sigma = mat_mul(&msc, &transpose(&msc));
-    let sigma_c = mat_mul(&mat_mul(&rpv, &sigma), &transpose(&rpv));
+    let msc: M3 = arr(|i| arr(|j| rot[i][j] * s[j]));
+    let sigma = mat_mul!(&msc, &transpose!(&msc));
+    let sigma_c = mat_mul!(&mat_mul!(&rpv, &sigma), &transpose!(&rpv));
     let [px, py, pz] = pc;
     let iz = 1.0 / pz;
     let iz2 = iz * iz;
@@ -343,8 +401,8 @@ pub fn chain_batch(
         [z0, fy * iz, -fy * py * iz2],
     ];
     // J sigma_c (2x3), then cov = J sigma_c J^T + dilation.
-    let js: [[V; 3]; 2] = std::array::from_fn(|i| {
-        std::array::from_fn(|c| j[i][0] * sigma_c[0][c] + j[i][1] * sigma_c[1][c] + j[i][2] * sigma_c[2][c])
+    let js: [[V; 3]; 2] = arr(|i| {
+        arr(|c| j[i][0] * sigma_c[0][c] + j[i][1] * sigma_c[1][c] + j[i][2] * sigma_c[2][c])
     });
     let cov = |i: usize, jj: usize| js[i][0] * j[jj][0] + js[i][1] * j[jj][1] + js[i][2] * j[jj][2];
     let dil = DILATION as f32;
@@ -356,7 +414,7 @@ pub fn chain_batch(
 
     // SH coefficients and the view-direction gradient.
     let n = (dr[0] * dr[0] + dr[1] * dr[1] + dr[2] * dr[2]).sqrt();
-    let d = dr.map(|c| c / n);
+    let d: [V; 3] = arr(|a| dr[a] / n);
     let (mut yb, mut dyb) = ([z0; 16], [[z0; 3]; 16]);
     basis(d, k, &mut yb, &mut dyb);
     let mut g_sh = [[z0; 3]; 16];
@@ -375,7 +433,7 @@ pub fn chain_batch(
         }
     }
     let dd = d[0] * d_dir[0] + d[1] * d_dir[1] + d[2] * d_dir[2];
-    let d_raw: [V; 3] = std::array::from_fn(|a| (d_dir[a] - d[a] * dd) / n);
+    let d_raw: [V; 3] = arr(|a| (d_dir[a] - d[a] * dd) / n);
 
     // Conic -> 2D covariance: gcov = -(Q gQ Q).
     let det = ca * cc - cb * cb;
@@ -389,13 +447,13 @@ pub fn chain_batch(
         [-(t10 * qa + t11 * qb), -(t10 * qb + t11 * qc)],
     ];
     // g_sigma_c = J^T gcov J; g_j = 2 gcov J sigma_c.
-    let gj: [[V; 3]; 2] = std::array::from_fn(|i| {
-        std::array::from_fn(|c| gcov[i][0] * j[0][c] + gcov[i][1] * j[1][c])
+    let gj: [[V; 3]; 2] = arr(|i| {
+        arr(|c| gcov[i][0] * j[0][c] + gcov[i][1] * j[1][c])
     });
     let g_sigma_c: M3 =
-        std::array::from_fn(|a| std::array::from_fn(|b| j[0][a] * gj[0][b] + j[1][a] * gj[1][b]));
-    let g_j: [[V; 3]; 2] = std::array::from_fn(|i| {
-        std::array::from_fn(|c| {
+        arr(|a| arr(|b| j[0][a] * gj[0][b] + j[1][a] * gj[1][b]));
+    let g_j: [[V; 3]; 2] = arr(|i| {
+        arr(|c| {
             2.0 * (gcov[i][0] * js[0][c] + gcov[i][1] * js[1][c])
         })
     });
@@ -414,20 +472,20 @@ pub fn chain_batch(
         + g_j[1][1] * (-fy * iz2)
         + g_j[1][2] * (2.0 * fy * py * iz3);
     // Mean in the world: R^T g_pc + d_raw.
-    let g_pw: [V; 3] = std::array::from_fn(|a| {
+    let g_pw: [V; 3] = arr(|a| {
         rp[0][a] * g_pc[0] + rp[1][a] * g_pc[1] + rp[2][a] * g_pc[2] + d_raw[a]
     });
     // World covariance -> scale and rotation.
-    let g_sigma = mat_mul(&mat_mul(&transpose(&rpv), &g_sigma_c), &rpv);
-    let g_m: M3 = std::array::from_fn(|a| {
-        std::array::from_fn(|b| {
+    let g_sigma = mat_mul!(&mat_mul!(&transpose!(&rpv), &g_sigma_c), &rpv);
+    let g_m: M3 = arr(|a| {
+        arr(|b| {
             2.0 * (g_sigma[a][0] * msc[0][b] + g_sigma[a][1] * msc[1][b] + g_sigma[a][2] * msc[2][b])
         })
     });
-    let g_ls: [V; 3] = std::array::from_fn(|b| {
+    let g_ls: [V; 3] = arr(|b| {
         (rot[0][b] * g_m[0][b] + rot[1][b] * g_m[1][b] + rot[2][b] * g_m[2][b]) * s[b]
     });
-    let gr: M3 = std::array::from_fn(|a| std::array::from_fn(|b| g_m[a][b] * s[b]));
+    let gr: M3 = arr(|a| arr(|b| g_m[a][b] * s[b]));
     let gqn = [
         2.0 * (-zq * gr[0][1] + y * gr[0][2] + zq * gr[1][0] - x * gr[1][2] - y * gr[2][0]
             + x * gr[2][1]),
@@ -446,10 +504,10 @@ pub fn chain_batch(
             + y * gr[2][1]),
     ];
     let qdot = qn[0] * gqn[0] + qn[1] * gqn[1] + qn[2] * gqn[2] + qn[3] * gqn[3];
-    let g_rot: [V; 4] = std::array::from_fn(|a| (gqn[a] - qn[a] * qdot) / qnorm);
+    let g_rot: [V; 4] = arr(|a| (gqn[a] - qn[a] * qdot) / qnorm);
 
     // Pose (left perturbation p_c -> exp(w) p_c + v; the centre moves by -R^T v).
-    let g_v: [V; 3] = std::array::from_fn(|a| {
+    let g_v: [V; 3] = arr(|a| {
         g_pc[a] + rp[a][0] * d_raw[0] + rp[a][1] * d_raw[1] + rp[a][2] * d_raw[2]
     });
     let g_w_point = [
@@ -457,8 +515,8 @@ pub fn chain_batch(
         pz * g_pc[0] - px * g_pc[2],
         px * g_pc[1] - py * g_pc[0],
     ];
-    let am1 = mat_mul(&sigma_c, &g_sigma_c);
-    let am2 = mat_mul(&g_sigma_c, &sigma_c);
+    let am1 = mat_mul!(&sigma_c, &g_sigma_c);
+    let am2 = mat_mul!(&g_sigma_c, &sigma_c);
     let g_w = [
         g_w_point[0] + 2.0 * (am1[1][2] - am2[1][2]),
         g_w_point[1] + 2.0 * (am1[2][0] - am2[2][0]),
@@ -472,9 +530,9 @@ pub fn chain_batch(
         let i = it.index;
         let li = i - out.first;
         let mut vals = [0.0f32; 14 + 48];
-        vals[..3].copy_from_slice(&g_pw.map(|c| c.0[l]));
-        vals[3..6].copy_from_slice(&g_ls.map(|c| c.0[l]));
-        vals[6..10].copy_from_slice(&g_rot.map(|c| c.0[l]));
+        vals[..3].copy_from_slice(&arr::<f32, 3>(|a| g_pw[a].0[l]));
+        vals[3..6].copy_from_slice(&arr::<f32, 3>(|a| g_ls[a].0[l]));
+        vals[6..10].copy_from_slice(&arr::<f32, 4>(|a| g_rot[a].0[l]));
         vals[10] = g_logit.0[l];
         let pose: [f32; 6] = [
             g_v[0].0[l],

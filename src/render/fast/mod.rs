@@ -21,17 +21,18 @@ macro_rules! wide {
         $(#[$m])*
         #[allow(clippy::too_many_arguments)]
         $vis fn $name($($a: $t),*) $(-> $ret)? {
+            // Three copies of the body, so that closures in it are compiled with the features
+            // of their copy too.
             #[allow(clippy::too_many_arguments)]
-            #[inline(always)]
             fn imp($($a: $t),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[allow(clippy::too_many_arguments)]
                 #[target_feature(enable = "avx512f")]
-                unsafe fn avx512($($a: $t),*) $(-> $ret)? { imp($($a),*) }
+                fn avx512($($a: $t),*) $(-> $ret)? $body
                 #[allow(clippy::too_many_arguments)]
                 #[target_feature(enable = "avx2")]
-                unsafe fn avx2($($a: $t),*) $(-> $ret)? { imp($($a),*) }
+                fn avx2($($a: $t),*) $(-> $ret)? $body
                 if std::is_x86_feature_detected!("avx512f") {
                     // SAFETY: the CPU has AVX-512F (checked just above).
                     return unsafe { avx512($($a),*) };
@@ -56,7 +57,7 @@ pub mod project;
 pub mod projv;
 pub mod tile;
 
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -92,6 +93,8 @@ pub struct FastRenderer {
     /// order: a splat's entries side by side). Atomics only so tiles on different threads can
     /// write their (distinct) slots; relaxed loads and stores are plain moves.
     entry: Vec<AtomicU32>,
+    /// Per Gaussian: its slots summed (10 f64 bit patterns).
+    sums: Vec<AtomicU64>,
     colour: Vec<f32>,
     depth: Vec<f32>,
     alpha: Vec<f32>,
@@ -211,6 +214,7 @@ impl FastRenderer {
             tiles: Vec::new(),
             recs: Vec::new(),
             entry: Vec::new(),
+            sums: Vec::new(),
             colour: Vec::new(),
             depth: Vec::new(),
             alpha: Vec::new(),
@@ -366,7 +370,32 @@ impl FastRenderer {
             },
         );
         self.prof.lap("tiles");
+        // Each splat's slots (side by side, in tile order) summed, stored by Gaussian index: a
+        // pass in rank order reads the slots sequentially (the chain rule, in index order,
+        // would read them scattered).
+        let n = self.gaussians.len();
+        if self.sums.len() < 10 * n {
+            self.sums.resize_with(10 * n, AtomicU64::default);
+        }
+        let sums = &self.sums;
+        let nvis = bins.order.len();
         let mut idle = vec![(); self.threads];
+        par_items(&mut idle, (0..nvis).step_by(CHUNK), |_, r0| {
+            for r in r0..(r0 + CHUNK).min(nvis) {
+                let mut s = [0.0f64; 10];
+                let ks = bins.slots_of(r);
+                for e in entry[10 * ks.start..10 * ks.end].chunks_exact(10) {
+                    for (a, b) in s.iter_mut().zip(e) {
+                        *a += f32::from_bits(b.load(Relaxed)) as f64;
+                    }
+                }
+                let i = bins.order[r].index as usize;
+                for (d, v) in sums[10 * i..10 * i + 10].iter().zip(s) {
+                    d.store(v.to_bits(), Relaxed);
+                }
+            }
+        });
+        self.prof.lap("sum");
         let g = &self.gaussians;
         if self.grads.len() != g.len() || self.grads.sh_degree() != g.sh_degree() {
             self.grads = Gaussians::zeros(g.len(), g.sh_degree())?;
@@ -389,14 +418,8 @@ impl FastRenderer {
                     if r == u32::MAX {
                         continue;
                     }
-                    // The splat's slots (side by side, in tile order) summed in f64.
-                    let mut s = [0.0f64; 10];
-                    let ks = bins.slots_of(r as usize);
-                    for e in entry[10 * ks.start..10 * ks.end].chunks_exact(10) {
-                        for (a, b) in s.iter_mut().zip(e) {
-                            *a += f32::from_bits(b.load(Relaxed)) as f64;
-                        }
-                    }
+                    let s: [f64; 10] =
+                        std::array::from_fn(|m| f64::from_bits(sums[10 * i + m].load(Relaxed)));
                     if s.iter().all(|&v| v == 0.0) {
                         // No pixel reached it (e.g. hidden): its gradients stay zero.
                         continue;

@@ -8,7 +8,7 @@
 
 use nalgebra::Vector3;
 
-use super::chain::{basis, M3, V};
+use super::chain::{arr, basis, M3, V};
 use super::project::{finish, project, Params, Splat, View};
 use crate::render::cpu::project::Projected;
 use crate::render::types::{DILATION, TILE};
@@ -36,7 +36,7 @@ pub fn project_batch(p: &Params<'_>, v: &View, first: usize, out: &mut [Option<S
     dir[2] = V::splat(1.0);
     for l in 0..m {
         let i = first + l;
-        let lsi: [f32; 3] = std::array::from_fn(|a| p.log_scale[3 * i + a]);
+        let lsi: [f32; 3] = arr(|a| p.log_scale[3 * i + a]);
         if !lsi
             .iter()
             .all(|&x| x >= LOG_SCALE_RANGE.0 && x <= LOG_SCALE_RANGE.1)
@@ -49,7 +49,7 @@ pub fn project_batch(p: &Params<'_>, v: &View, first: usize, out: &mut [Option<S
             p.mean[3 * i + 1] as f64,
             p.mean[3 * i + 2] as f64,
         );
-        let q: [f64; 4] = std::array::from_fn(|a| p.rot[4 * i + a] as f64);
+        let q: [f64; 4] = arr(|a| p.rot[4 * i + a] as f64);
         let qnorm = (q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]).sqrt();
         // The reference's culling (`cpu::project::geometry`); the scales are finite here.
         out[l] = None;
@@ -79,7 +79,7 @@ pub fn project_batch(p: &Params<'_>, v: &View, first: usize, out: &mut [Option<S
     }
 
     // 2D covariance (`geometry`), colour and opacity in the lanes.
-    let s = ls.map(V::exp);
+    let s: [V; 3] = arr(|a| ls[a].exp());
     let [w, x, y, zq] = qn;
     let rot: M3 = [
         [
@@ -98,14 +98,14 @@ pub fn project_batch(p: &Params<'_>, v: &View, first: usize, out: &mut [Option<S
             1.0 - 2.0 * (x * x + y * y),
         ],
     ];
-    let msc: M3 = std::array::from_fn(|i| std::array::from_fn(|j| rot[i][j] * s[j]));
+    let msc: M3 = arr(|i| arr(|j| rot[i][j] * s[j]));
     // R msc, then (R msc)(R msc)^T = R sigma R^T.
-    let rp: M3 = std::array::from_fn(|i| std::array::from_fn(|j| V::splat(r64[(i, j)] as f32)));
-    let rm: M3 = std::array::from_fn(|i| {
-        std::array::from_fn(|j| rp[i][0] * msc[0][j] + rp[i][1] * msc[1][j] + rp[i][2] * msc[2][j])
+    let rp: M3 = arr(|i| arr(|j| V::splat(r64[(i, j)] as f32)));
+    let rm: M3 = arr(|i| {
+        arr(|j| rp[i][0] * msc[0][j] + rp[i][1] * msc[1][j] + rp[i][2] * msc[2][j])
     });
-    let sigma_c: M3 = std::array::from_fn(|i| {
-        std::array::from_fn(|j| rm[i][0] * rm[j][0] + rm[i][1] * rm[j][1] + rm[i][2] * rm[j][2])
+    let sigma_c: M3 = arr(|i| {
+        arr(|j| rm[i][0] * rm[j][0] + rm[i][1] * rm[j][1] + rm[i][2] * rm[j][2])
     });
     let (fx, fy) = (cam.fx as f32, cam.fy as f32);
     let [px, py, pz] = pc;
@@ -115,8 +115,8 @@ pub fn project_batch(p: &Params<'_>, v: &View, first: usize, out: &mut [Option<S
         [fx * iz, z0, -fx * px * iz2],
         [z0, fy * iz, -fy * py * iz2],
     ];
-    let js: [[V; 3]; 2] = std::array::from_fn(|i| {
-        std::array::from_fn(|c| {
+    let js: [[V; 3]; 2] = arr(|i| {
+        arr(|c| {
             j[i][0] * sigma_c[0][c] + j[i][1] * sigma_c[1][c] + j[i][2] * sigma_c[2][c]
         })
     });
@@ -139,7 +139,7 @@ pub fn project_batch(p: &Params<'_>, v: &View, first: usize, out: &mut [Option<S
             r[l] = x;
         }
     }
-    let colour: [V; 3] = std::array::from_fn(|ch| {
+    let colour: [V; 3] = arr(|ch| {
         let mut acc = yb[0] * V(raw[1 + ch]);
         for (kk, ykk) in yb.iter().enumerate().take(k).skip(1) {
             acc = acc + *ykk * V(raw[1 + 3 * kk + ch]);
@@ -158,7 +158,7 @@ pub fn project_batch(p: &Params<'_>, v: &View, first: usize, out: &mut [Option<S
         let Some(c) = pcs[l] else { continue };
         let i = first + l;
         let (a, b, cv) = (ca.0[l] as f64, cb.0[l] as f64, cc.0[l] as f64);
-        let col: [f32; 3] = std::array::from_fn(|ch| colour[ch].0[l]);
+        let col: [f32; 3] = arr(|ch| colour[ch].0[l]);
         let op = opacity.0[l];
         let finite = [a, b, cv].iter().all(|x| x.is_finite())
             && col.iter().all(|x| x.is_finite())
@@ -184,12 +184,12 @@ pub fn project_batch(p: &Params<'_>, v: &View, first: usize, out: &mut [Option<S
         if rect[0] >= rect[1] || rect[2] >= rect[3] {
             continue;
         }
-        let clamp: [bool; 3] = std::array::from_fn(|ch| col[ch] < 0.0);
+        let clamp: [bool; 3] = arr(|ch| col[ch] < 0.0);
         let pr = Projected {
             mean2d,
             conic: [cv / det, -b / det, a / det],
             opacity: op as f64,
-            colour: col.map(|x| x.max(0.0) as f64),
+            colour: arr(|ch| col[ch].max(0.0) as f64),
             depth: c.z,
             rect,
         };

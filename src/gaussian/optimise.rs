@@ -495,11 +495,11 @@ mod tests {
             slots[to as usize] = slots[from as usize];
         }
         let mut out = Gaussians::zeros(plan.len, old.sh_degree()).unwrap();
-        for s in 0..plan.len {
+        for (s, slot) in slots.iter().enumerate().take(plan.len) {
             if plan.dirty.contains(&(s as u32)) {
                 continue;
             }
-            if let Some(src) = slots[s] {
+            if let Some(src) = *slot {
                 for g in GROUPS {
                     out.get_mut(g, s).copy_from_slice(old.get(g, src));
                 }

@@ -61,8 +61,7 @@ pub fn estimate_surfels(
     }
     let mut todo: Vec<usize> = (0..query.len()).collect();
     let mut r = radius;
-    let mut neigh: Vec<Vector3<f64>> = Vec::with_capacity(MAX_NEIGHBOURS);
-    let mut dist2: Vec<f64> = Vec::with_capacity(MAX_NEIGHBOURS);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     loop {
         // Few queries left (the wider radii): bucket only the points a query can reach.
         let near: Option<Vec<[f64; 3]>> = (todo.len() * 27 < points.len()).then(|| {
@@ -72,37 +71,121 @@ pub fn estimate_surfels(
         });
         let grid = Grid::new(points, r, near.as_deref());
         let last = r >= max_radius * (1.0 - 1e-9);
+        // Each query alone against the shared grid, in parallel chunks when there are many;
+        // the results are applied in query order, so the threads do not change them.
+        let visit = |ks: &[usize]| -> Vec<Visit> {
+            let mut neigh: Vec<Vector3<f64>> = Vec::with_capacity(MAX_NEIGHBOURS);
+            let mut dist2: Vec<f64> = Vec::with_capacity(MAX_NEIGHBOURS);
+            ks.iter()
+                .map(|&k| {
+                    let want_spacing = out[k].spacing.is_none();
+                    visit_query(
+                        &grid,
+                        points,
+                        query[k],
+                        r,
+                        want_spacing,
+                        sensor,
+                        &mut neigh,
+                        &mut dist2,
+                    )
+                })
+                .collect()
+        };
+        let visits: Vec<Visit> = if threads > 1 && todo.len() >= PARALLEL_QUERIES {
+            let chunk = todo.len().div_ceil(threads);
+            std::thread::scope(|sc| {
+                let handles: Vec<_> = todo
+                    .chunks(chunk)
+                    .skip(1)
+                    .map(|ks| sc.spawn(move || visit(ks)))
+                    .collect();
+                let mut all = visit(&todo[..chunk.min(todo.len())]);
+                for h in handles {
+                    // A panic in a worker is a bug in this module: propagate it.
+                    all.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+                }
+                all
+            })
+        } else {
+            visit(&todo)
+        };
+        let mut done = visits.into_iter();
         todo.retain(|&k| {
-            let Some(q) = points.get(query[k]) else {
-                return false;
-            };
-            grid.neighbours(points, q, r, MAX_NEIGHBOURS, &mut neigh, &mut dist2);
-            if out[k].spacing.is_none() && dist2.len() > SPACING_K {
-                // The K + 1 smallest include the query itself (distance 0): drop the smallest.
-                dist2.select_nth_unstable_by(SPACING_K, f64::total_cmp);
-                let near = &dist2[..=SPACING_K];
-                let min = near.iter().copied().fold(f64::INFINITY, f64::min);
-                let ms = (near.iter().sum::<f64>() - min) / SPACING_K as f64;
-                out[k].spacing = Some(ms.sqrt());
+            let Some(v) = done.next() else { return false };
+            if v.spacing.is_some() {
+                out[k].spacing = v.spacing;
             }
-            if neigh.len() < MIN_NEIGHBOURS {
-                return !last;
-            }
-            match plane_normal(&neigh) {
-                Some(n) => {
-                    let to_sensor =
-                        Vector3::new(sensor[0] - q[0], sensor[1] - q[1], sensor[2] - q[2]);
-                    let n = if n.dot(&to_sensor) < 0.0 { -n } else { n };
-                    out[k].normal = Some([n.x, n.y, n.z]);
+            match v {
+                Visit { valid: false, .. } => false,
+                Visit {
+                    normal: Some(n), ..
+                } => {
+                    out[k].normal = Some(n);
                     false
                 }
-                None => !last,
+                _ => !last,
             }
         });
         if last || todo.is_empty() {
             return out;
         }
         r = (r * 2.0).min(max_radius);
+    }
+}
+
+/// Queries per radius from which the search runs on all cores.
+const PARALLEL_QUERIES: usize = 256;
+
+/// What one query found at one radius.
+struct Visit {
+    /// False when the query index is out of range (dropped, no result).
+    valid: bool,
+    spacing: Option<f64>,
+    normal: Option<[f64; 3]>,
+}
+
+/// Spacing (when `want_spacing`) and normal of point `qi` from its neighbours within `r`.
+#[allow(clippy::too_many_arguments)]
+fn visit_query(
+    grid: &Grid,
+    points: &[[f64; 3]],
+    qi: usize,
+    r: f64,
+    want_spacing: bool,
+    sensor: [f64; 3],
+    neigh: &mut Vec<Vector3<f64>>,
+    dist2: &mut Vec<f64>,
+) -> Visit {
+    let Some(q) = points.get(qi) else {
+        return Visit {
+            valid: false,
+            spacing: None,
+            normal: None,
+        };
+    };
+    grid.neighbours(points, q, r, MAX_NEIGHBOURS, neigh, dist2);
+    let mut spacing = None;
+    if want_spacing && dist2.len() > SPACING_K {
+        // The K + 1 smallest include the query itself (distance 0): drop the smallest.
+        dist2.select_nth_unstable_by(SPACING_K, f64::total_cmp);
+        let near = &dist2[..=SPACING_K];
+        let min = near.iter().copied().fold(f64::INFINITY, f64::min);
+        let ms = (near.iter().sum::<f64>() - min) / SPACING_K as f64;
+        spacing = Some(ms.sqrt());
+    }
+    let normal = (neigh.len() >= MIN_NEIGHBOURS)
+        .then(|| plane_normal(neigh))
+        .flatten()
+        .map(|n| {
+            let to_sensor = Vector3::new(sensor[0] - q[0], sensor[1] - q[1], sensor[2] - q[2]);
+            let n = if n.dot(&to_sensor) < 0.0 { -n } else { n };
+            [n.x, n.y, n.z]
+        });
+    Visit {
+        valid: true,
+        spacing,
+        normal,
     }
 }
 
@@ -302,6 +385,34 @@ mod tests {
         }
         // The queries themselves and, on average, several neighbours each.
         assert!(found > 5 * 2 * queries.len(), "{found}");
+    }
+
+    /// Many queries (searched in parallel chunks) give what each query gives alone: normals,
+    /// spacings and the radius each settled at do not depend on the batch or the threads.
+    #[test]
+    fn batched_surfels_equal_single_queries() {
+        // A wavy floor, sparser in x than in y, with a few outliers above it.
+        let mut pts = Vec::new();
+        for i in 0..60 {
+            for j in 0..40 {
+                let (x, y) = (i as f64 * 0.06, j as f64 * 0.025);
+                pts.push([x, y, 0.05 * (3.0 * x).sin() * (2.0 * y).cos()]);
+            }
+        }
+        for i in 0..20 {
+            pts.push([i as f64 * 0.17, 0.5, 0.8]);
+        }
+        let q: Vec<usize> = (0..pts.len()).step_by(3).collect();
+        assert!(q.len() >= PARALLEL_QUERIES);
+        let sensor = [1.5, 0.5, 2.0];
+        let all = estimate_surfels(&pts, &q, 0.05, 0.4, sensor);
+        let mut normals = 0;
+        for (k, &i) in q.iter().enumerate() {
+            let one = estimate_surfels(&pts, &[i], 0.05, 0.4, sensor);
+            assert_eq!(one[0], all[k], "query {i}");
+            normals += usize::from(all[k].normal.is_some());
+        }
+        assert!(normals > q.len() / 2, "{normals} of {}", q.len());
     }
 
     #[test]

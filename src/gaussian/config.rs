@@ -17,7 +17,7 @@ pub struct GaussianConfig {
     pub levels: u32,
     /// Gaussians a cell may hold; 1 means "only empty cells get a Gaussian".
     pub leaf_capacity: u32,
-    /// Size of a new Gaussian's octree cell in pixels of the optimisation camera at the range
+    /// Size of a new Gaussian's octree cell in pixels of the full-resolution camera at the range
     /// it is inserted from: each point goes into the finest cell at least this wide, so far
     /// surfaces get coarse cells (down to the root) and near ones the finest leaves, and a view
     /// holds about as many Gaussians however deep it is. 0 = always the finest leaves.

@@ -9,6 +9,17 @@
 //! gain. Scaling the target so that the L1 loss is stationary with respect to a global
 //! brightness change of the map keeps the map's brightness unit where the first images put it;
 //! the visual update then tracks the exposure against that fixed unit.
+//!
+//! The fit must be symmetric in target and render. Fitting the target's scale alone (the
+//! `t`-weighted median, which minimises `sum |k t - c|`) always finds the target a little too
+//! bright where the render cannot follow it (a map of cells coarser than the texture, blur, a
+//! slightly wrong pose): the L1 loss is homogeneous in a common scale of map and target, so
+//! minimising it over one of them pulls both towards darker, by an amount growing with the
+//! residual. The next frames train the map darker by that much and the estimator follows:
+//! simulated room, 20 s, quarter-resolution mapping, the fitted scales multiplied to 0.41 over
+//! the run and the exposure estimate drifted by 40 % (12.4 % RMS error after removing the best
+//! scale); fitting the map's scale alone (weights `c`) drifted the other way (factor 14, 19 %
+//! RMS). Weights `sqrt(c t)` give `k(c, t) = 1 / k(t, c)`, no preferred side: 3.7 % RMS.
 
 /// Pixels count when the render's accumulated opacity reaches this. (0.98 refitted on fewer
 /// pixels and tracked the exposure worse: 1.6 % instead of 1.2 % RMS on the room.)
@@ -21,9 +32,10 @@ pub const MAX_CORRECTION: f32 = 1.25;
 /// Target values below this carry no brightness information (and no weight).
 const MIN_VALUE: f32 = 1e-3;
 
-/// The scale `k` minimising `sum |k t - c|` over the covered values, `t` the target and `c` the
-/// render composite (interleaved RGB, `alpha` per pixel): the weighted median of `c / t` with
-/// weights `t`. `None` when too few values are covered, the inputs do not match, or the scale is
+/// The scale `k` of the target `t` against the render composite `c` (interleaved RGB, `alpha`
+/// per pixel) over the covered values: the median of `c / t` weighted by `sqrt(c t)`, which
+/// minimises `sum sqrt(c t) |ln(c / t) - ln k|` and is symmetric (`k(c, t) = 1 / k(t, c)`).
+/// `None` when too few values are covered, the inputs do not match, or the scale is
 /// implausible (outside `[1 / MAX_CORRECTION, MAX_CORRECTION]`).
 pub fn refit_scale(target: &[f32], composite: &[f32], alpha: &[f32]) -> Option<f32> {
     if target.len() != composite.len() || target.len() != alpha.len() * 3 || target.is_empty() {
@@ -36,7 +48,7 @@ pub fn refit_scale(target: &[f32], composite: &[f32], alpha: &[f32]) -> Option<f
         .filter(|(i, (t, c))| {
             alpha[i / 3] >= MIN_ALPHA && **t >= MIN_VALUE && t.is_finite() && c.is_finite()
         })
-        .map(|(_, (&t, &c))| (c / t, t))
+        .map(|(_, (&t, &c))| (c / t, (c.max(0.0) * t).sqrt()))
         .collect();
     if (pairs.len() as f64) < MIN_COVERAGE * target.len() as f64 {
         return None;
@@ -63,10 +75,11 @@ mod tests {
         ((x >> 40) as f32) / (1u64 << 24) as f32
     }
 
-    /// The scale minimises the L1 loss: checked against a brute-force scan of `k`, on a target
-    /// off by a factor with outliers and uncovered pixels that must not count.
+    /// The scale minimises `sum sqrt(c t) |ln(c / t) - ln k|` over the covered values: checked
+    /// against a brute-force scan of `k`, on a target off by a factor with noise, outliers and
+    /// uncovered pixels that must not count; and swapping target and render inverts it.
     #[test]
-    fn refit_minimises_the_l1_loss_over_covered_pixels() {
+    fn refit_is_the_symmetric_weighted_log_median_over_covered_pixels() {
         let n: usize = 3000;
         let alpha: Vec<f32> = (0..n)
             .map(|i| if i.is_multiple_of(5) { 0.3 } else { 1.0 })
@@ -88,20 +101,30 @@ mod tests {
             .collect();
         let k = refit_scale(&target, &composite, &alpha).expect("scale");
         assert!((k - 1.1).abs() < 0.01, "{k}");
-        let l1 = |k: f32| -> f64 {
+        let cost = |k: f32| -> f64 {
             target
                 .iter()
                 .zip(&composite)
                 .enumerate()
                 .filter(|(i, (t, _))| alpha[i / 3] >= MIN_ALPHA && **t >= MIN_VALUE)
-                .map(|(_, (t, c))| f64::from((k * t - c).abs()))
+                .map(|(_, (&t, &c))| {
+                    let (t, c) = (f64::from(t), f64::from(c));
+                    (c * t).sqrt() * ((c / t).ln() - f64::from(k).ln()).abs()
+                })
                 .sum()
         };
         let best = (0..=2000)
             .map(|j| 1.0 + 0.0002 * j as f32)
-            .min_by(|a, b| l1(*a).total_cmp(&l1(*b)))
+            .min_by(|a, b| cost(*a).total_cmp(&cost(*b)))
             .unwrap();
-        assert!(l1(k) <= l1(best) + 1e-6 * l1(best), "k {k}, scan {best}");
+        assert!(
+            cost(k) <= cost(best) + 1e-6 * cost(best),
+            "k {k}, scan {best}"
+        );
+        // No preferred side: the render's scale against the target is 1 / k (up to the pair
+        // the median lands on).
+        let back = refit_scale(&composite, &target, &alpha).expect("scale");
+        assert!((k * back - 1.0).abs() < 2e-3, "{k} {back}");
     }
 
     #[test]

@@ -155,11 +155,14 @@ impl GaussianMapper {
         stats
     }
 
-    /// Cell size per metre of range for new Gaussians: `leaf_pixels` pixels of the
-    /// optimisation camera.
+    /// Cell size per metre of range for new Gaussians: `leaf_pixels` pixels of the camera at
+    /// full resolution, so the map's cells do not depend on the optimisation's downsampling.
+    /// (Counted at a quarter-resolution optimisation, cells 4x wider blurred the textured room
+    /// so much that the exposure refit's residual-driven pull dominated: 3.7 % instead of 2.5 %
+    /// RMS exposure error over 20 s, 26.3 instead of 28.4 dB training-view PSNR.)
     pub fn cell_angle(&self) -> f64 {
-        let opt = self.optimisation_camera();
-        self.cfg.leaf_pixels / opt.fx.max(opt.fy).max(1e-9)
+        let c = &self.camera;
+        self.cfg.leaf_pixels / c.fx.max(c.fy).max(1e-9)
     }
 
     /// Inserts points that extend measured surfaces into what the camera sees uncovered

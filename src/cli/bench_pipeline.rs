@@ -48,6 +48,7 @@ pub fn profile_overrides(name: &str) -> anyhow::Result<Vec<String>> {
                 format!("gaussian.window_capacity={}", e.window_capacity),
                 format!("gaussian.resolution=[{w}, {h}]"),
                 format!("gaussian.iterations={}", e.iterations),
+                format!("gaussian.leaf_pixels={}", e.leaf_pixels),
             ]
         }
         "desktop" => {
@@ -57,6 +58,7 @@ pub fn profile_overrides(name: &str) -> anyhow::Result<Vec<String>> {
                 "gaussian.downsample=1".into(),
                 "gaussian.resolution=null".into(),
                 format!("gaussian.iterations={}", d.iterations),
+                format!("gaussian.leaf_pixels={}", d.leaf_pixels),
             ]
         }
         other => anyhow::bail!("unknown profile `{other}` (embedded|desktop)"),
@@ -118,8 +120,12 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
                 }
                 _ => String::new(),
             };
+            // Without the start-up and the final writes: what a live sensor stream sees.
+            let streaming = s
+                .streaming_real_time_factor
+                .map_or(String::new(), |r| format!("streaming {r:.2}x, "));
             println!(
-                "{profile:<9} {backend:<7} {:>6} {:>6.2}x {:>8}  ({cpu}{} Gaussians, window {}, {})",
+                "{profile:<9} {backend:<7} {:>6} {:>6.2}x {:>8}  ({streaming}{cpu}{} Gaussians, window {}, {})",
                 s.frames,
                 s.real_time_factor,
                 ate,

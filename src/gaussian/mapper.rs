@@ -226,7 +226,8 @@ impl GaussianMapper {
                     match slot {
                         // Windowed copies are authoritative; the map gets it on write-back.
                         s if s != super::map::NO_SLOT => {
-                            self.window.gaussians_mut()[s as usize].set_base_colour(c)
+                            self.window.gaussians_mut()[s as usize].set_base_colour(c);
+                            self.window.mark_dirty(s as usize);
                         }
                         _ => {
                             self.map.update(id, |g| g.set_base_colour(c));

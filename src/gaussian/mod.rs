@@ -29,7 +29,7 @@ mod window;
 pub use background::Background;
 pub use camera::{sample_bilinear, CameraModel};
 pub use colour::PosedImage;
-pub use config::{GaussianConfig, EMBEDDED_ITERATIONS, EMBEDDED_RESOLUTION};
+pub use config::{GaussianConfig, EMBEDDED_ITERATIONS, EMBEDDED_LEAF_PIXELS, EMBEDDED_RESOLUTION};
 pub use map::{GaussianMap, InsertStats, RootKey};
 pub use mapper::{background_path, GaussianMapper, MapperCounters};
 pub use normals::estimate_normals;

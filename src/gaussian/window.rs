@@ -151,6 +151,12 @@ impl Window {
         }
     }
 
+    /// Marks slot `i` for upload after the caller changed it outside the optimiser (without this
+    /// the mirror keeps its old values and the next read-back overwrites the change).
+    pub fn mark_dirty(&mut self, i: usize) {
+        self.dirty[i] = true;
+    }
+
     /// Marks every slot for upload (e.g. after the mirror was lost).
     pub fn mark_all_dirty(&mut self) {
         self.dirty.iter_mut().for_each(|d| *d = true);

@@ -89,6 +89,7 @@ pub fn run_offline(
             writer.handle(&o);
         },
     );
+    writer.mark_drained();
     let interrupted = stop.load(std::sync::atomic::Ordering::SeqCst);
     let (mut finished, error) = match result {
         Ok(f) => (Some(f), None),

@@ -73,6 +73,10 @@ pub struct OutputWriter {
     registered: u64,
     last_summary: Instant,
     started: Instant,
+    /// When the first estimate arrived and when the pipeline had estimated and mapped every
+    /// frame (see [`RunSummary::streaming_real_time_factor`]).
+    first_estimate: Option<Instant>,
+    drained: Option<Instant>,
     /// Process CPU seconds at the start (see [`process_cpu_seconds`]).
     cpu_started: Option<f64>,
     written: Vec<String>,
@@ -123,6 +127,8 @@ impl OutputWriter {
             registered: 0,
             last_summary: Instant::now(),
             started: Instant::now(),
+            first_estimate: None,
+            drained: None,
             cpu_started: process_cpu_seconds(),
             written: vec!["trajectory.tum".into(), "summary.json".into()],
             bag_name: bag_name.into(),
@@ -143,6 +149,9 @@ impl OutputWriter {
     /// Handles one output; errors are kept (reported in the summary) so a full disk does not
     /// stop the odometry.
     pub fn handle(&mut self, o: &Output) {
+        if self.first_estimate.is_none() && matches!(o, Output::Pose(_)) {
+            self.first_estimate = Some(Instant::now());
+        }
         if let Err(e) = self.try_handle(o) {
             if self.errors.len() < 20 {
                 tracing::error!("writing outputs: {e}");
@@ -253,6 +262,11 @@ impl OutputWriter {
     }
 
     /// The summary as of now.
+    /// Notes that the pipeline has processed every frame (before the final writes).
+    pub fn mark_drained(&mut self) {
+        self.drained = Some(Instant::now());
+    }
+
     pub fn summary(&self, status: &str) -> RunSummary {
         let live = self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut s = RunSummary::from_live(
@@ -263,6 +277,12 @@ impl OutputWriter {
             self.started.elapsed().as_secs_f64(),
         );
         s.outputs = self.written.clone();
+        if let (Some(a), Some(b)) = (self.first_estimate, self.drained) {
+            let wall = b.saturating_duration_since(a).as_secs_f64();
+            if wall > 0.0 && s.sensor_seconds > 0.0 {
+                s.streaming_real_time_factor = Some(s.sensor_seconds / wall);
+            }
+        }
         if let (Some(a), Some(b)) = (self.cpu_started, process_cpu_seconds()) {
             s.cpu_seconds = Some(b - a);
         }

@@ -117,6 +117,10 @@ pub struct RunSummary {
     pub sensor_seconds: f64,
     /// Sensor time / wall time (> 1: faster than real time).
     pub real_time_factor: f64,
+    /// Sensor time / wall time from the first estimate until every frame was estimated and
+    /// mapped: the throughput the sensor stream sees, without the start-up and the final writes
+    /// (map, plots, results bag) that `real_time_factor` counts. Offline runs only.
+    pub streaming_real_time_factor: Option<f64>,
     /// CPU time (user + system, all threads) the process spent during the run, when the OS
     /// reports it: unlike wall time it barely depends on what else the machine runs, so
     /// `cpu_seconds / sensor_seconds` compares runs on a busy machine (and divided by the cores
@@ -159,6 +163,7 @@ impl RunSummary {
             } else {
                 0.0
             },
+            streaming_real_time_factor: None,
             cpu_seconds: None,
             stages: s.timings.stats(),
             ingest: s.ingest.clone(),

@@ -77,6 +77,15 @@ fn end_to_end_outputs_are_complete_consistent_and_deterministic() {
     assert_eq!(s.status, "finished");
     assert!(s.frames >= 20, "frames {}", s.frames);
     assert_eq!(s.mapped_frames, s.frames, "offline never drops");
+    // Processing alone is faster than processing plus start-up and the final writes.
+    let streaming = s
+        .streaming_real_time_factor
+        .expect("offline runs time the stream");
+    assert!(
+        streaming >= s.real_time_factor && streaming.is_finite(),
+        "{streaming} vs {}",
+        s.real_time_factor
+    );
     assert_eq!(s.dropped.mapper_frames + s.dropped.outputs, 0);
     assert_eq!(s.ingest.decode_errors, 0);
     assert!(s.ingest.clouds >= 35 && s.ingest.imu >= 700 && s.ingest.images >= 35);

@@ -248,6 +248,29 @@ pub fn basis(d: [V; 3], k: usize, y: &mut [V; 16], dy: &mut [[V; 3]; 16]) {
 /// A 3x3 matrix of lanes.
 pub type M3 = [[V; 3]; 3];
 
+/// The rotation matrix of unit quaternions `[w, x, y, z]` (the reference's `geometry`).
+#[inline(always)]
+pub fn rotation(qn: [V; 4]) -> M3 {
+    let [w, x, y, zq] = qn;
+    [
+        [
+            1.0 - 2.0 * (y * y + zq * zq),
+            2.0 * (x * y - w * zq),
+            2.0 * (x * zq + w * y),
+        ],
+        [
+            2.0 * (x * y + w * zq),
+            1.0 - 2.0 * (x * x + zq * zq),
+            2.0 * (y * zq - w * x),
+        ],
+        [
+            2.0 * (x * zq - w * y),
+            2.0 * (y * zq + w * x),
+            1.0 - 2.0 * (x * x + y * y),
+        ],
+    ]
+}
+
 /// `a b` of two [`M3`] (a macro, so its closures are compiled with the caller's features).
 macro_rules! mat_mul {
     ($a:expr, $b:expr) => {{
@@ -373,23 +396,7 @@ pub fn chain_batch(
     let qnorm = (q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]).sqrt();
     let qn: [V; 4] = arr(|a| q[a] / qnorm);
     let (w, x, y, zq) = (qn[0], qn[1], qn[2], qn[3]);
-    let rot: M3 = [
-        [
-            1.0 - 2.0 * (y * y + zq * zq),
-            2.0 * (x * y - w * zq),
-            2.0 * (x * zq + w * y),
-        ],
-        [
-            2.0 * (x * y + w * zq),
-            1.0 - 2.0 * (x * x + zq * zq),
-            2.0 * (y * zq - w * x),
-        ],
-        [
-            2.0 * (x * zq - w * y),
-            2.0 * (y * zq + w * x),
-            1.0 - 2.0 * (x * x + y * y),
-        ],
-    ];
+    let rot = rotation(qn);
     let msc: M3 = arr(|i| arr(|j| rot[i][j] * s[j]));
     let sigma = mat_mul!(&msc, &transpose!(&msc));
     let sigma_c = mat_mul!(&mat_mul!(&rpv, &sigma), &transpose!(&rpv));

@@ -8,7 +8,7 @@
 
 use nalgebra::Vector3;
 
-use super::chain::{arr, basis, M3, V};
+use super::chain::{arr, basis, rotation, M3, V};
 use super::project::{finish, project, Params, Splat, View};
 use crate::render::cpu::project::Projected;
 use crate::render::types::{DILATION, TILE};
@@ -80,24 +80,7 @@ pub fn project_batch(p: &Params<'_>, v: &View, first: usize, out: &mut [Option<S
 
     // 2D covariance (`geometry`), colour and opacity in the lanes.
     let s: [V; 3] = arr(|a| ls[a].exp());
-    let [w, x, y, zq] = qn;
-    let rot: M3 = [
-        [
-            1.0 - 2.0 * (y * y + zq * zq),
-            2.0 * (x * y - w * zq),
-            2.0 * (x * zq + w * y),
-        ],
-        [
-            2.0 * (x * y + w * zq),
-            1.0 - 2.0 * (x * x + zq * zq),
-            2.0 * (y * zq - w * x),
-        ],
-        [
-            2.0 * (x * zq - w * y),
-            2.0 * (y * zq + w * x),
-            1.0 - 2.0 * (x * x + y * y),
-        ],
-    ];
+    let rot = rotation(qn);
     let msc: M3 = arr(|i| arr(|j| rot[i][j] * s[j]));
     // R msc, then (R msc)(R msc)^T = R sigma R^T.
     let rp: M3 = arr(|i| arr(|j| V::splat(r64[(i, j)] as f32)));

@@ -271,6 +271,28 @@ pub fn rotation(qn: [V; 4]) -> M3 {
     ]
 }
 
+/// The EWA step in lanes: the perspective Jacobian `J` at the camera-frame mean `pc`,
+/// `J sigma_c` (2x3), and the dilated screen covariance `J sigma_c J^T + dilation` as (a, b, c).
+#[inline(always)]
+pub fn screen_covariance(
+    pc: [V; 3],
+    sigma_c: &M3,
+    fx: f32,
+    fy: f32,
+) -> ([[V; 3]; 2], [[V; 3]; 2], [V; 3]) {
+    let z0 = V::splat(0.0);
+    let [px, py, pz] = pc;
+    let iz = 1.0 / pz;
+    let iz2 = iz * iz;
+    let j: [[V; 3]; 2] = [[fx * iz, z0, -fx * px * iz2], [z0, fy * iz, -fy * py * iz2]];
+    let js: [[V; 3]; 2] = arr(|i| {
+        arr(|c| j[i][0] * sigma_c[0][c] + j[i][1] * sigma_c[1][c] + j[i][2] * sigma_c[2][c])
+    });
+    let cov = |i: usize, jj: usize| js[i][0] * j[jj][0] + js[i][1] * j[jj][1] + js[i][2] * j[jj][2];
+    let dil = DILATION as f32;
+    (j, js, [cov(0, 0) + dil, cov(0, 1), cov(1, 1) + dil])
+}
+
 /// `a b` of two [`M3`] (a macro, so its closures are compiled with the caller's features).
 macro_rules! mat_mul {
     ($a:expr, $b:expr) => {{
@@ -400,20 +422,10 @@ pub fn chain_batch(
     let msc: M3 = arr(|i| arr(|j| rot[i][j] * s[j]));
     let sigma = mat_mul!(&msc, &transpose!(&msc));
     let sigma_c = mat_mul!(&mat_mul!(&rpv, &sigma), &transpose!(&rpv));
+    let (j, js, [ca, cb, cc]) = screen_covariance(pc, &sigma_c, fx, fy);
     let [px, py, pz] = pc;
     let iz = 1.0 / pz;
     let iz2 = iz * iz;
-    let j: [[V; 3]; 2] = [
-        [fx * iz, z0, -fx * px * iz2],
-        [z0, fy * iz, -fy * py * iz2],
-    ];
-    // J sigma_c (2x3), then cov = J sigma_c J^T + dilation.
-    let js: [[V; 3]; 2] = arr(|i| {
-        arr(|c| j[i][0] * sigma_c[0][c] + j[i][1] * sigma_c[1][c] + j[i][2] * sigma_c[2][c])
-    });
-    let cov = |i: usize, jj: usize| js[i][0] * j[jj][0] + js[i][1] * j[jj][1] + js[i][2] * j[jj][2];
-    let dil = DILATION as f32;
-    let (ca, cb, cc) = (cov(0, 0) + dil, cov(0, 1), cov(1, 1) + dil);
 
     // Opacity logit.
     let o = 1.0 / (1.0 + (-logit).exp());

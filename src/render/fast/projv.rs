@@ -8,10 +8,10 @@
 
 use nalgebra::Vector3;
 
-use super::chain::{arr, basis, rotation, M3, V};
+use super::chain::{arr, basis, rotation, screen_covariance, M3, V};
 use super::project::{finish, project, Params, Splat, View};
 use crate::render::cpu::project::Projected;
-use crate::render::types::{DILATION, TILE};
+use crate::render::types::TILE;
 
 /// Log-scales the lanes take (beyond: the reference path; squared scales stay far inside f32).
 const LOG_SCALE_RANGE: (f32, f32) = (-30.0, 20.0);
@@ -91,21 +91,7 @@ pub fn project_batch(p: &Params<'_>, v: &View, first: usize, out: &mut [Option<S
         arr(|j| rm[i][0] * rm[j][0] + rm[i][1] * rm[j][1] + rm[i][2] * rm[j][2])
     });
     let (fx, fy) = (cam.fx as f32, cam.fy as f32);
-    let [px, py, pz] = pc;
-    let iz = 1.0 / pz;
-    let iz2 = iz * iz;
-    let j: [[V; 3]; 2] = [
-        [fx * iz, z0, -fx * px * iz2],
-        [z0, fy * iz, -fy * py * iz2],
-    ];
-    let js: [[V; 3]; 2] = arr(|i| {
-        arr(|c| {
-            j[i][0] * sigma_c[0][c] + j[i][1] * sigma_c[1][c] + j[i][2] * sigma_c[2][c]
-        })
-    });
-    let cov = |i: usize, jj: usize| js[i][0] * j[jj][0] + js[i][1] * j[jj][1] + js[i][2] * j[jj][2];
-    let dil = DILATION as f32;
-    let (ca, cb, cc) = (cov(0, 0) + dil, cov(0, 1), cov(1, 1) + dil);
+    let (_, _, [ca, cb, cc]) = screen_covariance(pc, &sigma_c, fx, fy);
     let k = p.k;
     let rw = 3 * (k - 1);
     let (mut yb, mut dyb) = ([z0; 16], [[z0; 3]; 16]);

@@ -6,6 +6,7 @@
 
 use super::par_items;
 use super::project::Splat;
+use crate::render::types::TILE;
 
 /// Visible splats in depth order and the per-tile lists of their ranks (buffers are reused).
 #[derive(Debug, Default)]
@@ -22,6 +23,10 @@ pub struct Bins {
     pub slot_start: Vec<u32>,
     /// Per `list` position: its gradient slot.
     pub slot_of: Vec<u32>,
+    /// `span_start[r] + (y - y0)`: the listed tile columns and the first gradient slot of the
+    /// splat of rank `r` in tile row `y` of its rectangle.
+    span_start: Vec<u32>,
+    spans: Vec<Span>,
     keys: Vec<u64>,
     tmp: Vec<u64>,
 }
@@ -58,17 +63,56 @@ impl Bins {
         self.order.clear();
         self.rank.clear();
         self.rank.resize(proj.len(), u32::MAX);
-        self.slot_start.clear();
-        self.slot_start.reserve(self.keys.len() + 1);
-        let mut k = 0u32;
+        self.span_start.clear();
+        self.span_start.reserve(self.keys.len() + 1);
+        let mut rows = 0u32;
         for (r, key) in self.keys.iter().enumerate() {
             let i = (key & 0xffff_ffff) as usize;
             self.rank[i] = r as u32;
             let s = proj[i].expect("visible");
-            self.slot_start.push(k);
-            let [x0, x1, y0, y1] = s.rect;
-            k += (x1 - x0) * (y1 - y0);
+            self.span_start.push(rows);
+            rows += s.rect[3] - s.rect[2];
             self.order.push(s);
+        }
+        self.span_start.push(rows);
+        // Each splat's listed columns per tile row (independent, so on all threads).
+        self.spans.clear();
+        self.spans.resize(rows as usize, Span::default());
+        let mut idle = vec![(); threads.max(1)];
+        {
+            let (order, span_start) = (&self.order, &self.span_start);
+            let mut jobs = Vec::new();
+            let mut rest = &mut self.spans[..];
+            for r0 in (0..order.len()).step_by(SPAN_CHUNK) {
+                let r1 = (r0 + SPAN_CHUNK).min(order.len());
+                let len = (span_start[r1] - span_start[r0]) as usize;
+                let (mine, tail) = std::mem::take(&mut rest).split_at_mut(len);
+                rest = tail;
+                jobs.push((r0..r1, mine));
+            }
+            par_items(&mut idle, jobs.into_iter(), |_, (ranks, mut out)| {
+                for s in &order[ranks] {
+                    let [_, _, y0, y1] = s.rect;
+                    let (mine, tail) = std::mem::take(&mut out).split_at_mut((y1 - y0) as usize);
+                    out = tail;
+                    for (y, sp) in (y0..y1).zip(mine) {
+                        let [x0, x1] = tile_span(s, y);
+                        *sp = Span { x0, x1, slot: 0 };
+                    }
+                }
+            });
+        }
+        // Gradient slots numbered splat by splat, row by row over the listed tiles.
+        self.slot_start.clear();
+        self.slot_start.reserve(self.keys.len() + 1);
+        let mut k = 0u32;
+        for r in 0..self.order.len() {
+            self.slot_start.push(k);
+            let rows = self.span_start[r] as usize..self.span_start[r + 1] as usize;
+            for sp in &mut self.spans[rows] {
+                sp.slot = k;
+                k += sp.x1 - sp.x0;
+            }
         }
         self.slot_start.push(k);
         let total = k as usize;
@@ -79,11 +123,10 @@ impl Bins {
             let r0 = (b * band_rows).min(ty as usize) as u32;
             (r0, ((b + 1) * band_rows).min(ty as usize) as u32)
         };
-        let mut idle = vec![(); threads.max(1)];
         // 1. Entries per tile, counted by the band that holds the tile.
         self.tile_start.clear();
         self.tile_start.resize(ntiles + 1, 0);
-        let order = &self.order;
+        let (order, spans, span_start) = (&self.order, &self.spans, &self.span_start);
         par_items(
             &mut idle,
             self.tile_start[1..]
@@ -91,11 +134,12 @@ impl Bins {
                 .enumerate(),
             |_, (b, counts)| {
                 let (r0, r1) = band_of(b);
-                for s in order {
-                    let [x0, x1, y0, y1] = s.rect;
+                for (s, &first) in order.iter().zip(span_start) {
+                    let [_, _, y0, y1] = s.rect;
                     for y in y0.max(r0)..y1.min(r1) {
+                        let sp = spans[(first + y - y0) as usize];
                         let row = ((y - r0) * tx) as usize;
-                        for c in &mut counts[row + x0 as usize..row + x1 as usize] {
+                        for c in &mut counts[row + sp.x0 as usize..row + sp.x1 as usize] {
                             *c += 1;
                         }
                     }
@@ -121,7 +165,7 @@ impl Bins {
             (list, slot_of) = (lr, or);
             parts.push((b, l, o));
         }
-        let (tile_start, slot_start) = (&self.tile_start, &self.slot_start);
+        let tile_start = &self.tile_start;
         par_items(&mut idle, parts.into_iter(), |_, (b, list, slot_of)| {
             let (r0, r1) = band_of(b);
             let t0 = (r0 * tx) as usize;
@@ -130,22 +174,68 @@ impl Bins {
                 .iter()
                 .map(|&c| c - base)
                 .collect();
-            for (r, s) in order.iter().enumerate() {
-                let [x0, x1, y0, y1] = s.rect;
+            for (r, (s, &first)) in order.iter().zip(span_start).enumerate() {
+                let [_, _, y0, y1] = s.rect;
                 for y in y0.max(r0)..y1.min(r1) {
-                    // Slots are numbered row by row over the splat's rectangle.
-                    let first = slot_start[r] + (y - y0) * (x1 - x0);
+                    // Slots are numbered row by row over the splat's listed tiles.
+                    let sp = spans[(first + y - y0) as usize];
                     let row = ((y - r0) * tx) as usize;
-                    for x in x0..x1 {
+                    for x in sp.x0..sp.x1 {
                         let c = &mut cursor[row + x as usize];
                         list[*c as usize] = r as u32;
-                        slot_of[*c as usize] = first + (x - x0);
+                        slot_of[*c as usize] = sp.slot + (x - sp.x0);
                         *c += 1;
                     }
                 }
             }
         });
     }
+}
+
+/// Splats per job when computing their tile spans.
+const SPAN_CHUNK: usize = 1024;
+
+/// The tile columns `[x0, x1)` of a splat's tile row and its first gradient slot there.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    x0: u32,
+    x1: u32,
+    slot: u32,
+}
+
+/// The columns of the splat's rectangle, in tile row `ty`, whose tiles its alpha >= 1/255
+/// ellipse touches. A tilted ellipse misses the corners of its bounding box; listing it there
+/// would only cost gathering and blending work for pixels it never reaches.
+///
+/// Over the tile row's pixel band the ellipse's left edge is convex and its right edge concave
+/// in `y`, so each is extreme at the ellipse's own leftmost (rightmost) point clamped into the
+/// band.
+pub fn tile_span(s: &Splat, ty: u32) -> [u32; 2] {
+    let [x0, x1, _, _] = s.rect;
+    if x1 - x0 <= 1 {
+        return [x0, x1];
+    }
+    let e = s.rows;
+    let t = TILE as f32;
+    let [mx, my] = s.mean.map(|v| v as f32);
+    // Offsets dy = my - py over the band py in [t ty, t (ty + 1)].
+    let (dy_lo, dy_hi) = (my - t * (ty + 1) as f32, my - t * ty as f32);
+    let edge = |dy: f32, side: f32| {
+        // max/min rather than clamp: no panic on a NaN bound.
+        #[allow(clippy::manual_clamp)]
+        let dy = dy.max(dy_lo).min(dy_hi);
+        let half = (e.inv_a * (e.level - e.curv * dy * dy)).max(0.0).sqrt();
+        mx + e.slope * dy + side * half
+    };
+    let left = edge(e.dy_left, -1.0) / t;
+    let right = edge(-e.dy_left, 1.0) / t;
+    // A margin of a thousandth of a tile for the f32 arithmetic here; NaN lists the whole row.
+    let lo = (left - 1e-3).floor().max(x0 as f32).min(x1 as f32);
+    let hi = ((right + 1e-3).floor() + 1.0).min(x1 as f32).max(lo);
+    if lo.is_nan() || hi.is_nan() {
+        return [x0, x1];
+    }
+    [lo as u32, hi as u32]
 }
 
 /// Sorts keys `(depth bits << 32) | index` (pushed in index order) by depth with a stable
@@ -181,7 +271,95 @@ fn sort_by_depth(keys: &mut Vec<u64>, tmp: &mut Vec<u64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::cpu::project::Projected;
+    use crate::render::fast::forward::{power_at, row_consts, AMIN};
+    use crate::render::fast::project::finish;
+    use crate::render::fast::tile::{exp_neg, Fused, Plain};
     use rand::{Rng, SeedableRng};
+
+    /// Random splats on a 256x224 screen (16x14 tiles): elongated, tilted, faint or opaque.
+    fn random_splats(n: usize, seed: u64) -> Vec<Splat> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut out = Vec::new();
+        while out.len() < n {
+            let (s1, s2): (f64, f64) = (rng.gen_range(0.3..40.0), rng.gen_range(0.3..6.0));
+            let th: f64 = rng.gen_range(0.0..std::f64::consts::PI);
+            let (c, s) = (th.cos(), th.sin());
+            // Covariance R diag(s1^2, s2^2) R^T, inverted into the conic.
+            let (v1, v2) = (s1 * s1, s2 * s2);
+            let (sxx, sxy, syy) = (
+                c * c * v1 + s * s * v2,
+                c * s * (v1 - v2),
+                s * s * v1 + c * c * v2,
+            );
+            let det = sxx * syy - sxy * sxy;
+            let pr = Projected {
+                mean2d: [rng.gen_range(-20.0..276.0), rng.gen_range(-20.0..244.0)],
+                conic: [syy / det, -sxy / det, sxx / det],
+                opacity: rng.gen_range(0.005..1.0),
+                colour: [0.5; 3],
+                depth: 1.0,
+                rect: [0, 16, 0, 14],
+            };
+            if let Some(sp) = finish(&pr, [false; 3], out.len()) {
+                out.push(sp);
+            }
+        }
+        out
+    }
+
+    /// Whether any pixel of tile (tx, ty) gets alpha >= 1/255 from the splat, by the
+    /// rasteriser's own f32 arithmetic (both multiply-add variants).
+    fn tile_reached(s: &Splat, tx: u32, ty: u32) -> bool {
+        fn alpha<M: crate::render::fast::tile::Madd>(s: &Splat, mx: f32, dy: f32, x: f32) -> bool {
+            let [ca, cb, cc] = s.conic;
+            let (ha, hc, bdy) = row_consts(ca, cb, cc, dy);
+            let power = power_at::<M>(mx - x, ha, hc, bdy);
+            power <= 0.0 && s.opacity * exp_neg::<M>(power) >= AMIN
+        }
+        let w = TILE as f64;
+        let mx = (s.mean[0] - w * tx as f64) as f32;
+        let my = (s.mean[1] - w * ty as f64) as f32;
+        (0..TILE).any(|y| {
+            (0..TILE).any(|x| {
+                let dy = my - y as f32;
+                alpha::<Plain>(s, mx, dy, x as f32) || alpha::<Fused>(s, mx, dy, x as f32)
+            })
+        })
+    }
+
+    #[test]
+    fn tile_spans_keep_every_reached_tile_and_drop_most_missed_ones() {
+        let (mut rect_tiles, mut listed, mut reached) = (0usize, 0usize, 0usize);
+        for s in random_splats(400, 11) {
+            let [x0, x1, y0, y1] = s.rect;
+            for ty in y0..y1 {
+                let [a, b] = tile_span(&s, ty);
+                assert!(
+                    x0 <= a && a <= b && b <= x1,
+                    "span {a}..{b} outside {x0}..{x1}"
+                );
+                rect_tiles += (x1 - x0) as usize;
+                listed += (b - a) as usize;
+                for tx in x0..x1 {
+                    if tile_reached(&s, tx, ty) {
+                        reached += 1;
+                        assert!(
+                            a <= tx && tx < b,
+                            "tile ({tx}, {ty}) reached, span {a}..{b}"
+                        );
+                    }
+                }
+            }
+        }
+        // Elongated tilted splats: the rectangles hold far more tiles than the ellipses touch,
+        // and the spans list few beyond those.
+        assert!(reached * 2 < rect_tiles, "{reached} of {rect_tiles}");
+        assert!(
+            listed * 10 < reached * 13,
+            "listed {listed}, reached {reached}"
+        );
+    }
 
     #[test]
     fn radix_sort_matches_a_plain_sort() {

@@ -24,10 +24,44 @@ pub struct Splat {
     /// Tiles [x0, x1) x [y0, y1) the splat is listed in: the reference's rectangle cut down to
     /// the tiles its alpha >= 1/255 box touches (the others could never use it).
     pub rect: [u32; 4],
+    /// The alpha >= 1/255 ellipse's shape, for listing only the tiles it touches.
+    pub rows: EllipseRows,
     /// Index of the Gaussian.
     pub index: u32,
     /// Colour channels clamped at zero (bit per channel).
     pub clamped: u8,
+}
+
+/// The ellipse `d^T conic d <= level` (`d = mean - pixel`) in the form its horizontal chords
+/// need: at `dy` the chord spans `dx = -slope dy +- sqrt(inv_a (level - curv dy^2))`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EllipseRows {
+    pub level: f32,
+    /// `b / a`.
+    pub slope: f32,
+    /// `det / a`.
+    pub curv: f32,
+    pub inv_a: f32,
+    /// `dy` of the ellipse's leftmost point (its rightmost is at `-dy_left`).
+    pub dy_left: f32,
+}
+
+impl EllipseRows {
+    /// From the conic and the level; the level is widened slightly so that f32 rounding in
+    /// the rasteriser can never reach a tile the chords leave out.
+    fn new(conic: [f64; 3], reach: f64) -> Self {
+        let [a, b, c] = conic;
+        let det = a * c - b * b;
+        let level = 2.0 * reach * (1.0 + 1e-3) + 1e-3;
+        let e = (level * c / det).sqrt();
+        Self {
+            level: level as f32,
+            slope: (b / a) as f32,
+            curv: (det / a) as f32,
+            inv_a: (1.0 / a) as f32,
+            dy_left: (-b * e / c) as f32,
+        }
+    }
 }
 
 /// Read-only views of the parameter groups.
@@ -131,6 +165,7 @@ pub fn finish(pr: &Projected, clamp: [bool; 3], i: usize) -> Option<Splat> {
         depth: pr.depth as f32,
         extent,
         rect: [x0, x1, y0, y1],
+        rows: EllipseRows::new(pr.conic, reach),
         index: i as u32,
         clamped: clamp
             .iter()

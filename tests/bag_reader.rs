@@ -21,6 +21,7 @@ fn write(dir: &std::path::Path, times: &[u64], compression: Option<mcap::Compres
         WriterOptions {
             compression,
             chunk_size: 256,
+            ..Default::default()
         },
     )
     .unwrap();

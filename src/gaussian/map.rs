@@ -804,6 +804,36 @@ mod tests {
         m.check_invariants().unwrap();
     }
 
+    /// Points in one cell fill it up to its capacity and no further (closer ones than the
+    /// crowding distance do not count), also when other cells' points come in between.
+    #[test]
+    fn points_fill_each_cell_to_its_capacity() {
+        let mut c = cfg();
+        c.leaf_capacity = 2;
+        let mut m = GaussianMap::new(c).unwrap();
+        // Leaves of 0.1 m; within a leaf the crowding distance is 0.1 / cbrt(2) = 0.079 m.
+        let pts = [
+            [0.01, 0.01, 1.01], // leaf A: created
+            [0.09, 0.09, 1.01], // leaf A, 0.11 m away: created, A full
+            [0.05, 0.05, 1.01], // leaf A full: occupied
+            [0.02, 0.08, 1.01], // leaf A full: occupied
+            [0.11, 0.01, 1.01], // leaf B: created
+            [0.05, 0.02, 1.01], // back in A: occupied
+            [0.12, 0.02, 1.01], // leaf B, 0.014 m from its first point: crowded
+            [0.19, 0.09, 1.01], // leaf B, 0.11 m away: created, B full
+        ];
+        let s = m.insert_scan(&pts, None, [0.1, 0.1, 3.0], 0.0, &mut |_, _| None);
+        assert_eq!((s.created, s.occupied), (4, 4), "{s:?}");
+        m.check_invariants().unwrap();
+        // With capacity 1 the first point of each leaf wins.
+        let mut m = GaussianMap::new(cfg()).unwrap();
+        let s = m.insert_scan(&pts, None, [0.1, 0.1, 3.0], 0.0, &mut |_, _| None);
+        assert_eq!((s.created, s.occupied), (2, 6), "{s:?}");
+        let means: Vec<[f32; 3]> = m.iter().map(|(_, g)| g.mean).collect();
+        let f = |p: [f64; 3]| p.map(|v| v as f32);
+        assert_eq!(means, vec![f(pts[0]), f(pts[4])]);
+    }
+
     #[test]
     fn remove_frees_leaf_and_id() {
         let mut m = GaussianMap::new(cfg()).unwrap();

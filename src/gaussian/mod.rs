@@ -33,7 +33,9 @@ pub use config::{GaussianConfig, EMBEDDED_ITERATIONS, EMBEDDED_LEAF_PIXELS, EMBE
 pub use map::{GaussianMap, InsertStats, RootKey};
 pub use mapper::{background_path, GaussianMapper, MapperCounters};
 pub use normals::estimate_normals;
-pub use optimise::{render_camera, to_render, FrameStats, Keyframe};
+pub use optimise::{
+    optimisation_camera, optimisation_target, render_camera, to_render, FrameStats, Keyframe,
+};
 pub use oracle::{
     map_with_ground_truth, run_oracle, scan_in_world, DepthBand, OracleMapping, OracleOptions,
     OracleReport, ViewScore,

@@ -123,29 +123,51 @@ fn permute_moments(old: &Gaussians, plan: &SyncPlan) -> Result<Gaussians, Gaussi
     let n_old = old.len();
     let span = plan.len.max(n_old);
     let widths = crate::render::group_widths(deg);
-    let mut data = Vec::with_capacity(plan.len * widths.iter().sum::<usize>());
-    let mut buf: Vec<f32> = Vec::new();
+    // Each group is permuted in place at the end of `data` (span slots, then cut to the plan's
+    // length): one copy of the moments, not two through a scratch buffer.
+    let mut data = Vec::with_capacity(span * widths.iter().sum::<usize>());
     for g in crate::render::GROUPS {
         let w = widths[g as usize];
-        buf.clear();
-        buf.extend_from_slice(old.group(g));
-        buf.resize(span * w, 0.0);
+        let start = data.len();
+        data.extend_from_slice(old.group(g));
+        data.resize(start + span * w, 0.0);
+        let buf = &mut data[start..];
         for &(from, to) in &plan.moves {
             let (from, to) = (from as usize, to as usize);
             if from < span && to < span {
                 buf.copy_within(from * w..(from + 1) * w, to * w);
             }
         }
-        buf.truncate(plan.len * w);
         for &s in &plan.dirty {
             let s = s as usize;
             if s < plan.len {
                 buf[s * w..(s + 1) * w].fill(0.0);
             }
         }
-        data.extend_from_slice(&buf);
+        data.truncate(start + plan.len * w);
     }
     Ok(Gaussians::from_data(plan.len, deg, data)?)
+}
+
+/// The camera a window of `cfg` is optimised through for `camera`: `resolution` when set,
+/// else the camera downsampled by `downsample`.
+pub fn optimisation_camera(cfg: &super::GaussianConfig, camera: &CameraModel) -> CameraModel {
+    match cfg.resolution {
+        Some([w, h]) => camera.resized(w, h),
+        None => camera.downsampled(cfg.downsample),
+    }
+}
+
+/// The training target of `image` (exposure gain `exposure`) for a window of `cfg`:
+/// exposure-normalised RGB f32 at [`optimisation_camera`]'s resolution.
+pub fn optimisation_target(
+    cfg: &super::GaussianConfig,
+    camera: &CameraModel,
+    image: &Image,
+    exposure: f32,
+) -> Vec<f32> {
+    let c = optimisation_camera(cfg, camera);
+    image_target_sized(image, c.width, c.height, exposure)
 }
 
 /// The renderer's camera for a mapper camera (distortion is not modelled by the rasteriser).
@@ -171,6 +193,16 @@ pub(crate) struct OptimState {
     pub background: Option<Background>,
     /// Frames optimised so far.
     pub frames: u64,
+}
+
+/// What [`GaussianMapper::refit_target`] found and rendered for it (the first iteration
+/// reuses the render and the background: same pose, parameters and fit).
+struct Refit {
+    /// The factor the target was scaled by, `None` when it was kept.
+    scale: Option<f32>,
+    render: RenderOutput,
+    /// Per-pixel background behind the render (`None` when there is none yet or it is off).
+    background: Option<Vec<f32>>,
 }
 
 /// Evidence a background cell keeps per fit (per optimisation iteration that sees it).
@@ -225,6 +257,20 @@ impl GaussianMapper {
         world_t_imu: &Isometry3<f64>,
         exposure: f32,
     ) -> Result<FrameStats, GaussianError> {
+        self.optimise_frame_with_target(r, image, None, world_t_imu, exposure)
+    }
+
+    /// [`Self::optimise_frame`] with the training target already computed
+    /// ([`optimisation_target`] of `image` and `exposure`), e.g. by a thread that is not on the
+    /// mapper's critical path; a target of the wrong size is computed again here.
+    pub fn optimise_frame_with_target(
+        &mut self,
+        r: &mut dyn Renderer,
+        image: &Image,
+        target: Option<Vec<f32>>,
+        world_t_imu: &Isometry3<f64>,
+        exposure: f32,
+    ) -> Result<FrameStats, GaussianError> {
         let cfg = self.config().clone();
         if image.width != self.camera().width || image.height != self.camera().height {
             return Err(GaussianError::Input(format!(
@@ -246,16 +292,23 @@ impl GaussianMapper {
         let opt_camera = self.optimisation_camera();
         let cam = render_camera(&opt_camera, cfg.window_range * 2.0);
         let t_cw = self.camera_t_world(world_t_imu);
-        let mut target = image_target_sized(image, opt_camera.width, opt_camera.height, exposure);
+        let size = 3 * opt_camera.width as usize * opt_camera.height as usize;
+        let mut target = match target.filter(|t| t.len() == size) {
+            Some(t) => t,
+            None => image_target_sized(image, opt_camera.width, opt_camera.height, exposure),
+        };
         // The refit's render is the first iteration's forward too (same pose and parameters,
-        // and the latest forward is the one a backward differentiates): rendered once.
+        // and the latest forward is the one a backward differentiates): rendered once, and so
+        // is the background behind it (no fit in between).
         let mut first_forward = None;
+        let mut first_background = None;
         // The first frame sets the map's brightness unit: its fresh discs (opacity 0.9, not yet
         // trained) render darker than the colours they were given, so nothing to refit against.
         if cfg.refit_exposure && cfg.iterations > 0 && self.optim.frames > 0 {
-            let (k, out) = self.refit_target(r, &cam, &t_cw, &mut target)?;
-            stats.exposure_refit = k;
-            first_forward = Some(out);
+            let refit = self.refit_target(r, &cam, &t_cw, &mut target)?;
+            stats.exposure_refit = refit.scale;
+            first_forward = Some(refit.render);
+            first_background = refit.background;
         }
         let loss = LossConfig {
             ssim_weight: f64::from(cfg.ssim_weight),
@@ -277,10 +330,12 @@ impl GaussianMapper {
             };
             let current = std::ptr::eq(tgt, &target);
             if cfg.background || (current && (it == 0 || it + 2 >= cfg.iterations)) {
-                let out = match first_forward.take().filter(|_| it == 0 && current) {
+                let first = it == 0 && current;
+                let out = match first_forward.take().filter(|_| first) {
                     Some(out) => out,
                     None => r.forward(&cam, pose)?,
                 };
+                let first_bgp = first_background.take().filter(|_| first);
                 let l = if cfg.background {
                     // Composite = colour + (1 - alpha) bg. Fitting the colour to
                     // target - (1 - alpha) bg is the same loss; the gradient through alpha is
@@ -289,7 +344,7 @@ impl GaussianMapper {
                         .optim
                         .background
                         .get_or_insert_with(|| Background::new(cfg.background_bins));
-                    let bgp = bg.per_pixel(&cam, pose);
+                    let bgp = first_bgp.unwrap_or_else(|| bg.per_pixel(&cam, pose));
                     let adjusted: Vec<f32> = tgt
                         .iter()
                         .zip(&bgp)
@@ -357,31 +412,34 @@ impl GaussianMapper {
 
     /// Scales `target` (exposure-normalised, at the optimisation resolution) by
     /// [`super::exposure_fit::refit_scale`] against the composite render at `t_cw`; returns the
-    /// factor, or `None` (target unchanged) when the render covers too little or disagrees, and
-    /// the render.
+    /// factor, or `None` (target unchanged) when the render covers too little or disagrees, with
+    /// the render and the background behind it.
     fn refit_target(
         &mut self,
         r: &mut dyn Renderer,
         cam: &RenderCamera,
         t_cw: &Isometry3<f64>,
         target: &mut [f32],
-    ) -> Result<(Option<f32>, RenderOutput), GaussianError> {
+    ) -> Result<Refit, GaussianError> {
         let out = r.forward(cam, t_cw)?;
         let mut composite = out.colour.clone();
+        let mut bgp = None;
         if let (true, Some(bg)) = (self.config().background, self.optim.background.as_ref()) {
-            for (i, (c, b)) in composite
-                .iter_mut()
-                .zip(bg.per_pixel(cam, t_cw))
-                .enumerate()
-            {
+            let b = bg.per_pixel(cam, t_cw);
+            for (i, (c, b)) in composite.iter_mut().zip(&b).enumerate() {
                 *c += (1.0 - out.alpha[i / 3]) * b;
             }
+            bgp = Some(b);
         }
         let k = super::exposure_fit::refit_scale(target, &composite, &out.alpha);
         if let Some(k) = k {
             target.iter_mut().for_each(|v| *v *= k);
         }
-        Ok((k, out))
+        Ok(Refit {
+            scale: k,
+            render: out,
+            background: bgp,
+        })
     }
 
     /// Points extending the window's surfaces into the pixels of the view at `t_cw` (target
@@ -435,11 +493,7 @@ impl GaussianMapper {
     /// The camera the window is optimised through: `resolution` when set, else the camera
     /// downsampled by `downsample`.
     pub fn optimisation_camera(&self) -> CameraModel {
-        let c = self.config();
-        match c.resolution {
-            Some([w, h]) => self.camera().resized(w, h),
-            None => self.camera().downsampled(c.downsample),
-        }
+        optimisation_camera(self.config(), self.camera())
     }
 
     /// Renders the window at body pose `world_t_imu` at full camera resolution (RGB8, map units).

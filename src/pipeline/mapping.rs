@@ -22,6 +22,11 @@ pub struct PosedFrameImage {
     pub world_t_imu: Isometry3<f64>,
     /// Exposure gain relative to the map (1 when the filter does not estimate it).
     pub exposure: f32,
+    /// The optimisation's training target of this image
+    /// ([`crate::gaussian::optimisation_target`]), computed by the estimator, which waits for
+    /// the mapper anyway, so that the mapper's critical path does not resample the image;
+    /// `None`: the mapper computes it.
+    pub target: Option<Vec<f32>>,
 }
 
 /// What the estimator hands the mapper per scan.
@@ -99,7 +104,16 @@ pub struct MapStage {
     renderer: Box<dyn Renderer>,
     camera_images: u64,
     render_every: usize,
+    /// Buffers of earlier snapshots, reused once the estimator has dropped them: a 20k window
+    /// is 4.7 MB, and a fresh block that large per frame (the allocator maps and unmaps it)
+    /// cost the mapper its page faults on top of the copy; reused, the snapshot took half the
+    /// CPU samples.
+    snapshot_buffers: Vec<Arc<Vec<Gaussian>>>,
 }
+
+/// Snapshot buffers kept for reuse (the estimator holds at most `map_lag` + 1 at a time
+/// offline; live, one).
+const SNAPSHOT_BUFFERS: usize = 4;
 
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
@@ -164,6 +178,7 @@ impl MapStage {
             renderer,
             camera_images: 0,
             render_every,
+            snapshot_buffers: Vec::new(),
         })
     }
 
@@ -177,7 +192,7 @@ impl MapStage {
 
     /// One frame: insert the scan, colour from the images, move the window, optimise on the
     /// images, and render every `render_every`-th camera image.
-    pub fn process(&mut self, f: &MapFrame) -> Result<MapFrameReport, PipelineError> {
+    pub fn process(&mut self, f: &mut MapFrame) -> Result<MapFrameReport, PipelineError> {
         let mut rep = MapFrameReport::default();
         let t = Instant::now();
         let stats = self.mapper.insert_scan(&f.points, None, f.sensor, f.stamp);
@@ -219,11 +234,12 @@ impl MapStage {
     }
 
     /// Per-frame optimisation of the window on the frame's images (latest last).
-    fn optimise(&mut self, f: &MapFrame) -> Result<(), PipelineError> {
-        for im in &f.images {
-            let st = self.mapper.optimise_frame(
+    fn optimise(&mut self, f: &mut MapFrame) -> Result<(), PipelineError> {
+        for im in &mut f.images {
+            let st = self.mapper.optimise_frame_with_target(
                 self.renderer.as_mut(),
                 &im.image,
+                im.target.take(),
                 &im.world_t_imu,
                 im.exposure,
             )?;
@@ -253,18 +269,33 @@ impl MapStage {
 
     /// The window for the visual update. Gaussians no image has coloured yet (grey placeholders)
     /// are made transparent in this copy: the update must not compare the camera with them.
-    pub fn snapshot(&self, frame: u64) -> MapSnapshot {
+    pub fn snapshot(&mut self, frame: u64) -> MapSnapshot {
         let w = self.mapper.window();
         let map = self.mapper.map();
-        let mut gaussians = w.gaussians().to_vec();
+        // A buffer no snapshot in flight shares any more, else a new one.
+        let free = self
+            .snapshot_buffers
+            .iter_mut()
+            .position(|b| Arc::get_mut(b).is_some());
+        let mut buffer = match free {
+            Some(i) => self.snapshot_buffers.remove(i),
+            None => Arc::new(Vec::new()),
+        };
+        let gaussians = Arc::get_mut(&mut buffer).expect("unshared buffer");
+        gaussians.clear();
+        gaussians.extend_from_slice(w.gaussians());
         for (g, &id) in gaussians.iter_mut().zip(w.ids()) {
             if !map.is_coloured(id) {
                 g.opacity_logit = -30.0;
             }
         }
+        if self.snapshot_buffers.len() >= SNAPSHOT_BUFFERS {
+            self.snapshot_buffers.remove(0);
+        }
+        self.snapshot_buffers.push(buffer.clone());
         MapSnapshot {
             frame,
-            gaussians: Arc::new(gaussians),
+            gaussians: buffer,
             sh_degree: self.mapper.config().sh_degree,
             background: self
                 .mapper
@@ -292,5 +323,135 @@ impl MapStage {
 
     pub fn save_ply(&mut self, path: &Path) -> Result<(), PipelineError> {
         Ok(self.mapper.save_ply(path)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::BackendChoice;
+
+    /// Small camera, the f64 reference renderer, two Adam iterations at quarter resolution.
+    fn config() -> Config {
+        let mut cfg = Config::default();
+        cfg.render.backend = BackendChoice::Cpu;
+        cfg.camera.width = 96;
+        cfg.camera.height = 72;
+        cfg.camera.fx = 80.0;
+        cfg.camera.fy = 80.0;
+        cfg.camera.cx = 48.0;
+        cfg.camera.cy = 36.0;
+        cfg.gaussian.iterations = 2;
+        cfg.gaussian.downsample = 4;
+        cfg
+    }
+
+    /// A textured wall `z` m in front of the camera at the origin (optical axis +z), seen by
+    /// one image: the frame's scan and the image.
+    fn frame(index: u64, z: f64, with_image: bool) -> MapFrame {
+        let mut points = Vec::new();
+        for i in 0..40 {
+            for j in 0..30 {
+                points.push([-1.0 + i as f64 * 0.05, -0.75 + j as f64 * 0.05, z]);
+            }
+        }
+        let stamp = 1_000_000_000 + index * 100_000_000;
+        let mut image = Image::new(stamp, 96, 72);
+        for (k, px) in image.rgb.chunks_exact_mut(3).enumerate() {
+            let (x, y) = (k % 96, k / 96);
+            px.copy_from_slice(&[(x * 5 % 256) as u8, (y * 7 % 256) as u8, 128]);
+        }
+        let images = if with_image {
+            vec![PosedFrameImage {
+                image,
+                world_t_imu: Isometry3::identity(),
+                exposure: 1.1,
+                target: None,
+            }]
+        } else {
+            Vec::new()
+        };
+        MapFrame {
+            index,
+            stamp,
+            world_t_imu: Isometry3::identity(),
+            points,
+            sensor: [0.0; 3],
+            images,
+        }
+    }
+
+    /// A snapshot's buffer is reused once every holder dropped it, never while one holds it,
+    /// and always equals the window (uncoloured Gaussians transparent).
+    #[test]
+    fn snapshots_reuse_released_buffers_and_never_alias_held_ones() {
+        let cfg = config();
+        let mut stage = MapStage::new(&cfg, 0).unwrap();
+        let same_as_window = |stage: &MapStage, s: &MapSnapshot| {
+            let w = stage.mapper().window();
+            assert_eq!(s.gaussians.len(), w.len());
+            for ((a, b), &id) in s.gaussians.iter().zip(w.gaussians()).zip(w.ids()) {
+                let mut want = *b;
+                if !stage.mapper().map().is_coloured(id) {
+                    want.opacity_logit = -30.0;
+                }
+                assert_eq!(*a, want);
+            }
+        };
+        stage.process(&mut frame(0, 2.0, false)).unwrap();
+        let a = stage.snapshot(0);
+        assert!(!a.gaussians.is_empty());
+        same_as_window(&stage, &a);
+        let held: Vec<Gaussian> = a.gaussians.to_vec();
+        stage.process(&mut frame(1, 1.0, true)).unwrap();
+        let b = stage.snapshot(1);
+        same_as_window(&stage, &b);
+        assert!(!Arc::ptr_eq(&a.gaussians, &b.gaussians));
+        assert_eq!(*a.gaussians, held, "a held snapshot must not change");
+        let released = Arc::as_ptr(&a.gaussians);
+        drop(a);
+        let c = stage.snapshot(2);
+        assert_eq!(
+            Arc::as_ptr(&c.gaussians),
+            released,
+            "released buffer reused"
+        );
+        assert!(!Arc::ptr_eq(&b.gaussians, &c.gaussians));
+        same_as_window(&stage, &c);
+    }
+
+    /// The training target the estimator prepares gives the same optimised window, bit for
+    /// bit, as the mapper computing it; a target of the wrong size is recomputed.
+    #[test]
+    fn prepared_targets_optimise_like_the_mappers_own() {
+        let cfg = config();
+        let camera = CameraModel::from_config(&cfg.camera);
+        let run = |prepare: Option<bool>| {
+            let mut stage = MapStage::new(&cfg, 0).unwrap();
+            for k in 0..3 {
+                let mut f = frame(k, 2.0 - 0.1 * k as f64, true);
+                for im in &mut f.images {
+                    im.target = prepare.map(|right_size| {
+                        let t = crate::gaussian::optimisation_target(
+                            &cfg.gaussian,
+                            &camera,
+                            &im.image,
+                            im.exposure,
+                        );
+                        if right_size {
+                            t
+                        } else {
+                            t[..t.len() - 3].to_vec()
+                        }
+                    });
+                }
+                stage.process(&mut f).unwrap();
+            }
+            stage.mapper().window().gaussians().to_vec()
+        };
+        let own = run(None);
+        assert!(!own.is_empty());
+        assert_eq!(run(Some(true)), own);
+        assert_eq!(run(Some(false)), own);
     }
 }

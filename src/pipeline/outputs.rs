@@ -111,7 +111,7 @@ impl OutputWriter {
         let tum_path = dir.join("trajectory.tum");
         let tum = File::create(&tum_path).map_err(|e| PipelineError::io(&tum_path, e))?;
         let bag_dir = dir.join(".results_bag");
-        let bag = BagWriter::create(&bag_dir)?;
+        let bag = BagWriter::create_with(&bag_dir, crate::bag::WriterOptions::streaming())?;
         Ok(Self {
             dir: dir.to_path_buf(),
             cfg,

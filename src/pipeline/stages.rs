@@ -212,6 +212,8 @@ struct Estimator<'a> {
     stats: PipelineHandle,
     out: Sender<Output>,
     map: Option<Sender<MapFrame>>,
+    /// The mapper's camera (for the optimisation targets the estimator prepares).
+    map_camera: crate::gaussian::CameraModel,
     snapshots: Option<Receiver<MapSnapshot>>,
     pending_snapshots: BTreeMap<u64, MapSnapshot>,
     /// The photometric update (LIVO with a map), with its statistics.
@@ -281,7 +283,7 @@ impl Estimator<'_> {
         }
     }
 
-    fn package(&mut self, pkg: MeasurementPackage) -> bool {
+    fn package(&mut self, mut pkg: MeasurementPackage) -> bool {
         let t = Instant::now();
         let res = self.lio.process(&pkg);
         let lio_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -365,9 +367,9 @@ impl Estimator<'_> {
             self.cfg.lidar.min_range,
             self.cfg.lidar.max_range,
         );
-        let images: Vec<PosedFrameImage> = pkg
-            .images
-            .iter()
+        // The package's images are not needed after the visual update: moved, not copied.
+        let mut images: Vec<PosedFrameImage> = std::mem::take(&mut pkg.images)
+            .into_iter()
             .zip(&gains)
             .map(|(img, &exposure)| {
                 let world_t_imu = match (oracle.and_then(|o| o.pose_at(img.stamp)), &self.prev) {
@@ -380,13 +382,26 @@ impl Estimator<'_> {
                     _ => reg.pose,
                 };
                 PosedFrameImage {
-                    image: img.clone(),
+                    image: img,
                     world_t_imu,
                     exposure,
+                    target: None,
                 }
             })
             .collect();
         times.push(("register", t.elapsed().as_secs_f64() * 1e3));
+        if self.map.is_some() && !images.is_empty() {
+            let t = Instant::now();
+            for im in &mut images {
+                im.target = Some(crate::gaussian::optimisation_target(
+                    &self.cfg.gaussian,
+                    &self.map_camera,
+                    &im.image,
+                    im.exposure,
+                ));
+            }
+            times.push(("map_target", t.elapsed().as_secs_f64() * 1e3));
+        }
         let mut cloud =
             PointCloud::with_capacity(res.stamp, &self.cfg.frames.map, points.len(), false);
         for p in &points {
@@ -457,13 +472,13 @@ fn mapper_loop(
 ) -> Result<MapStage, PipelineError> {
     let mut mapped = 0u64;
     let mut last_stamp = 0;
-    for f in rx {
+    for mut f in rx {
         if stop.load(Ordering::Relaxed) {
             // Shutting down: odometry finishes the queued frames, the map does not wait.
             lock(stats).drops.mapper_frames_at_stop += 1;
             continue;
         }
-        let rep = stage.process(&f)?;
+        let rep = stage.process(&mut f)?;
         last_stamp = f.stamp;
         mapped += 1;
         if let Some(tx) = &snapshots {
@@ -585,6 +600,7 @@ pub fn run_pipeline(
                 let visual = needs_snapshots.then(|| visual_driver(&cfg));
                 let mut e = Estimator {
                     lio: Lio::new(&cfg),
+                    map_camera: crate::gaussian::CameraModel::from_config(&cfg.camera),
                     cfg,
                     opts,
                     sync: Synchronizer::new(sync),

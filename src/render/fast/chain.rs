@@ -10,6 +10,7 @@
 use std::ops::{Add, Mul, Neg, Sub};
 
 use super::project::{project_backward, GradOut, Params, View};
+use super::tile::{exp_clamped, Plain};
 use crate::render::cpu::project::ProjGrad;
 use crate::render::types::DILATION;
 
@@ -138,30 +139,10 @@ impl V {
     pub fn exp(self) -> V {
         let mut r = self.0;
         for x in r.iter_mut() {
-            *x = exp_f32(*x);
+            *x = exp_clamped::<Plain>(*x, 88.0);
         }
         V(r)
     }
-}
-
-#[inline(always)]
-fn exp_f32(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const ROUND: f32 = 12_582_912.0;
-    const ROUND_BITS: i32 = 0x4B40_0000;
-    #[allow(clippy::manual_clamp)]
-    let x = x.max(-87.0).min(88.0);
-    let y = x * LOG2E + ROUND;
-    let n = y - ROUND;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let mut p = 1.0 / 720.0;
-    for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
-        p = p * r + c;
-    }
-    let ni = (y.to_bits() as i32).wrapping_sub(ROUND_BITS);
-    p * f32::from_bits((ni.wrapping_add(127) << 23) as u32)
 }
 
 const C0: f32 = crate::render::sh::C0 as f32;

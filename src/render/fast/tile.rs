@@ -43,12 +43,18 @@ impl Madd for Plain {
     }
 }
 
-/// `exp(x)` for `x <= 0` (inputs are clamped to [-87, 0]) with relative error about 2e-7:
-/// Cody-Waite reduction to `2^n * exp(r)`, |r| <= ln2/2, and a degree-6 Taylor polynomial.
-/// Written without calls, branches or float-to-int conversions (the integer `n` is read from
-/// the bits of the rounding sum) so loops over pixel rows vectorise.
+/// `exp(x)` for `x <= 0` (inputs are clamped to [-87, 0]), see [`exp_clamped`].
 #[inline(always)]
 pub fn exp_neg<M: Madd>(x: f32) -> f32 {
+    exp_clamped::<M>(x, 0.0)
+}
+
+/// `exp(x)` of `x` clamped to [-87, `hi`] (`hi` <= 88) with relative error about 2e-7:
+/// Cody-Waite reduction to `2^n * exp(r)`, |r| <= ln2/2, and a degree-6 Taylor polynomial.
+/// Written without calls, branches or float-to-int conversions (the integer `n` is read from
+/// the bits of the rounding sum) so loops over pixel rows and lanes vectorise.
+#[inline(always)]
+pub fn exp_clamped<M: Madd>(x: f32, hi: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
@@ -58,7 +64,7 @@ pub fn exp_neg<M: Madd>(x: f32) -> f32 {
     const ROUND_BITS: i32 = 0x4B40_0000;
     // max/min rather than clamp: a NaN input becomes a number instead of propagating.
     #[allow(clippy::manual_clamp)]
-    let x = x.max(-87.0).min(0.0);
+    let x = x.max(-87.0).min(hi);
     let y = M::madd(x, LOG2E, ROUND);
     let n = y - ROUND;
     let r = M::madd(n, -LN2_LO, M::madd(n, -LN2_HI, x));

@@ -9,9 +9,9 @@
 
 use std::cell::OnceCell;
 
-use nalgebra::{Matrix2, Matrix2x3, Matrix3, Vector3};
+use nalgebra::{Matrix2, Matrix2x3, Matrix3, Quaternion, Vector3};
 
-use super::project::{project, PoseRt, Projected};
+use super::project::{self, project, PoseRt, Projected};
 use crate::render::sh;
 use crate::render::types::{
     sh_coeffs, Camera, GaussianSet, Group, ALPHA_MAX, ALPHA_MIN, TILE, T_MIN,
@@ -61,17 +61,7 @@ fn quat_to_mat(q: &[f64]) -> Option<Matrix3<f64>> {
         return None;
     }
     let (w, x, y, z) = (q[0] / n, q[1] / n, q[2] / n, q[3] / n);
-    Some(Matrix3::new(
-        1.0 - 2.0 * (y * y + z * z),
-        2.0 * (x * y - w * z),
-        2.0 * (x * z + w * y),
-        2.0 * (x * y + w * z),
-        1.0 - 2.0 * (x * x + z * z),
-        2.0 * (y * z - w * x),
-        2.0 * (x * z - w * y),
-        2.0 * (y * z + w * x),
-        1.0 - 2.0 * (x * x + y * y),
-    ))
+    Some(project::quat_to_mat(&Quaternion::new(w, x, y, z)))
 }
 
 fn skew(v: &Vector3<f64>) -> Matrix3<f64> {

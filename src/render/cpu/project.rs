@@ -176,7 +176,8 @@ struct Geometry {
     dir_raw: Vector3<f64>,
 }
 
-fn quat_to_mat(q: &Quaternion<f64>) -> Matrix3<f64> {
+/// The rotation matrix of a unit quaternion.
+pub(crate) fn quat_to_mat(q: &Quaternion<f64>) -> Matrix3<f64> {
     let (w, x, y, z) = (q.w, q.i, q.j, q.k);
     Matrix3::new(
         1.0 - 2.0 * (y * y + z * z),

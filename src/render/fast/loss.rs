@@ -15,6 +15,8 @@ const C2: f32 = 0.03 * 0.03;
 const R: usize = SSIM_RADIUS as usize;
 /// Outputs per block of the blur kernels (kept in registers over the 11 taps).
 const B: usize = 16;
+/// Outputs per block of the vertical blur (four AVX-512 registers).
+const VB: usize = 64;
 
 /// Reused buffers (rows of `maps` images side by side: row y holds map 0's row, map 1's, ...).
 #[derive(Debug, Default)]
@@ -58,8 +60,33 @@ wide! {
 /// Vertical blur of one row: `out = sum of wk * row_k` over the taps inside the image, in tap
 /// order.
 fn blur_taps(taps: &[(f32, &[f32])], out: &mut [f32]) {
-    // Whole rows per tap (read-modify-write in L1): this form vectorises, a block of outputs
-    // kept over a variable tap count does not.
+    // Rows away from the border have all 11 taps: blocks of outputs stay in registers over the
+    // taps (several blocks at once, so the additions' latency overlaps), one store each.
+    if let Ok(full) = <&[(f32, &[f32]); 11]>::try_from(taps) {
+        let n = out.len();
+        let mut i = 0;
+        while i + VB <= n {
+            let mut acc = [0.0f32; VB];
+            for &(wk, row) in full {
+                let s: &[f32; VB] = row[i..i + VB].try_into().expect("block");
+                for l in 0..VB {
+                    acc[l] += wk * s[l];
+                }
+            }
+            out[i..i + VB].copy_from_slice(&acc);
+            i += VB;
+        }
+        for (j, o) in out.iter_mut().enumerate().skip(i) {
+            let mut acc = 0.0f32;
+            for &(wk, row) in full {
+                acc += wk * row[j];
+            }
+            *o = acc;
+        }
+        return;
+    }
+    // Near the border the tap count varies: whole rows per tap (read-modify-write in L1), the
+    // form that vectorises for a variable count. Same sum order either way.
     out.fill(0.0);
     for &(wk, row) in taps {
         for (d, v) in out.iter_mut().zip(row) {
@@ -72,10 +99,8 @@ fn blur_taps(taps: &[(f32, &[f32])], out: &mut [f32]) {
 wide! {
 /// L1 part of one row: writes `+-l1w` (0 on ties) into `g`, returns the sum of |x - y|.
 fn l1_row(x: &[f32], y: &[f32], g: &mut [f32], l1w: f32) -> f64 {
-    let mut s = 0.0f64;
     for ((g, x), y) in g.iter_mut().zip(x).zip(y) {
         let d = x - y;
-        s += d.abs() as f64;
         *g = if d > 0.0 {
             l1w
         } else if d < 0.0 {
@@ -84,7 +109,7 @@ fn l1_row(x: &[f32], y: &[f32], g: &mut [f32], l1w: f32) -> f64 {
             0.0
         };
     }
-    s
+    sum_lanes(x, y, |p, q| (p - q).abs())
 }
 }
 
@@ -103,13 +128,13 @@ fn products(x: &[f32], y: &[f32], xx: &mut [f32], yy: &mut [f32], xy: &mut [f32]
 wide! {
 /// SSIM of one row from its window statistics `mu` (x, y, xx, yy, xy) and its partials
 /// (scaled by `scale`) w.r.t. mu_x, E[x^2] and E[xy]; returns the row's SSIM sum.
-fn ssim_row(mu: &[Vec<f32>; 5], d: &mut [Vec<f32>; 3], scale: f32) -> f64 {
+fn ssim_row(mu: &[Vec<f32>; 5], d: &mut [Vec<f32>; 3], scale: f32, out: &mut [f32]) -> f64 {
     let [m0, m1, m2, m3, m4] = mu;
     let [dmu, dxx, dxy] = d;
     let n = m0.len();
     let (m1, m2, m3, m4) = (&m1[..n], &m2[..n], &m3[..n], &m4[..n]);
     let (dmu, dxx, dxy) = (&mut dmu[..n], &mut dxx[..n], &mut dxy[..n]);
-    let mut s = 0.0f64;
+    let out = &mut out[..n];
     for i in 0..n {
         let (mx, my) = (m0[i], m1[i]);
         let (exx, eyy, exy) = (m2[i], m3[i], m4[i]);
@@ -119,15 +144,35 @@ fn ssim_row(mu: &[Vec<f32>; 5], d: &mut [Vec<f32>; 3], scale: f32) -> f64 {
         let b2 = (exx - mx * mx) + (eyy - my * my) + C2;
         let inv = 1.0 / (b1 * b2);
         let ssim = a1 * a2 * inv;
-        s += ssim as f64;
+        out[i] = ssim;
         dmu[i] = scale
             * ((2.0 * my * a2 - 2.0 * my * a1) * inv
                 - ssim * (2.0 * mx * b2 - 2.0 * mx * b1) * inv);
         dxx[i] = scale * (-ssim / b2);
         dxy[i] = scale * (2.0 * a1 * inv);
     }
-    s
+    sum_lanes(out, out, |p, _| p)
 }
+}
+
+/// Sum of `f(a[i], b[i])` in f64, in eight interleaved partial sums (a fixed order, so the
+/// same bits every run): a reduction in one running sum would keep its row loop scalar.
+#[inline(always)]
+fn sum_lanes(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (p, q) in (&mut ca).zip(&mut cb) {
+        let p: &[f32; 8] = p.try_into().expect("8 lanes");
+        let q: &[f32; 8] = q.try_into().expect("8 lanes");
+        for l in 0..8 {
+            acc[l] += f64::from(f(p[l], q[l]));
+        }
+    }
+    let mut s = acc.iter().sum::<f64>();
+    for (p, q) in ca.remainder().iter().zip(cb.remainder()) {
+        s += f64::from(f(*p, *q));
+    }
+    s
 }
 
 wide! {
@@ -255,6 +300,7 @@ pub fn l1_dssim(
         let mut d: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0; rl]);
         let mut pad = vec![0.0; rl + 6 * R];
         let mut tp = Vec::with_capacity(2 * R + 1);
+        let mut row_ssim = vec![0.0; rl];
         let mut s = 0.0f64;
         for (k, out) in hb.chunks_mut(3 * rl).enumerate() {
             let y = bi * band + k;
@@ -262,7 +308,7 @@ pub fn l1_dssim(
                 taps(h5, 5, m, rl, y, h, wts, &mut tp);
                 blur_taps(&tp, v);
             }
-            s += ssim_row(&mu, &mut d, scale);
+            s += ssim_row(&mu, &mut d, scale, &mut row_ssim);
             for (dm, o) in d.iter().zip(out.chunks_mut(rl)) {
                 blur_row(dm, o, wts, &mut pad);
             }

@@ -167,7 +167,13 @@ fn adam_matches_reference_bit_for_bit() {
     let mut sb = sa.clone();
     for _ in 0..3 {
         gs_livo::render::cpu::adam::adam_update(&mut pa, &grads, &mut sa, &cfg);
-        gs_livo::render::fast::adam::adam_update(&mut pb, &grads, &mut sb, &cfg, 3);
+        gs_livo::render::fast::adam::adam_update(
+            &mut pb,
+            &grads,
+            &mut sb,
+            &cfg,
+            &gs_livo::render::fast::pool::Pool::new(3),
+        );
     }
     assert_eq!(sa, sb);
     assert_eq!(pa, pb);

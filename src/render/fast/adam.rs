@@ -1,6 +1,7 @@
 //! Adam on the flat parameter vector in f32, the reference's formula (`cpu::adam`), with each
 //! group split into chunks over threads.
 
+use super::{par_items, Pool};
 use crate::render::types::{AdamConfig, AdamState, Gaussians, GROUPS};
 
 /// One Adam update (`state.step` is incremented first).
@@ -9,8 +10,9 @@ pub fn adam_update(
     grads: &Gaussians,
     state: &mut AdamState,
     cfg: &AdamConfig,
-    threads: usize,
+    pool: &Pool,
 ) {
+    let threads = pool.threads();
     state.step += 1;
     let t = state.step as f64;
     let bc1 = 1.0 - cfg.beta1.powf(t);
@@ -29,38 +31,35 @@ pub fn adam_update(
             )
         })
         .collect();
-    std::thread::scope(|sc| {
-        let parts = params
-            .data
-            .chunks_mut(chunk)
-            .zip(state.m.data.chunks_mut(chunk))
-            .zip(state.v.data.chunks_mut(chunk))
-            .zip(grads.data.chunks(chunk))
-            .enumerate();
-        for (ci, (((p, m), v), g)) in parts {
-            let bounds = &bounds;
-            sc.spawn(move || {
-                let mut start = ci * chunk;
-                let end = start + p.len();
-                for &(gend, step_size) in bounds {
-                    if gend <= start {
-                        continue;
-                    }
-                    let stop = gend.min(end);
-                    let r = start - ci * chunk..stop - ci * chunk;
-                    update(
-                        &mut p[r.clone()],
-                        &mut m[r.clone()],
-                        &mut v[r.clone()],
-                        &g[r],
-                        [b1, b2, eps, step_size, inv_bc2_sqrt],
-                    );
-                    start = stop;
-                    if start >= end {
-                        break;
-                    }
-                }
-            });
+    let parts = params
+        .data
+        .chunks_mut(chunk)
+        .zip(state.m.data.chunks_mut(chunk))
+        .zip(state.v.data.chunks_mut(chunk))
+        .zip(grads.data.chunks(chunk))
+        .enumerate();
+    let mut idle = vec![(); threads];
+    let bounds = &bounds;
+    par_items(pool, &mut idle, parts, |_, (ci, (((p, m), v), g))| {
+        let mut start = ci * chunk;
+        let end = start + p.len();
+        for &(gend, step_size) in bounds {
+            if gend <= start {
+                continue;
+            }
+            let stop = gend.min(end);
+            let r = start - ci * chunk..stop - ci * chunk;
+            update(
+                &mut p[r.clone()],
+                &mut m[r.clone()],
+                &mut v[r.clone()],
+                &g[r],
+                [b1, b2, eps, step_size, inv_bc2_sqrt],
+            );
+            start = stop;
+            if start >= end {
+                break;
+            }
         }
     });
 }

@@ -4,8 +4,8 @@
 //! slots numbered splat by splat, so a splat's per-tile gradient parts lie side by side and are
 //! summed in a fixed order whichever thread computed them.
 
-use super::par_items;
 use super::project::Splat;
+use super::{par_items, Pool};
 use crate::render::types::TILE;
 
 /// Visible splats in depth order and the per-tile lists of their ranks (buffers are reused).
@@ -47,8 +47,10 @@ impl Bins {
     }
 
     /// Rebuilds the order and the tile lists from the projections of all Gaussians, the tile
-    /// lists on `threads` threads (bands of tile rows; the result does not depend on it).
-    pub fn build(&mut self, proj: &[Option<Splat>], tiles: (u32, u32), threads: usize) {
+    /// lists on the pool's threads (bands of tile rows; the result does not depend on their
+    /// number).
+    pub fn build(&mut self, proj: &[Option<Splat>], tiles: (u32, u32), pool: &Pool) {
+        let threads = pool.threads();
         let (tx, ty) = tiles;
         let ntiles = (tx * ty) as usize;
         self.keys.clear();
@@ -90,7 +92,7 @@ impl Bins {
                 rest = tail;
                 jobs.push((r0..r1, mine));
             }
-            par_items(&mut idle, jobs.into_iter(), |_, (ranks, mut out)| {
+            par_items(pool, &mut idle, jobs.into_iter(), |_, (ranks, mut out)| {
                 for s in &order[ranks] {
                     let [_, _, y0, y1] = s.rect;
                     let (mine, tail) = std::mem::take(&mut out).split_at_mut((y1 - y0) as usize);
@@ -128,6 +130,7 @@ impl Bins {
         self.tile_start.resize(ntiles + 1, 0);
         let (order, spans, span_start) = (&self.order, &self.spans, &self.span_start);
         par_items(
+            pool,
             &mut idle,
             self.tile_start[1..]
                 .chunks_mut(band_rows * tx as usize)
@@ -166,29 +169,34 @@ impl Bins {
             parts.push((b, l, o));
         }
         let tile_start = &self.tile_start;
-        par_items(&mut idle, parts.into_iter(), |_, (b, list, slot_of)| {
-            let (r0, r1) = band_of(b);
-            let t0 = (r0 * tx) as usize;
-            let base = tile_start[t0];
-            let mut cursor: Vec<u32> = tile_start[t0..(r1 * tx) as usize]
-                .iter()
-                .map(|&c| c - base)
-                .collect();
-            for (r, (s, &first)) in order.iter().zip(span_start).enumerate() {
-                let [_, _, y0, y1] = s.rect;
-                for y in y0.max(r0)..y1.min(r1) {
-                    // Slots are numbered row by row over the splat's listed tiles.
-                    let sp = spans[(first + y - y0) as usize];
-                    let row = ((y - r0) * tx) as usize;
-                    for x in sp.x0..sp.x1 {
-                        let c = &mut cursor[row + x as usize];
-                        list[*c as usize] = r as u32;
-                        slot_of[*c as usize] = sp.slot + (x - sp.x0);
-                        *c += 1;
+        par_items(
+            pool,
+            &mut idle,
+            parts.into_iter(),
+            |_, (b, list, slot_of)| {
+                let (r0, r1) = band_of(b);
+                let t0 = (r0 * tx) as usize;
+                let base = tile_start[t0];
+                let mut cursor: Vec<u32> = tile_start[t0..(r1 * tx) as usize]
+                    .iter()
+                    .map(|&c| c - base)
+                    .collect();
+                for (r, (s, &first)) in order.iter().zip(span_start).enumerate() {
+                    let [_, _, y0, y1] = s.rect;
+                    for y in y0.max(r0)..y1.min(r1) {
+                        // Slots are numbered row by row over the splat's listed tiles.
+                        let sp = spans[(first + y - y0) as usize];
+                        let row = ((y - r0) * tx) as usize;
+                        for x in sp.x0..sp.x1 {
+                            let c = &mut cursor[row + x as usize];
+                            list[*c as usize] = r as u32;
+                            slot_of[*c as usize] = sp.slot + (x - sp.x0);
+                            *c += 1;
+                        }
                     }
                 }
-            }
-        });
+            },
+        );
     }
 }
 

@@ -8,6 +8,7 @@
 //! compiled for AVX-512 or AVX2 where the CPU has them: the same bits on every CPU, with wide
 //! registers where there are some. Buffers are reused.
 
+use super::{par_items, Pool};
 use crate::render::cpu::loss::{ssim_weights, SSIM_RADIUS};
 
 const C1: f32 = 0.01 * 0.01;
@@ -210,25 +211,16 @@ fn taps<'a>(
     }
 }
 
-/// Runs `work(band index, band)` for every band on its own thread (the caller's takes the
-/// last) and returns the sum of the results in band order.
-fn bands<T: Send>(parts: Vec<T>, work: impl Fn(usize, T) -> f64 + Sync) -> f64 {
-    let work = &work;
-    let mut parts: Vec<(usize, T)> = parts.into_iter().enumerate().collect();
-    let Some((li, last)) = parts.pop() else {
-        return 0.0;
-    };
-    std::thread::scope(|sc| {
-        let hs: Vec<_> = parts
-            .into_iter()
-            .map(|(bi, p)| sc.spawn(move || work(bi, p)))
-            .collect();
-        let mine = work(li, last);
-        hs.into_iter()
-            .map(|h| h.join().expect("loss band"))
-            .sum::<f64>()
-            + mine
-    })
+/// Runs `work(band index, band)` for every band on the pool's threads and returns the sum of
+/// the results in band order.
+fn bands<T: Send>(pool: &Pool, parts: Vec<T>, work: impl Fn(usize, T) -> f64 + Sync) -> f64 {
+    let mut sums = vec![0.0f64; parts.len()];
+    let mut idle = vec![(); pool.threads()];
+    let items = parts.into_iter().zip(sums.iter_mut()).enumerate();
+    par_items(pool, &mut idle, items, |_, (bi, (part, out))| {
+        *out = work(bi, part)
+    });
+    sums.iter().sum()
 }
 
 /// Loss of `render` against `target` (interleaved RGB, `w x h`) with D-SSIM weight `lambda`;
@@ -242,8 +234,9 @@ pub fn l1_dssim(
     lambda: f64,
     buf: &mut LossBuffers,
     grad: &mut Vec<f32>,
-    threads: usize,
+    pool: &Pool,
 ) -> f64 {
+    let threads = pool.threads();
     let rl = 3 * w;
     let n = (rl * h) as f64;
     let wts = ssim_weights().map(|v| v as f32);
@@ -265,28 +258,32 @@ pub fn l1_dssim(
     } else {
         grad.chunks_mut(rl * band).map(|g| (g, None)).collect()
     };
-    let l1 = bands(parts, |bi, (gb, hb): (&mut [f32], Option<&mut [f32]>)| {
-        let mut s = 0.0;
-        let mut pad = vec![0.0; rl + 6 * R];
-        let mut prod: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0; rl]);
-        let mut hb = hb;
-        for (k, g) in gb.chunks_mut(rl).enumerate() {
-            let y = bi * band + k;
-            let xr = &render[y * rl..(y + 1) * rl];
-            let yr = &target[y * rl..(y + 1) * rl];
-            s += l1_row(xr, yr, g, l1w);
-            if let Some(hb) = hb.as_deref_mut() {
-                let out = &mut hb[5 * rl * k..5 * rl * (k + 1)];
-                let [xx, yy, xy] = &mut prod;
-                products(xr, yr, xx, yy, xy);
-                let srcs: [&[f32]; 5] = [xr, yr, xx, yy, xy];
-                for (src, o) in srcs.into_iter().zip(out.chunks_mut(rl)) {
-                    blur_row(src, o, wts, &mut pad);
+    let l1 = bands(
+        pool,
+        parts,
+        |bi, (gb, hb): (&mut [f32], Option<&mut [f32]>)| {
+            let mut s = 0.0;
+            let mut pad = vec![0.0; rl + 6 * R];
+            let mut prod: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0; rl]);
+            let mut hb = hb;
+            for (k, g) in gb.chunks_mut(rl).enumerate() {
+                let y = bi * band + k;
+                let xr = &render[y * rl..(y + 1) * rl];
+                let yr = &target[y * rl..(y + 1) * rl];
+                s += l1_row(xr, yr, g, l1w);
+                if let Some(hb) = hb.as_deref_mut() {
+                    let out = &mut hb[5 * rl * k..5 * rl * (k + 1)];
+                    let [xx, yy, xy] = &mut prod;
+                    products(xr, yr, xx, yy, xy);
+                    let srcs: [&[f32]; 5] = [xr, yr, xx, yy, xy];
+                    for (src, o) in srcs.into_iter().zip(out.chunks_mut(rl)) {
+                        blur_row(src, o, wts, &mut pad);
+                    }
                 }
             }
-        }
-        s
-    });
+            s
+        },
+    );
     let mut loss = (1.0 - lambda) * l1 / n;
     if !ssim {
         return loss;
@@ -295,31 +292,35 @@ pub fn l1_dssim(
     //    horizontal blurs (row-local, so in the same pass).
     let scale = (-lambda / n) as f32;
     let h5 = &buf.h5;
-    let ssim_sum = bands(buf.h3.chunks_mut(3 * rl * band).collect(), |bi, hb| {
-        let mut mu: [Vec<f32>; 5] = std::array::from_fn(|_| vec![0.0; rl]);
-        let mut d: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0; rl]);
-        let mut pad = vec![0.0; rl + 6 * R];
-        let mut tp = Vec::with_capacity(2 * R + 1);
-        let mut row_ssim = vec![0.0; rl];
-        let mut s = 0.0f64;
-        for (k, out) in hb.chunks_mut(3 * rl).enumerate() {
-            let y = bi * band + k;
-            for (m, v) in mu.iter_mut().enumerate() {
-                taps(h5, 5, m, rl, y, h, wts, &mut tp);
-                blur_taps(&tp, v);
+    let ssim_sum = bands(
+        pool,
+        buf.h3.chunks_mut(3 * rl * band).collect(),
+        |bi, hb| {
+            let mut mu: [Vec<f32>; 5] = std::array::from_fn(|_| vec![0.0; rl]);
+            let mut d: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0; rl]);
+            let mut pad = vec![0.0; rl + 6 * R];
+            let mut tp = Vec::with_capacity(2 * R + 1);
+            let mut row_ssim = vec![0.0; rl];
+            let mut s = 0.0f64;
+            for (k, out) in hb.chunks_mut(3 * rl).enumerate() {
+                let y = bi * band + k;
+                for (m, v) in mu.iter_mut().enumerate() {
+                    taps(h5, 5, m, rl, y, h, wts, &mut tp);
+                    blur_taps(&tp, v);
+                }
+                s += ssim_row(&mu, &mut d, scale, &mut row_ssim);
+                for (dm, o) in d.iter().zip(out.chunks_mut(rl)) {
+                    blur_row(dm, o, wts, &mut pad);
+                }
             }
-            s += ssim_row(&mu, &mut d, scale, &mut row_ssim);
-            for (dm, o) in d.iter().zip(out.chunks_mut(rl)) {
-                blur_row(dm, o, wts, &mut pad);
-            }
-        }
-        s
-    });
+            s
+        },
+    );
     loss += lambda * (1.0 - ssim_sum / n);
     // 3. Vertical blurs of the partials (the adjoint of the window sums), chained to the
     //    render.
     let h3 = &buf.h3;
-    bands(grad.chunks_mut(rl * band).collect(), |bi, gb| {
+    bands(pool, grad.chunks_mut(rl * band).collect(), |bi, gb| {
         let mut v: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0; rl]);
         let mut tp = Vec::with_capacity(2 * R + 1);
         for (k, g) in gb.chunks_mut(rl).enumerate() {
@@ -363,7 +364,8 @@ mod tests {
             crate::render::cpu::loss::l1_dssim(&f64s(&render), &f64s(&target), w, h, 0.2);
         for threads in [1, 2, 3] {
             let (mut buf, mut grad) = (LossBuffers::default(), Vec::new());
-            let l = l1_dssim(&render, &target, w, h, 0.2, &mut buf, &mut grad, threads);
+            let pool = Pool::new(threads);
+            let l = l1_dssim(&render, &target, w, h, 0.2, &mut buf, &mut grad, &pool);
             assert!((l - l_ref).abs() < 1e-5 * l_ref, "{l} {l_ref}");
             let (worst, at) = grad
                 .iter()

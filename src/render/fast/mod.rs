@@ -53,6 +53,7 @@ pub mod bin;
 pub mod chain;
 pub mod forward;
 pub mod loss;
+pub mod pool;
 pub mod project;
 pub mod projv;
 pub mod tile;
@@ -70,6 +71,7 @@ use super::{
 };
 use backward::{Acc, BwdState};
 use bin::Bins;
+use pool::Pool;
 use project::{Params, Splat, View};
 use tile::{Rec, TilePix, W};
 
@@ -80,6 +82,8 @@ const CHUNK: usize = 512;
 /// Multi-threaded f32 tile rasteriser on the CPU.
 pub struct FastRenderer {
     threads: usize,
+    /// Worker threads for the parallel loops (kept, not started per loop).
+    pool: Pool,
     gaussians: Gaussians,
     state: AdamState,
     /// Camera and pose of the latest forward (`None`: no forward to differentiate).
@@ -155,7 +159,7 @@ struct BwdWorker {
 /// Runs `work` on every item on `states.len()` threads (the caller's among them), handing the
 /// items out one at a time; each item must be computed alone, so which thread takes it does not
 /// change the result.
-fn par_items<S, I>(states: &mut [S], items: I, work: impl Fn(&mut S, I::Item) + Sync)
+fn par_items<S, I>(pool: &Pool, states: &mut [S], items: I, work: impl Fn(&mut S, I::Item) + Sync)
 where
     S: Send,
     I: Iterator + Send,
@@ -167,15 +171,22 @@ where
         let Some(item) = next else { break };
         work(st, item);
     };
-    let Some((mine, others)) = states.split_last_mut() else {
-        return;
-    };
-    std::thread::scope(|sc| {
-        for st in others {
-            let take = &take;
-            sc.spawn(move || take(st));
+    if states.len() <= 1 || pool.threads() == 1 {
+        if let Some(st) = states.first_mut() {
+            take(st);
         }
-        take(mine);
+        return;
+    }
+    // One state per thread; threads beyond the states (or states beyond the threads) sit out.
+    let slots: Vec<Mutex<Option<&mut S>>> =
+        states.iter_mut().map(|s| Mutex::new(Some(s))).collect();
+    pool.run(&|i| {
+        let st = slots
+            .get(i)
+            .and_then(|s| s.lock().unwrap_or_else(|e| e.into_inner()).take());
+        if let Some(st) = st {
+            take(st);
+        }
     });
 }
 
@@ -203,9 +214,11 @@ impl FastRenderer {
 
     /// A renderer using `threads` threads (at least one).
     pub fn with_threads(threads: usize) -> Self {
-        let threads = threads.max(1);
+        let pool = Pool::new(threads.max(1));
+        let threads = pool.threads();
         Self {
             threads,
+            pool,
             gaussians: Gaussians::zeros(0, 0).expect("degree 0"),
             state: AdamState::new(0, 0).expect("degree 0"),
             view: None,
@@ -240,6 +253,7 @@ impl FastRenderer {
         self.proj.resize(n, None);
         let mut idle = vec![(); self.threads];
         par_items(
+            &self.pool,
             &mut idle,
             self.proj.chunks_mut(CHUNK).enumerate(),
             |_, (ci, chunk)| {
@@ -250,7 +264,7 @@ impl FastRenderer {
         );
         self.prof.lap("project");
         let (tx, ty) = cam.tiles();
-        self.bins.build(&self.proj, (tx, ty), self.threads);
+        self.bins.build(&self.proj, (tx, ty), &self.pool);
         self.prof.lap("bin");
         let ntiles = (tx * ty) as usize;
         self.tiles.resize(ntiles, TilePix::default());
@@ -272,6 +286,7 @@ impl FastRenderer {
             .zip(self.alpha.chunks_mut(w * W))
             .enumerate();
         par_items(
+            &self.pool,
             &mut idle,
             items,
             |_, (y, ((((band, mut recs), colour), depth), alpha))| {
@@ -335,6 +350,7 @@ impl FastRenderer {
         // into their slots, so tiles can be shared out dynamically and the gradients are still
         // the same bits on every run.
         par_items(
+            &self.pool,
             &mut self.bwd,
             self.tiles.iter().enumerate(),
             |wk, (t, px)| {
@@ -380,7 +396,7 @@ impl FastRenderer {
         let sums = &self.sums;
         let nvis = bins.order.len();
         let mut idle = vec![(); self.threads];
-        par_items(&mut idle, (0..nvis).step_by(CHUNK), |_, r0| {
+        par_items(&self.pool, &mut idle, (0..nvis).step_by(CHUNK), |_, r0| {
             for r in r0..(r0 + CHUNK).min(nvis) {
                 let mut s = [0.0f64; 10];
                 let ks = bins.slots_of(r);
@@ -405,6 +421,7 @@ impl FastRenderer {
         self.pose_parts.clear();
         self.pose_parts.resize(parts.len(), [0.0; 6]);
         par_items(
+            &self.pool,
             &mut idle,
             parts.into_iter().zip(self.pose_parts.iter_mut()),
             |_, (mut out, pose)| {
@@ -459,7 +476,7 @@ impl FastRenderer {
             cfg.ssim_weight,
             &mut self.loss_buf,
             &mut self.loss_grad,
-            self.threads,
+            &self.pool,
         );
         self.prof.lap("loss");
         Ok(l)
@@ -551,7 +568,7 @@ impl Renderer for FastRenderer {
             &self.grads,
             &mut self.state,
             cfg,
-            self.threads,
+            &self.pool,
         );
         self.prof.lap("adam");
         self.have_grads = false;

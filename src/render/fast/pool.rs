@@ -88,6 +88,13 @@ impl Pool {
             unsafe { std::mem::transmute::<&'a (dyn Fn(usize) + Sync + 'a), &'static Job>(job) };
         {
             let mut st = self.shared.lock();
+            if st.job.is_some() {
+                // Called from inside a job (or from another thread meanwhile): the workers are
+                // taken, so every part runs here, in order.
+                drop(st);
+                (0..self.threads()).for_each(job);
+                return;
+            }
             st.job = Some(erased);
             st.generation += 1;
             st.pending = self.workers.len();
@@ -192,6 +199,20 @@ mod tests {
             n.fetch_add(1, Ordering::Relaxed);
         });
         assert_eq!(n.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_nested_job_runs_inline() {
+        let pool = Pool::new(2);
+        let n = AtomicUsize::new(0);
+        pool.run(&|_| {
+            pool.run(&|i| {
+                n.fetch_add(i + 1, Ordering::Relaxed);
+            });
+        });
+        // Each outer part ran the inner job: at least one inline (1 + 2), the other inline too
+        // or on the workers (1 + 2).
+        assert_eq!(n.load(Ordering::Relaxed), 6);
     }
 
     #[test]

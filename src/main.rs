@@ -37,6 +37,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    cli::allocator::keep_freed_memory();
     cli::init_logging();
     match Cli::parse().command {
         Command::Info(a) => cli::info::run(a),

@@ -1,5 +1,6 @@
 //! Subcommands of the binary; each file parses its arguments and calls the library.
 
+pub mod allocator;
 pub mod bench;
 pub mod bench_map;
 pub mod bench_pipeline;

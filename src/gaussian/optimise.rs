@@ -18,7 +18,7 @@ use super::resample::image_target_sized;
 use super::window::SyncPlan;
 use super::GaussianError;
 use crate::render::{
-    AdamConfig, AdamState, Camera as RenderCamera, Gaussians, Group, LossConfig, RenderError,
+    AdamConfig, AdamState, Camera as RenderCamera, Gaussians, LossConfig, RenderError,
     RenderOutput, RenderView, Renderer,
 };
 use crate::sensors::Image;
@@ -53,49 +53,38 @@ pub struct FrameStats {
     pub filled: usize,
 }
 
-/// Converts window Gaussians to the renderer's flat layout (group by group, one contiguous
-/// run per group: no index arithmetic per value).
+/// The six groups of a flat parameter vector of `n` Gaussians, in storage order.
+fn groups_mut(data: &mut [f32], n: usize, sh_degree: u32) -> [&mut [f32]; 6] {
+    let mut rest = data;
+    crate::render::group_widths(sh_degree).map(|w| {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(w * n);
+        rest = tail;
+        head
+    })
+}
+
+/// Converts window Gaussians to the renderer's flat layout in one pass over the window (each
+/// Gaussian read once, its values sent to the six group runs).
 pub fn to_render(gs: &[Gaussian], sh_degree: u32) -> Result<Gaussians, GaussianError> {
     let mut out = Gaussians::zeros(gs.len(), sh_degree)?;
     let k = crate::render::sh_coeffs(sh_degree);
-    // Generic (not `dyn`) so each group's copy is inlined into its loop.
-    fn each(
-        out: &mut Gaussians,
-        gs: &[Gaussian],
-        grp: Group,
-        w: usize,
-        f: impl Fn(&Gaussian, &mut [f32]),
-    ) {
-        if w > 0 {
-            for (d, g) in out.group_mut(grp).chunks_exact_mut(w).zip(gs) {
-                f(g, d);
-            }
+    let [mean, scale, rot, opacity, dc, rest] = groups_mut(&mut out.data, gs.len(), sh_degree);
+    for (i, g) in gs.iter().enumerate() {
+        mean[3 * i..3 * i + 3].copy_from_slice(&g.mean);
+        scale[3 * i..3 * i + 3].copy_from_slice(&g.log_scale);
+        rot[4 * i..4 * i + 4].copy_from_slice(&g.rotation);
+        opacity[i] = g.opacity_logit;
+        dc[3 * i..3 * i + 3].copy_from_slice(&g.sh[0]);
+        let r = 3 * (k - 1) * i;
+        for (j, c) in g.sh[1..k].iter().enumerate() {
+            rest[r + 3 * j..r + 3 * j + 3].copy_from_slice(c);
         }
     }
-    each(&mut out, gs, Group::Mean, 3, |g, d| {
-        d.copy_from_slice(&g.mean)
-    });
-    each(&mut out, gs, Group::LogScale, 3, |g, d| {
-        d.copy_from_slice(&g.log_scale)
-    });
-    each(&mut out, gs, Group::Rotation, 4, |g, d| {
-        d.copy_from_slice(&g.rotation)
-    });
-    each(&mut out, gs, Group::Opacity, 1, |g, d| {
-        d[0] = g.opacity_logit
-    });
-    each(&mut out, gs, Group::ShDc, 3, |g, d| {
-        d.copy_from_slice(&g.sh[0])
-    });
-    each(&mut out, gs, Group::ShRest, 3 * (k - 1), |g, d| {
-        for (j, c) in d.chunks_exact_mut(3).enumerate() {
-            c.copy_from_slice(&g.sh[j + 1]);
-        }
-    });
     Ok(out)
 }
 
-/// Copies the renderer's parameters back into window Gaussians (same count and order).
+/// Copies the renderer's parameters back into window Gaussians (same count and order), in one
+/// pass over the window.
 pub fn from_render(src: &Gaussians, gs: &mut [Gaussian]) -> Result<(), GaussianError> {
     if src.len() != gs.len() {
         return Err(GaussianError::Render(format!(
@@ -105,35 +94,35 @@ pub fn from_render(src: &Gaussians, gs: &mut [Gaussian]) -> Result<(), GaussianE
         )));
     }
     let k = crate::render::sh_coeffs(src.sh_degree());
-    // Generic (not `dyn`) so each group's copy is inlined into its loop.
-    fn each(
-        src: &Gaussians,
-        gs: &mut [Gaussian],
-        grp: Group,
-        w: usize,
-        f: impl Fn(&[f32], &mut Gaussian),
-    ) {
-        if w > 0 {
-            for (v, g) in src.group(grp).chunks_exact(w).zip(gs.iter_mut()) {
-                f(v, g);
-            }
+    let [mean, scale, rot, opacity, dc, rest] = crate::render::GROUPS.map(|g| src.group(g));
+    for (i, g) in gs.iter_mut().enumerate() {
+        g.mean.copy_from_slice(&mean[3 * i..3 * i + 3]);
+        g.log_scale.copy_from_slice(&scale[3 * i..3 * i + 3]);
+        g.rotation.copy_from_slice(&rot[4 * i..4 * i + 4]);
+        g.opacity_logit = opacity[i];
+        g.sh[0].copy_from_slice(&dc[3 * i..3 * i + 3]);
+        let r = 3 * (k - 1) * i;
+        for (j, c) in g.sh[1..k].iter_mut().enumerate() {
+            c.copy_from_slice(&rest[r + 3 * j..r + 3 * j + 3]);
         }
     }
-    each(src, gs, Group::Mean, 3, |v, g| g.mean.copy_from_slice(v));
-    each(src, gs, Group::LogScale, 3, |v, g| {
-        g.log_scale.copy_from_slice(v)
-    });
-    each(src, gs, Group::Rotation, 4, |v, g| {
-        g.rotation.copy_from_slice(v)
-    });
-    each(src, gs, Group::Opacity, 1, |v, g| g.opacity_logit = v[0]);
-    each(src, gs, Group::ShDc, 3, |v, g| g.sh[0].copy_from_slice(v));
-    each(src, gs, Group::ShRest, 3 * (k - 1), |v, g| {
-        for (j, c) in v.chunks_exact(3).enumerate() {
-            g.sh[j + 1].copy_from_slice(c);
-        }
-    });
     Ok(())
+}
+
+/// [`Gaussian::is_finite`] as one vectorisable pass over the exponent bits (all ones: an
+/// infinity or a NaN) instead of a branch per value.
+fn all_finite(g: &Gaussian) -> bool {
+    const EXP: u32 = 0x7f80_0000;
+    let bad = |v: &[f32]| {
+        v.iter()
+            .fold(0u32, |m, x| m | u32::from(x.to_bits() & EXP == EXP))
+    };
+    (bad(&g.mean)
+        | bad(&g.log_scale)
+        | bad(&g.rotation)
+        | bad(&[g.opacity_logit])
+        | bad(g.sh.as_flattened()))
+        == 0
 }
 
 /// Applies a window sync plan to per-slot moments: replay moves, resize, zero dirty slots.
@@ -504,7 +493,7 @@ impl GaussianMapper {
         stats.pruned = window.prune(map, |g, depth| {
             // Oversized relative to the Gaussian's own cell.
             let cell = root / (1u32 << depth.min(20)) as f32;
-            !g.is_finite()
+            !all_finite(g)
                 || g.opacity() < cfg.prune_opacity
                 || g.max_scale() > cfg.prune_scale * cell
         });
@@ -680,7 +669,7 @@ impl GaussianMapper {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::GROUPS;
+    use crate::render::{Group, GROUPS};
 
     /// Moments whose values name their slot, group and component.
     fn labelled(n: usize, deg: u32) -> Gaussians {
@@ -715,6 +704,69 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn all_finite_agrees_with_is_finite() {
+        let mut g = Gaussian::default();
+        assert!(all_finite(&g) && g.is_finite());
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for (k, ok) in [f32::MAX, f32::MIN_POSITIVE, -0.0, 1e-40]
+                .into_iter()
+                .enumerate()
+            {
+                let mut h = g;
+                h.sh[15][2] = ok;
+                h.mean[k % 3] = ok;
+                assert!(all_finite(&h) && h.is_finite());
+                match k {
+                    0 => h.mean[1] = bad,
+                    1 => h.rotation[3] = bad,
+                    2 => h.opacity_logit = bad,
+                    _ => h.sh[9][1] = bad,
+                }
+                assert!(!all_finite(&h) && !h.is_finite(), "{h:?}");
+            }
+        }
+        g.log_scale[2] = f32::NAN;
+        assert!(!all_finite(&g));
+    }
+
+    #[test]
+    fn render_layout_round_trips_and_puts_each_value_in_its_group() {
+        for deg in [0, 1, 3] {
+            let k = crate::render::sh_coeffs(deg);
+            // Every value distinct: slot, field and component.
+            let gs: Vec<Gaussian> = (0..5)
+                .map(|i| {
+                    let v = |f: usize, c: usize| (1000 * i + 10 * f + c) as f32;
+                    let mut g = Gaussian {
+                        mean: [v(0, 0), v(0, 1), v(0, 2)],
+                        log_scale: [v(1, 0), v(1, 1), v(1, 2)],
+                        rotation: [v(2, 0), v(2, 1), v(2, 2), v(2, 3)],
+                        opacity_logit: v(3, 0),
+                        ..Default::default()
+                    };
+                    for (j, c) in g.sh.iter_mut().enumerate().take(k) {
+                        *c = [v(4 + j, 0), v(4 + j, 1), v(4 + j, 2)];
+                    }
+                    g
+                })
+                .collect();
+            let r = to_render(&gs, deg).unwrap();
+            for (i, g) in gs.iter().enumerate() {
+                assert_eq!(r.get(Group::Mean, i), &g.mean);
+                assert_eq!(r.get(Group::LogScale, i), &g.log_scale);
+                assert_eq!(r.get(Group::Rotation, i), &g.rotation);
+                assert_eq!(r.get(Group::Opacity, i), &[g.opacity_logit]);
+                assert_eq!(r.get(Group::ShDc, i), &g.sh[0]);
+                assert_eq!(r.get(Group::ShRest, i), g.sh[1..k].concat());
+            }
+            let mut back = vec![Gaussian::default(); gs.len()];
+            from_render(&r, &mut back).unwrap();
+            assert_eq!(back, gs, "degree {deg}");
+            assert!(from_render(&r, &mut back[1..]).is_err());
+        }
     }
 
     #[test]

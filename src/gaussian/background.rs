@@ -29,6 +29,34 @@ fn ray(cam: &Camera, u: f64, v: f64) -> Vector3<f64> {
     Vector3::new((u - cam.cx) / cam.fx, (v - cam.cy) / cam.fy, 1.0)
 }
 
+/// Where one view (camera and rotation) looks in a background's grid: the bilinear taps of its
+/// lookup grid ([`Background::per_pixel`]) and of its fit blocks' centres
+/// ([`Background::fit`]). They depend on the view only, not on the fitted colours, so a
+/// frame that looks up and fits the same view several times computes their trigonometry once.
+#[derive(Debug, Clone)]
+pub struct BackgroundLookup {
+    cam: Camera,
+    rotation: nalgebra::UnitQuaternion<f64>,
+    bins: (usize, usize),
+    block: usize,
+    /// Lookup grid pixel columns and rows.
+    xs: Vec<usize>,
+    ys: Vec<usize>,
+    /// Taps per lookup grid point (row-major) and per fit block (row-major).
+    grid: Vec<[(usize, f64); 4]>,
+    blocks: Vec<[(usize, f64); 4]>,
+}
+
+impl BackgroundLookup {
+    /// Whether this was made for view `cam`, `t_cw` of a grid like `bg`'s.
+    pub fn fits(&self, bg: &Background, cam: &Camera, t_cw: &Isometry3<f64>) -> bool {
+        self.bins == bg.bins()
+            && self.cam == *cam
+            && self.rotation.coords == t_cw.rotation.coords
+            && self.block == bg.block(cam)
+    }
+}
+
 /// Direction-dependent background colour (exposure-normalised RGB).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Background {
@@ -131,35 +159,107 @@ impl Background {
         out
     }
 
+    /// Where a view's lookup grid and fit blocks fall on the cells (see [`BackgroundLookup`]).
+    pub fn lookup(&self, cam: &Camera, t_cw: &Isometry3<f64>) -> BackgroundLookup {
+        let r_wc = t_cw.rotation.inverse();
+        let (w, h) = (cam.width as usize, cam.height as usize);
+        let block = self.block(cam);
+        // Grid points every `block` pixels, the last on the last pixel (no extrapolation).
+        let points = |n: usize| -> Vec<usize> {
+            let mut p: Vec<usize> = (0..n).step_by(block).collect();
+            if n > 0 && p.last() != Some(&(n - 1)) {
+                p.push(n - 1);
+            }
+            p
+        };
+        let (xs, ys) = (points(w), points(h));
+        let taps_of = |u: f64, v: f64| {
+            let (x, y) = self.grid_coords(&(r_wc * ray(cam, u, v)));
+            self.taps(x, y)
+        };
+        let mut grid = Vec::with_capacity(xs.len() * ys.len());
+        for &v in &ys {
+            for &u in &xs {
+                grid.push(taps_of(u as f64, v as f64));
+            }
+        }
+        let (bw, bh) = (w.div_ceil(block), h.div_ceil(block));
+        let mut blocks = Vec::with_capacity(bw * bh);
+        for by in 0..bh {
+            for bx in 0..bw {
+                // Centre of the pixels the block holds (edge blocks may be cut).
+                let uc = (bx * block + (bx * block + block).min(w) - 1) as f64 / 2.0;
+                let vc = (by * block + (by * block + block).min(h) - 1) as f64 / 2.0;
+                blocks.push(taps_of(uc, vc));
+            }
+        }
+        BackgroundLookup {
+            cam: *cam,
+            rotation: t_cw.rotation,
+            bins: self.bins(),
+            block,
+            xs,
+            ys,
+            grid,
+            blocks,
+        }
+    }
+
+    /// `lookup` when it was made for this view and grid, else a new one for it.
+    fn lookup_for<'a>(
+        &self,
+        lookup: Option<&'a BackgroundLookup>,
+        cam: &Camera,
+        t_cw: &Isometry3<f64>,
+    ) -> std::borrow::Cow<'a, BackgroundLookup> {
+        match lookup {
+            Some(l) if l.fits(self, cam, t_cw) => std::borrow::Cow::Borrowed(l),
+            _ => std::borrow::Cow::Owned(self.lookup(cam, t_cw)),
+        }
+    }
+
+    /// Bilinear sample of the baked colours at precomputed taps (what `colour_at` does after
+    /// finding them).
+    fn sample(&self, taps: &[(usize, f64); 4]) -> [f32; 3] {
+        let mut out = [0.0f32; 3];
+        for &(cell, w) in taps {
+            for (o, b) in out.iter_mut().zip(self.baked[cell]) {
+                *o += w as f32 * b;
+            }
+        }
+        out
+    }
+
     /// Per-pixel background (interleaved RGB) of a pinhole view with pose `t_cw`.
     ///
     /// Looked up on a grid of every [`Background::block`]th pixel and interpolated in between:
     /// the background is smooth on that scale, and the lookups' trigonometry would otherwise
     /// cost as much as a small render.
     pub fn per_pixel(&self, cam: &Camera, t_cw: &Isometry3<f64>) -> Vec<f32> {
-        let r_wc = t_cw.rotation.inverse();
+        let mut out = Vec::new();
+        self.per_pixel_into(cam, t_cw, None, &mut out);
+        out
+    }
+
+    /// [`Background::per_pixel`] into `out` (resized), with the view's `lookup` when it has
+    /// one (its trigonometry is then not repeated).
+    pub fn per_pixel_into(
+        &self,
+        cam: &Camera,
+        t_cw: &Isometry3<f64>,
+        lookup: Option<&BackgroundLookup>,
+        out: &mut Vec<f32>,
+    ) {
         let (w, h) = (cam.width as usize, cam.height as usize);
-        let mut out = vec![0f32; w * h * 3];
+        out.clear();
+        out.resize(w * h * 3, 0.0);
         if w == 0 || h == 0 {
-            return out;
+            return;
         }
-        let block = self.block(cam);
-        // Grid points every `block` pixels, the last on the last pixel (no extrapolation).
-        let points = |n: usize| -> Vec<usize> {
-            let mut p: Vec<usize> = (0..n).step_by(block).collect();
-            if p.last() != Some(&(n - 1)) {
-                p.push(n - 1);
-            }
-            p
-        };
-        let (xs, ys) = (points(w), points(h));
+        let lk = self.lookup_for(lookup, cam, t_cw);
+        let (block, xs, ys) = (lk.block, &lk.xs, &lk.ys);
         let gw = xs.len();
-        let mut grid = vec![[0f32; 3]; gw * ys.len()];
-        for (by, &v) in ys.iter().enumerate() {
-            for (bx, &u) in xs.iter().enumerate() {
-                grid[by * gw + bx] = self.colour_at(&(r_wc * ray(cam, u as f64, v as f64)));
-            }
-        }
+        let grid: Vec<[f32; 3]> = lk.grid.iter().map(|t| self.sample(t)).collect();
         // Interpolation index and weight of a pixel along one axis.
         let locate = |p: &[usize], i: usize| -> (usize, usize, f32) {
             let k = (i / block).min(p.len() - 1);
@@ -172,11 +272,11 @@ impl Background {
             };
             (k, k1, f)
         };
-        let cols: Vec<(usize, usize, f32)> = (0..w).map(|u| locate(&xs, u)).collect();
+        let cols: Vec<(usize, usize, f32)> = (0..w).map(|u| locate(xs, u)).collect();
         let mut row = vec![[0f32; 3]; gw];
         for (v, line) in out.chunks_exact_mut(w * 3).enumerate() {
             // Interpolate the grid rows first, then along the row.
-            let (y0, y1, fy) = locate(&ys, v);
+            let (y0, y1, fy) = locate(ys, v);
             let (top, bot) = (&grid[y0 * gw..(y0 + 1) * gw], &grid[y1 * gw..(y1 + 1) * gw]);
             for ((r, t), b) in row.iter_mut().zip(top).zip(bot) {
                 for k in 0..3 {
@@ -190,7 +290,6 @@ impl Background {
                 }
             }
         }
-        out
     }
 
     /// Fits the cells a view sees to `target` given the map's `colour` and `alpha` there (the
@@ -207,6 +306,21 @@ impl Background {
         alpha: &[f32],
         decay: f64,
     ) {
+        self.fit_with(cam, t_cw, None, target, colour, alpha, decay);
+    }
+
+    /// [`Background::fit`] with the view's `lookup` when it has one.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fit_with(
+        &mut self,
+        cam: &Camera,
+        t_cw: &Isometry3<f64>,
+        lookup: Option<&BackgroundLookup>,
+        target: &[f32],
+        colour: &[f32],
+        alpha: &[f32],
+        decay: f64,
+    ) {
         let (w, h) = (cam.width as usize, cam.height as usize);
         if w == 0
             || h == 0
@@ -216,9 +330,11 @@ impl Background {
         {
             return;
         }
-        let block = self.block(cam);
+        let lk = self.lookup_for(lookup, cam, t_cw);
+        let block = lk.block;
         let (bw, bh) = (w.div_ceil(block), h.div_ceil(block));
-        // Per block: sum (1 - a)(t - c) per channel, sum (1 - a)^2, pixel count.
+        // Per block: sum (1 - a)(t - c) per channel, sum (1 - a)^2, pixel count (in pixel
+        // order within a block: rows top-down, each left to right).
         let mut pool = vec![([0.0f64; 3], 0.0f64, 0.0f64); bw * bh];
         for v in 0..h {
             let blocks = &mut pool[(v / block) * bw..(v / block + 1) * bw];
@@ -227,43 +343,37 @@ impl Background {
                 &target[v * w * 3..(v + 1) * w * 3],
                 &colour[v * w * 3..(v + 1) * w * 3],
             );
-            for (u, ((a, t3), c3)) in a_row
-                .iter()
-                .zip(t_row.chunks_exact(3))
-                .zip(c_row.chunks_exact(3))
-                .enumerate()
-            {
-                let p = &mut blocks[u / block];
-                p.2 += 1.0;
-                let t = 1.0 - f64::from(*a).clamp(0.0, 1.0);
-                if t <= 1e-3 {
-                    continue;
+            for (p, ((a_b, t_b), c_b)) in blocks.iter_mut().zip(
+                a_row
+                    .chunks(block)
+                    .zip(t_row.chunks(3 * block))
+                    .zip(c_row.chunks(3 * block)),
+            ) {
+                // A count of whole pixels: exact, as the sum of ones it replaces.
+                p.2 += a_b.len() as f64;
+                for ((a, t3), c3) in a_b.iter().zip(t_b.chunks_exact(3)).zip(c_b.chunks_exact(3)) {
+                    let t = 1.0 - f64::from(*a).clamp(0.0, 1.0);
+                    if t <= 1e-3 {
+                        continue;
+                    }
+                    for k in 0..3 {
+                        p.0[k] += t * (f64::from(t3[k]) - f64::from(c3[k]));
+                    }
+                    p.1 += t * t;
                 }
-                for k in 0..3 {
-                    p.0[k] += t * (f64::from(t3[k]) - f64::from(c3[k]));
-                }
-                p.1 += t * t;
             }
         }
-        let r_wc = t_cw.rotation.inverse();
         let mut num = vec![[0.0f64; 3]; self.den.len()];
         let mut den = vec![0.0f64; self.den.len()];
         let mut cover = vec![0.0f64; self.den.len()];
-        for by in 0..bh {
-            for bx in 0..bw {
-                let (sum, sq, n) = pool[by * bw + bx];
-                // Centre of the pixels the block holds (edge blocks may be cut).
-                let uc = (bx * block + (bx * block + block).min(w) - 1) as f64 / 2.0;
-                let vc = (by * block + (by * block + block).min(h) - 1) as f64 / 2.0;
-                let (x, y) = self.grid_coords(&(r_wc * ray(cam, uc, vc)));
-                for (cell, wt) in self.taps(x, y) {
-                    cover[cell] += wt * n;
-                    if sq > 0.0 {
-                        for (nc, s) in num[cell].iter_mut().zip(sum) {
-                            *nc += wt * s;
-                        }
-                        den[cell] += wt * sq;
+        for (&(sum, sq, n), taps) in pool.iter().zip(&lk.blocks) {
+            for &(cell, wt) in taps {
+                cover[cell] += wt * n;
+                if sq > 0.0 {
+                    for (nc, s) in num[cell].iter_mut().zip(sum) {
+                        *nc += wt * s;
                     }
+                    den[cell] += wt * sq;
                 }
             }
         }
@@ -447,6 +557,32 @@ mod tests {
             bg.fit(&c, &pose, &vec![0.0; n * 3], &colour, &vec![1.0; n], 0.5);
         }
         assert_eq!(bg.per_pixel(&c, &pose), got);
+    }
+
+    #[test]
+    fn a_views_lookup_gives_the_same_bits_and_a_stale_one_is_not_used() {
+        let c = cam();
+        let n = c.pixels();
+        let (pose, other) = (level(0.3), level(1.9));
+        let mut plain = Background::new(32);
+        let mut cached = plain.clone();
+        let lk = cached.lookup(&c, &pose);
+        assert!(lk.fits(&cached, &c, &pose) && !lk.fits(&cached, &c, &other));
+        let alpha: Vec<f32> = (0..n).map(|i| (i % 5) as f32 / 5.0).collect();
+        let colour = vec![0.1; n * 3];
+        for p in [pose, other, pose] {
+            let target = truth(&c, &p);
+            plain.fit(&c, &p, &target, &colour, &alpha, 0.7);
+            // Always handed the first view's lookup: used only where it fits.
+            cached.fit_with(&c, &p, Some(&lk), &target, &colour, &alpha, 0.7);
+            assert_eq!(cached, plain);
+            for q in [pose, other] {
+                let mut got = vec![7.0; 5];
+                cached.per_pixel_into(&c, &q, Some(&lk), &mut got);
+                assert_eq!(got, plain.per_pixel(&c, &q));
+            }
+        }
+        assert!(plain.is_fitted());
     }
 
     #[test]

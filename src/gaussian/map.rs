@@ -295,13 +295,6 @@ impl GaussianMap {
         Some((key, node))
     }
 
-    /// Gaussians in the node at `depth` over finest cell `leaf` and below it.
-    fn subtree_occupancy(&self, leaf: [i64; 3], depth: u32) -> usize {
-        self.find_node(leaf, depth)
-            .map(|(k, n)| self.roots[&k].nodes[n as usize].subtree as usize)
-            .unwrap_or(0)
-    }
-
     /// The node at `depth` over finest-grid cell `leaf`, created on demand; every node on
     /// the way counts one more Gaussian below it (the caller adds one there).
     fn node_for_insert(&mut self, leaf: [i64; 3], depth: u32) -> (RootKey, u32) {
@@ -461,7 +454,11 @@ impl GaussianMap {
                 leaf[2] >> sh,
                 i64::from(depth),
             ];
-            let existing = self.subtree_occupancy(leaf, depth);
+            // The cell's node, looked up once for its occupancy and its Gaussians.
+            let node = self
+                .find_node(leaf, depth)
+                .map(|(k, n)| &self.roots[&k].nodes[n as usize]);
+            let existing = node.map_or(0, |n| n.subtree as usize);
             let mine = claimed.entry(cell).or_default();
             if existing + mine.len() >= cap {
                 stats.occupied += 1;
@@ -473,8 +470,8 @@ impl GaussianMap {
                     (q[0] - p[0]).powi(2) + (q[1] - p[1]).powi(2) + (q[2] - p[2]).powi(2) < s * s
                 };
                 let crowded = mine.iter().any(|&j| near(&points[j]))
-                    || self.find_node(leaf, depth).is_some_and(|(k, n)| {
-                        self.roots[&k].nodes[n as usize].gaussians.iter().any(|&g| {
+                    || node.is_some_and(|n| {
+                        n.gaussians.iter().any(|&g| {
                             let m = self.store.mean(g);
                             near(&[f64::from(m[0]), f64::from(m[1]), f64::from(m[2])])
                         })

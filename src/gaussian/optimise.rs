@@ -9,7 +9,7 @@
 
 use nalgebra::Isometry3;
 
-use super::background::Background;
+use super::background::{Background, BackgroundLookup};
 use super::camera::CameraModel;
 use super::keyframes::KeyframePool;
 use super::mapper::GaussianMapper;
@@ -18,8 +18,8 @@ use super::resample::image_target_sized;
 use super::window::SyncPlan;
 use super::GaussianError;
 use crate::render::{
-    AdamConfig, AdamState, Camera as RenderCamera, Gaussians, Group, LossConfig, RenderError,
-    RenderOutput, Renderer,
+    AdamConfig, AdamState, Camera as RenderCamera, Gaussians, LossConfig, RenderError,
+    RenderOutput, RenderView, Renderer,
 };
 use crate::sensors::Image;
 
@@ -53,38 +53,38 @@ pub struct FrameStats {
     pub filled: usize,
 }
 
-/// Converts window Gaussians to the renderer's flat layout (group by group, one contiguous
-/// run per group: no index arithmetic per value).
+/// The six groups of a flat parameter vector of `n` Gaussians, in storage order.
+fn groups_mut(data: &mut [f32], n: usize, sh_degree: u32) -> [&mut [f32]; 6] {
+    let mut rest = data;
+    crate::render::group_widths(sh_degree).map(|w| {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(w * n);
+        rest = tail;
+        head
+    })
+}
+
+/// Converts window Gaussians to the renderer's flat layout in one pass over the window (each
+/// Gaussian read once, its values sent to the six group runs).
 pub fn to_render(gs: &[Gaussian], sh_degree: u32) -> Result<Gaussians, GaussianError> {
     let mut out = Gaussians::zeros(gs.len(), sh_degree)?;
     let k = crate::render::sh_coeffs(sh_degree);
-    let each = |out: &mut Gaussians, grp: Group, w: usize, f: &dyn Fn(&Gaussian, &mut [f32])| {
-        if w > 0 {
-            for (d, g) in out.group_mut(grp).chunks_exact_mut(w).zip(gs) {
-                f(g, d);
-            }
+    let [mean, scale, rot, opacity, dc, rest] = groups_mut(&mut out.data, gs.len(), sh_degree);
+    for (i, g) in gs.iter().enumerate() {
+        mean[3 * i..3 * i + 3].copy_from_slice(&g.mean);
+        scale[3 * i..3 * i + 3].copy_from_slice(&g.log_scale);
+        rot[4 * i..4 * i + 4].copy_from_slice(&g.rotation);
+        opacity[i] = g.opacity_logit;
+        dc[3 * i..3 * i + 3].copy_from_slice(&g.sh[0]);
+        let r = 3 * (k - 1) * i;
+        for (j, c) in g.sh[1..k].iter().enumerate() {
+            rest[r + 3 * j..r + 3 * j + 3].copy_from_slice(c);
         }
-    };
-    each(&mut out, Group::Mean, 3, &|g, d| d.copy_from_slice(&g.mean));
-    each(&mut out, Group::LogScale, 3, &|g, d| {
-        d.copy_from_slice(&g.log_scale)
-    });
-    each(&mut out, Group::Rotation, 4, &|g, d| {
-        d.copy_from_slice(&g.rotation)
-    });
-    each(&mut out, Group::Opacity, 1, &|g, d| d[0] = g.opacity_logit);
-    each(&mut out, Group::ShDc, 3, &|g, d| {
-        d.copy_from_slice(&g.sh[0])
-    });
-    each(&mut out, Group::ShRest, 3 * (k - 1), &|g, d| {
-        for (j, c) in d.chunks_exact_mut(3).enumerate() {
-            c.copy_from_slice(&g.sh[j + 1]);
-        }
-    });
+    }
     Ok(out)
 }
 
-/// Copies the renderer's parameters back into window Gaussians (same count and order).
+/// Copies the renderer's parameters back into window Gaussians (same count and order), in one
+/// pass over the window.
 pub fn from_render(src: &Gaussians, gs: &mut [Gaussian]) -> Result<(), GaussianError> {
     if src.len() != gs.len() {
         return Err(GaussianError::Render(format!(
@@ -94,24 +94,35 @@ pub fn from_render(src: &Gaussians, gs: &mut [Gaussian]) -> Result<(), GaussianE
         )));
     }
     let k = crate::render::sh_coeffs(src.sh_degree());
-    let mut each = |grp: Group, w: usize, f: &dyn Fn(&[f32], &mut Gaussian)| {
-        if w > 0 {
-            for (v, g) in src.group(grp).chunks_exact(w).zip(gs.iter_mut()) {
-                f(v, g);
-            }
+    let [mean, scale, rot, opacity, dc, rest] = crate::render::GROUPS.map(|g| src.group(g));
+    for (i, g) in gs.iter_mut().enumerate() {
+        g.mean.copy_from_slice(&mean[3 * i..3 * i + 3]);
+        g.log_scale.copy_from_slice(&scale[3 * i..3 * i + 3]);
+        g.rotation.copy_from_slice(&rot[4 * i..4 * i + 4]);
+        g.opacity_logit = opacity[i];
+        g.sh[0].copy_from_slice(&dc[3 * i..3 * i + 3]);
+        let r = 3 * (k - 1) * i;
+        for (j, c) in g.sh[1..k].iter_mut().enumerate() {
+            c.copy_from_slice(&rest[r + 3 * j..r + 3 * j + 3]);
         }
-    };
-    each(Group::Mean, 3, &|v, g| g.mean.copy_from_slice(v));
-    each(Group::LogScale, 3, &|v, g| g.log_scale.copy_from_slice(v));
-    each(Group::Rotation, 4, &|v, g| g.rotation.copy_from_slice(v));
-    each(Group::Opacity, 1, &|v, g| g.opacity_logit = v[0]);
-    each(Group::ShDc, 3, &|v, g| g.sh[0].copy_from_slice(v));
-    each(Group::ShRest, 3 * (k - 1), &|v, g| {
-        for (j, c) in v.chunks_exact(3).enumerate() {
-            g.sh[j + 1].copy_from_slice(c);
-        }
-    });
+    }
     Ok(())
+}
+
+/// [`Gaussian::is_finite`] as one vectorisable pass over the exponent bits (all ones: an
+/// infinity or a NaN) instead of a branch per value.
+fn all_finite(g: &Gaussian) -> bool {
+    const EXP: u32 = 0x7f80_0000;
+    let bad = |v: &[f32]| {
+        v.iter()
+            .fold(0u32, |m, x| m | u32::from(x.to_bits() & EXP == EXP))
+    };
+    (bad(&g.mean)
+        | bad(&g.log_scale)
+        | bad(&g.rotation)
+        | bad(&[g.opacity_logit])
+        | bad(g.sh.as_flattened()))
+        == 0
 }
 
 /// Applies a window sync plan to per-slot moments: replay moves, resize, zero dirty slots.
@@ -193,6 +204,64 @@ pub(crate) struct OptimState {
     pub background: Option<Background>,
     /// Frames optimised so far.
     pub frames: u64,
+    /// Per-pixel buffers reused from iteration to iteration and frame to frame.
+    scratch: Scratch,
+    /// Background lookups of recent keyframe views, oldest first.
+    keyframe_lookups: Vec<BackgroundLookup>,
+}
+
+/// Per-pixel working buffers of a frame's optimisation (the images are 3 or 1 values a pixel at
+/// the optimisation resolution): allocated once, not per iteration.
+#[derive(Default)]
+struct Scratch {
+    /// Background behind the render, interleaved RGB.
+    background: Vec<f32>,
+    /// The loss's target: the training image less the background showing through.
+    adjusted: Vec<f32>,
+    d_colour: Vec<f32>,
+    d_alpha: Vec<f32>,
+    /// Per-pixel mean absolute error (fill candidates).
+    error: Vec<f32>,
+}
+
+/// The images of the latest forward: the renderer's own (`copy` is `None`) or the copy it
+/// returned.
+fn view<'a>(
+    r: &'a dyn Renderer,
+    copy: &'a Option<RenderOutput>,
+) -> Result<RenderView<'a>, GaussianError> {
+    match copy {
+        Some(o) => Ok(o.view()),
+        None => Ok(r.forward_view().ok_or(RenderError::NoForward)?),
+    }
+}
+
+/// `target - (1 - alpha) bg` per value (interleaved RGB, one alpha a pixel) into `out`.
+fn subtract_background(target: &[f32], alpha: &[f32], bg: &[f32], out: &mut Vec<f32>) {
+    out.clear();
+    out.resize(target.len(), 0.0);
+    for (((o, t), b), a) in out
+        .chunks_exact_mut(3)
+        .zip(target.chunks_exact(3))
+        .zip(bg.chunks_exact(3))
+        .zip(alpha)
+    {
+        let k = 1.0 - a;
+        for c in 0..3 {
+            o[c] = t[c] - k * b[c];
+        }
+    }
+}
+
+/// d loss / d alpha = -bg . d loss / d composite, per pixel, into `out`.
+fn alpha_gradient(d_colour: &[f32], bg: &[f32], out: &mut Vec<f32>) {
+    out.clear();
+    out.extend(
+        d_colour
+            .chunks_exact(3)
+            .zip(bg.chunks_exact(3))
+            .map(|(g, b)| -(g[0] * b[0] + g[1] * b[1] + g[2] * b[2])),
+    );
 }
 
 /// What [`GaussianMapper::refit_target`] found and rendered for it (the first iteration
@@ -200,9 +269,11 @@ pub(crate) struct OptimState {
 struct Refit {
     /// The factor the target was scaled by, `None` when it was kept.
     scale: Option<f32>,
-    render: RenderOutput,
-    /// Per-pixel background behind the render (`None` when there is none yet or it is off).
-    background: Option<Vec<f32>>,
+    /// The render's copy (`None`: the renderer keeps it, [`view`]).
+    render: Option<RenderOutput>,
+    /// Whether the per-pixel background behind the render is in `Scratch::background` (not
+    /// when there is none yet or it is off).
+    background: bool,
 }
 
 /// Evidence a background cell keeps per fit (per optimisation iteration that sees it).
@@ -233,17 +304,22 @@ impl GaussianMapper {
             return Ok(());
         }
         let state = if !r.is_empty() {
-            let s = r.adam_state()?;
-            Some(AdamState {
-                m: permute_moments(&s.m, &plan)?,
-                v: permute_moments(&s.v, &plan)?,
-                step: s.step,
+            let permuted = |s: &AdamState| -> Result<AdamState, GaussianError> {
+                Ok(AdamState {
+                    m: permute_moments(&s.m, &plan)?,
+                    v: permute_moments(&s.v, &plan)?,
+                    step: s.step,
+                })
+            };
+            Some(match r.adam_state_ref() {
+                Some(s) => permuted(s)?,
+                None => permuted(&r.adam_state()?)?,
             })
         } else {
             None
         };
         let g = to_render(self.window().gaussians(), deg)?;
-        r.set_gaussians(&g, state.as_ref())?;
+        r.set_gaussians_owned(g, state)?;
         Ok(())
     }
 
@@ -301,11 +377,20 @@ impl GaussianMapper {
         // and the latest forward is the one a backward differentiates): rendered once, and so
         // is the background behind it (no fit in between).
         let mut first_forward = None;
-        let mut first_background = None;
+        let mut first_background = false;
+        // Where the frame's view falls on the background grid: looked up by the refit, the
+        // current-frame iterations and the fill (keyframes compute their own).
+        let lookup = match &self.optim.background {
+            Some(bg) if cfg.background => Some(bg.lookup(&cam, &t_cw)),
+            None if cfg.background => {
+                Some(Background::new(cfg.background_bins).lookup(&cam, &t_cw))
+            }
+            _ => None,
+        };
         // The first frame sets the map's brightness unit: its fresh discs (opacity 0.9, not yet
         // trained) render darker than the colours they were given, so nothing to refit against.
         if cfg.refit_exposure && cfg.iterations > 0 && self.optim.frames > 0 {
-            let refit = self.refit_target(r, &cam, &t_cw, &mut target)?;
+            let refit = self.refit_target(r, &cam, &t_cw, lookup.as_ref(), &mut target)?;
             stats.exposure_refit = refit.scale;
             first_forward = Some(refit.render);
             first_background = refit.background;
@@ -331,11 +416,12 @@ impl GaussianMapper {
             let current = std::ptr::eq(tgt, &target);
             if cfg.background || (current && (it == 0 || it + 2 >= cfg.iterations)) {
                 let first = it == 0 && current;
-                let out = match first_forward.take().filter(|_| first) {
+                let copy = match first_forward.take().filter(|_| first) {
                     Some(out) => out,
-                    None => r.forward(&cam, pose)?,
+                    None => r.forward_kept(&cam, pose)?,
                 };
-                let first_bgp = first_background.take().filter(|_| first);
+                let first_bg = std::mem::take(&mut first_background) && first;
+                let sc = &mut self.optim.scratch;
                 let l = if cfg.background {
                     // Composite = colour + (1 - alpha) bg. Fitting the colour to
                     // target - (1 - alpha) bg is the same loss; the gradient through alpha is
@@ -344,25 +430,40 @@ impl GaussianMapper {
                         .optim
                         .background
                         .get_or_insert_with(|| Background::new(cfg.background_bins));
-                    let bgp = first_bgp.unwrap_or_else(|| bg.per_pixel(&cam, pose));
-                    let adjusted: Vec<f32> = tgt
-                        .iter()
-                        .zip(&bgp)
-                        .enumerate()
-                        .map(|(i, (t, b))| t - (1.0 - out.alpha[i / 3]) * b)
-                        .collect();
-                    let (l, d) = r.loss(&adjusted, &loss)?;
-                    let d_alpha: Vec<f32> = d
-                        .chunks_exact(3)
-                        .zip(bgp.chunks_exact(3))
-                        .map(|(g, b)| -(g[0] * b[0] + g[1] * b[1] + g[2] * b[2]))
-                        .collect();
-                    r.backward(&d, None, Some(&d_alpha))?;
-                    bg.fit(&cam, pose, tgt, &out.colour, &out.alpha, BACKGROUND_DECAY);
+                    // A keyframe's view: its lookup kept while the keyframe is (the pool
+                    // is visited in turn, so each comes back every few frames).
+                    let lk = if current {
+                        lookup.as_ref()
+                    } else {
+                        let cache = &mut self.optim.keyframe_lookups;
+                        let at = match cache.iter().position(|l| l.fits(bg, &cam, pose)) {
+                            Some(at) => at,
+                            None => {
+                                if cache.len() > cfg.keyframes {
+                                    cache.remove(0);
+                                }
+                                cache.push(bg.lookup(&cam, pose));
+                                cache.len() - 1
+                            }
+                        };
+                        Some(&cache[at])
+                    };
+                    if !first_bg {
+                        bg.per_pixel_into(&cam, pose, lk, &mut sc.background);
+                    }
+                    let out = view(r, &copy)?;
+                    subtract_background(tgt, out.alpha, &sc.background, &mut sc.adjusted);
+                    // The fit changes only the background, which the loss and the backward do
+                    // not read (the adjusted target is made): fitted while the images are
+                    // at hand.
+                    bg.fit_with(&cam, pose, lk, tgt, out.colour, out.alpha, BACKGROUND_DECAY);
+                    let l = r.loss_into(&sc.adjusted, &loss, &mut sc.d_colour)?;
+                    alpha_gradient(&sc.d_colour, &sc.background, &mut sc.d_alpha);
+                    r.backward_kept(&sc.d_colour, None, Some(&sc.d_alpha))?;
                     l
                 } else {
-                    let (l, d) = r.loss(tgt, &loss)?;
-                    r.backward(&d, None, None)?;
+                    let l = r.loss_into(tgt, &loss, &mut sc.d_colour)?;
+                    r.backward_kept(&sc.d_colour, None, None)?;
                     l
                 };
                 r.adam_step(&adam)?;
@@ -378,10 +479,12 @@ impl GaussianMapper {
             stats.iterations += 1;
         }
         // Read back so the window (and write-back) hold the optimised values.
-        let back = r.gaussians()?;
-        from_render(&back, self.window_mut().gaussians_mut())?;
+        match r.gaussians_ref() {
+            Some(back) => from_render(back, self.window_mut().gaussians_mut())?,
+            None => from_render(&r.gaussians()?, self.window_mut().gaussians_mut())?,
+        }
         let fill = if cfg.fill {
-            self.fill_candidates(r, &cam, &t_cw, &target)?
+            self.fill_candidates(r, &cam, &t_cw, lookup.as_ref(), &target)?
         } else {
             Vec::new()
         };
@@ -390,7 +493,7 @@ impl GaussianMapper {
         stats.pruned = window.prune(map, |g, depth| {
             // Oversized relative to the Gaussian's own cell.
             let cell = root / (1u32 << depth.min(20)) as f32;
-            !g.is_finite()
+            !all_finite(g)
                 || g.opacity() < cfg.prune_opacity
                 || g.max_scale() > cfg.prune_scale * cell
         });
@@ -419,26 +522,44 @@ impl GaussianMapper {
         r: &mut dyn Renderer,
         cam: &RenderCamera,
         t_cw: &Isometry3<f64>,
+        lookup: Option<&BackgroundLookup>,
         target: &mut [f32],
     ) -> Result<Refit, GaussianError> {
-        let out = r.forward(cam, t_cw)?;
-        let mut composite = out.colour.clone();
-        let mut bgp = None;
-        if let (true, Some(bg)) = (self.config().background, self.optim.background.as_ref()) {
-            let b = bg.per_pixel(cam, t_cw);
-            for (i, (c, b)) in composite.iter_mut().zip(&b).enumerate() {
-                *c += (1.0 - out.alpha[i / 3]) * b;
+        let copy = r.forward_kept(cam, t_cw)?;
+        let out = view(r, &copy)?;
+        let enabled = self.config().background;
+        let sc = &mut self.optim.scratch;
+        let mut background = false;
+        let composite = match (enabled, self.optim.background.as_ref()) {
+            (true, Some(bg)) => {
+                bg.per_pixel_into(cam, t_cw, lookup, &mut sc.background);
+                background = true;
+                // The adjusted target's buffer, free until the iterations.
+                let c = &mut sc.adjusted;
+                c.clear();
+                c.extend_from_slice(out.colour);
+                for ((c, b), a) in c
+                    .chunks_exact_mut(3)
+                    .zip(sc.background.chunks_exact(3))
+                    .zip(out.alpha)
+                {
+                    let k = 1.0 - a;
+                    for ch in 0..3 {
+                        c[ch] += k * b[ch];
+                    }
+                }
+                &sc.adjusted[..]
             }
-            bgp = Some(b);
-        }
-        let k = super::exposure_fit::refit_scale(target, &composite, &out.alpha);
+            _ => out.colour,
+        };
+        let k = super::exposure_fit::refit_scale(target, composite, out.alpha);
         if let Some(k) = k {
             target.iter_mut().for_each(|v| *v *= k);
         }
         Ok(Refit {
             scale: k,
-            render: out,
-            background: bgp,
+            render: copy,
+            background,
         })
     }
 
@@ -452,25 +573,36 @@ impl GaussianMapper {
         r: &mut dyn Renderer,
         cam: &RenderCamera,
         t_cw: &Isometry3<f64>,
+        lookup: Option<&BackgroundLookup>,
         target: &[f32],
     ) -> Result<Vec<super::fill::FillPoint>, GaussianError> {
         let cfg = self.config().clone();
-        let out = r.forward(cam, t_cw)?;
-        let bgp = match &self.optim.background {
-            Some(bg) if cfg.background => bg.per_pixel(cam, t_cw),
-            _ => vec![0.0; out.colour.len()],
-        };
-        let error: Vec<f32> = (0..out.alpha.len())
-            .map(|i| {
-                (0..3)
-                    .map(|c| {
-                        let k = 3 * i + c;
-                        (target[k] - out.colour[k] - (1.0 - out.alpha[i]) * bgp[k]).abs()
-                    })
-                    .sum::<f32>()
-                    / 3.0
-            })
-            .collect();
+        let copy = r.forward_kept(cam, t_cw)?;
+        let out = view(r, &copy)?;
+        let sc = &mut self.optim.scratch;
+        match &self.optim.background {
+            Some(bg) if cfg.background => {
+                bg.per_pixel_into(cam, t_cw, lookup, &mut sc.background);
+            }
+            _ => {
+                sc.background.clear();
+                sc.background.resize(out.colour.len(), 0.0);
+            }
+        }
+        sc.error.clear();
+        sc.error.extend(
+            target
+                .chunks_exact(3)
+                .zip(out.colour.chunks_exact(3))
+                .zip(sc.background.chunks_exact(3))
+                .zip(out.alpha)
+                .map(|(((t, c), b), a)| {
+                    let k = 1.0 - a;
+                    let e = |ch: usize| (t[ch] - c[ch] - k * b[ch]).abs();
+                    (e(0) + e(1) + e(2)) / 3.0
+                }),
+        );
+        let error = std::mem::take(&mut sc.error);
         let params = super::fill::FillParams {
             step: cfg.fill_step as usize,
             max_alpha: 0.5,
@@ -479,15 +611,17 @@ impl GaussianMapper {
             max_extrapolation: cfg.fill_max_extrapolation,
             max_points: cfg.fill_max_points,
         };
-        Ok(super::fill::fill_points(
+        let points = super::fill::fill_points(
             self.window().gaussians(),
             cam,
             t_cw,
-            &out.alpha,
+            out.alpha,
             &error,
             target,
             &params,
-        ))
+        );
+        self.optim.scratch.error = error;
+        Ok(points)
     }
 
     /// The camera the window is optimised through: `resolution` when set, else the camera
@@ -509,14 +643,24 @@ impl GaussianMapper {
             return Ok(img);
         }
         let t_cw = self.camera_t_world(world_t_imu);
-        let out = r.forward(&cam, &t_cw)?;
+        let copy = r.forward_kept(&cam, &t_cw)?;
+        let out = view(r, &copy)?;
         let bgp = match &self.optim.background {
             Some(bg) if self.config().background => bg.per_pixel(&cam, &t_cw),
             _ => vec![0.0; out.colour.len()],
         };
-        for (i, (d, s)) in img.rgb.iter_mut().zip(&out.colour).enumerate() {
-            let v = s + (1.0 - out.alpha[i / 3]) * bgp[i];
-            *d = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+        for (((d, s), b), a) in img
+            .rgb
+            .chunks_exact_mut(3)
+            .zip(out.colour.chunks_exact(3))
+            .zip(bgp.chunks_exact(3))
+            .zip(out.alpha)
+        {
+            let k = 1.0 - a;
+            for c in 0..3 {
+                let v = s[c] + k * b[c];
+                d[c] = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+            }
         }
         Ok(img)
     }
@@ -525,7 +669,7 @@ impl GaussianMapper {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::GROUPS;
+    use crate::render::{Group, GROUPS};
 
     /// Moments whose values name their slot, group and component.
     fn labelled(n: usize, deg: u32) -> Gaussians {
@@ -560,6 +704,69 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn all_finite_agrees_with_is_finite() {
+        let mut g = Gaussian::default();
+        assert!(all_finite(&g) && g.is_finite());
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for (k, ok) in [f32::MAX, f32::MIN_POSITIVE, -0.0, 1e-40]
+                .into_iter()
+                .enumerate()
+            {
+                let mut h = g;
+                h.sh[15][2] = ok;
+                h.mean[k % 3] = ok;
+                assert!(all_finite(&h) && h.is_finite());
+                match k {
+                    0 => h.mean[1] = bad,
+                    1 => h.rotation[3] = bad,
+                    2 => h.opacity_logit = bad,
+                    _ => h.sh[9][1] = bad,
+                }
+                assert!(!all_finite(&h) && !h.is_finite(), "{h:?}");
+            }
+        }
+        g.log_scale[2] = f32::NAN;
+        assert!(!all_finite(&g));
+    }
+
+    #[test]
+    fn render_layout_round_trips_and_puts_each_value_in_its_group() {
+        for deg in [0, 1, 3] {
+            let k = crate::render::sh_coeffs(deg);
+            // Every value distinct: slot, field and component.
+            let gs: Vec<Gaussian> = (0..5)
+                .map(|i| {
+                    let v = |f: usize, c: usize| (1000 * i + 10 * f + c) as f32;
+                    let mut g = Gaussian {
+                        mean: [v(0, 0), v(0, 1), v(0, 2)],
+                        log_scale: [v(1, 0), v(1, 1), v(1, 2)],
+                        rotation: [v(2, 0), v(2, 1), v(2, 2), v(2, 3)],
+                        opacity_logit: v(3, 0),
+                        ..Default::default()
+                    };
+                    for (j, c) in g.sh.iter_mut().enumerate().take(k) {
+                        *c = [v(4 + j, 0), v(4 + j, 1), v(4 + j, 2)];
+                    }
+                    g
+                })
+                .collect();
+            let r = to_render(&gs, deg).unwrap();
+            for (i, g) in gs.iter().enumerate() {
+                assert_eq!(r.get(Group::Mean, i), &g.mean);
+                assert_eq!(r.get(Group::LogScale, i), &g.log_scale);
+                assert_eq!(r.get(Group::Rotation, i), &g.rotation);
+                assert_eq!(r.get(Group::Opacity, i), &[g.opacity_logit]);
+                assert_eq!(r.get(Group::ShDc, i), &g.sh[0]);
+                assert_eq!(r.get(Group::ShRest, i), g.sh[1..k].concat());
+            }
+            let mut back = vec![Gaussian::default(); gs.len()];
+            from_render(&r, &mut back).unwrap();
+            assert_eq!(back, gs, "degree {deg}");
+            assert!(from_render(&r, &mut back[1..]).is_err());
+        }
     }
 
     #[test]

@@ -175,6 +175,62 @@ pub trait Renderer: Send {
     fn loss(&mut self, target: &[f32], cfg: &LossConfig) -> Result<(f64, Vec<f32>), RenderError>;
     /// One Adam update of the Gaussians with the latest gradients.
     fn adam_step(&mut self, cfg: &AdamConfig) -> Result<(), RenderError>;
+    /// The Gaussians, borrowed where the backend keeps them in host memory (no copy); `None`:
+    /// read them back with [`Renderer::gaussians`].
+    fn gaussians_ref(&self) -> Option<&Gaussians> {
+        None
+    }
+    /// The Adam moments, borrowed where the backend keeps them in host memory (no copy);
+    /// `None`: read them back with [`Renderer::adam_state`].
+    fn adam_state_ref(&self) -> Option<&AdamState> {
+        None
+    }
+    /// [`Renderer::set_gaussians`] taking ownership (a host backend keeps the buffers instead
+    /// of copying them).
+    fn set_gaussians_owned(
+        &mut self,
+        g: Gaussians,
+        state: Option<AdamState>,
+    ) -> Result<(), RenderError> {
+        self.set_gaussians(&g, state.as_ref())
+    }
+    /// [`Renderer::forward`] for callers that only read the images: a backend that keeps them
+    /// in host memory returns `None` and lends them through [`Renderer::forward_view`] (no
+    /// copy); others return the copy `forward` makes.
+    fn forward_kept(
+        &mut self,
+        cam: &Camera,
+        t_cw: &Isometry3<f64>,
+    ) -> Result<Option<RenderOutput>, RenderError> {
+        self.forward(cam, t_cw).map(Some)
+    }
+    /// The latest forward's images while they can still be differentiated (until the next
+    /// Adam step), where [`Renderer::forward_kept`] kept them.
+    fn forward_view(&self) -> Option<RenderView<'_>> {
+        None
+    }
+    /// [`Renderer::loss`] writing d loss / d colour into `d_colour` (its buffer is reused, or
+    /// exchanged with the backend's: no allocation per call once sized).
+    fn loss_into(
+        &mut self,
+        target: &[f32],
+        cfg: &LossConfig,
+        d_colour: &mut Vec<f32>,
+    ) -> Result<f64, RenderError> {
+        let (l, d) = self.loss(target, cfg)?;
+        *d_colour = d;
+        Ok(l)
+    }
+    /// [`Renderer::backward`] for [`Renderer::adam_step`] only: the gradients are kept inside,
+    /// not returned (a host backend saves their copy).
+    fn backward_kept(
+        &mut self,
+        d_colour: &[f32],
+        d_depth: Option<&[f32]>,
+        d_alpha: Option<&[f32]>,
+    ) -> Result<(), RenderError> {
+        self.backward(d_colour, d_depth, d_alpha).map(|_| ())
+    }
     /// A whole optimisation step (forward, loss, backward, Adam) without read-backs; on Vulkan one
     /// command buffer.
     fn step(
@@ -185,6 +241,29 @@ pub trait Renderer: Send {
         loss: &LossConfig,
         adam: &AdamConfig,
     ) -> Result<(), RenderError>;
+}
+
+/// The images of a forward pass, borrowed (layouts of [`RenderOutput`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RenderView<'a> {
+    pub width: u32,
+    pub height: u32,
+    pub colour: &'a [f32],
+    pub depth: &'a [f32],
+    pub alpha: &'a [f32],
+}
+
+impl RenderOutput {
+    /// The images, borrowed.
+    pub fn view(&self) -> RenderView<'_> {
+        RenderView {
+            width: self.width,
+            height: self.height,
+            colour: &self.colour,
+            depth: &self.depth,
+            alpha: &self.alpha,
+        }
+    }
 }
 
 /// Creates the configured backend (after environment overrides).
@@ -262,6 +341,66 @@ mod tests {
         };
         let r = create_renderer(&RenderConfig::default()).unwrap();
         assert_eq!(r.backend(), want, "{}", r.device_name());
+    }
+
+    /// Two steps through the borrowing calls (`forward_kept`/`forward_view`, `loss_into`,
+    /// `backward_kept`, `set_gaussians_owned`, the `_ref` read-backs) give the same bits as
+    /// through the copying ones, on `a` and `b` (two renderers of one backend).
+    fn kept_calls_match_copying_calls(a: &mut dyn Renderer, b: &mut dyn Renderer) {
+        let g = random_gaussians(60, 1, 0.15, 3);
+        let (cam, pose) = (test_camera(40, 30), test_pose());
+        let target: Vec<f32> = (0..3 * cam.pixels())
+            .map(|i| (i % 7) as f32 / 7.0)
+            .collect();
+        let (loss, adam) = (LossConfig::default(), AdamConfig::default());
+        a.set_gaussians(&g, None).unwrap();
+        b.set_gaussians_owned(g.clone(), None).unwrap();
+        let mut d = vec![1.0f32; 7];
+        for _ in 0..2 {
+            let out = a.forward(&cam, &pose).unwrap();
+            let kept = b.forward_kept(&cam, &pose).unwrap();
+            let view = match &kept {
+                Some(o) => o.view(),
+                None => b.forward_view().expect("kept images"),
+            };
+            assert_eq!(view.colour, &out.colour[..]);
+            assert_eq!(view.depth, &out.depth[..]);
+            assert_eq!(view.alpha, &out.alpha[..]);
+            let d_alpha: Vec<f32> = out.alpha.iter().map(|a| 0.1 - a).collect();
+            let (la, da) = a.loss(&target, &loss).unwrap();
+            let lb = b.loss_into(&target, &loss, &mut d).unwrap();
+            assert_eq!(la.to_bits(), lb.to_bits());
+            assert_eq!(da, d);
+            a.backward(&da, None, Some(&d_alpha)).unwrap();
+            b.backward_kept(&d, None, Some(&d_alpha)).unwrap();
+            a.adam_step(&adam).unwrap();
+            b.adam_step(&adam).unwrap();
+        }
+        let ga = a.gaussians().unwrap();
+        let gb = match b.gaussians_ref() {
+            Some(g) => g.clone(),
+            None => b.gaussians().unwrap(),
+        };
+        assert_eq!(gb, ga);
+        assert_ne!(ga, g, "the steps moved nothing");
+        let sb = match b.adam_state_ref() {
+            Some(s) => s.clone(),
+            None => b.adam_state().unwrap(),
+        };
+        assert_eq!(sb, a.adam_state().unwrap());
+    }
+
+    #[test]
+    fn kept_calls_match_copying_calls_fast_and_cpu() {
+        let cfg = RenderConfig::default();
+        kept_calls_match_copying_calls(
+            &mut fast::FastRenderer::new(&cfg),
+            &mut fast::FastRenderer::new(&cfg),
+        );
+        kept_calls_match_copying_calls(
+            &mut cpu::CpuRenderer::new(&cfg),
+            &mut cpu::CpuRenderer::new(&cfg),
+        );
     }
 
     #[test]

@@ -67,7 +67,7 @@ use nalgebra::Isometry3;
 use super::cpu::project::PoseRt;
 use super::{
     check_image, AdamConfig, AdamState, Backend, Camera, Gaussians, Gradients, LossConfig,
-    RenderConfig, RenderError, RenderOutput, Renderer,
+    RenderConfig, RenderError, RenderOutput, RenderView, Renderer,
 };
 use backward::{Acc, BwdState};
 use bin::Bins;
@@ -574,6 +574,73 @@ impl Renderer for FastRenderer {
         self.have_grads = false;
         self.view = None;
         Ok(())
+    }
+
+    fn gaussians_ref(&self) -> Option<&Gaussians> {
+        Some(&self.gaussians)
+    }
+
+    fn adam_state_ref(&self) -> Option<&AdamState> {
+        Some(&self.state)
+    }
+
+    fn set_gaussians_owned(
+        &mut self,
+        g: Gaussians,
+        state: Option<AdamState>,
+    ) -> Result<(), RenderError> {
+        self.state = match state {
+            Some(s) => {
+                s.check_fits(&g)?;
+                s
+            }
+            None => AdamState::new(g.len(), g.sh_degree())?,
+        };
+        self.gaussians = g;
+        self.view = None;
+        self.have_grads = false;
+        Ok(())
+    }
+
+    fn forward_kept(
+        &mut self,
+        cam: &Camera,
+        t_cw: &Isometry3<f64>,
+    ) -> Result<Option<RenderOutput>, RenderError> {
+        self.render(cam, t_cw)?;
+        Ok(None)
+    }
+
+    fn forward_view(&self) -> Option<RenderView<'_>> {
+        let cam = self.view?.cam;
+        Some(RenderView {
+            width: cam.width,
+            height: cam.height,
+            colour: &self.colour,
+            depth: &self.depth,
+            alpha: &self.alpha,
+        })
+    }
+
+    fn loss_into(
+        &mut self,
+        target: &[f32],
+        cfg: &LossConfig,
+        d_colour: &mut Vec<f32>,
+    ) -> Result<f64, RenderError> {
+        let l = self.loss_into_buffer(target, cfg)?;
+        // The buffers trade places: the loss rewrites its buffer whole on the next call.
+        std::mem::swap(d_colour, &mut self.loss_grad);
+        Ok(l)
+    }
+
+    fn backward_kept(
+        &mut self,
+        d_colour: &[f32],
+        d_depth: Option<&[f32]>,
+        d_alpha: Option<&[f32]>,
+    ) -> Result<(), RenderError> {
+        self.backprop(d_colour, d_depth, d_alpha)
     }
 
     fn step(

@@ -11,11 +11,9 @@ use std::cell::{Cell, RefCell};
 
 use nalgebra::{Matrix2, Matrix2x3, Matrix3, Quaternion, Vector3};
 
-use super::project::{self, project, PoseRt, Projected};
+use super::project::{self, project_one, One, PoseRt, Projected};
 use crate::render::sh;
-use crate::render::types::{
-    sh_coeffs, Camera, GaussianSet, Group, ALPHA_MAX, ALPHA_MIN, TILE, T_MIN,
-};
+use crate::render::types::{Camera, GaussianSet, Group, ALPHA_MAX, ALPHA_MIN, TILE, T_MIN};
 
 /// Derivative of a scalar w.r.t. the pose perturbation `[v, w]`.
 pub type Tangent = [f64; 6];
@@ -52,9 +50,14 @@ struct Splat {
     opacity: f64,
 }
 
-/// A binned Gaussian: its index in the set, projection and colour clamps.
+/// A binned Gaussian: its parameters (read once for the projection, kept for its tangents:
+/// re-reading them from the set at random indices stalled on cache misses), index in the set,
+/// projection and colour clamps.
 #[derive(Debug, Clone, Copy)]
-struct Binned {
+struct Binned<'g> {
+    one: One<'g, f64>,
+    /// Index in the set (what the tests compare tile lists by).
+    #[cfg_attr(not(test), allow(dead_code))]
     index: u32,
     proj: Projected,
     clamped: [bool; 3],
@@ -70,12 +73,11 @@ struct Binned {
 /// wait on cache misses.
 #[derive(Debug, Clone)]
 pub struct PoseJacobianFrame<'g> {
-    g: &'g GaussianSet<f64>,
     cam: Camera,
     pose: PoseRt,
     /// The binned Gaussians front to back (by f32 depth, then index).
     splats: Vec<Splat>,
-    binned: Vec<Binned>,
+    binned: Vec<Binned<'g>>,
     /// Per binned Gaussian: its tangents' place in `arena` (`u32::MAX`: not computed yet).
     slot: Vec<Cell<u32>>,
     arena: RefCell<Vec<ProjTangent>>,
@@ -99,18 +101,17 @@ fn skew(v: &Vector3<f64>) -> Matrix3<f64> {
 
 /// Tangents of one Gaussian that `project` kept.
 fn tangents(
-    g: &GaussianSet<f64>,
-    i: usize,
+    g: &One<f64>,
     cam: &Camera,
     pose: &PoseRt,
     p: &Projected,
     clamped: [bool; 3],
 ) -> Option<ProjTangent> {
-    let m = g.get(Group::Mean, i);
+    let m = g.mean;
     let pw = Vector3::new(m[0], m[1], m[2]);
-    let ls = g.get(Group::LogScale, i);
+    let ls = g.log_scale;
     let s = Vector3::new(ls[0].exp(), ls[1].exp(), ls[2].exp());
-    let rot = quat_to_mat(g.get(Group::Rotation, i))?;
+    let rot = quat_to_mat(&g.rot)?;
     let msc = rot * Matrix3::from_diagonal(&s);
     let sigma_c = pose.r * (msc * msc.transpose()) * pose.r.transpose();
     let pc = pose.r * pw + pose.t;
@@ -127,14 +128,14 @@ fn tangents(
     let conic = Matrix2::new(p.conic[0], p.conic[1], p.conic[1], p.conic[2]);
 
     // View direction for the SH colour; only the translation moves the camera centre.
-    let k = sh_coeffs(g.sh_degree());
+    let k = g.k;
     let dir_raw = pw - pose.centre();
     let n = dir_raw.norm();
     let d = dir_raw / n;
     let (mut yb, mut dyb) = ([0.0; 16], [[0.0; 3]; 16]);
     sh::basis([d.x, d.y, d.z], k, &mut yb, &mut dyb);
     // d colour / d (unit direction), per channel.
-    let rest = g.get(Group::ShRest, i);
+    let rest = g.rest;
     let mut dcol_ddir = [Vector3::zeros(); 3];
     for (ch, out) in dcol_ddir.iter_mut().enumerate() {
         for kk in 1..k {
@@ -207,8 +208,10 @@ impl<'g> PoseJacobianFrame<'g> {
             }
             // `project` checks the rotation the tangents need (the same test as
             // `quat_to_mat`), so every Gaussian binned here has tangents.
-            if let Some((proj, clamped)) = project(g, i, cam, &pose) {
+            let one = One::from_set(g, i);
+            if let Some((proj, clamped)) = project_one(&one, cam, &pose) {
                 binned.push(Binned {
+                    one,
                     index: i as u32,
                     proj,
                     clamped,
@@ -258,7 +261,6 @@ impl<'g> PoseJacobianFrame<'g> {
             }
         }
         Self {
-            g,
             cam: *cam,
             pose,
             slot: vec![Cell::new(u32::MAX); binned.len()],
@@ -279,15 +281,7 @@ impl<'g> PoseJacobianFrame<'g> {
         let b = &self.binned[j];
         // Never `None` for a binned Gaussian (see `new`); zeros keep a bad value local.
         arena.push(
-            tangents(
-                self.g,
-                b.index as usize,
-                &self.cam,
-                &self.pose,
-                &b.proj,
-                b.clamped,
-            )
-            .unwrap_or(ProjTangent {
+            tangents(&b.one, &self.cam, &self.pose, &b.proj, b.clamped).unwrap_or(ProjTangent {
                 d_mean2d: [[0.0; 6]; 2],
                 d_conic: [[0.0; 6]; 3],
                 d_colour: [[0.0; 6]; 3],
@@ -437,7 +431,9 @@ mod tests {
         let pose = perturb_pose(&test_pose(), &[0.0, 0.0, 0.0, 0.0, 0.35, 0.0]);
         let frame = PoseJacobianFrame::new(&g, &cam, &pose);
         let rt = PoseRt::from_iso(&pose);
-        let proj: Vec<_> = (0..g.len()).map(|i| project(&g, i, &cam, &rt)).collect();
+        let proj: Vec<_> = (0..g.len())
+            .map(|i| project::project(&g, i, &cam, &rt))
+            .collect();
         let (tx, ty) = cam.tiles();
         let mut binned = 0;
         for t in 0..(tx * ty) as usize {

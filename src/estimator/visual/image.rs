@@ -58,6 +58,57 @@ impl Grey {
     }
 }
 
+/// The gradient magnitudes of [`select_pixels`]: `-inf` outside `[b, size - b)` and at clipped
+/// pixels. Dispatched to an AVX2 build (4-wide sqrt) where the CPU has it: the same IEEE
+/// operations, so the same values.
+fn magnitudes(g: &Grey, b: usize, lo: f64, hi: f64) -> Vec<f64> {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { magnitudes_avx2(g, b, lo, hi) };
+    }
+    magnitudes_impl(g, b, lo, hi)
+}
+
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn magnitudes_avx2(g: &Grey, b: usize, lo: f64, hi: f64) -> Vec<f64> {
+    magnitudes_impl(g, b, lo, hi)
+}
+
+#[inline(always)]
+fn magnitudes_impl(g: &Grey, b: usize, lo: f64, hi: f64) -> Vec<f64> {
+    let (w, h) = (g.width as usize, g.height as usize);
+    let (x0, x1) = (b, w - b);
+    let mut mag = vec![f64::NEG_INFINITY; w * h];
+    for y in b..h - b {
+        let row = &g.data[y * w..(y + 1) * w];
+        let (above, below) = (
+            &g.data[(y - 1) * w..y * w],
+            &g.data[(y + 1) * w..(y + 2) * w],
+        );
+        let out = &mut mag[y * w + x0..y * w + x1];
+        let cols = row[x0..x1]
+            .iter()
+            .zip(&row[x0 + 1..x1 + 1])
+            .zip(&row[x0 - 1..x1 - 1])
+            .zip(above[x0..x1].iter().zip(&below[x0..x1]));
+        for (m, (((&v, &right), &left), (&up, &down))) in out.iter_mut().zip(cols) {
+            let gx = 0.5 * (right - left);
+            let gy = 0.5 * (down - up);
+            let grad = (gx * gx + gy * gy).sqrt();
+            *m = if v <= lo || v >= hi {
+                f64::NEG_INFINITY
+            } else {
+                grad
+            };
+        }
+    }
+    mag
+}
+
 /// `data` (`wo` wide) = the means of the `f x f` blocks of `rgb` (`w` wide, interleaved RGB)
 /// in [0, 1]. The integer sums are exact in any order; inlined so a constant `f` unrolls.
 #[inline(always)]
@@ -95,31 +146,8 @@ pub fn select_pixels(
     // Gradient magnitudes of the usable pixels (interior, not clipped; -inf otherwise, which
     // never passes `m > threshold`), row by row over slices so the loop vectorises; the cell
     // scan below then compares the same values in the same order as a per-pixel evaluation.
-    let (w, x0, x1) = (g.width as usize, b as usize, (g.width - b) as usize);
-    let mut mag = vec![f64::NEG_INFINITY; w * g.height as usize];
-    for y in b as usize..(g.height - b) as usize {
-        let row = &g.data[y * w..(y + 1) * w];
-        let (above, below) = (
-            &g.data[(y - 1) * w..y * w],
-            &g.data[(y + 1) * w..(y + 2) * w],
-        );
-        let out = &mut mag[y * w + x0..y * w + x1];
-        let cols = row[x0..x1]
-            .iter()
-            .zip(&row[x0 + 1..x1 + 1])
-            .zip(&row[x0 - 1..x1 - 1])
-            .zip(above[x0..x1].iter().zip(&below[x0..x1]));
-        for (m, (((&v, &right), &left), (&up, &down))) in out.iter_mut().zip(cols) {
-            let gx = 0.5 * (right - left);
-            let gy = 0.5 * (down - up);
-            let grad = (gx * gx + gy * gy).sqrt();
-            *m = if v <= lo || v >= hi {
-                f64::NEG_INFINITY
-            } else {
-                grad
-            };
-        }
-    }
+    let mag = magnitudes(g, b as usize, lo, hi);
+    let w = g.width as usize;
     let mut picked: Vec<(f64, u32, u32)> = Vec::new();
     let grid = grid.max(1);
     let mut cy = b;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use nalgebra::Isometry3;
 
-use super::{render_set, PhotometricUpdate, PoseUpdate, VisualConfig, VisualUpdateOutcome};
+use super::{render_set_reusing, PhotometricUpdate, PoseUpdate, VisualConfig, VisualUpdateOutcome};
 use crate::estimator::ieskf::Ieskf;
 use crate::estimator::state::{ErrMat, POS, VEL};
 use crate::gaussian::Gaussian;
@@ -196,7 +196,8 @@ impl VisualDriver {
         if let Some(m) = map {
             self.update.set_background(m.background);
             if self.cache.as_ref().is_none_or(|(f, _)| *f != m.frame) {
-                self.cache = Some((m.frame, render_set(m.gaussians, m.sh_degree)));
+                let buf = self.cache.take().map(|(_, s)| s.data).unwrap_or_default();
+                self.cache = Some((m.frame, render_set_reusing(m.gaussians, m.sh_degree, buf)));
                 if let Some(r) = self.renderer.as_mut() {
                     let up = crate::gaussian::to_render(m.gaussians, m.sh_degree)
                         .map_err(|e| e.to_string())

@@ -50,33 +50,87 @@ pub use config::{PoseUpdate, VisualConfig};
 pub use driver::{add_directional_accel_noise, ImageResult, MapView, VisualDriver, VisualRunStats};
 pub use update::{PhotometricUpdate, SkipReason, VisualCounters, VisualUpdateOutcome};
 
-use crate::render::{GaussianSet, Group};
+use crate::render::GaussianSet;
 
 /// The window's Gaussians in the renderer's layout (f64, SH up to `sh_degree`).
 pub fn render_set(gs: &[crate::gaussian::Gaussian], sh_degree: u32) -> GaussianSet<f64> {
+    render_set_reusing(gs, sh_degree, Vec::new())
+}
+
+/// [`render_set`] into the allocation `buf` (e.g. the previous window's data): refilling the
+/// same memory avoids faulting in megabytes of fresh pages per map frame. One pass over the
+/// Gaussians writes each group's run.
+pub fn render_set_reusing(
+    gs: &[crate::gaussian::Gaussian],
+    sh_degree: u32,
+    mut buf: Vec<f64>,
+) -> GaussianSet<f64> {
     let deg = sh_degree.min(3);
-    let mut out = GaussianSet::<f64>::zeros(gs.len(), deg).expect("degree <= 3");
     let k = crate::render::sh_coeffs(deg);
+    let n = gs.len();
+    let wr = 3 * (k - 1);
+    buf.clear();
+    buf.resize((3 + 3 + 4 + 1 + 3 + wr) * n, 0.0);
+    let (mean, tail) = buf.split_at_mut(3 * n);
+    let (log_scale, tail) = tail.split_at_mut(3 * n);
+    let (rot, tail) = tail.split_at_mut(4 * n);
+    let (opacity, tail) = tail.split_at_mut(n);
+    let (dc, rest) = tail.split_at_mut(3 * n);
+    let wide = |dst: &mut [f64], src: &[f32]| {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = f64::from(*s);
+        }
+    };
     for (i, g) in gs.iter().enumerate() {
-        for (dst, src) in out.get_mut(Group::Mean, i).iter_mut().zip(g.mean) {
-            *dst = src as f64;
-        }
-        for (dst, src) in out.get_mut(Group::LogScale, i).iter_mut().zip(g.log_scale) {
-            *dst = src as f64;
-        }
-        for (dst, src) in out.get_mut(Group::Rotation, i).iter_mut().zip(g.rotation) {
-            *dst = src as f64;
-        }
-        out.get_mut(Group::Opacity, i)[0] = g.opacity_logit as f64;
-        for (dst, src) in out.get_mut(Group::ShDc, i).iter_mut().zip(g.sh[0]) {
-            *dst = src as f64;
-        }
-        let rest = out.get_mut(Group::ShRest, i);
-        for kk in 1..k {
-            for c in 0..3 {
-                rest[(kk - 1) * 3 + c] = g.sh[kk][c] as f64;
+        wide(&mut mean[3 * i..3 * i + 3], &g.mean);
+        wide(&mut log_scale[3 * i..3 * i + 3], &g.log_scale);
+        wide(&mut rot[4 * i..4 * i + 4], &g.rotation);
+        opacity[i] = f64::from(g.opacity_logit);
+        wide(&mut dc[3 * i..3 * i + 3], &g.sh[0]);
+        wide(&mut rest[wr * i..wr * (i + 1)], g.sh[1..k].as_flattened());
+    }
+    GaussianSet::from_data(n, deg, buf).expect("degree <= 3, sizes of the group layout")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::Group;
+
+    /// Every value lands where the per-Gaussian accessors of the set look for it.
+    #[test]
+    fn render_set_matches_per_gaussian_layout() {
+        for deg in [0u32, 1, 3, 5] {
+            let gs: Vec<crate::gaussian::Gaussian> = (0..7)
+                .map(|i| {
+                    let f = |j: usize| (i * 100 + j) as f32 * 0.25 - 3.0;
+                    crate::gaussian::Gaussian {
+                        mean: [f(0), f(1), f(2)],
+                        log_scale: [f(3), f(4), f(5)],
+                        rotation: [f(6), f(7), f(8), f(9)],
+                        opacity_logit: f(10),
+                        sh: std::array::from_fn(|kk| std::array::from_fn(|c| f(11 + 3 * kk + c))),
+                    }
+                })
+                .collect();
+            let set = render_set_reusing(&gs, deg, vec![7.0; 5]);
+            let k = crate::render::sh_coeffs(deg.min(3));
+            assert_eq!((set.len(), set.sh_degree()), (7, deg.min(3)));
+            for (i, g) in gs.iter().enumerate() {
+                let same = |grp: Group, want: &[f32]| {
+                    let got = set.get(grp, i);
+                    assert_eq!(got.len(), want.len(), "{grp:?}");
+                    for (a, b) in got.iter().zip(want) {
+                        assert_eq!(*a, f64::from(*b), "{grp:?} {i}");
+                    }
+                };
+                same(Group::Mean, &g.mean);
+                same(Group::LogScale, &g.log_scale);
+                same(Group::Rotation, &g.rotation);
+                same(Group::Opacity, &[g.opacity_logit]);
+                same(Group::ShDc, &g.sh[0]);
+                same(Group::ShRest, g.sh[1..k].as_flattened());
             }
         }
     }
-    out
 }

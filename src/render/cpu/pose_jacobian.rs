@@ -7,15 +7,13 @@
 //! blend propagates them front to back. Same culling, ordering, clamps and early termination as
 //! [`super::raster::forward`], so colour and alpha equal the reference forward exactly.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, RefCell};
 
 use nalgebra::{Matrix2, Matrix2x3, Matrix3, Quaternion, Vector3};
 
-use super::project::{self, project, PoseRt, Projected};
+use super::project::{self, project_one, One, PoseRt, Projected};
 use crate::render::sh;
-use crate::render::types::{
-    sh_coeffs, Camera, GaussianSet, Group, ALPHA_MAX, ALPHA_MIN, TILE, T_MIN,
-};
+use crate::render::types::{Camera, GaussianSet, Group, ALPHA_MAX, ALPHA_MIN, TILE, T_MIN};
 
 /// Derivative of a scalar w.r.t. the pose perturbation `[v, w]`.
 pub type Tangent = [f64; 6];
@@ -39,20 +37,53 @@ pub struct PixelJacobian {
     pub d_alpha: Tangent,
 }
 
+/// A power (exponent of the Gaussian falloff) below which even opacity 1 gives an alpha under
+/// [`ALPHA_MIN`]: `exp(-5.55) = 0.00389 < 1/255 = 0.00392`, a margin far above exp's rounding.
+const POWER_SKIP: f64 = -5.55;
+
+/// What a pixel's blend reads of every binned Gaussian, packed (48 bytes) in depth order so the
+/// tile lists, which are increasing indices into it, walk it forwards.
+#[derive(Debug, Clone, Copy)]
+struct Splat {
+    mean2d: [f64; 2],
+    conic: [f64; 3],
+    opacity: f64,
+}
+
+/// A binned Gaussian: its parameters (read once for the projection, kept for its tangents:
+/// re-reading them from the set at random indices stalled on cache misses), index in the set,
+/// projection and colour clamps.
+#[derive(Debug, Clone, Copy)]
+struct Binned<'g> {
+    one: One<'g, f64>,
+    /// Index in the set (what the tests compare tile lists by).
+    #[cfg_attr(not(test), allow(dead_code))]
+    index: u32,
+    proj: Projected,
+    clamped: [bool; 3],
+}
+
 /// Projection of every Gaussian and the tile lists at one camera pose, with the tangents of
 /// each Gaussian computed when a pixel's blend first uses it: the visual update reads at most
 /// a few thousand pixels, which reach only part of the window, and tangents cost about as much
 /// as the projection (same values as computing them all up front; with the single depth sort
 /// of `new`, the update's frame and rows took 13 % fewer CPU samples on the embedded room).
+/// The binned Gaussians are stored densely in depth order (tile lists index them), and the
+/// tangents computed so far in one dense arena: a sparse per-Gaussian layout made the blend
+/// wait on cache misses.
 #[derive(Debug, Clone)]
 pub struct PoseJacobianFrame<'g> {
-    g: &'g GaussianSet<f64>,
     cam: Camera,
     pose: PoseRt,
-    /// Projection and colour clamps of the Gaussians that are binned.
-    proj: Vec<Option<(Projected, [bool; 3])>>,
-    tangents: Vec<OnceCell<ProjTangent>>,
-    tiles: Vec<Vec<u32>>,
+    /// The binned Gaussians front to back (by f32 depth, then index).
+    splats: Vec<Splat>,
+    binned: Vec<Binned<'g>>,
+    /// Per binned Gaussian: its tangents' place in `arena` (`u32::MAX`: not computed yet).
+    slot: Vec<Cell<u32>>,
+    arena: RefCell<Vec<ProjTangent>>,
+    /// Tile `t` blends `items[start[t]..start[t + 1]]` (indices into `splats`), in order.
+    start: Vec<u32>,
+    items: Vec<u32>,
 }
 
 fn quat_to_mat(q: &[f64]) -> Option<Matrix3<f64>> {
@@ -70,18 +101,17 @@ fn skew(v: &Vector3<f64>) -> Matrix3<f64> {
 
 /// Tangents of one Gaussian that `project` kept.
 fn tangents(
-    g: &GaussianSet<f64>,
-    i: usize,
+    g: &One<f64>,
     cam: &Camera,
     pose: &PoseRt,
     p: &Projected,
     clamped: [bool; 3],
 ) -> Option<ProjTangent> {
-    let m = g.get(Group::Mean, i);
+    let m = g.mean;
     let pw = Vector3::new(m[0], m[1], m[2]);
-    let ls = g.get(Group::LogScale, i);
+    let ls = g.log_scale;
     let s = Vector3::new(ls[0].exp(), ls[1].exp(), ls[2].exp());
-    let rot = quat_to_mat(g.get(Group::Rotation, i))?;
+    let rot = quat_to_mat(&g.rot)?;
     let msc = rot * Matrix3::from_diagonal(&s);
     let sigma_c = pose.r * (msc * msc.transpose()) * pose.r.transpose();
     let pc = pose.r * pw + pose.t;
@@ -98,14 +128,14 @@ fn tangents(
     let conic = Matrix2::new(p.conic[0], p.conic[1], p.conic[1], p.conic[2]);
 
     // View direction for the SH colour; only the translation moves the camera centre.
-    let k = sh_coeffs(g.sh_degree());
+    let k = g.k;
     let dir_raw = pw - pose.centre();
     let n = dir_raw.norm();
     let d = dir_raw / n;
     let (mut yb, mut dyb) = ([0.0; 16], [[0.0; 3]; 16]);
     sh::basis([d.x, d.y, d.z], k, &mut yb, &mut dyb);
     // d colour / d (unit direction), per channel.
-    let rest = g.get(Group::ShRest, i);
+    let rest = g.rest;
     let mut dcol_ddir = [Vector3::zeros(); 3];
     for (ch, out) in dcol_ddir.iter_mut().enumerate() {
         for kk in 1..k {
@@ -162,55 +192,104 @@ impl<'g> PoseJacobianFrame<'g> {
     /// tile front to back (by f32 depth, then index).
     pub fn new(g: &'g GaussianSet<f64>, cam: &Camera, t_cw: &nalgebra::Isometry3<f64>) -> Self {
         let pose = PoseRt::from_iso(t_cw);
-        let proj: Vec<Option<(Projected, [bool; 3])>> = (0..g.len())
-            .map(|i| {
-                // `tangents` needs the rotation `project` already checked (same test), so
-                // every Gaussian binned here has tangents.
-                project(g, i, cam, &pose)
-                    .filter(|_| quat_to_mat(g.get(Group::Rotation, i)).is_some())
-            })
-            .collect();
-        // One sort of the visible Gaussians, then binning in that order, gives every tile the
-        // order a sort per tile would (a strict total order), without sorting the Gaussians
-        // that overlap several tiles once per tile.
-        let mut order: Vec<(f32, u32)> = proj
+        // The projection's depth and frustum tests first (the same expressions, so they reject
+        // only what `project` would): most of a window is outside the view, and the full
+        // projection (scales, opacity, colour) of those was half the frame's cost.
+        let lim_x = 1.3 * cam.cx.max(cam.width as f64 - cam.cx) / cam.fx;
+        let lim_y = 1.3 * cam.cy.max(cam.height as f64 - cam.cy) / cam.fy;
+        let mut binned: Vec<Binned> = Vec::new();
+        for (i, m) in g.group(Group::Mean).chunks_exact(3).enumerate() {
+            let pc = pose.r * Vector3::new(m[0], m[1], m[2]) + pose.t;
+            if !(pc.z > cam.near && pc.z < cam.far)
+                || (pc.x / pc.z).abs() > lim_x
+                || (pc.y / pc.z).abs() > lim_y
+            {
+                continue;
+            }
+            // `project` checks the rotation the tangents need (the same test as
+            // `quat_to_mat`), so every Gaussian binned here has tangents.
+            let one = One::from_set(g, i);
+            if let Some((proj, clamped)) = project_one(&one, cam, &pose) {
+                binned.push(Binned {
+                    one,
+                    index: i as u32,
+                    proj,
+                    clamped,
+                });
+            }
+        }
+        // One sort of the visible Gaussians (`binned` is in index order, so its position breaks
+        // depth ties like the index), then binning in that order, gives every tile the order a
+        // sort per tile would (a strict total order), without sorting the Gaussians that
+        // overlap several tiles once per tile.
+        let mut order: Vec<(f32, u32)> = binned
             .iter()
             .enumerate()
-            .filter_map(|(i, p)| p.as_ref().map(|(p, _)| (p.depth as f32, i as u32)))
+            .map(|(k, b)| (b.proj.depth as f32, k as u32))
             .collect();
         order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let binned: Vec<Binned> = order.iter().map(|&(_, k)| binned[k as usize]).collect();
+        let splats: Vec<Splat> = binned
+            .iter()
+            .map(|b| Splat {
+                mean2d: b.proj.mean2d,
+                conic: b.proj.conic,
+                opacity: b.proj.opacity,
+            })
+            .collect();
+        // Tile lists by counting: sizes, offsets, then the Gaussians front to back.
         let (tx, ty) = cam.tiles();
-        let mut tiles: Vec<Vec<u32>> = vec![Vec::new(); (tx * ty) as usize];
-        for &(_, i) in &order {
-            if let Some((p, _)) = &proj[i as usize] {
-                let r = p.rect;
-                for y in r[2]..r[3] {
-                    for x in r[0]..r[1] {
-                        tiles[(y * tx + x) as usize].push(i);
-                    }
-                }
+        let tiles_of = |b: &Binned| {
+            let r = b.proj.rect;
+            (r[2]..r[3]).flat_map(move |y| (r[0]..r[1]).map(move |x| (y * tx + x) as usize))
+        };
+        let mut start = vec![0u32; (tx * ty) as usize + 1];
+        for b in &binned {
+            for t in tiles_of(b) {
+                start[t + 1] += 1;
+            }
+        }
+        for t in 1..start.len() {
+            start[t] += start[t - 1];
+        }
+        let mut fill = start.clone();
+        let mut items = vec![0u32; start[start.len() - 1] as usize];
+        for (j, b) in binned.iter().enumerate() {
+            for t in tiles_of(b) {
+                items[fill[t] as usize] = j as u32;
+                fill[t] += 1;
             }
         }
         Self {
-            g,
             cam: *cam,
             pose,
-            tangents: vec![OnceCell::new(); proj.len()],
-            proj,
-            tiles,
+            slot: vec![Cell::new(u32::MAX); binned.len()],
+            arena: RefCell::new(Vec::new()),
+            splats,
+            binned,
+            start,
+            items,
         }
     }
 
-    /// The tangents of binned Gaussian `i` (computed on first use).
-    fn tangent(&self, i: usize, p: &Projected, clamped: [bool; 3]) -> &ProjTangent {
-        self.tangents[i].get_or_init(|| {
-            // Never `None` for a binned Gaussian (see `new`); zeros keep a bad value local.
-            tangents(self.g, i, &self.cam, &self.pose, p, clamped).unwrap_or(ProjTangent {
+    /// Where the tangents of binned Gaussian `j` are in `arena` (computed on first use).
+    fn tangent(&self, arena: &mut Vec<ProjTangent>, j: usize) -> usize {
+        let s = self.slot[j].get();
+        if s != u32::MAX {
+            return s as usize;
+        }
+        let b = &self.binned[j];
+        // Never `None` for a binned Gaussian (see `new`); zeros keep a bad value local.
+        arena.push(
+            tangents(&b.one, &self.cam, &self.pose, &b.proj, b.clamped).unwrap_or(ProjTangent {
                 d_mean2d: [[0.0; 6]; 2],
                 d_conic: [[0.0; 6]; 3],
                 d_colour: [[0.0; 6]; 3],
-            })
-        })
+            }),
+        );
+        let s = arena.len() - 1;
+        self.slot[j].set(s as u32);
+        s
     }
 
     pub fn camera(&self) -> &Camera {
@@ -219,30 +298,53 @@ impl<'g> PoseJacobianFrame<'g> {
 
     /// Number of Gaussians that survived culling.
     pub fn visible(&self) -> usize {
-        self.proj.iter().filter(|p| p.is_some()).count()
+        self.binned.len()
     }
 
     /// Colour, alpha and pose derivatives at pixel `(px, py)` (`None` outside the image).
     pub fn pixel(&self, px: u32, py: u32) -> Option<PixelJacobian> {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { self.pixel_avx2(px, py) };
+        }
+        self.pixel_impl(px, py)
+    }
+
+    /// [`Self::pixel`] compiled with AVX2 (wider vectors for the 6-wide derivative loops).
+    /// Rust never contracts or reorders float operations, so the values are bit-identical.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn pixel_avx2(&self, px: u32, py: u32) -> Option<PixelJacobian> {
+        self.pixel_impl(px, py)
+    }
+
+    #[inline(always)]
+    fn pixel_impl(&self, px: u32, py: u32) -> Option<PixelJacobian> {
         if px >= self.cam.width || py >= self.cam.height {
             return None;
         }
         let (tx, _) = self.cam.tiles();
-        let list = &self.tiles[((py / TILE) * tx + px / TILE) as usize];
+        let tile = ((py / TILE) * tx + px / TILE) as usize;
+        let list = &self.items[self.start[tile] as usize..self.start[tile + 1] as usize];
+        let mut arena = self.arena.borrow_mut();
         let (fx, fy) = (px as f64, py as f64);
         let mut t = 1.0;
         let mut dt = [0.0; 6];
         let mut c = [0.0; 3];
         let mut dc = [[0.0; 6]; 3];
-        for &gi in list {
-            let Some((p, clamped)) = self.proj[gi as usize].as_ref() else {
-                continue; // binned Gaussians are projected (see `new`)
-            };
+        for &j in list {
+            let p = &self.splats[j as usize];
             let ddx = p.mean2d[0] - fx;
             let ddy = p.mean2d[1] - fy;
             let (ca, cb, cc) = (p.conic[0], p.conic[1], p.conic[2]);
             let power = -0.5 * (ca * ddx * ddx + cc * ddy * ddy) - cb * ddx * ddy;
-            if power > 0.0 {
+            // Below `POWER_SKIP` the alpha is under `ALPHA_MIN` for any opacity up to 1 (not
+            // for a NaN one, which the blend clamps to `ALPHA_MAX`): skipped without the exp.
+            if power > 0.0 || (power < POWER_SKIP && p.opacity <= 1.0) {
                 continue;
             }
             let raw = p.opacity * power.exp();
@@ -254,7 +356,8 @@ impl<'g> PoseJacobianFrame<'g> {
             if next_t < T_MIN {
                 break;
             }
-            let pt = self.tangent(gi as usize, p, *clamped);
+            let slot = self.tangent(&mut arena, j as usize);
+            let pt = &arena[slot];
             let mut da = [0.0; 6];
             if raw <= ALPHA_MAX {
                 for (k, dak) in da.iter_mut().enumerate() {
@@ -266,8 +369,9 @@ impl<'g> PoseJacobianFrame<'g> {
                     *dak = raw * dpow;
                 }
             }
+            let colour = &self.binned[j as usize].proj.colour;
             for ch in 0..3 {
-                let col = p.colour[ch];
+                let col = colour[ch];
                 c[ch] += col * a * t;
                 for k in 0..6 {
                     dc[ch][k] += pt.d_colour[ch][k] * a * t + col * (da[k] * t + a * dt[k]);
@@ -316,20 +420,31 @@ mod tests {
             .collect()
     }
 
-    /// Every tile lists exactly the projected Gaussians whose rectangle covers it, front to
+    /// Every tile lists exactly the projected Gaussians whose rectangle covers it (by the
+    /// projection itself, so the frame's early frustum test drops nothing it keeps), front to
     /// back by f32 depth and then index (the order the reference rasteriser blends in).
     #[test]
     fn tiles_hold_their_gaussians_front_to_back() {
         let g = random_gaussians(400, 1, 0.3, 5).map(|x| x as f64);
         let cam = test_camera(80, 56);
-        let frame = PoseJacobianFrame::new(&g, &cam, &test_pose());
-        let (tx, _) = cam.tiles();
+        // Turned so that part of the scene is outside the view.
+        let pose = perturb_pose(&test_pose(), &[0.0, 0.0, 0.0, 0.0, 0.35, 0.0]);
+        let frame = PoseJacobianFrame::new(&g, &cam, &pose);
+        let rt = PoseRt::from_iso(&pose);
+        let proj: Vec<_> = (0..g.len())
+            .map(|i| project::project(&g, i, &cam, &rt))
+            .collect();
+        let (tx, ty) = cam.tiles();
         let mut binned = 0;
-        for (t, list) in frame.tiles.iter().enumerate() {
+        for t in 0..(tx * ty) as usize {
             let (x, y) = (t as u32 % tx, t as u32 / tx);
+            let list: Vec<u32> = frame.items[frame.start[t] as usize..frame.start[t + 1] as usize]
+                .iter()
+                .map(|&j| frame.binned[j as usize].index)
+                .collect();
             let want: Vec<u32> = (0..g.len() as u32)
                 .filter(|&i| {
-                    frame.proj[i as usize].as_ref().is_some_and(|(p, _)| {
+                    proj[i as usize].as_ref().is_some_and(|(p, _)| {
                         let r = p.rect;
                         (r[0]..r[1]).contains(&x) && (r[2]..r[3]).contains(&y)
                     })
@@ -339,7 +454,7 @@ mod tests {
             sorted.sort_unstable();
             assert_eq!(sorted, want, "tile {t}");
             let key = |i: u32| {
-                let d = frame.proj[i as usize].as_ref().unwrap().0.depth as f32;
+                let d = proj[i as usize].as_ref().unwrap().0.depth as f32;
                 (d, i)
             };
             for w in list.windows(2) {
@@ -348,11 +463,41 @@ mod tests {
             }
             binned += list.len();
         }
+        let visible = proj.iter().filter(|p| p.is_some()).count();
+        assert_eq!(frame.visible(), visible);
+        assert!(binned > 100 && visible > 50, "{binned} {visible}");
+        assert!(visible < g.len(), "the scene must have culled Gaussians");
+    }
+
+    /// The skipped powers give alphas under the cut-off; the dispatched (AVX2) pixel equals the
+    /// portable one bit for bit.
+    #[test]
+    fn skipped_powers_are_below_the_alpha_cut_and_dispatch_is_exact() {
+        assert!(POWER_SKIP.exp() < 0.995 * ALPHA_MIN);
         assert!(
-            binned > 100 && frame.visible() > 50,
-            "{binned} {}",
-            frame.visible()
+            (POWER_SKIP + 0.05).exp() > ALPHA_MIN,
+            "the skip is not needlessly weak"
         );
+        let g = random_gaussians(300, 1, 0.15, 9).map(|x| x as f64);
+        let cam = test_camera(48, 40);
+        let frame = PoseJacobianFrame::new(&g, &cam, &test_pose());
+        for py in 0..cam.height {
+            for px in 0..cam.width {
+                let (a, b) = (
+                    frame.pixel(px, py).unwrap(),
+                    frame.pixel_impl(px, py).unwrap(),
+                );
+                let bits = |p: &PixelJacobian| {
+                    let mut v: Vec<u64> = p.colour.iter().map(|x| x.to_bits()).collect();
+                    v.push(p.alpha.to_bits());
+                    v.extend(p.d_colour.iter().flatten().map(|x| x.to_bits()));
+                    v.extend(p.d_alpha.iter().map(|x| x.to_bits()));
+                    v
+                };
+                assert_eq!(bits(&a), bits(&b), "pixel {px},{py}");
+            }
+        }
+        assert!(frame.pixel(cam.width, 0).is_none());
     }
 
     /// Pixel values equal the reference forward; derivatives match central differences of it.

@@ -3,6 +3,9 @@
 //! Data flows one way: `bag`/`ros` -> `sync` -> `estimator` -> `gaussian`/`render` -> outputs.
 //! Nothing below `pipeline` knows about threads, ROS or files.
 
+#[macro_use]
+mod simd;
+
 pub mod bag;
 pub mod config;
 pub mod estimator;

@@ -28,30 +28,10 @@ fn axis_weights(src: usize, dst: usize) -> Vec<(usize, Vec<f32>)> {
         .collect()
 }
 
+wide! {
 /// `img` area-resampled to `width` x `height`, divided by 255 and by the exposure `gain`
 /// (invalid gains count as 1): interleaved RGB f32 in exposure-normalised map units.
 pub fn image_target_sized(img: &Image, width: u32, height: u32, gain: f32) -> Vec<f32> {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { resample_avx2(img, width, height, gain) };
-    }
-    resample(img, width, height, gain)
-}
-
-/// [`image_target_sized`] compiled with AVX2 (wider vectors for the row loops); Rust never
-/// contracts or reorders float operations, so the values are bit-identical.
-///
-/// # Safety
-/// The CPU must support AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn resample_avx2(img: &Image, width: u32, height: u32, gain: f32) -> Vec<f32> {
-    resample(img, width, height, gain)
-}
-
-#[inline(always)]
-fn resample(img: &Image, width: u32, height: u32, gain: f32) -> Vec<f32> {
     let (sw, sh) = (img.width as usize, img.height as usize);
     let (w, h) = (width as usize, height as usize);
     if w == 0 || h == 0 || sw == 0 || sh == 0 || img.rgb.len() < sw * sh * 3 {
@@ -123,6 +103,7 @@ fn resample(img: &Image, width: u32, height: u32, gain: f32) -> Vec<f32> {
         }
     }
     out
+}
 }
 
 #[cfg(test)]

@@ -58,28 +58,11 @@ impl Grey {
     }
 }
 
+wide! {
 /// The gradient magnitudes of [`select_pixels`]: `-inf` outside `[b, size - b)` and at clipped
-/// pixels. Dispatched to an AVX2 build (4-wide sqrt) where the CPU has it: the same IEEE
-/// operations, so the same values.
+/// pixels. Multiversioned (`wide!`):
+/// wider sqrt where the CPU has it, the same IEEE operations, so the same values.
 fn magnitudes(g: &Grey, b: usize, lo: f64, hi: f64) -> Vec<f64> {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { magnitudes_avx2(g, b, lo, hi) };
-    }
-    magnitudes_impl(g, b, lo, hi)
-}
-
-/// # Safety
-/// The CPU must support AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn magnitudes_avx2(g: &Grey, b: usize, lo: f64, hi: f64) -> Vec<f64> {
-    magnitudes_impl(g, b, lo, hi)
-}
-
-#[inline(always)]
-fn magnitudes_impl(g: &Grey, b: usize, lo: f64, hi: f64) -> Vec<f64> {
     let (w, h) = (g.width as usize, g.height as usize);
     let (x0, x1) = (b, w - b);
     let mut mag = vec![f64::NEG_INFINITY; w * h];
@@ -107,6 +90,7 @@ fn magnitudes_impl(g: &Grey, b: usize, lo: f64, hi: f64) -> Vec<f64> {
         }
     }
     mag
+}
 }
 
 /// `data` (`wo` wide) = the means of the `f x f` blocks of `rgb` (`w` wide, interleaved RGB)

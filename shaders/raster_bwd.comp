@@ -10,6 +10,7 @@
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_KHR_shader_subgroup_vote : require
+#extension GL_KHR_shader_subgroup_shuffle : require
 #if FLOAT_ATOMICS
 #extension GL_EXT_shader_atomic_float : require
 #endif
@@ -147,8 +148,13 @@ void main() {
             PIXEL(30u) PIXEL(31u)
             // One atomic per lane (the ten sums spread over the lanes) rather than ten from one
             // lane: CPU drivers loop over the lanes for each atomic instruction.
-            float v[10];
-            for (uint j = 0u; j < 10u; j++) v[j] = subgroupAdd(s[j]);
+            // Butterfly sums: after the xor steps every lane holds each total, and the two lanes
+            // of a step add the same two numbers, so the totals agree bit for bit. CPU drivers
+            // turn a shuffle by a constant pattern into one vector permute but run subgroupAdd
+            // lane by lane.
+            for (uint off = 1u; off < gl_SubgroupSize; off *= 2u)
+                for (uint j = 0u; j < 10u; j++) s[j] += subgroupShuffleXor(s[j], off);
+            float v[10] = s;
             uint base = gid * G2D_STRIDE;
             for (uint j0 = 0u; j0 < 10u; j0 += gl_SubgroupSize) {
                 uint j = j0 + gl_SubgroupInvocationID;

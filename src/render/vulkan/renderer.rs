@@ -950,8 +950,10 @@ impl VulkanRenderer {
         retry: bool,
     ) -> Result<(), RenderError> {
         loop {
+            let t0 = std::time::Instant::now();
             let mut b = self.builder()?;
             record(self, &mut b)?;
+            tracing::trace!(record_ms = t0.elapsed().as_secs_f64() * 1e3, "record");
             self.submit(b)?;
             let used = self.key_count()?;
             if used <= self.k.cap {

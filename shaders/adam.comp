@@ -9,6 +9,7 @@ layout(std430, binding = 3) buffer V { float v[]; };
 layout(binding = 4) uniform samplerBuffer paramsT;
 layout(binding = 5) uniform samplerBuffer mT;
 layout(binding = 6) uniform samplerBuffer vT;
+FRAME_BUFFER(7)
 
 void main() {
     uint k = gl_GlobalInvocationID.x;
@@ -29,5 +30,5 @@ void main() {
     float mm = b1 * texelFetch(mT, int(k)).x + (1.0 - b1) * g;
     float vv = b2 * texelFetch(vT, int(k)).x + (1.0 - b2) * g * g;
     m[k] = mm; v[k] = vv;
-    P[k] = texelFetch(paramsT, int(k)).x - lr * pc.r2.y * mm / (sqrt(vv) * pc.r2.z + eps);
+    P[k] = texelFetch(paramsT, int(k)).x - lr * frame.adam.x * mm / (sqrt(vv) * frame.adam.y + eps);
 }

@@ -1,8 +1,10 @@
 // Shared by every kernel (build.rs prepends it). One 128-byte push-constant block for all.
+// Push constants hold only what a recorded command buffer keeps between submissions; the pose and
+// Adam's bias corrections change every submission and come from the frame buffer (FRAME_BUFFER).
 layout(push_constant) uniform PC {
-    vec4 r0;   // world-to-camera rotation row 0 (xyz), translation x (w)  | adam: lr0..lr3
-    vec4 r1;   // row 1, t.y                                             | adam: lr4, lr5, beta1, beta2
-    vec4 r2;   // row 2, t.z                                             | adam: eps, 1/bc1, 1/sqrt(bc2)
+    vec4 r0;   // unused                                                  | adam: lr0..lr3
+    vec4 r1;   // unused                                                  | adam: lr4, lr5, beta1, beta2
+    vec4 r2;   // unused                                                  | adam: eps
     vec4 intr; // fx, fy, cx, cy
     vec4 misc; // near, far, loss ssim weight, 1/(pixels*3)
     uvec4 u0;  // width, height, tiles_x, tiles_y
@@ -28,8 +30,12 @@ uint off_opac() { return 10u * pc.u1.y; }
 uint off_dc() { return 11u * pc.u1.y; }
 uint off_rest() { return 14u * pc.u1.y; }
 
-mat3 pose_r() { return transpose(mat3(pc.r0.xyz, pc.r1.xyz, pc.r2.xyz)); }
-vec3 pose_t() { return vec3(pc.r0.w, pc.r1.w, pc.r2.w); }
+// Per-submission values, written by the host before each submission: world-to-camera rotation
+// rows with the translation in w (r0, r1, r2), and Adam's 1/bc1, 1/sqrt(bc2) (adam.xy). A kernel
+// that reads them declares FRAME_BUFFER(its binding).
+#define FRAME_BUFFER(b) layout(std430, binding = b) readonly buffer Frame { vec4 r0; vec4 r1; vec4 r2; vec4 adam; } frame;
+#define pose_r() transpose(mat3(frame.r0.xyz, frame.r1.xyz, frame.r2.xyz))
+#define pose_t() vec3(frame.r0.w, frame.r1.w, frame.r2.w)
 
 mat3 quat_to_mat(vec4 q) { // (w, x, y, z), normalised
     float w = q.x, x = q.y, y = q.z, z = q.w;

@@ -7,6 +7,7 @@ layout(std430, binding = 1) writeonly buffer Proj { float proj[]; };
 layout(std430, binding = 2) writeonly buffer Touched { uint touched[]; };
 layout(std430, binding = 3) writeonly buffer DKey { uint dkey[]; };
 layout(std430, binding = 4) writeonly buffer DVal { uint dval[]; };
+FRAME_BUFFER(5)
 
 void main() {
     uint i = gl_GlobalInvocationID.x;

@@ -1,7 +1,7 @@
 // Per Gaussian: chain rule from screen-space gradients to the parameters and the camera pose
 // (see cpu/project.rs). Pose contributions are reduced per workgroup, then added atomically.
 #extension GL_KHR_shader_subgroup_basic : require
-#extension GL_KHR_shader_subgroup_arithmetic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
 #if FLOAT_ATOMICS
 #extension GL_EXT_shader_atomic_float : require
 #endif
@@ -11,6 +11,7 @@ layout(binding = 0) uniform samplerBuffer paramsT; // parameters, R32F texels (v
 layout(std430, binding = 1) readonly buffer Proj { float proj[]; };
 layout(std430, binding = 2) readonly buffer G2 { float g2d[]; };
 layout(std430, binding = 3) writeonly buffer Grads { float G[]; };
+FRAME_BUFFER(5)
 #if FLOAT_ATOMICS
 layout(std430, binding = 4) buffer PoseG { float poseg[]; };
 void add_pose(uint idx, float v) { atomicAdd(poseg[idx], v); }
@@ -130,11 +131,12 @@ void main() {
             pose_c[3] = gw.x; pose_c[4] = gw.y; pose_c[5] = gw.z;
         }
     }
-    // Subgroup sums, then one lane per pose component adds the subgroups' (one barrier).
-    for (uint k = 0u; k < 6u; k++) {
-        float v = subgroupAdd(pose_c[k]);
-        if (subgroupElect()) s_pose[k][gl_SubgroupID] = v;
-    }
+    // Subgroup sums (butterfly, as in raster_bwd.comp), then one lane per pose component adds
+    // the subgroups' (one barrier).
+    for (uint off = 1u; off < gl_SubgroupSize; off *= 2u)
+        for (uint k = 0u; k < 6u; k++) pose_c[k] += subgroupShuffleXor(pose_c[k], off);
+    if (subgroupElect())
+        for (uint k = 0u; k < 6u; k++) s_pose[k][gl_SubgroupID] = pose_c[k];
     barrier();
     if (lid < 6u) {
         float t = 0.0;

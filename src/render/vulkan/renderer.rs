@@ -1,6 +1,7 @@
 //! The Vulkan renderer: persistent growable buffers and command recording.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use nalgebra::Isometry3;
@@ -69,6 +70,29 @@ struct Profiler {
 }
 
 const PROFILE_QUERIES: u32 = 128;
+
+/// A command buffer kept for resubmission, with the kernel labels of its timestamps.
+struct Recorded {
+    cb: Arc<PrimaryAutoCommandBuffer>,
+    labels: Vec<&'static str>,
+}
+
+/// Most recordings kept at once (a mapper cycles through a few cameras and call kinds).
+const MAX_RECORDED: usize = 32;
+
+/// What a recording is for; with the words of [`CbKey`] it names everything recorded into it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum CbKind {
+    Forward,
+    Step,
+    Backward,
+    Loss,
+    Adam,
+}
+
+/// Identifies a recording: its kind and every value recorded into it (push constants, sizes,
+/// staging lengths). Buffers are not in it: replacing one forgets every recording.
+type CbKey = (CbKind, Vec<u32>);
 
 /// Buffers sized by the Gaussian capacity.
 struct GaussBufs {
@@ -150,11 +174,18 @@ pub struct VulkanRenderer {
     img: Option<ImageBufs>,
     counters: Subbuffer<[u32]>,
     pose_grad: Subbuffer<[f32]>,
-    /// Camera and pose of the latest forward (for backward / loss).
-    last: Option<(Camera, [u32; 32])>,
+    /// Camera, push constants and pose rows of the latest forward (for backward / loss).
+    last: Option<(Camera, [u32; 32], [f32; 12])>,
     have_grads: bool,
     prof: Option<Profiler>,
     host: RefCell<HostBufs>,
+    /// Per-submission values the kernels read (`FRAME_BUFFER` in common.glsl): pose rows, Adam
+    /// bias corrections. Host-visible, written before each submission.
+    frame: Subbuffer<[f32]>,
+    /// Command buffers recorded once and submitted again while their key matches: recording
+    /// and building one costs about a millisecond of CPU per optimisation step, which on a GPU
+    /// is as long as the step itself.
+    recorded: RefCell<HashMap<CbKey, Recorded>>,
 }
 
 const BLOCK_KEYS: usize = 2048;
@@ -210,6 +241,20 @@ impl VulkanRenderer {
         )
         .map_err(err("counters"))?;
         let pose_grad = dev::<f32>(&ctx, 8)?;
+        let frame = Buffer::from_iter(
+            ctx.mem.clone(),
+            BufferCreateInfo {
+                usage: BufferUsage::STORAGE_BUFFER,
+                ..Default::default()
+            },
+            AllocationCreateInfo {
+                memory_type_filter: MemoryTypeFilter::PREFER_DEVICE
+                    | MemoryTypeFilter::HOST_SEQUENTIAL_WRITE,
+                ..Default::default()
+            },
+            [0f32; 16],
+        )
+        .map_err(err("frame buffer"))?;
         let host = RefCell::new(HostBufs {
             up: host_buf(&ctx, false, 1 << 16)?,
             down: host_buf(&ctx, true, 1 << 16)?,
@@ -248,6 +293,8 @@ impl VulkanRenderer {
             pose_grad,
             last: None,
             have_grads: false,
+            frame,
+            recorded: RefCell::new(HashMap::new()),
         })
     }
 
@@ -308,6 +355,7 @@ impl VulkanRenderer {
                 return Ok(());
             }
         }
+        self.forget_recordings();
         let c = &self.ctx;
         let colour = dev(c, 3 * pixels)?;
         let target = dev(c, 3 * pixels)?;
@@ -338,10 +386,14 @@ impl VulkanRenderer {
     }
 
     fn builder(&self) -> Result<Builder, RenderError> {
+        self.builder_for(CommandBufferUsage::OneTimeSubmit)
+    }
+
+    fn builder_for(&self, usage: CommandBufferUsage) -> Result<Builder, RenderError> {
         let mut b = AutoCommandBufferBuilder::primary(
             self.ctx.cb_alloc.clone(),
             self.ctx.queue.queue_family_index(),
-            CommandBufferUsage::OneTimeSubmit,
+            usage,
         )
         .map_err(err("command buffer"))?;
         if let Some(pr) = &self.prof {
@@ -379,9 +431,13 @@ impl VulkanRenderer {
     }
 
     fn submit(&self, b: Builder) -> Result<(), RenderError> {
-        let t0 = std::time::Instant::now();
         let cb = b.build().map_err(err("build"))?;
-        let t1 = std::time::Instant::now();
+        self.execute(cb)
+    }
+
+    /// Submits `cb`, waits for it and collects its timestamps.
+    fn execute(&self, cb: Arc<PrimaryAutoCommandBuffer>) -> Result<(), RenderError> {
+        let t0 = std::time::Instant::now();
         cb.execute(self.ctx.queue.clone())
             .map_err(err("execute"))?
             .then_signal_fence_and_flush()
@@ -389,11 +445,80 @@ impl VulkanRenderer {
             .wait(None)
             .map_err(err("wait"))?;
         self.collect_profile()?;
-        tracing::trace!(
-            build_ms = (t1 - t0).as_secs_f64() * 1e3,
-            run_ms = t1.elapsed().as_secs_f64() * 1e3,
-            "submit"
-        );
+        tracing::trace!(run_ms = t0.elapsed().as_secs_f64() * 1e3, "submit");
+        Ok(())
+    }
+
+    /// Submits the recording named by `key`, recording it with `record` first when there is
+    /// none. The frame buffer must hold this submission's values.
+    fn run_recorded(
+        &self,
+        key: CbKey,
+        record: impl FnOnce(&Self, &mut Builder) -> Result<(), RenderError>,
+    ) -> Result<(), RenderError> {
+        let hit = self
+            .recorded
+            .borrow()
+            .get(&key)
+            .map(|r| (r.cb.clone(), r.labels.clone()));
+        let cb = match hit {
+            Some((cb, labels)) => {
+                if let Some(pr) = &self.prof {
+                    *pr.labels.borrow_mut() = labels;
+                }
+                cb
+            }
+            None => {
+                let t0 = std::time::Instant::now();
+                let mut b = self.builder_for(CommandBufferUsage::MultipleSubmit)?;
+                record(self, &mut b)?;
+                let cb = b.build().map_err(err("build"))?;
+                tracing::trace!(
+                    kind = ?key.0,
+                    record_ms = t0.elapsed().as_secs_f64() * 1e3,
+                    "recorded"
+                );
+                let labels = self
+                    .prof
+                    .as_ref()
+                    .map(|p| p.labels.borrow().clone())
+                    .unwrap_or_default();
+                let mut rec = self.recorded.borrow_mut();
+                if rec.len() >= MAX_RECORDED {
+                    rec.clear();
+                }
+                rec.insert(
+                    key,
+                    Recorded {
+                        cb: cb.clone(),
+                        labels,
+                    },
+                );
+                cb
+            }
+        };
+        self.execute(cb)
+    }
+
+    /// Drops every kept recording (they hold buffers that are being replaced).
+    fn forget_recordings(&self) {
+        self.recorded.borrow_mut().clear();
+    }
+
+    /// Writes the per-submission values the kernels read: pose rows and/or Adam's bias
+    /// corrections (the other part keeps its value).
+    fn write_frame(
+        &self,
+        pose: Option<&[f32; 12]>,
+        adam: Option<[f32; 2]>,
+    ) -> Result<(), RenderError> {
+        let mut w = self.frame.write().map_err(err("frame write"))?;
+        if let Some(p) = pose {
+            w[..12].copy_from_slice(p);
+        }
+        if let Some(a) = adam {
+            w[12..14].copy_from_slice(&a);
+        }
         Ok(())
     }
 
@@ -442,18 +567,10 @@ impl VulkanRenderer {
         Ok(())
     }
 
-    /// Push constants for a camera and pose.
-    fn base_pc(&self, cam: &Camera, t_cw: &Isometry3<f64>) -> [u32; 32] {
-        let r = t_cw.rotation.to_rotation_matrix();
-        let t = t_cw.translation.vector;
+    /// Push constants for a camera (the pose goes to the frame buffer: [`pose_rows`]).
+    fn base_pc(&self, cam: &Camera) -> [u32; 32] {
         let (tx, ty) = cam.tiles();
         let mut f = [0f32; 20];
-        for row in 0..3 {
-            for col in 0..3 {
-                f[4 * row + col] = r[(row, col)] as f32;
-            }
-            f[4 * row + 3] = t[row] as f32;
-        }
         f[12..16].copy_from_slice(&[cam.fx as f32, cam.fy as f32, cam.cx as f32, cam.cy as f32]);
         f[16] = cam.near as f32;
         f[17] = cam.far as f32;
@@ -480,6 +597,7 @@ impl VulkanRenderer {
             let grown = len.max(buf.len() as usize * 3 / 2);
             tracing::debug!(down, floats = grown, "growing host buffer");
             *buf = host_buf(&self.ctx, down, grown)?;
+            self.forget_recordings();
         }
         Ok(buf.clone())
     }
@@ -605,6 +723,7 @@ impl VulkanRenderer {
                 WriteDescriptorSet::buffer(2, g.touched.clone()),
                 WriteDescriptorSet::buffer(3, k.keys[0][0].clone()),
                 WriteDescriptorSet::buffer(4, k.keys[0][1].clone()),
+                WriteDescriptorSet::buffer(5, self.frame.clone()),
             ],
             pc,
             [ng, 1, 1],
@@ -799,6 +918,7 @@ impl VulkanRenderer {
                 WriteDescriptorSet::buffer(2, g.g2d.clone()),
                 WriteDescriptorSet::buffer(3, g.grads.clone()),
                 WriteDescriptorSet::buffer(4, self.pose_grad.clone()),
+                WriteDescriptorSet::buffer(5, self.frame.clone()),
             ],
             pc,
             [(self.n as u32).div_ceil(256), 1, 1],
@@ -867,23 +987,11 @@ impl VulkanRenderer {
         )
     }
 
-    fn record_adam(&self, b: &mut Builder, cfg: &AdamConfig, step: u32) -> Result<(), RenderError> {
-        let g = &self.g;
-        let t = step as f64;
-        let bc1 = 1.0 - cfg.beta1.powf(t);
-        let bc2 = 1.0 - cfg.beta2.powf(t);
+    /// Push constants of the Adam kernel (its step-dependent values: [`adam_frame`]).
+    fn adam_pc(&self, cfg: &AdamConfig) -> [u32; 32] {
         let f = [
-            cfg.lr[0],
-            cfg.lr[1],
-            cfg.lr[2],
-            cfg.lr[3],
-            cfg.lr[4],
-            cfg.lr[5],
-            cfg.beta1,
-            cfg.beta2,
+            cfg.lr[0], cfg.lr[1], cfg.lr[2], cfg.lr[3], cfg.lr[4], cfg.lr[5], cfg.beta1, cfg.beta2,
             cfg.eps,
-            1.0 / bc1,
-            1.0 / bc2.sqrt(),
         ];
         let mut pc = [0u32; 32];
         for (i, v) in f.iter().enumerate() {
@@ -891,10 +999,15 @@ impl VulkanRenderer {
         }
         pc[24..28].copy_from_slice(&[
             self.n as u32,
-            g.cap as u32,
+            self.g.cap as u32,
             sh_coeffs(self.sh_degree) as u32,
             self.k.cap as u32,
         ]);
+        pc
+    }
+
+    fn record_adam(&self, b: &mut Builder, pc: &[u32; 32]) -> Result<(), RenderError> {
+        let g = &self.g;
         let per: usize = group_widths(self.sh_degree).iter().sum();
         self.dispatch(
             b,
@@ -907,8 +1020,9 @@ impl VulkanRenderer {
                 WriteDescriptorSet::buffer_view(4, g.params_t.clone()),
                 WriteDescriptorSet::buffer_view(5, g.m_t.clone()),
                 WriteDescriptorSet::buffer_view(6, g.v_t.clone()),
+                WriteDescriptorSet::buffer(7, self.frame.clone()),
             ],
-            &pc,
+            pc,
             [((per * g.cap) as u32).div_ceil(256), 1, 1],
         )
     }
@@ -942,35 +1056,61 @@ impl VulkanRenderer {
         Ok(self.counters.read().map_err(err("counters"))?[0] as usize)
     }
 
-    /// Runs `record` (which records a forward) and regrows the key buffers when they overflowed.
+    /// Runs the recording `kind` with the static values `words` (recorded by `record`, which
+    /// records a forward and gets the push constants) and regrows the key buffers when they
+    /// overflowed.
     fn run_with_keys(
         &mut self,
         cam: &Camera,
-        mut record: impl FnMut(&Self, &mut Builder) -> Result<(), RenderError>,
+        kind: CbKind,
+        words: &[u32],
+        mut record: impl FnMut(&Self, &mut Builder, &[u32; 32]) -> Result<(), RenderError>,
         retry: bool,
     ) -> Result<(), RenderError> {
         loop {
-            let t0 = std::time::Instant::now();
-            let mut b = self.builder()?;
-            record(self, &mut b)?;
-            tracing::trace!(record_ms = t0.elapsed().as_secs_f64() * 1e3, "record");
-            self.submit(b)?;
+            // The push constants name the key capacity: a regrowth changes the key.
+            let pc = self.base_pc(cam);
+            let mut key = words.to_vec();
+            key.extend_from_slice(&pc);
+            self.run_recorded((kind, key), |s, b| record(s, b, &pc))?;
             let used = self.key_count()?;
             if used <= self.k.cap {
                 return Ok(());
             }
             let new_cap = (used as f64 * 1.25) as usize;
             tracing::debug!(used, old = self.k.cap, new_cap, "growing key buffers");
+            self.forget_recordings();
             self.k = Self::key_bufs(&self.ctx, new_cap)?;
             self.keys_per_gaussian = self
                 .keys_per_gaussian
                 .max(new_cap as f64 / self.n.max(1) as f64);
-            let _ = cam;
             if !retry {
                 return Ok(());
             }
         }
     }
+}
+
+/// World-to-camera rotation rows with the translation as 4th element (the frame buffer's r0..r2).
+fn pose_rows(t_cw: &Isometry3<f64>) -> [f32; 12] {
+    let r = t_cw.rotation.to_rotation_matrix();
+    let t = t_cw.translation.vector;
+    let mut f = [0f32; 12];
+    for row in 0..3 {
+        for col in 0..3 {
+            f[4 * row + col] = r[(row, col)] as f32;
+        }
+        f[4 * row + 3] = t[row] as f32;
+    }
+    f
+}
+
+/// Adam's bias corrections at `step` (1-based): 1 / (1 - beta1^t), 1 / sqrt(1 - beta2^t).
+fn adam_frame(cfg: &AdamConfig, step: u32) -> [f32; 2] {
+    let t = f64::from(step);
+    let bc1 = 1.0 - cfg.beta1.powf(t);
+    let bc2 = 1.0 - cfg.beta2.powf(t);
+    [(1.0 / bc1) as f32, (1.0 / bc2.sqrt()) as f32]
 }
 
 /// A kernel from its built-in SPIR-V, or from `$GS_LIVO_SHADER_DIR/<name>.spv` when that file
@@ -1121,10 +1261,12 @@ impl Renderer for VulkanRenderer {
             } else {
                 self.g.cap
             };
+            self.forget_recordings();
             self.g = Self::gauss_bufs(&self.ctx, cap, g.sh_degree())?;
         }
         let want_keys = (g.len() as f64 * self.keys_per_gaussian) as usize;
         if want_keys > self.k.cap {
+            self.forget_recordings();
             self.k = Self::key_bufs(&self.ctx, want_keys)?;
         }
         self.n = g.len();
@@ -1192,11 +1334,14 @@ impl Renderer for VulkanRenderer {
         let np = cam.pixels();
         // The images go to the read-back buffer in the same command buffer: colour, depth, alpha.
         let down = self.host(true, 5 * np)?;
+        let pose = pose_rows(t_cw);
+        self.write_frame(Some(&pose), None)?;
         self.run_with_keys(
             cam,
-            |s, b| {
-                let pc = s.base_pc(cam, t_cw);
-                s.record_forward(b, cam, &pc)?;
+            CbKind::Forward,
+            &[],
+            |s, b, pc| {
+                s.record_forward(b, cam, pc)?;
                 let img = s.img.as_ref().expect("ensured");
                 Self::copy(b, img.colour.clone(), down.clone(), [(0, 0, 3 * np)])?;
                 Self::copy(b, img.depth.clone(), down.clone(), [(0, 3 * np, np)])?;
@@ -1204,7 +1349,7 @@ impl Renderer for VulkanRenderer {
             },
             true,
         )?;
-        self.last = Some((*cam, self.base_pc(cam, t_cw)));
+        self.last = Some((*cam, self.base_pc(cam), pose));
         self.have_grads = false;
         let mut d = self.read_down(5 * np)?;
         let alpha = d.split_off(4 * np);
@@ -1224,7 +1369,7 @@ impl Renderer for VulkanRenderer {
         d_depth: Option<&[f32]>,
         d_alpha: Option<&[f32]>,
     ) -> Result<Gradients, RenderError> {
-        let (cam, pc) = self.last.ok_or(RenderError::NoForward)?;
+        let (cam, pc, pose) = self.last.ok_or(RenderError::NoForward)?;
         let np = cam.pixels();
         check_image(d_colour.len(), 3 * np, "d_colour")?;
         if let Some(d) = d_depth {
@@ -1233,7 +1378,6 @@ impl Renderer for VulkanRenderer {
         if let Some(d) = d_alpha {
             check_image(d.len(), np, "d_alpha")?;
         }
-        let img = self.img.as_ref().expect("ensured");
         let st = self.stage(&[
             d_colour,
             d_depth.unwrap_or_default(),
@@ -1243,20 +1387,28 @@ impl Renderer for VulkanRenderer {
         let per: usize = group_widths(self.sh_degree).iter().sum();
         let glen = per * self.n;
         let down = self.host(true, glen + 6)?;
-        let mut b = self.builder()?;
-        let mut flags = 0;
-        for (st, dst, flag) in [(sc, &img.dl_c, 0), (sd, &img.dl_d, 1), (sa, &img.dl_a, 2)] {
-            if let Some(st) = st {
-                let len = st.len() as usize;
-                Self::copy(&mut b, st, dst.clone(), [(0, 0, len)])?;
-                flags |= flag;
+        self.write_frame(Some(&pose), None)?;
+        // The staged lengths (which images are given) and the push constants name it.
+        let mut key: Vec<u32> = [&sc, &sd, &sa]
+            .iter()
+            .map(|st| st.as_ref().map_or(0, |b| b.len() as u32))
+            .collect();
+        key.extend_from_slice(&pc);
+        self.run_recorded((CbKind::Backward, key), |s, b| {
+            let img = s.img.as_ref().expect("ensured");
+            let mut flags = 0;
+            for (st, dst, flag) in [(sc, &img.dl_c, 0), (sd, &img.dl_d, 1), (sa, &img.dl_a, 2)] {
+                if let Some(st) = st {
+                    let len = st.len() as usize;
+                    Self::copy(b, st, dst.clone(), [(0, 0, len)])?;
+                    flags |= flag;
+                }
             }
-        }
-        self.record_backward(&mut b, &cam, &pc, flags)?;
-        // Gradients (n layout) and the pose gradient read back in the same command buffer.
-        self.record_read_params(&mut b, &self.g.grads, &down, 0)?;
-        Self::copy(&mut b, self.pose_grad.clone(), down.clone(), [(0, glen, 6)])?;
-        self.submit(b)?;
+            s.record_backward(b, &cam, &pc, flags)?;
+            // Gradients (n layout) and the pose gradient read back in the same command buffer.
+            s.record_read_params(b, &s.g.grads, &down, 0)?;
+            Self::copy(b, s.pose_grad.clone(), down.clone(), [(0, glen, 6)])
+        })?;
         self.have_grads = true;
         let mut d = self.read_down(glen + 6)?;
         let pg = d.split_off(glen);
@@ -1267,20 +1419,23 @@ impl Renderer for VulkanRenderer {
     }
 
     fn loss(&mut self, target: &[f32], cfg: &LossConfig) -> Result<(f64, Vec<f32>), RenderError> {
-        let (cam, pc) = self.last.ok_or(RenderError::NoForward)?;
+        let (cam, pc, _) = self.last.ok_or(RenderError::NoForward)?;
         let np = cam.pixels();
         check_image(target.len(), 3 * np, "target")?;
-        let img = self.img.as_ref().expect("ensured");
         let st = self.stage(&[target])?.pop().flatten();
         let down = self.host(true, 4 * np)?;
-        let mut b = self.builder()?;
-        if let Some(st) = st {
-            Self::copy(&mut b, st, img.target.clone(), [(0, 0, 3 * np)])?;
-        }
-        self.record_loss(&mut b, &cam, &pc, cfg.ssim_weight as f32)?;
-        Self::copy(&mut b, img.lmap.clone(), down.clone(), [(0, 0, np)])?;
-        Self::copy(&mut b, img.dl_c.clone(), down.clone(), [(0, np, 3 * np)])?;
-        self.submit(b)?;
+        let lambda = cfg.ssim_weight as f32;
+        let mut key = vec![u32::from(st.is_some()), lambda.to_bits()];
+        key.extend_from_slice(&pc);
+        self.run_recorded((CbKind::Loss, key), |s, b| {
+            let img = s.img.as_ref().expect("ensured");
+            if let Some(st) = st {
+                Self::copy(b, st, img.target.clone(), [(0, 0, 3 * np)])?;
+            }
+            s.record_loss(b, &cam, &pc, lambda)?;
+            Self::copy(b, img.lmap.clone(), down.clone(), [(0, 0, np)])?;
+            Self::copy(b, img.dl_c.clone(), down.clone(), [(0, np, 3 * np)])
+        })?;
         let mut d = self.read_down(4 * np)?;
         let grad = d.split_off(np);
         let loss = d.iter().map(|v| *v as f64).sum();
@@ -1292,9 +1447,9 @@ impl Renderer for VulkanRenderer {
             return Err(RenderError::NoForward);
         }
         self.adam_step += 1;
-        let mut b = self.builder()?;
-        self.record_adam(&mut b, cfg, self.adam_step)?;
-        self.submit(b)?;
+        self.write_frame(None, Some(adam_frame(cfg, self.adam_step)))?;
+        let pc = self.adam_pc(cfg);
+        self.run_recorded((CbKind::Adam, pc.to_vec()), |s, b| s.record_adam(b, &pc))?;
         self.have_grads = false;
         Ok(())
     }
@@ -1313,18 +1468,24 @@ impl Renderer for VulkanRenderer {
         self.adam_step += 1;
         let step = self.adam_step;
         let st = self.stage(&[target])?.pop().flatten();
+        self.write_frame(Some(&pose_rows(t_cw)), Some(adam_frame(adam, step)))?;
+        let adam_pc = self.adam_pc(adam);
+        let lambda = loss.ssim_weight as f32;
+        let mut words = vec![target.len() as u32, lambda.to_bits()];
+        words.extend_from_slice(&adam_pc);
         self.run_with_keys(
             cam,
-            |s, b| {
-                let pc = s.base_pc(cam, t_cw);
+            CbKind::Step,
+            &words,
+            |s, b, pc| {
                 let img = s.img.as_ref().expect("ensured");
                 if let Some(st) = &st {
                     Self::copy(b, st.clone(), img.target.clone(), [(0, 0, target.len())])?;
                 }
-                s.record_forward(b, cam, &pc)?;
-                s.record_loss(b, cam, &pc, loss.ssim_weight as f32)?;
-                s.record_backward(b, cam, &pc, 0)?;
-                s.record_adam(b, adam, step)
+                s.record_forward(b, cam, pc)?;
+                s.record_loss(b, cam, pc, lambda)?;
+                s.record_backward(b, cam, pc, 0)?;
+                s.record_adam(b, &adam_pc)
             },
             false,
         )?;

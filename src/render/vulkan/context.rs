@@ -225,7 +225,13 @@ impl Context {
         )
         .map_err(vk("device"))?;
         let queue = queues.next().expect("one queue");
-        tracing::info!(device = %name, float_atomics, "Vulkan rasteriser");
+        tracing::info!(
+            device = %name,
+            float_atomics,
+            ?raster_fwd,
+            ?raster_bwd,
+            "Vulkan rasteriser"
+        );
         Ok(Self {
             mem: Arc::new(StandardMemoryAllocator::new_default(device.clone())),
             cb_alloc: Arc::new(StandardCommandBufferAllocator::new(

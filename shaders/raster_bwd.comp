@@ -2,11 +2,12 @@
 // screen-space gradient of every Gaussian (mean 2, conic 3, opacity, colour 3, depth).
 //
 // Same layout as raster_fwd.comp (see there for why): COLS x ROWS pixels per invocation, texel
-// fetches at one index for the current Gaussian, skip loops for CULL. Per pixel the colour, depth
-// and alpha channels are folded into one running sum: with F_i = f_i . dL/dout (f = colour, depth,
-// 1) and G the same sum over what lies behind, dL/dalpha_i = T_i (F_i - G) and then
-// G <- alpha_i F_i + (1 - alpha_i) G. Each lane sums its pixels' terms; the subgroup then adds its
-// lanes and adds the result to the Gaussian's ten floats atomically (float atomics or CAS).
+// fetches at one index for the current Gaussian, skip loops for CULL (1: Gaussians and rows, 2:
+// Gaussians only). Per pixel the colour, depth and alpha channels are folded into one running sum:
+// with F_i = f_i . dL/dout (f = colour, depth, 1) and G the same sum over what lies behind,
+// dL/dalpha_i = T_i (F_i - G) and then G <- alpha_i F_i + (1 - alpha_i) G. Each lane sums its
+// pixels' terms; the subgroup then adds its lanes and adds the result to the Gaussian's ten
+// floats atomically (float atomics or CAS).
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_KHR_shader_subgroup_vote : require
@@ -44,12 +45,9 @@ void add_g(uint idx, float v) {
 const uint NPIX = ROWS * COLS; // at most 32
 #define MAXPIX 32
 
-// Replay Gaussian i (m, co, col, box) at pixel Q = c * ROWS + r, unless its row is culled,
-// adding the pixel's terms to the lane sums s[].
-#define PIXEL(Q) if ((Q) < NPIX) { \
-    const uint c = (Q) / ROWS, r = (Q) % ROWS; \
-    bool rhit = CULL == 0u || (chit[c] && float(r) >= ra && float(r) <= rb); \
-    for (uint o2 = rhit ? 0u : one; o2 < one; o2++) { \
+// Replay Gaussian i (m, co, col, box) at pixel Q = c * ROWS + r, adding the pixel's terms to the
+// lane sums s[] (PIXEL: unless CULL 1 culls its row).
+#define PIXEL_BODY(Q, c, r) \
         float dy = m.y - float(y0 + r); \
         float power = pa[c] + dy * (pb[c] - 0.5 * co.z * dy); \
         float gauss = exp(min(power, 0.0)); \
@@ -73,7 +71,14 @@ const uint NPIX = ROWS * COLS; // at most 32
         s[6] += w * dlc[Q].r; \
         s[7] += w * dlc[Q].g; \
         s[8] += w * dlc[Q].b; \
-        s[9] += w * dld[Q]; \
+        s[9] += w * dld[Q];
+#define PIXEL(Q) if ((Q) < NPIX) { \
+    const uint c = (Q) / ROWS, r = (Q) % ROWS; \
+    bool rhit = CULL != 1u || (chit[c] && float(r) >= ra && float(r) <= rb); \
+    if (CULL == 1u) { \
+        for (uint o2 = rhit ? 0u : one; o2 < one; o2++) { PIXEL_BODY(Q, c, r) } \
+    } else { \
+        PIXEL_BODY(Q, c, r) \
     } \
 }
 const uint LPR = TILE / COLS;

@@ -5,8 +5,9 @@
 // subgroup operation, and runs an `if` masked (both ways, always); only a loop skips code. So: no
 // shared memory and no barriers; each invocation owns a COLS x ROWS block of pixels (state in
 // registers); every lane reads the current Gaussian through texel fetches at the same index (one
-// vectorised gather); with CULL, a Gaussian is skipped, and then each of its pixel rows, when its
-// alpha box misses them, by loops of 0 or 1 trips.
+// vectorised gather); with CULL, a Gaussian whose alpha box misses the subgroup's pixels is skipped
+// by a loop of 0 or 1 trips, and with CULL 1 each pixel row it misses too (worth it on a GPU; on a
+// CPU driver the loops' mask and counter bookkeeping costs more than the rows skipped: CULL 2).
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_vote : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
@@ -26,11 +27,9 @@ layout(std430, binding = 7) writeonly buffer OutN { uint out_n[]; };
 const uint NPIX = ROWS * COLS; // at most 32
 #define MAXPIX 32
 
-// Blend Gaussian i (m, co, col, box) into pixel Q = c * ROWS + r, unless its row is culled.
-#define PIXEL(Q) if ((Q) < NPIX) { \
-    const uint c = (Q) / ROWS, r = (Q) % ROWS; \
-    bool rhit = CULL == 0u || (chit[c] && float(r) >= ra && float(r) <= rb); \
-    for (uint o2 = rhit ? 0u : one; o2 < one; o2++) { \
+// Blend Gaussian i (m, co, col, box) into pixel Q = c * ROWS + r (PIXEL: unless CULL 1 culls
+// its row; rows outside the alpha box get alpha < ALPHA_MIN, so culling changes nothing else).
+#define PIXEL_BODY(Q, c, r) \
         float dy = m.y - float(y0 + r); \
         float power = pa[c] + dy * (pb[c] - 0.5 * co.z * dy); \
         float alpha = min(ALPHA_MAX, m.z * exp(min(power, 0.0))); \
@@ -43,7 +42,14 @@ const uint NPIX = ROWS * COLS; // at most 32
         D[Q] += m.w * w; \
         T[Q] = blend ? nt : T[Q]; \
         last[Q] = blend ? i + 1u : last[Q]; \
-        done[Q] = done[Q] || stop; \
+        done[Q] = done[Q] || stop;
+#define PIXEL(Q) if ((Q) < NPIX) { \
+    const uint c = (Q) / ROWS, r = (Q) % ROWS; \
+    bool rhit = CULL != 1u || (chit[c] && float(r) >= ra && float(r) <= rb); \
+    if (CULL == 1u) { \
+        for (uint o2 = rhit ? 0u : one; o2 < one; o2++) { PIXEL_BODY(Q, c, r) } \
+    } else { \
+        PIXEL_BODY(Q, c, r) \
     } \
 }
 const uint LPR = TILE / COLS; // invocations per pixel row of the tile

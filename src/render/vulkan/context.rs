@@ -32,7 +32,10 @@ pub struct Context {
     pub name: String,
     /// Pixel block per invocation of the forward raster kernel, `[rows, cols, cull]`: a CPU
     /// device runs a subgroup as one SIMD vector, so taller blocks amortise each Gaussian's
-    /// fetch; GPUs want one pixel per lane. `GS_LIVO_RASTER_FWD=rows,cols,cull` overrides.
+    /// fetch; GPUs want one pixel per lane. `cull`: 0 none, 1 Gaussians per subgroup and then
+    /// pixel rows, 2 Gaussians per subgroup only (on a CPU device each row skip is a loop whose
+    /// bookkeeping costs more than the rows it skips). `GS_LIVO_RASTER_FWD=rows,cols,cull`
+    /// overrides.
     pub raster_fwd: [u32; 3],
     /// The same for the backward raster kernel (`GS_LIVO_RASTER_BWD`).
     pub raster_bwd: [u32; 3],
@@ -117,7 +120,7 @@ fn raster_layout(var: &str, default: [u32; 3]) -> Result<[u32; 3], RenderError> 
         .map(|x| x.trim().parse::<u32>().map_err(|_| bad()))
         .collect::<Result<_, _>>()?;
     match p[..] {
-        [r, c, cull] if [1, 2, 4, 8, 16].contains(&r) && [1, 2].contains(&c) && cull <= 1 => {
+        [r, c, cull] if [1, 2, 4, 8, 16].contains(&r) && [1, 2].contains(&c) && cull <= 2 => {
             Ok([r, c, cull])
         }
         _ => Err(bad()),
@@ -205,11 +208,11 @@ impl Context {
         let cpu = physical.properties().device_type == PhysicalDeviceType::Cpu;
         let raster_fwd = raster_layout(
             "GS_LIVO_RASTER_FWD",
-            if cpu { [16, 1, 1] } else { [1, 1, 1] },
+            if cpu { [8, 2, 2] } else { [1, 1, 1] },
         )?;
         let raster_bwd = raster_layout(
             "GS_LIVO_RASTER_BWD",
-            if cpu { [8, 1, 1] } else { [1, 1, 1] },
+            if cpu { [8, 2, 2] } else { [1, 1, 1] },
         )?;
         let (device, mut queues) = Device::new(
             physical,

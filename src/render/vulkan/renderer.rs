@@ -425,6 +425,7 @@ impl VulkanRenderer {
         let mut acc = pr.acc.borrow_mut();
         for (i, l) in labels.iter().enumerate() {
             let ms = ts[i + 1].saturating_sub(ts[i]) as f64 * pr.period_ns * 1e-6;
+            tracing::trace!(kernel = l, ms, "kernel time");
             acc.push((l, ms));
         }
         Ok(())
@@ -1074,6 +1075,7 @@ impl VulkanRenderer {
             key.extend_from_slice(&pc);
             self.run_recorded((kind, key), |s, b| record(s, b, &pc))?;
             let used = self.key_count()?;
+            tracing::trace!(keys = used, gaussians = self.n, "forward keys");
             if used <= self.k.cap {
                 return Ok(());
             }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use vulkano::command_buffer::allocator::StandardCommandBufferAllocator;
 use vulkano::descriptor_set::allocator::StandardDescriptorSetAllocator;
-use vulkano::device::physical::{PhysicalDevice, PhysicalDeviceType};
+use vulkano::device::physical::{PhysicalDevice, PhysicalDeviceType, SubgroupFeatures};
 use vulkano::device::{
     Device, DeviceCreateInfo, DeviceExtensions, DeviceFeatures, Queue, QueueCreateInfo, QueueFlags,
 };
@@ -82,12 +82,29 @@ pub fn best_device_kind() -> Option<DeviceKind> {
     })
 }
 
-/// Vulkan 1.2 with a compute queue.
+/// Vulkan 1.2 with a compute queue and the subgroup operations the kernels use.
 fn usable(p: &Arc<PhysicalDevice>) -> bool {
     p.api_version() >= Version::V1_2
         && p.queue_family_properties()
             .iter()
             .any(|q| q.queue_flags.intersects(QueueFlags::COMPUTE))
+        && has_subgroup_ops(p)
+}
+
+/// Subgroup operations of the kernels (minima and maxima, votes, butterfly shuffles), in compute
+/// shaders. Vulkan 1.1 only guarantees the basic ones.
+fn has_subgroup_ops(p: &Arc<PhysicalDevice>) -> bool {
+    let props = p.properties();
+    let need = SubgroupFeatures::BASIC
+        | SubgroupFeatures::VOTE
+        | SubgroupFeatures::ARITHMETIC
+        | SubgroupFeatures::SHUFFLE;
+    props
+        .subgroup_supported_operations
+        .is_some_and(|ops| ops.contains(need))
+        && props
+            .subgroup_supported_stages
+            .is_some_and(|st| st.intersects(ShaderStages::COMPUTE))
 }
 
 /// Names of the Vulkan devices the loader enumerates (empty when there is no loader/device).
@@ -168,8 +185,10 @@ impl Context {
         })?;
         if !usable(&physical) {
             return Err(RenderError::NoDevice(format!(
-                "{} lacks Vulkan 1.2 or a compute queue",
-                physical.properties().device_name
+                "{} lacks Vulkan 1.2, a compute queue, or basic, vote, arithmetic and shuffle \
+                 subgroup operations in compute shaders (it has {:?})",
+                physical.properties().device_name,
+                physical.properties().subgroup_supported_operations
             )));
         }
         let qf = physical

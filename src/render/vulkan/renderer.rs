@@ -1115,8 +1115,6 @@ fn adam_frame(cfg: &AdamConfig, step: u32) -> [f32; 2] {
     [(1.0 / bc1) as f32, (1.0 / bc2.sqrt()) as f32]
 }
 
-/// A kernel from its built-in SPIR-V, or from `$GS_LIVO_SHADER_DIR/<name>.spv` when that file
-/// exists (for shader development without rebuilding the crate).
 /// Radix passes (4 bits each) over the tile ids of a camera.
 fn tile_sort_passes(cam: &Camera) -> u32 {
     let (tx, ty) = cam.tiles();
@@ -1124,6 +1122,8 @@ fn tile_sort_passes(cam: &Camera) -> u32 {
     tile_bits.div_ceil(4)
 }
 
+/// A kernel from its built-in SPIR-V, or from `$GS_LIVO_SHADER_DIR/<name>.spv` when that file
+/// exists (for shader development without rebuilding the crate).
 fn kernel(ctx: &Context, name: &'static str, spv: &[u8]) -> Result<Kernel, RenderError> {
     kernel_spec(ctx, name, spv, &[])
 }

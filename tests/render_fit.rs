@@ -3,28 +3,21 @@
 
 use gs_livo::render::cpu::CpuRenderer;
 use gs_livo::render::fast::FastRenderer;
-use gs_livo::render::vulkan::{enumerate_devices, VulkanRenderer};
 use gs_livo::render::{
     random_gaussians, test_camera, test_pose, AdamConfig, Gaussians, Group, LossConfig,
     RenderConfig, Renderer,
 };
 use rand::{Rng, SeedableRng};
 
+mod common;
+
 fn backends() -> Vec<Box<dyn Renderer>> {
     let mut v: Vec<Box<dyn Renderer>> = vec![
         Box::new(CpuRenderer::new(&RenderConfig::default())),
         Box::new(FastRenderer::new(&RenderConfig::default())),
     ];
-    match VulkanRenderer::new(&RenderConfig::default()) {
-        Ok(r) => v.push(Box::new(r)),
-        Err(e) => {
-            let devices = enumerate_devices();
-            assert!(
-                devices.is_empty(),
-                "Vulkan devices {devices:?} exist but the backend failed: {e}"
-            );
-            eprintln!("SKIP Vulkan part: no Vulkan device ({e})");
-        }
+    if let Some(r) = common::vulkan_or_skip(&RenderConfig::default()) {
+        v.push(Box::new(r));
     }
     v
 }

@@ -4,12 +4,14 @@
 
 use gs_livo::render::cpu::CpuRenderer;
 use gs_livo::render::verify::compare_backends;
-use gs_livo::render::vulkan::{enumerate_devices, VulkanRenderer};
+use gs_livo::render::vulkan::VulkanRenderer;
 use gs_livo::render::{
     random_gaussians, test_camera, test_pose, AdamConfig, Gaussians, LossConfig, RenderConfig,
     Renderer, GROUPS,
 };
 use nalgebra::{Isometry3, Vector3};
+
+mod common;
 
 fn vulkan(float_atomics: bool) -> Option<VulkanRenderer> {
     let cfg = RenderConfig {
@@ -18,18 +20,7 @@ fn vulkan(float_atomics: bool) -> Option<VulkanRenderer> {
         keys_per_gaussian: 1.0,
         ..RenderConfig::default()
     };
-    match VulkanRenderer::new(&cfg) {
-        Ok(r) => Some(r),
-        Err(e) => {
-            let devices = enumerate_devices();
-            assert!(
-                devices.is_empty(),
-                "Vulkan devices {devices:?} exist but the backend failed: {e}"
-            );
-            eprintln!("SKIP: no Vulkan device ({e})");
-            None
-        }
-    }
+    common::vulkan_or_skip(&cfg)
 }
 
 fn compare(gpu: &mut dyn Renderer, g: &Gaussians, seed: u64) {

@@ -5,8 +5,9 @@
 
 use gs_livo::render::cpu::CpuRenderer;
 use gs_livo::render::verify::compare_backends;
-use gs_livo::render::vulkan::{enumerate_devices, VulkanRenderer};
 use gs_livo::render::{random_gaussians, test_camera, test_pose, RenderConfig, GROUPS};
+
+mod common;
 
 fn check(layout: &str, float_atomics: bool, sh_degree: u32, seed: u64) {
     std::env::set_var("GS_LIVO_RASTER_FWD", layout);
@@ -17,17 +18,8 @@ fn check(layout: &str, float_atomics: bool, sh_degree: u32, seed: u64) {
         keys_per_gaussian: 1.0,
         ..RenderConfig::default()
     };
-    let mut gpu = match VulkanRenderer::new(&cfg) {
-        Ok(r) => r,
-        Err(e) => {
-            let devices = enumerate_devices();
-            assert!(
-                devices.is_empty(),
-                "Vulkan devices {devices:?} exist but the backend failed: {e}"
-            );
-            eprintln!("SKIP: no Vulkan device ({e})");
-            return;
-        }
+    let Some(mut gpu) = common::vulkan_or_skip(&cfg) else {
+        return;
     };
     let g = random_gaussians(300, sh_degree, 0.12, seed);
     let mut cpu = CpuRenderer::new(&RenderConfig::default());

@@ -1,4 +1,4 @@
-//! Helpers shared by the bag integration tests.
+//! Helpers shared by the integration tests (bags, Vulkan).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -97,4 +97,23 @@ pub fn decode_b64(s: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// A Vulkan renderer for `cfg`, or `None` (saying why) when the machine has no Vulkan device. A
+/// device that exists but fails is a test failure: Vulkan tests never skip silently.
+pub fn vulkan_or_skip(
+    cfg: &gs_livo::render::RenderConfig,
+) -> Option<gs_livo::render::vulkan::VulkanRenderer> {
+    match gs_livo::render::vulkan::VulkanRenderer::new(cfg) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            let devices = gs_livo::render::vulkan::enumerate_devices();
+            assert!(
+                devices.is_empty(),
+                "Vulkan devices {devices:?} exist but the backend failed: {e}"
+            );
+            eprintln!("SKIP Vulkan: no Vulkan device ({e})");
+            None
+        }
+    }
 }

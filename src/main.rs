@@ -25,6 +25,8 @@ enum Command {
     Eval(cli::eval::Args),
     /// Run odometry and mapping on a recording.
     Run(cli::run::Args),
+    /// Run the node on a bag played in wall-clock time, recording what it publishes.
+    Replay(cli::replay::Args),
     /// Simulate the room sequence, run LIVO on it and print ATE, PSNR and speed.
     Demo(cli::demo::Args),
     /// Run as a ROS 2 node (`--ros-args --params-file config/<rig>.yaml`).
@@ -44,6 +46,7 @@ fn main() -> anyhow::Result<()> {
         Command::Sim(a) => cli::sim::run(a),
         Command::Eval(a) => cli::eval::run(a),
         Command::Run(a) => cli::run::run(a),
+        Command::Replay(a) => cli::replay::run(a),
         Command::Demo(a) => cli::demo::run(a),
         #[cfg(feature = "ros2")]
         Command::Node(a) => cli::node::run(a),

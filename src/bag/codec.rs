@@ -374,3 +374,74 @@ impl RosMessage for LivoxCustomMsg {
         })
     }
 }
+
+/// Smallest CDR size of one DiagnosticStatus: level + four empty strings/sequences.
+const MIN_DIAGNOSTIC_STATUS_BYTES: usize = 1 + 4 * 4;
+
+impl RosMessage for DiagnosticArray {
+    const TYPE_NAME: &'static str = "diagnostic_msgs/msg/DiagnosticArray";
+    const DEFINITION: &'static str = defs::DIAGNOSTIC_ARRAY;
+
+    fn encode_cdr(&self) -> Vec<u8> {
+        let mut w = CdrWriter::with_capacity(256);
+        write_header(&mut w, &self.header);
+        w.seq_len(self.status.len());
+        for s in &self.status {
+            w.u8(s.level);
+            w.string(&s.name);
+            w.string(&s.message);
+            w.string(&s.hardware_id);
+            w.seq_len(s.values.len());
+            for kv in &s.values {
+                w.string(&kv.key);
+                w.string(&kv.value);
+            }
+        }
+        w.finish()
+    }
+
+    fn decode_cdr(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = CdrReader::new(bytes)?;
+        let header = read_header(&mut r)?;
+        let n = r.seq_len(MIN_DIAGNOSTIC_STATUS_BYTES)?;
+        let mut status = Vec::with_capacity(n);
+        for _ in 0..n {
+            let level = r.u8()?;
+            let name = r.string()?;
+            let message = r.string()?;
+            let hardware_id = r.string()?;
+            let m = r.seq_len(8)?;
+            let mut values = Vec::with_capacity(m);
+            for _ in 0..m {
+                values.push(KeyValue {
+                    key: r.string()?,
+                    value: r.string()?,
+                });
+            }
+            status.push(DiagnosticStatus {
+                level,
+                name,
+                message,
+                hardware_id,
+                values,
+            });
+        }
+        Ok(Self { header, status })
+    }
+}
+
+impl RosMessage for StringMsg {
+    const TYPE_NAME: &'static str = "std_msgs/msg/String";
+    const DEFINITION: &'static str = defs::STRING;
+
+    fn encode_cdr(&self) -> Vec<u8> {
+        let mut w = CdrWriter::with_capacity(8 + self.data.len());
+        w.string(&self.data);
+        w.finish()
+    }
+
+    fn decode_cdr(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = CdrReader::new(bytes)?;
+        Ok(Self { data: r.string()? })
+    }
+}

@@ -152,3 +152,15 @@ pub const LIVOX_CUSTOM_MSG: &str = concat!(
     sep!("livox_ros_driver2/CustomPoint"),
     "uint32 offset_time\nfloat32 x\nfloat32 y\nfloat32 z\nuint8 reflectivity\nuint8 tag\nuint8 line\n"
 );
+
+pub const DIAGNOSTIC_ARRAY: &str = concat!(
+    "std_msgs/Header header\ndiagnostic_msgs/DiagnosticStatus[] status\n",
+    header!(),
+    sep!("diagnostic_msgs/DiagnosticStatus"),
+    "byte OK=0\nbyte WARN=1\nbyte ERROR=2\nbyte STALE=3\nbyte level\nstring name\nstring message\n",
+    "string hardware_id\ndiagnostic_msgs/KeyValue[] values\n",
+    sep!("diagnostic_msgs/KeyValue"),
+    "string key\nstring value\n"
+);
+
+pub const STRING: &str = "string data\n";

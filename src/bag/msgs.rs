@@ -167,3 +167,33 @@ pub struct LivoxCustomMsg {
     pub rsvd: [u8; 3],
     pub points: Vec<LivoxPoint>,
 }
+
+/// `diagnostic_msgs/KeyValue`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: String,
+}
+
+/// `diagnostic_msgs/DiagnosticStatus` (`level`: 0 OK, 1 WARN, 2 ERROR, 3 STALE).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DiagnosticStatus {
+    pub level: u8,
+    pub name: String,
+    pub message: String,
+    pub hardware_id: String,
+    pub values: Vec<KeyValue>,
+}
+
+/// `diagnostic_msgs/DiagnosticArray`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DiagnosticArray {
+    pub header: Header,
+    pub status: Vec<DiagnosticStatus>,
+}
+
+/// `std_msgs/String` (the node's save topic).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StringMsg {
+    pub data: String,
+}

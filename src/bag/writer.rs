@@ -130,22 +130,37 @@ impl BagWriter {
         log_time: Stamp,
         cdr: &[u8],
     ) -> Result<(), BagError> {
+        self.write_cdr(topic, M::TYPE_NAME, M::DEFINITION, log_time, log_time, cdr)
+    }
+
+    /// Appends CDR bytes of a type given by name and ros2msg definition, with a publish time
+    /// apart from the log time (a recorder of a running node: log time on the node's clock,
+    /// publish time on the wall clock).
+    pub fn write_cdr(
+        &mut self,
+        topic: &str,
+        type_name: &'static str,
+        definition: &'static str,
+        log_time: Stamp,
+        publish_time: Stamp,
+        cdr: &[u8],
+    ) -> Result<(), BagError> {
         if !self.topics.contains_key(topic) {
-            self.add_topic(topic, M::TYPE_NAME, M::DEFINITION)?;
+            self.add_topic(topic, type_name, definition)?;
         }
         let path = self.mcap_path();
         let t = self.topics.get_mut(topic).expect("topic added above");
-        if t.type_name != M::TYPE_NAME {
+        if t.type_name != type_name {
             return Err(BagError::Topic {
                 topic: topic.into(),
-                msg: format!("written as {} before, now {}", t.type_name, M::TYPE_NAME),
+                msg: format!("written as {} before, now {type_name}", t.type_name),
             });
         }
         let header = mcap::records::MessageHeader {
             channel_id: t.channel,
             sequence: t.seq,
             log_time,
-            publish_time: log_time,
+            publish_time,
         };
         t.seq = t.seq.wrapping_add(1);
         t.count += 1;

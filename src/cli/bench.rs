@@ -20,6 +20,9 @@ pub enum What {
     /// Map quality with ground-truth poses on simulated scenes: training- and novel-view
     /// PSNR/SSIM, Gaussians, memory and time per scene.
     Map(super::bench_map::MapArgs),
+    /// The node through the replay transport at real time: odometry latency, IMU odometry
+    /// rate, frames mapped and skipped, drops, per profile.
+    Live(super::bench_live::LiveArgs),
 }
 
 #[derive(clap::Args)]
@@ -63,6 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         What::Render(a) => run_render(a),
         What::Pipeline(a) => super::bench_pipeline::run(a),
         What::Map(a) => super::bench_map::run(a),
+        What::Live(a) => super::bench_live::run(a),
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod allocator;
 pub mod bench;
+pub mod bench_live;
 pub mod bench_map;
 pub mod bench_pipeline;
 pub mod demo;
@@ -11,6 +12,7 @@ pub mod info;
 #[cfg(feature = "ros2")]
 pub mod node;
 pub mod progress;
+pub mod replay;
 pub mod run;
 pub mod sim;
 

@@ -15,8 +15,8 @@
 //! queues drop the newest item and count it (see [`DropCounters`]), and the visual update uses
 //! the newest map snapshot available.
 
+mod imu_odometry;
 mod ingest;
-pub mod live;
 pub mod mapping;
 pub mod offline;
 pub mod oracle;
@@ -25,15 +25,16 @@ mod register;
 mod stages;
 pub mod summary;
 
+pub use imu_odometry::ImuOdometry;
 pub use ingest::{bag_measurements, BagInput, IngestCounters};
 pub use mapping::{MapFrame, MapSnapshot, MapStage, RenderPair};
 pub use offline::{run_offline, ExternalGroundTruth, Progress};
 pub use oracle::OraclePoses;
 pub use outputs::{OutputWriter, OutputsConfig};
-pub use register::register_scan;
+pub use register::{register_scan, register_scan_with_intensity};
 pub use stages::{
-    run_pipeline, Finished, FrameEstimate, LiveStats, Output, PipelineHandle, Source, StageTime,
-    VisualStats, VISUAL_AVAILABLE,
+    run_pipeline, run_pipeline_with, Control, Finished, FrameEstimate, LiveStats, Output,
+    PipelineCommand, PipelineHandle, Source, StageTime, VisualStats, VISUAL_AVAILABLE,
 };
 pub use summary::{RunSummary, StageStats, Timings};
 
@@ -81,6 +82,10 @@ pub struct PipelineOptions {
     pub render_every: usize,
     /// Send the Gaussian centres every n-th mapped frame (0 = only at the end).
     pub centres_every: usize,
+    /// Send the Gaussian centres every this many sensor seconds instead (0 = by count).
+    pub centres_period: f64,
+    /// Also emit the state propagated through each IMU sample ([`Output::ImuPose`]).
+    pub imu_odometry: bool,
     /// Inputs already carry the config's unit and clock corrections (the ROS node applies
     /// them in its ingest): the estimator then must not apply them again.
     pub inputs_corrected: bool,
@@ -100,6 +105,8 @@ impl Default for PipelineOptions {
             mapping: true,
             render_every: 10,
             centres_every: 50,
+            centres_period: 0.0,
+            imu_odometry: false,
             inputs_corrected: false,
             oracle: None,
         }
@@ -117,6 +124,8 @@ pub struct DropCounters {
     pub mapper_frames_at_stop: u64,
     /// Oracle mode: frames left unmapped because ground truth does not cover their stamps.
     pub mapper_frames_without_ground_truth: u64,
+    /// IMU-rate estimates the sink queue had no room for.
+    pub imu_odometry: u64,
 }
 
 /// Errors of the pipeline.

@@ -247,6 +247,8 @@ impl OutputWriter {
                     }
                 }
             }
+            // IMU-rate estimates are for a live node's controllers, not for a run's files.
+            Output::ImuPose(_) => {}
             Output::Centres(m) => {
                 if let Some(bag) = self.bag.as_mut() {
                     bag.write(

@@ -29,6 +29,20 @@ pub fn register_scan(
     min_range: f64,
     max_range: f64,
 ) -> Vec<[f64; 3]> {
+    register_scan_with_intensity(scan, prev, cur, imu_t_lidar, min_range, max_range, None)
+}
+
+/// [`register_scan`], also collecting the intensity of every kept point into `intensity`
+/// (0 where the cloud has none), for the published registered scan.
+pub fn register_scan_with_intensity(
+    scan: &PointCloud,
+    prev: Option<&PoseStamped>,
+    cur: &PoseStamped,
+    imu_t_lidar: &Isometry3<f64>,
+    min_range: f64,
+    max_range: f64,
+    mut intensity: Option<&mut Vec<f32>>,
+) -> Vec<[f64; 3]> {
     let span = prev.map(|p| stamp_diff_secs(cur.stamp, p.stamp));
     let (r2_lo, r2_hi) = (min_range * min_range, max_range * max_range);
     let mut out = Vec::with_capacity(scan.len());
@@ -58,6 +72,9 @@ pub fn register_scan(
         };
         let w = pose * Point3::from(p);
         out.push([w.x, w.y, w.z]);
+        if let Some(v) = intensity.as_deref_mut() {
+            v.push(scan.intensity.get(i).copied().unwrap_or(0.0));
+        }
     }
     out
 }

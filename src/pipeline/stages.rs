@@ -8,9 +8,10 @@ use std::time::Instant;
 use crossbeam::channel::{bounded, unbounded, Receiver, Sender, TrySendError};
 use nalgebra::{Matrix6, Vector3};
 
+use super::imu_odometry::ImuOdometry;
 use super::ingest::{bag_measurements, BagInput, IngestCounters};
 use super::mapping::{MapFrame, MapSnapshot, MapStage, PosedFrameImage, RenderPair};
-use super::register::{interpolate, register_scan};
+use super::register::{interpolate, register_scan_with_intensity};
 use super::summary::Timings;
 use super::{DropCounters, Flow, Mode, PipelineError, PipelineOptions};
 use crate::config::Config;
@@ -30,6 +31,25 @@ pub enum Source {
     Channel(Receiver<Measurement>),
 }
 
+/// Requests a running pipeline answers between frames (the node's save service).
+#[derive(Debug)]
+pub enum PipelineCommand {
+    /// Write the Gaussian map (3DGS PLY) to `path`; the mapper answers between two frames.
+    SaveMap {
+        path: std::path::PathBuf,
+        reply: Sender<Result<std::path::PathBuf, String>>,
+    },
+}
+
+/// How the caller steers a running pipeline.
+#[derive(Clone)]
+pub struct Control {
+    /// Ends the run early: the mapper stops at once, the estimator finishes its input.
+    pub stop: Arc<AtomicBool>,
+    /// Save requests (answered by the mapper); `None`: none will come.
+    pub commands: Option<Receiver<PipelineCommand>>,
+}
+
 /// One frame's estimate with what the filter reported.
 #[derive(Debug, Clone)]
 pub struct FrameEstimate {
@@ -47,6 +67,9 @@ pub struct FrameEstimate {
 pub enum Output {
     /// The state after a scan's updates (scan rate).
     Pose(Box<FrameEstimate>),
+    /// The state propagated through one IMU sample after the last scan (IMU rate; only with
+    /// [`PipelineOptions::imu_odometry`]).
+    ImuPose(Box<StateEstimate>),
     /// The full scan in the world frame.
     Registered(PointCloud),
     /// A render at a camera pose with its camera image.
@@ -218,6 +241,8 @@ struct Estimator<'a> {
     pending_snapshots: BTreeMap<u64, MapSnapshot>,
     /// The photometric update (LIVO with a map), with its statistics.
     visual: Option<VisualDriver>,
+    /// IMU-rate odometry ([`PipelineOptions::imu_odometry`]).
+    imu_odometry: Option<ImuOdometry>,
     stop: Arc<AtomicBool>,
 }
 
@@ -225,7 +250,18 @@ impl Estimator<'_> {
     fn push(&mut self, m: Measurement) {
         let t = Instant::now();
         match m {
-            Measurement::Imu(s) => self.sync.push_imu(s),
+            Measurement::Imu(s) => {
+                if let Some(e) = self.imu_odometry.as_mut().and_then(|o| o.on_imu(&s)) {
+                    let stats = &self.stats;
+                    send(
+                        &self.out,
+                        Output::ImuPose(Box::new(e)),
+                        self.opts.flow,
+                        || lock(stats).drops.imu_odometry += 1,
+                    );
+                }
+                self.sync.push_imu(s)
+            }
             Measurement::Cloud(c) => self.sync.push_scan(c),
             Measurement::Image(i) => {
                 if self.map.is_some() || self.opts.mode == Mode::Livo {
@@ -330,6 +366,9 @@ impl Estimator<'_> {
             },
             None => res,
         };
+        if let Some(o) = self.imu_odometry.as_mut() {
+            o.on_scan(&res.state, res.stamp);
+        }
         let cur = PoseStamped {
             stamp: res.stamp,
             pose: res.pose,
@@ -359,13 +398,15 @@ impl Estimator<'_> {
             None => Some(cur.clone()),
         };
         let reg = map_pose.clone().unwrap_or_else(|| cur.clone());
-        let points = register_scan(
+        let mut intensity = Vec::new();
+        let points = register_scan_with_intensity(
             &pkg.scan,
             self.prev.as_ref(),
             &reg,
             &imu_t_lidar,
             self.cfg.lidar.min_range,
             self.cfg.lidar.max_range,
+            Some(&mut intensity),
         );
         // The package's images are not needed after the visual update: moved, not copied.
         let mut images: Vec<PosedFrameImage> = std::mem::take(&mut pkg.images)
@@ -404,8 +445,8 @@ impl Estimator<'_> {
         }
         let mut cloud =
             PointCloud::with_capacity(res.stamp, &self.cfg.frames.map, points.len(), false);
-        for p in &points {
-            cloud.push([p[0] as f32, p[1] as f32, p[2] as f32], 0.0, 0.0);
+        for (p, &i) in points.iter().zip(&intensity) {
+            cloud.push([p[0] as f32, p[1] as f32, p[2] as f32], i, 0.0);
         }
         let sensor = (reg.pose * imu_t_lidar).translation.vector;
         self.prev = map_pose.clone();
@@ -424,8 +465,9 @@ impl Estimator<'_> {
         }
         let flow = self.opts.flow;
         let stats = &self.stats;
-        let drop_out = || lock(stats).drops.outputs += 1;
-        if !send(&self.out, Output::Pose(Box::new(fe)), flow, drop_out) {
+        // Odometry is never dropped, live either: the sink publishes at once, so this waits at
+        // most for the publication of the outputs queued before it (never for the mapper).
+        if self.out.send(Output::Pose(Box::new(fe))).is_err() {
             return false;
         }
         let drop_out = || lock(stats).drops.outputs += 1;
@@ -461,18 +503,89 @@ impl Estimator<'_> {
     }
 }
 
-fn mapper_loop(
-    mut stage: MapStage,
-    rx: Receiver<MapFrame>,
+/// Answers one command between frames (the map is consistent there).
+fn answer(stage: &mut MapStage, cmd: PipelineCommand) {
+    match cmd {
+        PipelineCommand::SaveMap { path, reply } => {
+            let r = stage
+                .save_ply(&path)
+                .map(|()| path.clone())
+                .map_err(|e| e.to_string());
+            let _ = reply.try_send(r);
+        }
+    }
+}
+
+/// When the mapper sends the Gaussian centres: every `centres_every` mapped frames, or every
+/// `centres_period` seconds of sensor time when that is set.
+struct CentresSchedule {
+    every: u64,
+    period_ns: u64,
+    last: Option<u64>,
+}
+
+impl CentresSchedule {
+    fn new(opts: &PipelineOptions) -> Self {
+        Self {
+            every: opts.centres_every as u64,
+            period_ns: (opts.centres_period.max(0.0) * 1e9) as u64,
+            last: None,
+        }
+    }
+
+    fn due(&mut self, mapped: u64, stamp: u64) -> bool {
+        let due = if self.period_ns > 0 {
+            self.last
+                .is_none_or(|l| stamp < l || stamp - l >= self.period_ns)
+        } else {
+            self.every > 0 && mapped.is_multiple_of(self.every)
+        };
+        if due {
+            self.last = Some(stamp);
+        }
+        due
+    }
+}
+
+/// The mapper thread's channels.
+struct MapperPorts {
+    frames: Receiver<MapFrame>,
+    commands: Option<Receiver<PipelineCommand>>,
     out: Sender<Output>,
     snapshots: Option<Sender<MapSnapshot>>,
+}
+
+fn mapper_loop(
+    mut stage: MapStage,
+    ports: MapperPorts,
     opts: &PipelineOptions,
     stats: &PipelineHandle,
     stop: &AtomicBool,
 ) -> Result<MapStage, PipelineError> {
+    let MapperPorts {
+        frames: rx,
+        commands,
+        out,
+        snapshots,
+    } = ports;
     let mut mapped = 0u64;
     let mut last_stamp = 0;
-    for mut f in rx {
+    let mut centres = CentresSchedule::new(opts);
+    let never = crossbeam::channel::never();
+    let commands = commands.unwrap_or_else(|| never.clone());
+    loop {
+        let mut f = crossbeam::select! {
+            recv(rx) -> f => match f {
+                Ok(f) => f,
+                Err(_) => break,
+            },
+            recv(commands) -> c => {
+                if let Ok(c) = c {
+                    answer(&mut stage, c);
+                }
+                continue;
+            }
+        };
         if stop.load(Ordering::Relaxed) {
             // Shutting down: odometry finishes the queued frames, the map does not wait.
             lock(stats).drops.mapper_frames_at_stop += 1;
@@ -509,7 +622,7 @@ fn mapper_loop(
                 return Ok(stage);
             }
         }
-        if opts.centres_every > 0 && mapped.is_multiple_of(opts.centres_every as u64) {
+        if centres.due(mapped, f.stamp) {
             let c = stage.centres(f.stamp);
             if !send(&out, Output::Centres(c), opts.flow, || {
                 lock(stats).drops.outputs += 1
@@ -517,6 +630,10 @@ fn mapper_loop(
                 return Ok(stage);
             }
         }
+    }
+    // Requests that came with the last frames still get their answer.
+    while let Ok(c) = commands.try_recv() {
+        answer(&mut stage, c);
     }
     if mapped > 0 {
         let _ = out.send(Output::Centres(stage.centres(last_stamp)));
@@ -532,8 +649,25 @@ pub fn run_pipeline(
     source: Source,
     stop: Arc<AtomicBool>,
     stats: PipelineHandle,
+    sink: impl FnMut(Output),
+) -> Result<Finished, PipelineError> {
+    let control = Control {
+        stop,
+        commands: None,
+    };
+    run_pipeline_with(cfg, opts, source, control, stats, sink)
+}
+
+/// [`run_pipeline`] with save requests answered while it runs.
+pub fn run_pipeline_with(
+    cfg: &Config,
+    opts: &PipelineOptions,
+    source: Source,
+    control: Control,
+    stats: PipelineHandle,
     mut sink: impl FnMut(Output),
 ) -> Result<Finished, PipelineError> {
+    let Control { stop, commands } = control;
     let cap = opts.queue_capacity.max(1);
     let est_cfg = estimator_config(cfg, opts);
     let map_stage = if opts.mapping {
@@ -598,6 +732,9 @@ pub fn run_pipeline(
             let stop = stop.clone();
             scope.spawn(move || {
                 let visual = needs_snapshots.then(|| visual_driver(&cfg));
+                let imu_odometry = opts
+                    .imu_odometry
+                    .then(|| ImuOdometry::new(cfg.imu.accel_scale));
                 let mut e = Estimator {
                     lio: Lio::new(&cfg),
                     map_camera: crate::gaussian::CameraModel::from_config(&cfg.camera),
@@ -613,6 +750,7 @@ pub fn run_pipeline(
                     snapshots,
                     pending_snapshots: BTreeMap::new(),
                     visual,
+                    imu_odometry,
                     stop,
                 };
                 for m in meas_rx.iter() {
@@ -634,7 +772,15 @@ pub fn run_pipeline(
             let snaps = needs_snapshots.then_some(snap_tx);
             let stats = stats.clone();
             let stop = stop.clone();
-            scope.spawn(move || mapper_loop(stage, map_rx, out, snaps, opts, &stats, &stop))
+            scope.spawn(move || {
+                let ports = MapperPorts {
+                    frames: map_rx,
+                    commands,
+                    out,
+                    snapshots: snaps,
+                };
+                mapper_loop(stage, ports, opts, &stats, &stop)
+            })
         });
         drop(out_tx);
 

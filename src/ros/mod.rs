@@ -1,19 +1,21 @@
-//! ROS 2 node: subscriptions, publishers, TF, parameters, map saving.
+//! The ROS 2 node: a core that does everything the node does (decode, pipeline, outputs, TF,
+//! diagnostics, saving, shutdown) over a small [`transport::Transport`] interface, and the
+//! transports: r2r on a ROS 2 installation (feature `ros2`), and a bag replayed in wall-clock
+//! time (`gs_livo replay`), which is how the live path runs and is measured without ROS.
 //!
-//! Only `convert`, `qos` and `node` touch r2r (feature `ros2`); the rest is plain data and
-//! compiles and tests without ROS: parameter handling, the seam to the pipeline (`outputs`),
-//! the output message builders, ingest counters, diagnostics and saving.
+//! Only `node` touches r2r; the rest is plain data and compiles and tests without ROS.
 
+pub mod core;
 pub mod ingest;
+pub mod lidar_cloud;
 pub mod outputs;
 pub mod params;
-pub mod passive;
+pub mod publish;
+pub mod replay;
 pub mod save;
 pub mod stats;
+pub mod summary;
+pub mod transport;
 
 #[cfg(feature = "ros2")]
-pub mod convert;
-#[cfg(feature = "ros2")]
 pub mod node;
-#[cfg(feature = "ros2")]
-pub mod qos;

@@ -1,20 +1,14 @@
-//! The seam between the node and the pipeline, and the output messages built from it.
-//!
-//! The node owns the ROS side; a [`Backend`] (the estimator + mapper pipeline) owns the state.
-//! They talk through three crossbeam channels ([`BackendIo`]): measurements in, [`NodeOutput`]s
-//! out, [`BackendCommand`]s (save) in. The builders here turn outputs into plain
-//! `crate::bag::msgs` structs, so the same code can feed a ROS publisher (through
-//! `ros::convert`) or an MCAP writer, and is tested without ROS.
+//! The estimates the pipeline hands out, and the output messages built from them: plain
+//! `crate::bag::msgs` structs, so the same code feeds the node's publishers (through the CDR
+//! encoders) and a run's MCAP file, and is tested without ROS.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 
-use crossbeam::channel::{Receiver, Sender};
 use nalgebra::{Isometry3, Vector3};
 
 use crate::bag::msgs;
 use crate::config::{Config, Transform};
-use crate::sensors::{Image, Measurement, PointCloud, Stamp};
+use crate::sensors::{Image, PointCloud, Stamp};
 
 /// A filter state for publication.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,44 +30,6 @@ pub struct MapCentres {
     pub stamp: Stamp,
     pub positions: Vec<[f32; 3]>,
     pub colours: Vec<[u8; 3]>,
-}
-
-/// What the pipeline hands the node to publish.
-#[derive(Debug, Clone, PartialEq)]
-pub enum NodeOutput {
-    /// The updated state after a LiDAR scan (scan rate): odometry, TF, path, trajectory.
-    Odometry(StateEstimate),
-    /// The state propagated through one IMU sample (IMU rate).
-    ImuOdometry(StateEstimate),
-    /// The deskewed scan in the odometry frame.
-    RegisteredScan(PointCloud),
-    /// The Gaussian map centres (the node throttles them).
-    MapCentres(MapCentres),
-    /// The map rendered at the current camera pose.
-    Rendered(Image),
-}
-
-/// Requests from the node to the pipeline.
-#[derive(Debug)]
-pub enum BackendCommand {
-    /// Write the map (PLY) into `dir`; reply with the written files or a message.
-    SaveMap {
-        dir: PathBuf,
-        reply: Sender<Result<Vec<PathBuf>, String>>,
-    },
-}
-
-/// The pipeline's ends of the node's channels.
-pub struct BackendIo {
-    pub measurements: Receiver<Measurement>,
-    pub commands: Receiver<BackendCommand>,
-    pub outputs: Sender<NodeOutput>,
-}
-
-/// What the node runs behind its subscriptions: returns when `measurements` disconnects.
-pub trait Backend: Send + 'static {
-    fn name(&self) -> &str;
-    fn run(self: Box<Self>, io: BackendIo);
 }
 
 /// Frame names of the outputs (REP-105).
@@ -145,11 +101,37 @@ pub fn transform_msg(
     }
 }
 
-/// The static transforms: sensors in the body frame, and `map -> odom` (identity: the
-/// odometry has no loop closure) when the two frames differ.
-pub fn static_transforms(c: &Config, frames: &OutputFrames) -> msgs::TfMessage {
+/// `est` (of the IMU) as the estimate of the frame `T_imu_base` places on the robot: pose
+/// `T_odom_base = T_odom_imu * T_imu_base`, velocity of the base origin, rates in the base frame.
+pub fn in_base_frame(est: &StateEstimate, imu_t_base: &Isometry3<f64>) -> StateEstimate {
+    if *imu_t_base == Isometry3::identity() {
+        return est.clone();
+    }
+    let lever = imu_t_base.translation.vector;
+    let omega_base = imu_t_base.rotation.inverse() * est.angular_velocity;
+    StateEstimate {
+        stamp: est.stamp,
+        pose: est.pose * imu_t_base,
+        velocity: est.velocity + est.pose.rotation * est.angular_velocity.cross(&lever),
+        angular_velocity: omega_base,
+        // The lever arm mixes rotation into position uncertainty; without the full covariance
+        // the IMU's is the closer of the two choices the message allows.
+        pose_covariance: est.pose_covariance,
+    }
+}
+
+/// The static transforms the switches allow: `map -> odom` (identity: the odometry has no loop
+/// closure) when the two frames differ and `map_to_odom`, and the sensors in the base frame
+/// (`T_base_sensor = T_imu_base^-1 * T_imu_sensor`) when `extrinsics`.
+pub fn static_transforms(
+    c: &Config,
+    frames: &OutputFrames,
+    imu_t_base: &Isometry3<f64>,
+    map_to_odom: bool,
+    extrinsics: bool,
+) -> msgs::TfMessage {
     let mut transforms = Vec::new();
-    if frames.map != frames.odom {
+    if map_to_odom && frames.map != frames.odom {
         transforms.push(transform_msg(
             0,
             &frames.map,
@@ -161,9 +143,15 @@ pub fn static_transforms(c: &Config, frames: &OutputFrames) -> msgs::TfMessage {
         (&frames.lidar, &c.extrinsics.imu_T_lidar),
         (&frames.camera, &c.extrinsics.imu_T_camera),
     ];
+    let base_t_imu = imu_t_base.inverse();
     for (child, t) in sensors {
-        if !child.is_empty() && child != frames.base_link {
-            transforms.push(transform_msg(0, &frames.base_link, child, &t.0));
+        if extrinsics && !child.is_empty() && child != frames.base_link {
+            transforms.push(transform_msg(
+                0,
+                &frames.base_link,
+                child,
+                &(base_t_imu * t.0),
+            ));
         }
     }
     msgs::TfMessage { transforms }
@@ -381,8 +369,14 @@ mod tests {
         c.extrinsics.imu_T_lidar =
             Transform::from_array([0.1, 0.2, 0.3, 0.0, 0.0, 1.0, 0.0]).unwrap();
         c.frames.lidar = "os_lidar".into();
-        let tf = static_transforms(&c, &OutputFrames::from_config(&c));
+        let id = Isometry3::identity();
+        let tf = static_transforms(&c, &OutputFrames::from_config(&c), &id, true, true);
         assert_eq!(tf.transforms.len(), 3, "map->odom, lidar, camera");
+        let only_sensors = static_transforms(&c, &OutputFrames::from_config(&c), &id, false, true);
+        assert_eq!(only_sensors.transforms.len(), 2);
+        let only_map = static_transforms(&c, &OutputFrames::from_config(&c), &id, true, false);
+        assert_eq!(only_map.transforms.len(), 1);
+        assert_eq!(only_map.transforms[0].child_frame_id, "odom");
         let l = tf
             .transforms
             .iter()
@@ -406,8 +400,32 @@ mod tests {
         // Same frames: no map->odom, no self-transform.
         c.frames.odom = "map".into();
         c.frames.camera = "base_link".into();
-        let tf = static_transforms(&c, &OutputFrames::from_config(&c));
+        let tf = static_transforms(&c, &OutputFrames::from_config(&c), &id, true, true);
         assert_eq!(tf.transforms.len(), 1);
+    }
+
+    /// The base frame's pose composes with the lever arm, and its velocity adds omega x r.
+    #[test]
+    fn base_frame_estimate_follows_the_lever_arm() {
+        let imu_t_base = Isometry3::translation(0.0, -1.0, 0.0);
+        let est = StateEstimate {
+            stamp: 1,
+            pose: Isometry3::from_parts(
+                Translation3::new(2.0, 0.0, 0.0),
+                UnitQuaternion::from_euler_angles(0.0, 0.0, std::f64::consts::FRAC_PI_2),
+            ),
+            velocity: Vector3::zeros(),
+            angular_velocity: Vector3::new(0.0, 0.0, 1.0),
+            pose_covariance: None,
+        };
+        let b = in_base_frame(&est, &imu_t_base);
+        // Base origin 1 m along the IMU's -y, which points along world +x after the yaw.
+        assert!((b.pose.translation.vector - Vector3::new(3.0, 0.0, 0.0)).norm() < 1e-12);
+        // Spinning about z at 1 rad/s with a 1 m lever: 1 m/s, perpendicular to the lever.
+        let v_expected =
+            (b.pose.translation.vector - est.pose.translation.vector).cross(&Vector3::z()) * -1.0;
+        assert!((b.velocity - v_expected).norm() < 1e-12, "{:?}", b.velocity);
+        assert!((b.velocity.norm() - 1.0).abs() < 1e-12);
     }
 
     #[test]

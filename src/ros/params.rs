@@ -13,22 +13,48 @@ use crate::config::{Config, ConfigError, ParamMap};
 const ROS_RESERVED: [&str; 2] = ["use_sim_time", "start_type_description_service"];
 /// Prefixes of parameter groups ROS declares (QoS overrides of publishers/subscriptions).
 const ROS_RESERVED_PREFIXES: [&str; 1] = ["qos_overrides."];
+/// LiDAR message types the decoders read.
+pub const LIDAR_TYPES: [&str; 3] = [
+    "sensor_msgs/msg/PointCloud2",
+    "livox_ros_driver2/msg/CustomMsg",
+    "livox_ros_driver/msg/CustomMsg",
+];
 /// Prefix of the node's own parameters.
 pub const NODE_PREFIX: &str = "node.";
 
 /// `node.*`: settings of the ROS node only (the offline CLI has no use for them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[allow(non_snake_case)] // `base_T_imu` follows the config's `T_a_b` naming
 pub struct NodeParams {
     /// Where the map (PLY) and trajectory (TUM) go when saving without an explicit folder.
     pub save_dir: String,
     /// Save map and trajectory when the node shuts down.
     pub save_on_shutdown: bool,
-    /// Capacity of the channel from the subscriptions into the pipeline; a full channel drops
-    /// (and counts) the newest message rather than stalling the ROS executor.
+    /// Capacity of the channel from the decoder into the pipeline, and the most IMU messages
+    /// waiting to be decoded; full queues drop (and count) the newest message rather than
+    /// stalling the transport.
     pub queue_capacity: usize,
-    /// Publish `odom -> base_link` (and `map -> odom`) on /tf.
+    /// Most bytes of LiDAR and camera messages waiting to be decoded (the backlog is bounded
+    /// in bytes: a 4K image and a 16-point cloud are not the same load).
+    pub queue_bytes: usize,
+    /// Publish `odom -> base_link` on /tf.
     pub publish_tf: bool,
+    /// Publish an identity `map -> odom` on /tf_static (off when AMCL or a localiser owns it).
+    pub publish_map_to_odom: bool,
+    /// Publish the sensor extrinsics `base_link -> {lidar, camera}` on /tf_static (off when a
+    /// URDF through robot_state_publisher or the drivers publish them).
+    pub publish_static_tf: bool,
+    /// `[x, y, z, qx, qy, qz, qw]` mapping IMU points into the robot's base frame: odometry and
+    /// TF are then of the base frame (REP 105). Absent: the IMU frame is `base_link`.
+    pub base_T_imu: Option<Vec<f64>>,
+    /// Seconds the node spends on its backlog after SIGINT/SIGTERM before dropping the rest
+    /// (counted); the final save comes after it.
+    pub shutdown_timeout: f64,
+    /// The LiDAR message type: `auto` (what the topic's publisher advertises, else
+    /// PointCloud2), `sensor_msgs/msg/PointCloud2`, `livox_ros_driver2/msg/CustomMsg` (the
+    /// default of livox_ros_driver2's launch files) or `livox_ros_driver/msg/CustomMsg`.
+    pub lidar_type: String,
     /// Publish the IMU-rate propagated odometry on `odometry/imu`.
     pub publish_imu_odometry: bool,
     /// Seconds between two publications of the Gaussian map centres (large message).
@@ -49,7 +75,13 @@ impl Default for NodeParams {
             save_dir: "gs_livo_output".into(),
             save_on_shutdown: true,
             queue_capacity: 4096,
+            queue_bytes: 256 << 20,
             publish_tf: true,
+            publish_map_to_odom: true,
+            publish_static_tf: true,
+            base_T_imu: None,
+            shutdown_timeout: 5.0,
+            lidar_type: "auto".into(),
             publish_imu_odometry: true,
             map_publish_period: 2.0,
             map_max_points: 200_000,
@@ -66,6 +98,7 @@ impl NodeParams {
             ("node.map_publish_period", self.map_publish_period),
             ("node.diagnostics_period", self.diagnostics_period),
             ("node.save_timeout", self.save_timeout),
+            ("node.shutdown_timeout", self.shutdown_timeout),
         ];
         for (k, v) in positive {
             if !(v.is_finite() && v > 0.0) {
@@ -75,20 +108,68 @@ impl NodeParams {
         if self.queue_capacity == 0 {
             return Err(("node.queue_capacity".into(), "must be at least 1".into()));
         }
+        if self.queue_bytes < 1 << 20 {
+            return Err(("node.queue_bytes".into(), "must be at least 1 MiB".into()));
+        }
+        self.imu_t_base()?;
+        if self.lidar_type != "auto" && !LIDAR_TYPES.contains(&self.lidar_type.as_str()) {
+            return Err((
+                "node.lidar_type".into(),
+                format!(
+                    "must be auto or one of {}, got {}",
+                    LIDAR_TYPES.join(", "),
+                    self.lidar_type
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// `T_imu_base` from `base_T_imu` (identity when absent).
+    pub fn imu_t_base(&self) -> Result<nalgebra::Isometry3<f64>, (String, String)> {
+        let Some(v) = &self.base_T_imu else {
+            return Ok(nalgebra::Isometry3::identity());
+        };
+        let key = || "node.base_T_imu".to_string();
+        let a: [f64; 7] = v.as_slice().try_into().map_err(|_| {
+            (
+                key(),
+                format!("needs 7 numbers [x, y, z, qx, qy, qz, qw], got {}", v.len()),
+            )
+        })?;
+        let t = crate::config::Transform::from_array(a).map_err(|e| (key(), e))?;
+        Ok(t.0.inverse())
     }
 }
 
-/// Splits the node's parameters into the shared config and the node's own settings.
+/// The top-level parameter groups gs_livo reads: the config's sections and `node`.
+fn our_sections() -> Vec<String> {
+    let mut v = vec![NODE_PREFIX.trim_end_matches('.').to_string()];
+    if let Ok(serde_yaml::Value::Mapping(m)) = serde_yaml::to_value(Config::default()) {
+        v.extend(m.keys().filter_map(|k| k.as_str().map(str::to_string)));
+    }
+    v
+}
+
+/// Splits the node's parameters into the shared config and the node's own settings. Keys under
+/// gs_livo's sections are strict (an unknown key is an error naming it); keys of other
+/// top-level groups (other nodes' parameters in a shared `/**` file) are ignored with a warning.
 ///
 /// `origin` names the parameter source in errors (e.g. `ROS parameters of /gs_livo`).
 pub fn split_params(params: &ParamMap, origin: &str) -> Result<(Config, NodeParams), ConfigError> {
     let mut config_params = ParamMap::new();
     let mut node = serde_yaml::Mapping::new();
+    let ours = our_sections();
+    let mut foreign = Vec::new();
     for (key, value) in params {
         if ROS_RESERVED.contains(&key.as_str())
             || ROS_RESERVED_PREFIXES.iter().any(|p| key.starts_with(p))
         {
+            continue;
+        }
+        let section = key.split('.').next().unwrap_or_default();
+        if !ours.iter().any(|s| s == section) {
+            foreign.push(key.as_str());
             continue;
         }
         match key.strip_prefix(NODE_PREFIX) {
@@ -99,6 +180,14 @@ pub fn split_params(params: &ParamMap, origin: &str) -> Result<(Config, NodePara
                 config_params.insert(key.clone(), value.clone());
             }
         }
+    }
+    if !foreign.is_empty() {
+        tracing::warn!(
+            "{origin}: ignoring {} parameters outside gs_livo's sections ({}): other nodes' keys \
+             of a shared `/**` file; a misspelt section name of ours also lands here",
+            foreign.len(),
+            foreign.join(", ")
+        );
     }
     let config = Config::from_params(&config_params, origin)?;
     let node: NodeParams = serde_path_to_error::deserialize(serde_yaml::Value::Mapping(node))
@@ -113,6 +202,22 @@ pub fn split_params(params: &ParamMap, origin: &str) -> Result<(Config, NodePara
         message,
     })?;
     Ok((config, node))
+}
+
+/// Reads a parameter file (the node's entry, or `/**`) with `key=value` overrides into the
+/// config and the node's settings, as the node reads the same keys from ROS.
+pub fn load_node_file(
+    path: &std::path::Path,
+    overrides: &[String],
+) -> Result<(Config, NodeParams), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    let origin = path.display().to_string();
+    let mut params = crate::config::parse_params(&text, &origin)?;
+    crate::config::apply_overrides(&mut params, overrides)?;
+    split_params(&params, &origin)
 }
 
 /// Converts r2r's parameter values into the YAML values the config parser takes.
@@ -180,6 +285,31 @@ mod tests {
         assert_eq!(node.save_dir, "/tmp/maps");
         assert_eq!(node.queue_capacity, 16);
         assert_eq!(node.map_max_points, NodeParams::default().map_max_points);
+    }
+
+    #[test]
+    fn other_nodes_keys_are_ignored_ours_stay_strict() {
+        let p = map(&[
+            ("robot_description", "'<robot/>'"),
+            ("publish_frequency", "50.0"),
+            ("topics.lidar", "/x"),
+            ("node.base_T_imu", "[0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]"),
+        ]);
+        let (cfg, node) = split_params(&p, "shared.yaml").unwrap();
+        assert_eq!(cfg.topics.lidar, "/x");
+        let t = node.imu_t_base().unwrap();
+        assert!(
+            (t.translation.vector.x + 0.1).abs() < 1e-12,
+            "inverse of base_T_imu"
+        );
+        let err = split_params(&map(&[("topics.lidr", "/x")]), "shared.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lidr"), "{err}");
+        let err = split_params(&map(&[("node.base_T_imu", "[0.1, 0.0]")]), "f")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("node.base_T_imu"), "{err}");
     }
 
     #[test]

@@ -1,192 +1,318 @@
-//! Saving on demand and on shutdown: the trajectory (TUM) from the node's own record of the
-//! published odometry, the map (PLY) through the pipeline.
+//! Saving while the node runs and at shutdown: `trajectory.tum` (every published scan-rate
+//! pose), `lidar_map.ply` (registered scans, voxel-downsampled), `map.ply` (the Gaussian map,
+//! written by the mapper between two frames) and `summary.json`.
+//!
+//! Saves run on their own thread, so odometry never waits for a disk; requests beyond a small
+//! queue are refused at once (a flood of `ros2 topic pub` never blocks anything).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam::channel::{Receiver, Sender};
-use nalgebra::Isometry3;
+use crossbeam::channel::{bounded, Receiver, Sender, TrySendError};
 
-use super::outputs::BackendCommand;
-use crate::sensors::{stamp_to_secs, Stamp};
+use super::lidar_cloud;
+use super::publish::{lock, Record};
+use super::summary::{NodeSummary, SaveCounts};
+use super::transport::SaveReply;
+use crate::pipeline::{MapStage, PipelineCommand};
 
-/// File name of the trajectory inside the save folder.
+/// File names inside a save folder.
 pub const TRAJECTORY_FILE: &str = "trajectory.tum";
+pub const MAP_FILE: &str = "map.ply";
+pub const LIDAR_MAP_FILE: &str = "lidar_map.ply";
+pub const SUMMARY_FILE: &str = "summary.json";
 
-/// Writes `stamp tx ty tz qx qy qz qw` lines (TUM format, readable by evo).
-pub fn write_tum(path: &Path, poses: &[(Stamp, Isometry3<f64>)]) -> std::io::Result<()> {
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
-    for (stamp, p) in poses {
-        let t = p.translation.vector;
-        let q = p.rotation.quaternion();
-        writeln!(
-            out,
-            "{:.9} {:.6} {:.6} {:.6} {:.9} {:.9} {:.9} {:.9}",
-            stamp_to_secs(*stamp),
-            t.x,
-            t.y,
-            t.z,
-            q.i,
-            q.j,
-            q.k,
-            q.w
-        )?;
+/// Saves queued at most; more are refused until one finishes.
+const QUEUED_SAVES: usize = 2;
+
+/// Where the Gaussian map comes from.
+pub enum MapSource<'a> {
+    /// A running mapper, asked through the pipeline's command channel.
+    Running {
+        commands: &'a Sender<PipelineCommand>,
+        timeout: Duration,
+    },
+    /// The mapper of a finished pipeline.
+    Finished(&'a mut MapStage),
+    /// No map (mapping off, or the pipeline failed): the reason goes into the reply.
+    None(&'a str),
+}
+
+/// Writes every output into `dir`; `Ok` lists the files, `Err` says what failed (the files
+/// that could be written are still there).
+pub fn save_all(
+    dir: &Path,
+    record: &Record,
+    summary: &NodeSummary,
+    map: MapSource<'_>,
+) -> Result<String, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut written = Vec::new();
+    let mut errors = Vec::new();
+    let (trajectory, (leaf, points)) = {
+        let r = lock(record);
+        (r.trajectory.clone(), r.lidar_map.snapshot())
+    };
+    let tum = dir.join(TRAJECTORY_FILE);
+    match crate::eval::tum::write_tum(&tum, &trajectory) {
+        Ok(()) => written.push(TRAJECTORY_FILE),
+        Err(e) => errors.push(e.to_string()),
     }
-    out.flush()
+    let lidar = dir.join(LIDAR_MAP_FILE);
+    match lidar_cloud::write_ply(&lidar, leaf, &points) {
+        Ok(()) => written.push(LIDAR_MAP_FILE),
+        Err(e) => errors.push(format!("{}: {e}", lidar.display())),
+    }
+    let ply = dir.join(MAP_FILE);
+    match map {
+        MapSource::Running { commands, timeout } => {
+            let (tx, rx) = bounded(1);
+            let cmd = PipelineCommand::SaveMap {
+                path: ply.clone(),
+                reply: tx,
+            };
+            match commands.try_send(cmd) {
+                Ok(()) => match rx.recv_timeout(timeout) {
+                    Ok(Ok(_)) => written.push(MAP_FILE),
+                    Ok(Err(e)) => errors.push(format!("map: {e}")),
+                    Err(_) => errors.push(format!("map: no answer from the mapper in {timeout:?}")),
+                },
+                Err(TrySendError::Full(_)) => errors.push("map: the mapper is busy saving".into()),
+                Err(TrySendError::Disconnected(_)) => {
+                    errors.push("map: the pipeline has stopped".into())
+                }
+            }
+        }
+        MapSource::Finished(stage) => match stage.save_ply(&ply) {
+            Ok(()) => written.push(MAP_FILE),
+            Err(e) => errors.push(format!("map: {e}")),
+        },
+        MapSource::None(why) => errors.push(format!("map: {why}")),
+    }
+    match summary.write(&dir.join(SUMMARY_FILE)) {
+        Ok(()) => written.push(SUMMARY_FILE),
+        Err(e) => errors.push(format!("summary: {e}")),
+    }
+    let files = written.join(", ");
+    if errors.is_empty() {
+        Ok(format!("saved {files} in {}", dir.display()))
+    } else {
+        Err(format!(
+            "saved [{files}] in {}; {}",
+            dir.display(),
+            errors.join("; ")
+        ))
+    }
 }
 
-/// A save in progress: the trajectory is written at once, the map reply arrives later.
-pub struct PendingSave {
-    pub dir: PathBuf,
-    pub written: Vec<PathBuf>,
-    pub errors: Vec<String>,
-    reply: Option<Receiver<Result<Vec<PathBuf>, String>>>,
+struct Job {
+    dir: PathBuf,
+    reply: SaveReply,
 }
 
-impl PendingSave {
-    /// Creates `dir`, writes the trajectory and asks the pipeline for the map.
+/// The saving thread and its bounded request queue.
+pub struct Saver {
+    jobs: Option<Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+    counts: Arc<Mutex<SaveCounts>>,
+}
+
+impl Saver {
+    /// Starts the thread; `summary` gives the node's summary as of the moment of a save.
     pub fn start(
-        dir: &Path,
-        trajectory: &[(Stamp, Isometry3<f64>)],
-        commands: &Sender<BackendCommand>,
+        record: Record,
+        commands: Option<Sender<PipelineCommand>>,
+        map_timeout: Duration,
+        summary: impl Fn() -> NodeSummary + Send + 'static,
     ) -> Self {
-        let mut s = Self {
-            dir: dir.to_path_buf(),
-            written: Vec::new(),
-            errors: Vec::new(),
-            reply: None,
-        };
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            s.errors
-                .push(format!("cannot create {}: {e}", dir.display()));
-            return s;
+        let (tx, rx): (Sender<Job>, Receiver<Job>) = bounded(QUEUED_SAVES);
+        let counts = Arc::new(Mutex::new(SaveCounts::default()));
+        let c = counts.clone();
+        let thread = std::thread::Builder::new()
+            .name("gs_livo-save".into())
+            .spawn(move || {
+                for job in rx {
+                    let map = match &commands {
+                        Some(commands) => MapSource::Running {
+                            commands,
+                            timeout: map_timeout,
+                        },
+                        None => MapSource::None("mapping is off"),
+                    };
+                    let r = save_all(&job.dir, &record, &summary(), map);
+                    {
+                        let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
+                        match &r {
+                            Ok(_) => c.completed += 1,
+                            Err(_) => c.failed += 1,
+                        }
+                    }
+                    match &r {
+                        Ok(m) => tracing::info!("{m}"),
+                        Err(m) => tracing::warn!("{m}"),
+                    }
+                    (job.reply)(r);
+                }
+            })
+            .ok();
+        if thread.is_none() {
+            tracing::error!("could not start the save thread: saving while running is off");
         }
-        let tum = dir.join(TRAJECTORY_FILE);
-        match write_tum(&tum, trajectory) {
-            Ok(()) => s.written.push(tum),
-            Err(e) => s.errors.push(format!("{}: {e}", tum.display())),
+        Self {
+            jobs: thread.as_ref().map(|_| tx),
+            thread,
+            counts,
         }
-        let (tx, rx) = crossbeam::channel::bounded(1);
-        let cmd = BackendCommand::SaveMap {
-            dir: dir.to_path_buf(),
-            reply: tx,
-        };
-        match commands.send(cmd) {
-            Ok(()) => s.reply = Some(rx),
-            Err(_) => s
-                .errors
-                .push("the pipeline has stopped: map not saved".into()),
-        }
-        s
     }
 
-    /// Polls the pipeline's reply; `true` once the save is complete (either way).
-    pub fn poll(&mut self) -> bool {
-        let Some(rx) = &self.reply else {
-            return true;
+    /// Queues a save into `dir`; answers at once when the queue is full.
+    pub fn request(&self, dir: PathBuf, reply: SaveReply) {
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .requested += 1;
+        let Some(jobs) = &self.jobs else {
+            reply(Err("saving is unavailable (no save thread)".into()));
+            return;
         };
-        match rx.try_recv() {
-            Ok(r) => {
-                self.finish(r);
-                true
+        match jobs.try_send(Job { dir, reply }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => {
+                self.counts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .refused_busy += 1;
+                (job.reply)(Err(format!(
+                    "busy: {QUEUED_SAVES} saves are queued; request for {} refused",
+                    job.dir.display()
+                )));
             }
-            Err(crossbeam::channel::TryRecvError::Empty) => false,
-            Err(crossbeam::channel::TryRecvError::Disconnected) => {
-                self.finish(Err("the pipeline dropped the save request".into()));
-                true
-            }
         }
     }
 
-    /// Blocks up to `timeout` for the map (used at shutdown).
-    pub fn wait(&mut self, timeout: Duration) {
-        if let Some(rx) = &self.reply {
-            let r = rx
-                .recv_timeout(timeout)
-                .map_err(|_| format!("no map from the pipeline within {timeout:?}"));
-            self.finish(r.and_then(|x| x));
-        }
+    pub fn counts(&self) -> SaveCounts {
+        *self.counts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn finish(&mut self, r: Result<Vec<PathBuf>, String>) {
-        self.reply = None;
-        match r {
-            Ok(files) => self.written.extend(files),
-            Err(e) => self.errors.push(e),
+    /// Finishes the queued saves and stops the thread.
+    pub fn finish(mut self) -> SaveCounts {
+        drop(self.jobs.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
-    }
-
-    /// One line for logs and service replies.
-    pub fn summary(&self) -> String {
-        let files: Vec<String> = self
-            .written
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
-        if self.errors.is_empty() {
-            format!("saved {}", files.join(", "))
-        } else {
-            format!(
-                "saved [{}]; errors: {}",
-                files.join(", "),
-                self.errors.join("; ")
-            )
-        }
+        self.counts()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nalgebra::{Translation3, UnitQuaternion};
+    use crate::pipeline::{LiveStats, PipelineOptions};
+    use crate::ros::stats::NodeStats;
+    use crate::sensors::PoseStamped;
+    use nalgebra::Isometry3;
 
-    #[test]
-    fn tum_lines_hold_stamp_translation_and_quaternion() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = Isometry3::from_parts(
-            Translation3::new(1.0, -2.0, 0.5),
-            UnitQuaternion::from_euler_angles(0.0, 0.0, std::f64::consts::FRAC_PI_2),
-        );
-        let path = dir.path().join("t.tum");
-        write_tum(&path, &[(1_700_000_000_250_000_000, p)]).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let v: Vec<f64> = text
-            .split_whitespace()
-            .map(|x| x.parse().unwrap())
-            .collect();
-        assert_eq!(v.len(), 8);
-        assert!((v[0] - 1_700_000_000.25).abs() < 1e-6);
-        assert_eq!(&v[1..4], &[1.0, -2.0, 0.5]);
-        let s = std::f64::consts::FRAC_1_SQRT_2;
-        assert!((v[6] - s).abs() < 1e-9 && (v[7] - s).abs() < 1e-9, "{v:?}");
+    fn summary() -> NodeSummary {
+        NodeSummary::build(
+            "running",
+            "test",
+            &Default::default(),
+            &NodeStats::default(),
+            &LiveStats::default(),
+            &PipelineOptions::default(),
+            SaveCounts::default(),
+            1.0,
+        )
     }
 
-    #[test]
-    fn save_writes_trajectory_and_collects_the_map_reply() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("run1");
-        let (tx, rx) = crossbeam::channel::unbounded();
-        let traj = vec![
-            (1, Isometry3::identity()),
-            (2, Isometry3::translation(1.0, 0.0, 0.0)),
-        ];
-        let mut s = PendingSave::start(&out, &traj, &tx);
-        assert!(out.join(TRAJECTORY_FILE).exists());
-        assert!(!s.poll(), "waiting for the pipeline");
-        let BackendCommand::SaveMap { dir: d, reply } = rx.recv().unwrap();
-        assert_eq!(d, out);
-        reply.send(Ok(vec![out.join("map.ply")])).unwrap();
-        assert!(s.poll());
-        assert!(s.errors.is_empty(), "{:?}", s.errors);
-        assert_eq!(s.written.len(), 2);
-        assert!(s.summary().contains("map.ply"));
+    fn record_with_poses(n: u64) -> Record {
+        let r = Record::default();
+        for i in 0..n {
+            lock(&r).trajectory.push(PoseStamped {
+                stamp: 1_000_000_000 + i,
+                pose: Isometry3::translation(i as f64, 0.0, 0.0),
+            });
+        }
+        r
+    }
 
-        // A stopped pipeline is reported, the trajectory still written.
+    /// The mapper's answer is waited for; the trajectory holds every pose recorded.
+    #[test]
+    fn save_writes_trajectory_summary_and_asks_the_mapper() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = record_with_poses(3);
+        let (tx, rx) = bounded(1);
+        let mapper = std::thread::spawn(move || {
+            let PipelineCommand::SaveMap { path, reply } = rx.recv().unwrap();
+            std::fs::write(&path, b"ply").unwrap();
+            reply.send(Ok(path)).unwrap();
+        });
+        let map = MapSource::Running {
+            commands: &tx,
+            timeout: Duration::from_secs(5),
+        };
+        let r = save_all(dir.path(), &record, &summary(), map).unwrap();
+        mapper.join().unwrap();
+        assert!(r.contains(MAP_FILE) && r.contains(TRAJECTORY_FILE), "{r}");
+        let poses = crate::eval::tum::read_tum(&dir.path().join(TRAJECTORY_FILE)).unwrap();
+        assert_eq!(poses.len(), 3);
+        assert!(dir.path().join(SUMMARY_FILE).exists());
+        assert!(dir.path().join(LIDAR_MAP_FILE).exists());
+
+        // A stopped pipeline is reported; the other files are still written.
+        let (tx, rx) = bounded::<PipelineCommand>(1);
         drop(rx);
-        let mut s = PendingSave::start(&dir.path().join("run2"), &traj, &tx);
-        s.wait(Duration::from_millis(10));
-        assert_eq!(s.written.len(), 1);
-        assert!(s.summary().contains("stopped"), "{}", s.summary());
+        let map = MapSource::Running {
+            commands: &tx,
+            timeout: Duration::from_millis(10),
+        };
+        let err = save_all(&dir.path().join("b"), &record, &summary(), map).unwrap_err();
+        assert!(
+            err.contains("stopped") && err.contains(TRAJECTORY_FILE),
+            "{err}"
+        );
+    }
+
+    /// A flood of requests is answered, beyond the queue at once, and nothing blocks.
+    #[test]
+    fn a_flood_of_requests_is_answered_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, rx) = bounded::<PipelineCommand>(4);
+        // A slow mapper: each map takes 50 ms.
+        let mapper = std::thread::spawn(move || {
+            for PipelineCommand::SaveMap { path, reply } in rx {
+                std::thread::sleep(Duration::from_millis(50));
+                let _ = reply.send(Ok(path));
+            }
+        });
+        let saver = Saver::start(
+            record_with_poses(2),
+            Some(tx),
+            Duration::from_secs(5),
+            summary,
+        );
+        let (answers_tx, answers) = crossbeam::channel::unbounded();
+        let t0 = std::time::Instant::now();
+        for i in 0..30 {
+            let a = answers_tx.clone();
+            saver.request(
+                dir.path().join(format!("s{i}")),
+                Box::new(move |r| a.send(r).unwrap()),
+            );
+        }
+        // Requests return at once, though 30 saves in a row would take 1.5 s.
+        assert!(t0.elapsed() < Duration::from_secs(1));
+        let counts = saver.finish();
+        drop(answers_tx);
+        let all: Vec<_> = answers.iter().collect();
+        assert_eq!(all.len(), 30, "every request answered");
+        let ok = all.iter().filter(|r| r.is_ok()).count() as u64;
+        assert!(ok >= 1);
+        assert_eq!(counts.requested, 30);
+        assert_eq!(counts.completed + counts.refused_busy + counts.failed, 30);
+        assert!(counts.refused_busy > 0);
+        mapper.join().unwrap();
     }
 }

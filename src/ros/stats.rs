@@ -9,8 +9,13 @@ pub struct SensorCounts {
     pub forwarded: u64,
     /// Messages dropped because the pipeline's channel was full.
     pub dropped_full: u64,
-    /// Messages that failed to decode (bad layout, unknown encoding).
+    /// Messages that failed to decode (bad layout, unknown encoding, wrong type).
     pub decode_errors: u64,
+    /// Messages the transport delivered while the undecoded backlog was at its limit
+    /// (`node.queue_bytes` for LiDAR and camera, `node.queue_capacity` for IMU).
+    pub dropped_backlog: u64,
+    /// Messages still undecoded when the shutdown deadline passed.
+    pub dropped_at_shutdown: u64,
 }
 
 /// diagnostic_msgs/DiagnosticStatus levels.
@@ -72,12 +77,15 @@ impl NodeStats {
                 now.dropped_full.to_string(),
             ));
             values.push((format!("{n} decode errors"), now.decode_errors.to_string()));
-            if now.dropped_full > before.dropped_full {
+            values.push((
+                format!("{n} dropped (backlog)"),
+                now.dropped_backlog.to_string(),
+            ));
+            let dropped = now.dropped_full + now.dropped_backlog;
+            let dropped_before = before.dropped_full + before.dropped_backlog;
+            if dropped > dropped_before {
                 level = level.max(level::WARN);
-                problems.push(format!(
-                    "{} {n} messages dropped",
-                    now.dropped_full - before.dropped_full
-                ));
+                problems.push(format!("{} {n} messages dropped", dropped - dropped_before));
             }
             if now.decode_errors > before.decode_errors {
                 level = level.max(level::WARN);

@@ -1,0 +1,481 @@
+//! The node core: everything `gs_livo node` does, over any [`Transport`].
+//!
+//! ```text
+//! transport thread --RawQueue (bytes)--> decode thread --Measurement--> pipeline
+//!   (spin: copy bytes, save requests,        (CDR decoders,             (estimator, mapper;
+//!    diagnostics)                             corrections, counts)       outputs published
+//!                                                                        on its own thread)
+//!                   save thread <--requests--  (trajectory, LiDAR map, map via the mapper)
+//! ```
+//!
+//! Shutdown (SIGINT/SIGTERM, or the end of a replay): input stops, the decoder finishes the
+//! backlog it holds for at most `node.shutdown_timeout` s (the rest is dropped and counted),
+//! the estimator processes what was decoded, the mapper skips its queue, queued saves finish,
+//! and the final save writes every output with every published pose.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::bounded;
+
+use super::ingest::{raw_queue, Ingest, QueueRefusal, RawIn, RawQueueLimits, RawQueueRx};
+use super::params::{NodeParams, LIDAR_TYPES};
+use super::publish::{self, lock, OutputPublisher, Record};
+use super::save::{save_all, MapSource, Saver};
+use super::stats::{level, DiagnosticReport, NodeStats};
+use super::summary::{NodeSummary, SaveCounts};
+use super::transport::{Event, Qos, Spin, SubscriptionId, Transport, TransportError};
+use crate::bag::{msgs, RosMessage};
+use crate::config::{Config, NODE_NAME};
+use crate::pipeline::{
+    run_pipeline_with, Control, Flow, LiveStats, PipelineError, PipelineHandle, PipelineOptions,
+    Source, StageStats,
+};
+use crate::sensors::measurement::{SensorCorrections, SensorKind};
+
+/// Errors that end the node (a non-zero exit).
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Setup(String),
+    #[error("the pipeline failed: {0}")]
+    Pipeline(String),
+}
+
+/// What the node runs with.
+#[derive(Debug, Clone)]
+pub struct NodeSetup {
+    pub config: Config,
+    pub params: NodeParams,
+    /// Mode and mapping switches; the core sets live flow, IMU odometry and the map period.
+    pub pipeline: PipelineOptions,
+}
+
+/// How a node run ended.
+pub struct NodeOutcome {
+    pub summary: NodeSummary,
+    /// The final save (`None` when `node.save_on_shutdown` is off).
+    pub final_save: Option<Result<String, String>>,
+}
+
+/// Why the spin loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Signal,
+    InputEnded,
+    PipelineStopped,
+}
+
+/// The pipeline options of a live node.
+fn live_options(setup: &NodeSetup) -> PipelineOptions {
+    PipelineOptions {
+        flow: Flow::Live,
+        imu_odometry: setup.params.publish_imu_odometry,
+        centres_period: setup.params.map_publish_period,
+        ..setup.pipeline.clone()
+    }
+}
+
+/// The LiDAR type to subscribe with: the configured one, checked against what the publisher
+/// advertises; `auto` takes the advertised type, else PointCloud2.
+pub fn lidar_type(
+    configured: &str,
+    advertised: Option<&str>,
+    topic: &str,
+) -> Result<String, NodeError> {
+    let advertised = advertised.map(|t| crate::bag::decode::normalize_type(t).into_owned());
+    match (configured, advertised) {
+        ("auto", None) => {
+            tracing::warn!(
+                "nothing advertises {topic} yet: subscribing as sensor_msgs/msg/PointCloud2 \
+                 (set node.lidar_type for a Livox CustomMsg driver)"
+            );
+            Ok(LIDAR_TYPES[0].into())
+        }
+        ("auto", Some(t)) if LIDAR_TYPES.contains(&t.as_str()) => Ok(t),
+        ("auto", Some(t)) => Err(NodeError::Setup(format!(
+            "{topic} carries {t}, which is not a LiDAR type gs_livo reads ({})",
+            LIDAR_TYPES.join(", ")
+        ))),
+        (c, Some(t)) if c != t => Err(NodeError::Setup(format!(
+            "{topic} carries {t} but node.lidar_type is {c}: fix the parameter or the topic"
+        ))),
+        (c, _) => Ok(c.into()),
+    }
+}
+
+/// The subscriptions' meaning, indexed by [`SubscriptionId`].
+#[derive(Default)]
+struct Routes {
+    by_id: Vec<Route>,
+}
+
+#[derive(Clone)]
+enum Route {
+    Sensor(SensorKind, Arc<str>),
+    Save,
+}
+
+impl Routes {
+    fn add(&mut self, id: SubscriptionId, r: Route) {
+        if self.by_id.len() <= id {
+            self.by_id.resize(id + 1, Route::Save);
+        }
+        self.by_id[id] = r;
+    }
+}
+
+fn subscribe_all(t: &mut dyn Transport, setup: &NodeSetup) -> Result<Routes, NodeError> {
+    let topics = &setup.config.topics;
+    let mut routes = Routes::default();
+    let advertised = t.advertised_type(&topics.lidar);
+    let lidar = lidar_type(
+        &setup.params.lidar_type,
+        advertised.as_deref(),
+        &topics.lidar,
+    )?;
+    let id = t.subscribe(&topics.lidar, &lidar, Qos::sensor(10))?;
+    routes.add(id, Route::Sensor(SensorKind::Lidar, lidar.into()));
+    let id = t.subscribe(&topics.imu, msgs::Imu::TYPE_NAME, Qos::sensor(400))?;
+    routes.add(
+        id,
+        Route::Sensor(SensorKind::Imu, msgs::Imu::TYPE_NAME.into()),
+    );
+    if !topics.image.is_empty() {
+        let image = match t.advertised_type(&topics.image) {
+            Some(a) => crate::bag::decode::normalize_type(&a).into_owned(),
+            None if topics.image.ends_with("/compressed") => {
+                msgs::CompressedImage::TYPE_NAME.into()
+            }
+            None => msgs::Image::TYPE_NAME.into(),
+        };
+        let id = t.subscribe(&topics.image, &image, Qos::sensor(10))?;
+        routes.add(id, Route::Sensor(SensorKind::Camera, image.into()));
+    }
+    let id = t.subscribe(
+        publish::topics::SAVE,
+        msgs::StringMsg::TYPE_NAME,
+        Qos::outputs(),
+    )?;
+    routes.add(id, Route::Save);
+    Ok(routes)
+}
+
+/// The decode thread's shutdown deadline, set when shutdown begins.
+type Deadline = Arc<Mutex<Option<Instant>>>;
+
+fn decode_loop(
+    rx: RawQueueRx,
+    mut ingest: Ingest,
+    stats: Arc<Mutex<NodeStats>>,
+    deadline: Deadline,
+) {
+    while let Some(m) = rx.recv() {
+        let late = deadline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|d| Instant::now() > d);
+        if late {
+            let mut n = rx.discard();
+            n[m.kind.index()] += 1;
+            let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
+            for k in SensorKind::ALL {
+                s.sensor(k).dropped_at_shutdown += n[k.index()];
+            }
+            tracing::warn!("shutdown deadline: {n:?} undecoded imu/lidar/camera messages dropped");
+            continue;
+        }
+        ingest.raw(&m);
+    }
+}
+
+fn diagnostics(
+    ingest: &Arc<Mutex<NodeStats>>,
+    record: &Record,
+    live: &PipelineHandle,
+    queue_bytes: usize,
+    dt: f64,
+    camera: bool,
+    latency_from: &mut usize,
+) -> Vec<DiagnosticReport> {
+    let mut ingest_report = ingest
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .report(dt, 0, 1, camera);
+    ingest_report
+        .values
+        .push(("backlog (bytes)".into(), queue_bytes.to_string()));
+    let r = lock(record);
+    let recent = &r.latency_ms[(*latency_from).min(r.latency_ms.len())..];
+    let lat = StageStats::of(recent);
+    *latency_from = r.latency_ms.len();
+    let l = live.lock().unwrap_or_else(|e| e.into_inner());
+    let skipped = l.drops.mapper_frames;
+    let mut odo = DiagnosticReport {
+        level: level::OK,
+        name: "gs_livo: odometry".into(),
+        message: "ok".into(),
+        values: vec![
+            ("odometry published".into(), r.trajectory.len().to_string()),
+            (
+                "latency median (ms)".into(),
+                format!("{:.1}", lat.median_ms),
+            ),
+            ("latency p95 (ms)".into(), format!("{:.1}", lat.p95_ms)),
+            ("latency max (ms)".into(), format!("{:.1}", lat.max_ms)),
+            ("imu odometry published".into(), r.imu_odometry.to_string()),
+            ("frames mapped".into(), l.mapped_frames.to_string()),
+            ("frames skipped by the mapper".into(), skipped.to_string()),
+            ("gaussians".into(), l.gaussians.to_string()),
+            ("publish errors".into(), r.publish_errors.to_string()),
+        ],
+    };
+    if lat.count > 0 && lat.p95_ms > 100.0 {
+        odo.level = level::WARN;
+        odo.message = format!("odometry latency p95 {:.0} ms", lat.p95_ms);
+    }
+    vec![ingest_report, odo]
+}
+
+/// Runs the node on `t` until `stop` is set, the transport's input ends, or the pipeline stops.
+pub fn run_node(
+    t: &mut dyn Transport,
+    setup: NodeSetup,
+    stop: Arc<AtomicBool>,
+) -> Result<NodeOutcome, NodeError> {
+    let started = Instant::now();
+    let np = setup.params.clone();
+    let opts = live_options(&setup);
+    let routes = subscribe_all(t, &setup)?;
+    let _tf_static = publish::publish_static_tf(t, &setup.config, &np)?;
+    let diagnostics_pub = publish::diagnostics_publisher(t)?;
+    let record = Record::default();
+    let mut publisher = OutputPublisher::create(t, &setup.config, &np, record.clone())?;
+    let clock = t.clock();
+    tracing::info!(
+        transport = t.name(),
+        lidar = %setup.config.topics.lidar,
+        imu = %setup.config.topics.imu,
+        image = %setup.config.topics.image,
+        "gs_livo node running"
+    );
+
+    let ingest_stats = Arc::new(Mutex::new(NodeStats::default()));
+    let live: PipelineHandle = Arc::new(Mutex::new(LiveStats::default()));
+    let (raw_tx, raw_rx) = raw_queue(RawQueueLimits {
+        max_bytes: np.queue_bytes,
+        max_imu: np.queue_capacity,
+    });
+    let (meas_tx, meas_rx) = bounded(np.queue_capacity);
+    let (cmd_tx, cmd_rx) = bounded(2);
+    let pipeline_stop = Arc::new(AtomicBool::new(false));
+    let deadline: Deadline = Arc::default();
+
+    let ingest = Ingest::new(
+        meas_tx,
+        SensorCorrections::from_config(&setup.config),
+        ingest_stats.clone(),
+    );
+    let decoder = {
+        let (s, d) = (ingest_stats.clone(), deadline.clone());
+        std::thread::Builder::new()
+            .name("gs_livo-decode".into())
+            .spawn(move || decode_loop(raw_rx, ingest, s, d))
+            .map_err(|e| NodeError::Setup(format!("decode thread: {e}")))?
+    };
+    // The pipeline's config: the decoder applied the unit and clock corrections already.
+    let mut pipeline_cfg = setup.config.clone();
+    pipeline_cfg.imu.accel_scale = 1.0;
+    pipeline_cfg.time_offset = Default::default();
+    let pipeline = {
+        let control = Control {
+            stop: pipeline_stop.clone(),
+            commands: Some(cmd_rx),
+        };
+        let (live, opts) = (live.clone(), opts.clone());
+        std::thread::Builder::new()
+            .name("gs_livo-pipeline".into())
+            .spawn(move || {
+                run_pipeline_with(
+                    &pipeline_cfg,
+                    &opts,
+                    Source::Channel(meas_rx),
+                    control,
+                    live,
+                    |o| publisher.publish(o),
+                )
+            })
+            .map_err(|e| NodeError::Setup(format!("pipeline thread: {e}")))?
+    };
+
+    let summary_of = {
+        let (record, ingest_stats, live, opts) = (
+            record.clone(),
+            ingest_stats.clone(),
+            live.clone(),
+            opts.clone(),
+        );
+        let transport = t.name().to_string();
+        move |status: &str, saves: SaveCounts| {
+            let r = lock(&record);
+            let i = ingest_stats
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let l = live.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let wall = started.elapsed().as_secs_f64();
+            NodeSummary::build(status, &transport, &r, &i, &l, &opts, saves, wall)
+        }
+    };
+    let saver = {
+        let summary_of = summary_of.clone();
+        let commands = opts.mapping.then(|| cmd_tx.clone());
+        Saver::start(
+            record.clone(),
+            commands,
+            Duration::from_secs_f64(np.save_timeout),
+            move || summary_of("running", SaveCounts::default()),
+        )
+    };
+    drop(cmd_tx);
+
+    // Spin: bytes into the queue, saves to the saver, diagnostics every period.
+    let camera = !setup.config.topics.image.is_empty();
+    let diag_period = Duration::from_secs_f64(np.diagnostics_period);
+    let mut last_diag = Instant::now();
+    let mut latency_from = 0;
+    let save_dir = |d: Option<String>| -> PathBuf {
+        match d.as_deref().map(str::trim) {
+            None | Some("") => PathBuf::from(&np.save_dir),
+            Some(d) => PathBuf::from(d),
+        }
+    };
+    let ending = loop {
+        if stop.load(Ordering::SeqCst) {
+            break Ending::Signal;
+        }
+        if pipeline.is_finished() {
+            break Ending::PipelineStopped;
+        }
+        let spin = t.spin(Duration::from_millis(5), &mut |ev| match ev {
+            Event::Message { subscription, cdr } => match routes.by_id.get(subscription) {
+                Some(Route::Sensor(kind, type_name)) => {
+                    let m = RawIn {
+                        kind: *kind,
+                        type_name: type_name.clone(),
+                        cdr,
+                    };
+                    if raw_tx.push(m) == Err(QueueRefusal::Full) {
+                        let mut s = ingest_stats.lock().unwrap_or_else(|e| e.into_inner());
+                        let c = s.sensor(*kind);
+                        c.dropped_backlog += 1;
+                        if c.dropped_backlog % 100 == 1 {
+                            tracing::warn!(
+                                sensor = kind.name(),
+                                count = c.dropped_backlog,
+                                "decode backlog full: dropping messages"
+                            );
+                        }
+                    }
+                }
+                Some(Route::Save) => {
+                    let dir = msgs::StringMsg::decode_cdr(&cdr).ok().map(|m| m.data);
+                    saver.request(
+                        save_dir(dir),
+                        Box::new(|r| {
+                            if let Err(e) = r {
+                                tracing::warn!("save: {e}");
+                            }
+                        }),
+                    );
+                }
+                None => {}
+            },
+            Event::Save(req) => saver.request(save_dir(req.dir), req.reply),
+            Event::ParameterSet { name } => tracing::warn!(
+                "parameter `{name}` was set while running: gs_livo reads its parameters at \
+                 start, so the change is not applied; restart the node to use it"
+            ),
+        });
+        if last_diag.elapsed() >= diag_period {
+            let dt = last_diag.elapsed().as_secs_f64();
+            last_diag = Instant::now();
+            let reports = diagnostics(
+                &ingest_stats,
+                &record,
+                &live,
+                raw_tx.bytes(),
+                dt,
+                camera,
+                &mut latency_from,
+            );
+            let msg = publish::diagnostics_msg(&reports, clock(), NODE_NAME);
+            if diagnostics_pub
+                .publish(&msg.encode_cdr(), msg.header.stamp)
+                .is_err()
+            {
+                lock(&record).publish_errors += 1;
+            }
+        }
+        if spin == Spin::Ended {
+            break Ending::InputEnded;
+        }
+    };
+
+    // Shutdown: no more input; the backlog within the deadline; the mapper stops at once.
+    tracing::info!("gs_livo node stopping ({ending:?})");
+    *deadline.lock().unwrap_or_else(|e| e.into_inner()) =
+        Some(Instant::now() + Duration::from_secs_f64(np.shutdown_timeout));
+    drop(raw_tx);
+    pipeline_stop.store(true, Ordering::SeqCst);
+    let _ = decoder.join();
+    let result = pipeline
+        .join()
+        .map_err(|_| PipelineError::Panicked("pipeline"))
+        .and_then(|r| r);
+    let saves = saver.finish();
+    let (mut finished, error) = match result {
+        Ok(f) => (Some(f), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let status = match (&error, ending) {
+        (Some(_), _) => "failed",
+        (None, Ending::Signal) => "interrupted",
+        _ => "finished",
+    };
+    let mut summary = summary_of(status, saves);
+    summary.pipeline.error = error.clone();
+    let final_save = np.save_on_shutdown.then(|| {
+        let map = match finished.as_mut().and_then(|f| f.map.as_mut()) {
+            Some(m) => MapSource::Finished(m),
+            None if error.is_some() => MapSource::None("the pipeline failed"),
+            None => MapSource::None("mapping is off"),
+        };
+        let r = save_all(&PathBuf::from(&np.save_dir), &record, &summary, map);
+        match &r {
+            Ok(m) => tracing::info!("{m}"),
+            Err(m) => tracing::warn!("{m}"),
+        }
+        r
+    });
+    tracing::info!(
+        odometry = summary.odometry.published,
+        latency_p95_ms = summary.odometry.latency_ms.p95_ms,
+        mapped = summary.mapped_frames,
+        "gs_livo node stopped after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(e) = error {
+        return Err(NodeError::Pipeline(e));
+    }
+    Ok(NodeOutcome {
+        summary,
+        final_save,
+    })
+}

@@ -465,3 +465,43 @@ fn wrong_lidar_type_and_pipeline_failure_are_errors() {
         .unwrap();
     assert!(!status.success());
 }
+
+/// SIGINT/SIGTERM mid-run: the node finishes its backlog, writes every output with every
+/// published pose, and ends within its shutdown bound (`node.shutdown_timeout`, plus the final
+/// save; the bound is checked with a wide margin, this is not a speed test).
+#[test]
+fn a_stop_mid_run_saves_everything_within_the_bound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut setup = setup(&["node.shutdown_timeout=2.0"]);
+    setup.params.save_dir = tmp.path().display().to_string();
+    let options = ReplayOptions {
+        rate: 1.0,
+        ..Default::default()
+    };
+    let mut t = gs_livo::ros::replay::ReplayTransport::open(&bag(), options).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped_at = Arc::new(std::sync::Mutex::new(None));
+    let signal = {
+        let (stop, at) = (stop.clone(), stopped_at.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(4));
+            *at.lock().unwrap() = Some(std::time::Instant::now());
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let outcome = gs_livo::ros::core::run_node(&mut t, setup, stop).unwrap();
+    let shutdown = stopped_at.lock().unwrap().unwrap().elapsed();
+    signal.join().unwrap();
+    let s = &outcome.summary;
+    assert_eq!(s.status, "interrupted");
+    assert!(outcome.final_save.as_ref().unwrap().is_ok());
+    let traj = read_tum(&tmp.path().join("trajectory.tum")).unwrap();
+    assert_eq!(
+        traj.len(),
+        s.odometry.published,
+        "every published pose saved"
+    );
+    assert!(s.odometry.published >= 10 && s.odometry.published + 15 < scans_in_bag());
+    assert!(tmp.path().join("map.ply").exists());
+    assert!(shutdown < Duration::from_secs(20), "{shutdown:?}");
+}

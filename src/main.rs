@@ -30,7 +30,7 @@ enum Command {
     /// Simulate the room sequence, run LIVO on it and print ATE, PSNR and speed.
     Demo(cli::demo::Args),
     /// Run as a ROS 2 node (`--ros-args --params-file config/<rig>.yaml`).
-    #[cfg(feature = "ros2")]
+    #[cfg(any(feature = "ros2", feature = "dds"))]
     Node(cli::node::Args),
     /// Export a run's Gaussian map (3DGS PLY) and renders along its trajectory (PNG).
     Export(cli::export::Args),
@@ -48,7 +48,7 @@ fn main() -> anyhow::Result<()> {
         Command::Run(a) => cli::run::run(a),
         Command::Replay(a) => cli::replay::run(a),
         Command::Demo(a) => cli::demo::run(a),
-        #[cfg(feature = "ros2")]
+        #[cfg(any(feature = "ros2", feature = "dds"))]
         Command::Node(a) => cli::node::run(a),
         Command::Export(a) => cli::export::run(a),
         Command::Bench(a) => cli::bench::run(a),

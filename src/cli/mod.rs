@@ -9,7 +9,7 @@ pub mod demo;
 pub mod eval;
 pub mod export;
 pub mod info;
-#[cfg(feature = "ros2")]
+#[cfg(any(feature = "ros2", feature = "dds"))]
 pub mod node;
 pub mod progress;
 pub mod replay;

@@ -455,7 +455,7 @@ pub fn run_node(
         let map = match finished.as_mut().and_then(|f| f.map.as_mut()) {
             Some(m) => MapSource::Finished(m),
             None if error.is_some() => MapSource::None("the pipeline failed"),
-            None => MapSource::None("mapping is off"),
+            None => MapSource::Off,
         };
         let r = save_all(&PathBuf::from(&np.save_dir), &record, &summary, map);
         match &r {

@@ -36,8 +36,10 @@ pub enum MapSource<'a> {
     },
     /// The mapper of a finished pipeline.
     Finished(&'a mut MapStage),
-    /// No map (mapping off, or the pipeline failed): the reason goes into the reply.
+    /// No map because the pipeline failed: the reason goes into the reply, as an error.
     None(&'a str),
+    /// Mapping is off (`--mode lio`): no Gaussian map is expected, so none is no error.
+    Off,
 }
 
 /// Writes every output into `dir`; `Ok` lists the files, `Err` says what failed (the files
@@ -90,6 +92,7 @@ pub fn save_all(
             Err(e) => errors.push(format!("map: {e}")),
         },
         MapSource::None(why) => errors.push(format!("map: {why}")),
+        MapSource::Off => {}
     }
     match summary.write(&dir.join(SUMMARY_FILE)) {
         Ok(()) => written.push(SUMMARY_FILE),
@@ -139,7 +142,7 @@ impl Saver {
                             commands,
                             timeout: map_timeout,
                         },
-                        None => MapSource::None("mapping is off"),
+                        None => MapSource::Off,
                     };
                     let r = save_all(&job.dir, &record, &summary(), map);
                     {

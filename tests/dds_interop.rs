@@ -140,6 +140,18 @@ fn ate(gt: &Path, est: &Path) -> f64 {
         .rmse
 }
 
+/// The scan an odometry stamp belongs to: the last one that started at or before it, within a
+/// sweep (0.1 s) plus margin.
+fn scan_for(scans: &[Value], stamp: u64) -> usize {
+    let i = scans
+        .iter()
+        .rposition(|s| s["stamp"].as_u64().unwrap() <= stamp)
+        .unwrap_or_else(|| panic!("odometry at {stamp} before every scan"));
+    let dt = stamp - scans[i]["stamp"].as_u64().unwrap();
+    assert!(dt <= 150_000_000, "odometry {dt} ns after its scan started");
+    i
+}
+
 fn show_log(log: &Path) -> String {
     let s = std::fs::read_to_string(log).unwrap_or_default();
     s.lines()
@@ -205,12 +217,14 @@ fn cyclone_peer_drives_the_node_over_dds() {
     let summary: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     eprintln!(
-        "dds: {} scans sent, node received {} scans and {} of {} IMU; {} odometry",
+        "dds: {} scans sent, node received {} scans and {} of {} IMU; {} odometry; node-side \
+         latency on /clock: {}",
         scans.len(),
         summary["lidar"]["received"],
         summary["imu"]["received"],
         got["imu"],
-        odo.len()
+        odo.len(),
+        summary["odometry"]["latency_ms"]
     );
     assert_eq!(summary["transport"], "dds");
     assert_eq!(
@@ -235,11 +249,13 @@ fn cyclone_peer_drives_the_node_over_dds() {
         odo.len(),
         scans.len()
     );
-    let scan_stamps: std::collections::HashSet<u64> =
-        scans.iter().map(|s| s["stamp"].as_u64().unwrap()).collect();
-    assert!(odo
+    // Each odometry is stamped at the end of its own scan (header stamp = sweep start).
+    let scan_of: Vec<usize> = odo
         .iter()
-        .all(|o| scan_stamps.contains(&o["stamp"].as_u64().unwrap())));
+        .map(|o| scan_for(scans, o["stamp"].as_u64().unwrap()))
+        .collect();
+    let distinct: std::collections::BTreeSet<usize> = scan_of.iter().copied().collect();
+    assert_eq!(distinct.len(), odo.len(), "one odometry per scan");
     assert!(odo
         .iter()
         .all(|o| o["frame"] == "odom" && o["child"] == "base_link"));
@@ -318,10 +334,10 @@ fn cyclone_peer_drives_the_node_over_dds() {
     let (dds_ate, offline_ate) = (ate(&gt, &est), ate(&gt, &off.join("trajectory.tum")));
     let lat: Vec<f64> = odo
         .iter()
-        .filter_map(|o| {
-            let s = o["stamp"].as_u64()?;
-            let sent = scans.iter().find(|x| x["stamp"].as_u64() == Some(s))?;
-            Some((o["received_wall"].as_u64()? as f64 - sent["sent_wall"].as_u64()? as f64) / 1e6)
+        .zip(&scan_of)
+        .map(|(o, &i)| {
+            let sent = scans[i]["sent_wall"].as_u64().unwrap() as f64;
+            (o["received_wall"].as_u64().unwrap() as f64 - sent) / 1e6
         })
         .collect();
     let mut sorted = lat.clone();

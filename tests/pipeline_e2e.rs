@@ -133,8 +133,8 @@ fn end_to_end_outputs_are_complete_consistent_and_deterministic() {
     }
     let pngs = std::fs::read_dir(out1.join("renders")).unwrap().count();
     assert!(
-        pngs >= 2 && pngs.is_multiple_of(2),
-        "{pngs} render/camera PNGs"
+        pngs >= 3 && pngs.is_multiple_of(3),
+        "{pngs} render/camera/comparison PNGs"
     );
 
     // results.mcap through the Python readers.

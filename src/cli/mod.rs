@@ -11,6 +11,7 @@ pub mod info;
 #[cfg(feature = "ros2")]
 pub mod node;
 pub mod progress;
+pub mod report;
 pub mod run;
 pub mod sim;
 

@@ -1,8 +1,11 @@
 //! Evaluation: trajectory error (ATE/RPE with Umeyama alignment), image metrics (PSNR/SSIM),
-//! TUM trajectory files and a PNG plot of the trajectories.
+//! TUM trajectory files, per-frame records of a run and PNG plots.
 
+pub mod compare;
 pub mod image;
 pub mod plot;
+pub mod plot_series;
+pub mod records;
 pub mod trajectory;
 pub mod tum;
 

@@ -149,15 +149,52 @@ pub fn chart<'a, 'b>(
 
 /// Mesh with axis descriptions.
 pub fn mesh(chart: &mut Chart, x_desc: &str, y_desc: &str) -> Result<(), EvalError> {
-    chart
-        .configure_mesh()
-        .x_desc(x_desc)
+    mesh_with(chart, x_desc, y_desc, None)
+}
+
+/// Mesh with axis descriptions and, optionally, how to write the y labels.
+pub fn mesh_with(
+    chart: &mut Chart,
+    x_desc: &str,
+    y_desc: &str,
+    y_labels: Option<&dyn Fn(&f64) -> String>,
+) -> Result<(), EvalError> {
+    let mut m = chart.configure_mesh();
+    m.x_desc(x_desc)
         .y_desc(y_desc)
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 15))
-        .light_line_style(RGBColor(235, 235, 235))
-        .draw()
-        .map_err(perr)
+        .light_line_style(RGBColor(235, 235, 235));
+    if let Some(f) = y_labels {
+        m.y_label_formatter(f);
+    }
+    m.draw().map_err(perr)
+}
+
+/// Large counts in thousands (`12.5k`), small ones as integers.
+pub fn count_label(v: &f64) -> String {
+    if v.abs() >= 1e4 {
+        let k = format!("{:.1}", v / 1e3);
+        format!("{}k", k.trim_end_matches(".0"))
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// A legend beside a chart (in `area`, top-down): filled boxes, or lines where `line`.
+pub fn side_legend(area: &Area, entries: &[(String, RGBAColor, bool)]) -> Result<(), EvalError> {
+    let text = (FONT, 13).into_font().color(&BLACK);
+    for (i, (label, col, line)) in entries.iter().enumerate() {
+        let y = 56 + 20 * i as i32;
+        if *line {
+            area.draw(&PathElement::new([(6, y), (24, y)], col.stroke_width(3)))
+        } else {
+            area.draw(&Rectangle::new([(6, y - 6), (24, y + 6)], col.filled()))
+        }
+        .map_err(perr)?;
+        area.draw_text(label, &text, (30, y - 7)).map_err(perr)?;
+    }
+    Ok(())
 }
 
 /// Legend box in the upper right.
@@ -416,6 +453,14 @@ mod tests {
         assert!((mx / my - 1.0).abs() < 0.05, "{mx} vs {my} m/px");
         // y grows upwards: the max corner is above (smaller pixel row) the min corner.
         assert!(pa.data_px[1].1 < pa.data_px[0].1 && pa.data_px[1].0 > pa.data_px[0].0);
+    }
+
+    #[test]
+    fn count_labels() {
+        assert_eq!(count_label(&0.0), "0");
+        assert_eq!(count_label(&9500.0), "9500");
+        assert_eq!(count_label(&12_500.0), "12.5k");
+        assert_eq!(count_label(&50_000.0), "50k");
     }
 
     #[test]

@@ -5,7 +5,10 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::plot::{bounds, chart, legend, mesh, padded, perr, render_png, Area, Panel, Plotted};
+use super::plot::{
+    bounds, chart, count_label, legend, mesh, mesh_with, padded, perr, render_png, side_legend,
+    Area, Panel, Plotted,
+};
 use super::records::{FrameTable, RenderRecord};
 use super::EvalError;
 
@@ -54,14 +57,18 @@ pub fn draw_timing(
     .ok_or_else(|| EvalError::Plot("stage times: no finite times".into()))?;
     let y_max = (total_max.max(period_ms.unwrap_or(0.0)) * 1.12).max(1e-3);
     let x = padded(lo.0, hi.0, 0.01);
+    // The legend goes beside the chart: with a dozen stages it would hide the peaks.
+    let (w, _) = area.dim_in_pixel();
+    let (area, side) = area.split_horizontally(w.saturating_sub(LEGEND_PX));
     let mut c = chart(
-        area,
+        &area,
         "Stage time per frame (stacked)",
         x.clone(),
         0.0..y_max,
     )?;
     mesh(&mut c, "time [s]", "time per frame [ms]")?;
     let zero = vec![0.0; xs.len()];
+    let mut key = Vec::new();
     for (i, &k) in stages.iter().enumerate() {
         let below = if i == 0 { &zero } else { &tops[i - 1] };
         let band: Vec<(f64, f64)> = xs
@@ -70,12 +77,13 @@ pub fn draw_timing(
             .map(|(&x, &y)| (x, y))
             .chain(xs.iter().zip(below).rev().map(|(&x, &y)| (x, y)))
             .collect();
-        let col = Palette99::pick(i).to_rgba();
-        c.draw_series([Polygon::new(band, col.mix(0.85).filled())])
-            .map_err(perr)?
-            .label(t.stages[k].clone())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], col.filled()));
+        let col = Palette99::pick(i).to_rgba().mix(0.85);
+        c.draw_series([Polygon::new(band, col.filled())])
+            .map_err(perr)?;
+        key.push((t.stages[k].clone(), col, false));
     }
+    // Top of the stack first, as the bands appear.
+    key.reverse();
     if let Some(p) = period_ms {
         c.draw_series(DashedLineSeries::new(
             [(x.start, p), (x.end, p)],
@@ -83,13 +91,15 @@ pub fn draw_timing(
             6,
             RED.stroke_width(2),
         ))
-        .map_err(perr)?
-        .label(format!("sensor period {p:.0} ms"))
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], RED.stroke_width(2)));
+        .map_err(perr)?;
+        key.insert(0, (format!("sensor period {p:.0} ms"), RED.to_rgba(), true));
     }
-    legend(&mut c, SeriesLabelPosition::UpperRight)?;
+    side_legend(&side, &key)?;
     Ok(Panel::of(&c, lo, hi))
 }
+
+/// Width of the legend beside the stacked time plot (px).
+const LEGEND_PX: u32 = 190;
 
 const TRAIN: RGBColor = RGBColor(40, 90, 200);
 const HELD_OUT: RGBColor = RGBColor(230, 120, 20);
@@ -187,7 +197,7 @@ pub fn draw_gaussians(area: &Area, t: &FrameTable) -> Result<Panel, EvalError> {
         padded(lo.0, hi.0, 0.01),
         0.0..(hi.1 * 1.1).max(1.0),
     )?;
-    mesh(&mut c, "time [s]", "Gaussians")?;
+    mesh_with(&mut c, "time [s]", "Gaussians", Some(&count_label))?;
     for (pts, col, name) in [
         (&map, RGBColor(40, 90, 200), "global map"),
         (&win, RGBColor(20, 150, 60), "sliding window"),

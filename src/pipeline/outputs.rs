@@ -446,11 +446,7 @@ impl OutputWriter {
         }
         let mut accuracy = None;
         if ground_truth.len() >= 2 && self.poses.len() >= 3 {
-            let opt = EvalOptions {
-                max_diff: 0.02,
-                ..Default::default()
-            };
-            match eval::evaluate(ground_truth, &self.poses, &opt) {
+            match eval::evaluate_run(ground_truth, &self.poses) {
                 Ok(r) => {
                     let plot = self.dir.join("trajectory.png");
                     match eval::plot::plot_report(&r, &plot) {

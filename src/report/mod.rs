@@ -15,7 +15,7 @@ use crate::eval::plot::{plot_ape, plot_top_view, TopView};
 use crate::eval::plot_series::{median_period, plot_gaussians, plot_quality, plot_timing};
 use crate::eval::records::{read_renders, FrameTable, RenderRecord};
 use crate::eval::tum::read_tum;
-use crate::eval::{self, EvalError, EvalOptions};
+use crate::eval::{self, EvalError, RpeDelta};
 use html::Page;
 
 /// Errors that stop a report (a missing plot only leaves a note in the page).
@@ -231,21 +231,17 @@ fn trajectory_section(p: &mut Page, run: &Path) {
         }
     };
     let gt_path = run.join("ground_truth.tum");
-    let evaluated = gt_path.exists().then(|| {
-        let gt = read_tum(&gt_path)?;
-        let opt = EvalOptions {
-            max_diff: 0.02,
-            ..Default::default()
-        };
-        eval::evaluate(&gt, &est, &opt)
-    });
+    let evaluated = gt_path
+        .exists()
+        .then(|| eval::evaluate_run(&read_tum(&gt_path)?, &est));
     match evaluated {
         Some(Ok(r)) => {
             p.para(&format!(
                 "Estimate aligned to the ground truth ({:?}, {} matched poses): ATE RMSE {:.4} m, \
-                 RPE RMSE {:.4} m (translation) / {:.3} deg (rotation).",
+                 RPE RMSE over {} {:.4} m (translation) / {:.3} deg (rotation).",
                 r.options.align,
                 r.matched,
+                delta_text(r.options.rpe_delta),
                 r.ate.rmse,
                 r.rpe_translation.rmse,
                 r.rpe_rotation_deg.rmse
@@ -292,6 +288,14 @@ fn trajectory_section(p: &mut Page, run: &Path) {
         }
     }
     p.end_section();
+}
+
+fn delta_text(d: RpeDelta) -> String {
+    match d {
+        RpeDelta::Meters(v) => format!("{v} m"),
+        RpeDelta::Seconds(v) => format!("{v} s"),
+        RpeDelta::Frames(n) => format!("{n} frame(s)"),
+    }
 }
 
 fn timing_section(p: &mut Page, run: &Path, frames: &Result<FrameTable, EvalError>) {

@@ -24,7 +24,8 @@ fn simulated_run(root: &Path) -> (PathBuf, RunSummary) {
     let config = Config::load(
         &root.join("seq/config.yaml"),
         &[
-            "render.backend=cpu".into(),
+            // The native CPU rasteriser: fast, and the same on every machine.
+            "render.backend=fast".into(),
             "gaussian.iterations=2".into(),
             "gaussian.downsample=4".into(),
         ],

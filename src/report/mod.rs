@@ -241,8 +241,8 @@ fn trajectory_section(p: &mut Page, run: &Path) {
                  RPE RMSE over {} {:.4} m (translation) / {:.3} deg (rotation).",
                 r.options.align,
                 r.matched,
-                delta_text(r.options.rpe_delta),
                 r.ate.rmse,
+                delta_text(r.options.rpe_delta),
                 r.rpe_translation.rmse,
                 r.rpe_rotation_deg.rmse
             ));

@@ -173,7 +173,10 @@ fn end_to_end_outputs_are_complete_consistent_and_deterministic() {
         let stat = &d["topics"]["/tf_static"];
         assert_eq!(stat["count"].as_u64(), Some(1));
         let pairs = stat["pairs"].as_array().unwrap();
-        assert!(pairs.contains(&serde_json::json!(["map", "odom"])), "{pairs:?}");
+        assert!(
+            pairs.contains(&serde_json::json!(["map", "odom"])),
+            "{pairs:?}"
+        );
         let odo = d["topics"]["/gs_livo/odometry"]["positions"]
             .as_array()
             .unwrap();

@@ -456,6 +456,15 @@ mod tests {
     }
 
     #[test]
+    fn embedded_font_lays_out_text() {
+        // ab_glyph loads no system font: text works only through the registered one.
+        register_font();
+        let (w, h) = (FONT, 20).into_font().box_size("Trajectory [m]").unwrap();
+        assert!(w > 80 && h >= 15, "{w}x{h}");
+        assert!(("no-such-family", 20).into_font().box_size("x").is_err());
+    }
+
+    #[test]
     fn count_labels() {
         assert_eq!(count_label(&0.0), "0");
         assert_eq!(count_label(&9500.0), "9500");

@@ -16,6 +16,8 @@ use crate::sync::SyncCounters;
 #[derive(Debug, Clone, Default)]
 pub struct Timings {
     samples: BTreeMap<String, Vec<f64>>,
+    /// Running sum per stage (ms), so per-frame records take differences in O(stages).
+    totals: BTreeMap<String, f64>,
 }
 
 impl Timings {
@@ -26,6 +28,19 @@ impl Timings {
                 self.samples.insert(stage.to_string(), vec![ms]);
             }
         }
+        if ms.is_finite() {
+            match self.totals.get_mut(stage) {
+                Some(t) => *t += ms,
+                None => {
+                    self.totals.insert(stage.to_string(), ms);
+                }
+            }
+        }
+    }
+
+    /// Sum of the finite samples per stage (ms).
+    pub fn totals(&self) -> &BTreeMap<String, f64> {
+        &self.totals
     }
 
     pub fn stats(&self) -> BTreeMap<String, StageStats> {

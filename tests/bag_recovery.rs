@@ -29,8 +29,10 @@ fn project_bag(dir: &Path, opts: WriterOptions) -> Vec<u8> {
             };
             w.write("/image", t, &img).unwrap();
         } else {
-            let mut pose = msgs::Pose::default();
-            pose.position = [k as f64, 0.5, -1.0];
+            let pose = msgs::Pose {
+                position: [k as f64, 0.5, -1.0],
+                ..Default::default()
+            };
             w.write("/pose", t, &msgs::PoseStamped { header, pose })
                 .unwrap();
         }
@@ -427,7 +429,11 @@ fn metadata_missing_or_naming_absent_files_reads_the_files_present() {
     let text = std::fs::read_to_string(&meta).unwrap();
     let count = |bag: &Path| {
         let r = BagReader::open(bag).unwrap();
-        let n = r.messages(&[]).unwrap().map(|m| m.unwrap()).count();
+        let mut n = 0;
+        for m in r.messages(&[]).unwrap() {
+            m.unwrap();
+            n += 1;
+        }
         (n, r.damage())
     };
     let (n, damage) = count(&bag);

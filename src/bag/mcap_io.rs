@@ -161,19 +161,32 @@ impl McapFile {
     /// The records inside a whole chunk record (`record`: opcode, length and body, at file
     /// offset `at`), or `None` when the chunk is damaged (counted): all or nothing, since its
     /// CRC is only checked at its end.
-    fn chunk_records(&self, at: u64, record: &[u8]) -> Option<Vec<Record<'static>>> {
+    fn chunk_records<'m>(&self, at: u64, record: &'m [u8]) -> Option<Vec<Record<'m>>> {
         let skip = |cause, e: &dyn std::fmt::Display| {
             self.damage.skip(at, 0, cause, e);
             None
         };
-        let header = match mcap::parse_record(op::CHUNK, &record[RECORD_HEAD..]) {
-            Ok(Record::Chunk { header, .. }) => header,
+        let (header, data) = match mcap::parse_record(op::CHUNK, &record[RECORD_HEAD..]) {
+            Ok(Record::Chunk {
+                header,
+                data: Cow::Borrowed(data),
+            }) => (header, data),
             Ok(_) => return skip(SkipCause::ChunkMalformed, &"not a chunk"),
             Err(e) => return skip(SkipCause::ChunkMalformed, &e),
         };
         if header.uncompressed_size > self.record_limit() as u64 {
             let why = format!("{} bytes uncompressed", header.uncompressed_size);
             return skip(SkipCause::ChunkMalformed, &why);
+        }
+        if header.compression.is_empty() {
+            return match uncompressed_records(
+                header.uncompressed_size,
+                header.uncompressed_crc,
+                data,
+            ) {
+                Ok(records) => Some(records),
+                Err((cause, why)) => skip(cause, &why),
+            };
         }
         // No record inside can be longer than the chunk's stated sizes: a corrupt inner length
         // is an error, not an allocation.
@@ -216,6 +229,43 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
 pub fn cut_in_magic(head: &[u8]) -> bool {
     let n = common_prefix(head, mcap::MAGIC);
     n < mcap::MAGIC.len() && head[n..].iter().all(|&b| b == 0)
+}
+
+/// The records of an uncompressed chunk, parsed where they lie (no copy), after its CRC.
+fn uncompressed_records(
+    size: u64,
+    crc: u32,
+    data: &[u8],
+) -> Result<Vec<Record<'_>>, (SkipCause, String)> {
+    if data.len() as u64 != size {
+        let why = format!("{} bytes of records, {size} stated", data.len());
+        return Err((SkipCause::ChunkMalformed, why));
+    }
+    let calculated = crc32fast::hash(data);
+    if crc != 0 && calculated != crc {
+        let why = format!("CRC {calculated:#010x}, {crc:#010x} stored");
+        return Err((SkipCause::ChunkCrcMismatch, why));
+    }
+    let mut out = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let malformed = |why: String| (SkipCause::ChunkMalformed, why);
+        let Some((head, tail)) = rest.split_first_chunk::<RECORD_HEAD>() else {
+            return Err(malformed(format!("{} stray bytes at its end", rest.len())));
+        };
+        let len = u64::from_le_bytes(head[1..].try_into().expect("8 bytes"));
+        let body_len = usize::try_from(len).unwrap_or(usize::MAX);
+        if body_len > tail.len() {
+            return Err(malformed(format!(
+                "record of {len} bytes, {} left",
+                tail.len()
+            )));
+        }
+        let (body, next) = tail.split_at(body_len);
+        out.push(mcap::parse_record(head[0], body).map_err(|e| malformed(e.to_string()))?);
+        rest = next;
+    }
+    Ok(out)
 }
 
 /// A message of a known channel as the reader returns it.

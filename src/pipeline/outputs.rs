@@ -455,14 +455,14 @@ mod tests {
         assert!(render_quality(&[], &[]).is_none());
         // 100 s + 0..30 s, one render a second: 25 dB, then 15 dB over the last 10 s.
         let psnr: Vec<[f64; 2]> = (0..=30)
-            .map(|i| [100.0 + i as f64, if i > 20 { 15.0 } else { 25.0 }])
+            .map(|i| [100.0 + i as f64, if i >= 20 { 15.0 } else { 25.0 }])
             .collect();
         let q = render_quality(&psnr, &[0.5, 0.7]).unwrap();
         assert_eq!(q.renders, 31);
         assert_eq!(q.psnr_first_third_db, 25.0);
         assert_eq!(q.psnr_last_third_db, 15.0);
         assert_eq!((q.psnr_min_db, q.psnr_max_db), (15.0, 25.0));
-        assert!((q.psnr_mean_db - (21.0 * 25.0 + 10.0 * 15.0) / 31.0).abs() < 1e-12);
+        assert!((q.psnr_mean_db - (20.0 * 25.0 + 11.0 * 15.0) / 31.0).abs() < 1e-12);
         assert!((q.ssim_mean.unwrap() - 0.6).abs() < 1e-12);
         assert_eq!(q.psnr_series[0], [0.0, 25.0]);
         assert_eq!(q.psnr_series[30], [30.0, 15.0]);

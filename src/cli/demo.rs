@@ -42,11 +42,21 @@ pub fn simulate(
     duration: f64,
     overrides: &[String],
 ) -> anyhow::Result<(PathBuf, Config)> {
-    let seq_dir = dir.join("sequence");
     let mut cfg = SimConfig::new(scene);
     cfg.duration = duration;
+    simulate_config(dir, &cfg, overrides)
+}
+
+/// [`simulate`] with every simulator setting given.
+pub fn simulate_config(
+    dir: &Path,
+    cfg: &SimConfig,
+    overrides: &[String],
+) -> anyhow::Result<(PathBuf, Config)> {
+    let (scene, duration) = (&cfg.scene, cfg.duration);
+    let seq_dir = dir.join("sequence");
     let t = Instant::now();
-    let seq = sim::simulate(&cfg).context("simulating")?;
+    let seq = sim::simulate(cfg).context("simulating")?;
     sim::write_sequence(&seq_dir, &seq)
         .with_context(|| format!("writing {}", seq_dir.display()))?;
     tracing::info!(

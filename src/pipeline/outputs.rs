@@ -75,7 +75,10 @@ pub struct OutputWriter {
     bag_dir: PathBuf,
     path: PathBuffer,
     poses: Vec<PoseStamped>,
-    psnr: Vec<f64>,
+    /// `[camera stamp s, PSNR dB]` per render.
+    psnr: Vec<[f64; 2]>,
+    /// True exposure gains `[stamp_s, gain]` (the simulator's `exposure.txt`), when known.
+    exposure_truth: Vec<[f64; 2]>,
     ssim: Vec<f64>,
     /// Per-frame and per-render records (frames.csv, renders.csv), and which renders are PNGs.
     frame_log: FrameLog,
@@ -97,6 +100,29 @@ pub struct OutputWriter {
     options: PipelineOptions,
     stats: PipelineHandle,
     errors: Vec<String>,
+}
+
+/// Render quality over a run from `[stamp_s, PSNR]` per render (in render order) and the SSIMs;
+/// `None` without renders. Thirds split the rendered time span, so the last third's mean shows
+/// a map that degrades with time (revisits) however the overall mean looks.
+pub fn render_quality(psnr: &[[f64; 2]], ssim: &[f64]) -> Option<RenderQuality> {
+    let first = psnr.first()?[0];
+    let last = psnr.iter().fold(first, |m, p| m.max(p[0]));
+    let third = (last - first) / 3.0;
+    let mean = |f: &dyn Fn(f64) -> bool| {
+        let v: Vec<f64> = psnr.iter().filter(|p| f(p[0])).map(|p| p[1]).collect();
+        v.iter().sum::<f64>() / v.len().max(1) as f64
+    };
+    Some(RenderQuality {
+        renders: psnr.len(),
+        psnr_mean_db: mean(&|_| true),
+        psnr_min_db: psnr.iter().map(|p| p[1]).fold(f64::INFINITY, f64::min),
+        psnr_max_db: psnr.iter().map(|p| p[1]).fold(f64::NEG_INFINITY, f64::max),
+        ssim_mean: (!ssim.is_empty()).then(|| ssim.iter().sum::<f64>() / ssim.len() as f64),
+        psnr_first_third_db: mean(&|t| t <= first + third),
+        psnr_last_third_db: mean(&|t| t >= last - third),
+        psnr_series: psnr.iter().map(|p| [p[0] - first, p[1]]).collect(),
+    })
 }
 
 fn png(img: &Image, path: &Path) -> Result<(), PipelineError> {
@@ -141,6 +167,7 @@ impl OutputWriter {
             path: PathBuffer::new(100_000),
             poses: Vec::new(),
             psnr: Vec::new(),
+            exposure_truth: Vec::new(),
             ssim: Vec::new(),
             frame_log: FrameLog::default(),
             render_log: Vec::new(),
@@ -255,7 +282,8 @@ impl OutputWriter {
             Output::Render(r) => {
                 let (psnr, ssim) = r.quality();
                 if let Some(p) = psnr.filter(|p| p.is_finite()) {
-                    self.psnr.push(p);
+                    self.psnr
+                        .push([crate::sensors::stamp_to_secs(r.camera.stamp), p]);
                 }
                 if let Some(v) = ssim.filter(|v| v.is_finite()) {
                     self.ssim.push(v);
@@ -375,6 +403,12 @@ impl OutputWriter {
         self.drained = Some(Instant::now());
     }
 
+    /// The true exposure gains of the recording (`[stamp_s, gain]`), for the summary's
+    /// `exposure_accuracy`.
+    pub fn set_exposure_truth(&mut self, truth: Vec<[f64; 2]>) {
+        self.exposure_truth = truth;
+    }
+
     pub fn summary(&self, status: &str) -> RunSummary {
         let live = self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut s = RunSummary::from_live(
@@ -394,15 +428,15 @@ impl OutputWriter {
         if let (Some(a), Some(b)) = (self.cpu_started, process_cpu_seconds()) {
             s.cpu_seconds = Some(b - a);
         }
-        if !self.psnr.is_empty() {
-            s.render_quality = Some(RenderQuality {
-                renders: self.psnr.len(),
-                psnr_mean_db: self.psnr.iter().sum::<f64>() / self.psnr.len() as f64,
-                psnr_min_db: self.psnr.iter().copied().fold(f64::INFINITY, f64::min),
-                psnr_max_db: self.psnr.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-                ssim_mean: (!self.ssim.is_empty())
-                    .then(|| self.ssim.iter().sum::<f64>() / self.ssim.len() as f64),
-            });
+        s.render_quality = render_quality(&self.psnr, &self.ssim);
+        if !self.exposure_truth.is_empty() {
+            // The first second's gains are the initial value, before any map exists.
+            s.exposure_accuracy = crate::estimator::visual::exposure::exposure_error(
+                &s.visual.run.exposure,
+                &self.exposure_truth,
+                1e-3,
+                1.0,
+            );
         }
         if !self.errors.is_empty() {
             s.error = Some(self.errors.join("; "));
@@ -515,5 +549,33 @@ impl OutputWriter {
             .map_err(|e| PipelineError::Output(e.to_string()))?;
         self.written.push("trajectory.png".into());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Thirds of the rendered time span, the minimum and the series relative to the first
+    /// render; a map that degrades shows in the last third only.
+    #[test]
+    fn render_quality_reports_psnr_over_time() {
+        assert!(render_quality(&[], &[]).is_none());
+        // 100 s + 0..30 s, one render a second: 25 dB, then 15 dB over the last 10 s.
+        let psnr: Vec<[f64; 2]> = (0..=30)
+            .map(|i| [100.0 + i as f64, if i >= 20 { 15.0 } else { 25.0 }])
+            .collect();
+        let q = render_quality(&psnr, &[0.5, 0.7]).unwrap();
+        assert_eq!(q.renders, 31);
+        assert_eq!(q.psnr_first_third_db, 25.0);
+        assert_eq!(q.psnr_last_third_db, 15.0);
+        assert_eq!((q.psnr_min_db, q.psnr_max_db), (15.0, 25.0));
+        assert!((q.psnr_mean_db - (20.0 * 25.0 + 11.0 * 15.0) / 31.0).abs() < 1e-12);
+        assert!((q.ssim_mean.unwrap() - 0.6).abs() < 1e-12);
+        assert_eq!(q.psnr_series[0], [0.0, 25.0]);
+        assert_eq!(q.psnr_series[30], [30.0, 15.0]);
+        // One render: every figure is that render's.
+        let q = render_quality(&[[5.0, 20.0]], &[]).unwrap();
+        assert_eq!((q.psnr_first_third_db, q.psnr_last_third_db), (20.0, 20.0));
     }
 }

@@ -3,7 +3,6 @@
 //! Started by `ros2 run gs_livo gs_livo node --ros-args --params-file config/<rig>.yaml` or the
 //! launch files; rcl reads the `--ros-args` part from the process arguments itself.
 
-use anyhow::Context;
 use gs_livo::pipeline::{Mode, PipelineOptions};
 
 /// Arguments of `gs_livo node`.

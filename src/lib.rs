@@ -14,6 +14,7 @@ pub mod gaussian;
 pub mod lidar_map;
 pub mod pipeline;
 pub mod render;
+pub mod report;
 pub mod ros;
 pub mod sensors;
 pub mod sim;

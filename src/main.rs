@@ -32,6 +32,8 @@ enum Command {
     /// Run as a ROS 2 node (`--ros-args --params-file config/<rig>.yaml`).
     #[cfg(any(feature = "ros2", feature = "dds"))]
     Node(cli::node::Args),
+    /// Write RUN/report.html (summary, plots, renders, drops, config) for a run folder.
+    Report(cli::report::Args),
     /// Export a run's Gaussian map (3DGS PLY) and renders along its trajectory (PNG).
     Export(cli::export::Args),
     /// Benchmarks of the hot paths (e.g. `bench render`).
@@ -50,6 +52,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(a) => cli::demo::run(a),
         #[cfg(any(feature = "ros2", feature = "dds"))]
         Command::Node(a) => cli::node::run(a),
+        Command::Report(a) => cli::report::run(a),
         Command::Export(a) => cli::export::run(a),
         Command::Bench(a) => cli::bench::run(a),
     }

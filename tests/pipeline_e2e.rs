@@ -133,8 +133,8 @@ fn end_to_end_outputs_are_complete_consistent_and_deterministic() {
     }
     let pngs = std::fs::read_dir(out1.join("renders")).unwrap().count();
     assert!(
-        pngs >= 2 && pngs.is_multiple_of(2),
-        "{pngs} render/camera PNGs"
+        pngs >= 3 && pngs.is_multiple_of(3),
+        "{pngs} render/camera/comparison PNGs"
     );
 
     // results.mcap through the Python readers.
@@ -165,6 +165,18 @@ fn end_to_end_outputs_are_complete_consistent_and_deterministic() {
                 "{topic}: both readers see every message"
             );
         }
+        // TF: odom -> base_link with every pose, the static transforms once.
+        let tf = &d["topics"]["/tf"];
+        assert_eq!(tf["type"], "tf2_msgs/msg/TFMessage");
+        assert_eq!(tf["count"].as_u64(), Some(s.frames));
+        assert_eq!(tf["pairs"], serde_json::json!([["odom", "base_link"]]));
+        let stat = &d["topics"]["/tf_static"];
+        assert_eq!(stat["count"].as_u64(), Some(1));
+        let pairs = stat["pairs"].as_array().unwrap();
+        assert!(
+            pairs.contains(&serde_json::json!(["map", "odom"])),
+            "{pairs:?}"
+        );
         let odo = d["topics"]["/gs_livo/odometry"]["positions"]
             .as_array()
             .unwrap();

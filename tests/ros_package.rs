@@ -22,27 +22,14 @@ fn tag_values(xml: &str, tag: &str) -> BTreeSet<String> {
 
 /// `r2r::<pkg>` paths in the node's sources that name an interface package (`*_msgs`, ...).
 fn interface_packages_used() -> BTreeSet<String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ros");
+    // The node moves serialized bytes; its message types are the codecs' `TYPE_NAME`s
+    // (`pkg/msg/Type`). Livox's CustomMsg is optional (only where the driver is built).
+    let codec = read("src/bag/codec.rs");
     let mut used = BTreeSet::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
-        // `use r2r::{a_msgs, b_msgs, ...}` and `r2r::a_msgs::...`.
-        for chunk in text.split("r2r::").skip(1) {
-            let names: Vec<&str> = if let Some(group) = chunk.strip_prefix('{') {
-                group.split('}').next().unwrap().split(',').collect()
-            } else {
-                vec![chunk]
-            };
-            for n in names {
-                let n: String = n
-                    .trim()
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                if n.ends_with("_msgs") || n.ends_with("_srvs") || n == "builtin_interfaces" {
-                    used.insert(n);
-                }
-            }
+    for chunk in codec.split("const TYPE_NAME: &'static str = \"").skip(1) {
+        let pkg = chunk.split('/').next().unwrap().to_string();
+        if !pkg.starts_with("livox") {
+            used.insert(pkg);
         }
     }
     used
@@ -82,7 +69,7 @@ fn package_xml_is_format_3_ament_cargo_with_the_used_interfaces() {
     for pkg in &used {
         assert!(
             depends.contains(pkg),
-            "src/ros uses r2r::{pkg} but package.xml has no <depend>{pkg}</depend>"
+            "the node uses {pkg} messages but package.xml has no <depend>{pkg}</depend>"
         );
     }
     // use_sim_time needs rosgraph_msgs (the /clock subscription inside r2r).
@@ -117,7 +104,7 @@ fn launch_files_use_installed_files() {
     assert!(replay.contains("\"--clock\""));
     // RViz shows the topics the node publishes.
     let rviz = read("rviz/gs_livo.rviz");
-    let node = read("src/ros/node.rs");
+    let node = read("src/ros/publish.rs");
     for topic in [
         "odometry",
         "path",

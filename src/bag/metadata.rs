@@ -46,13 +46,23 @@ impl Info {
 }
 
 /// Parses metadata.yaml; rejects versions and compressions this reader does not know.
-pub fn read(path: &Path) -> Result<Info, BagError> {
-    let text = std::fs::read_to_string(path).map_err(|e| BagError::io(path, e))?;
+/// `Ok(None)` (with a warning) when the file is not the YAML it should be: a recorder killed
+/// while writing it leaves it cut short or empty, and the storage files are still readable.
+pub fn read(path: &Path) -> Result<Option<Info>, BagError> {
     let err = |msg: String| BagError::Metadata {
         path: path.to_path_buf(),
         msg,
     };
-    let root: Root = serde_yaml::from_str(&text).map_err(|e| err(e.to_string()))?;
+    let parsed = std::fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_yaml::from_slice::<Root>(&b).map_err(|e| e.to_string()));
+    let root = match parsed {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("{}: unreadable ({e})", path.display());
+            return Ok(None);
+        }
+    };
     let info = root.rosbag2_bagfile_information;
     if !(1..=9).contains(&info.version) {
         return Err(err(format!(
@@ -82,7 +92,7 @@ pub fn read(path: &Path) -> Result<Info, BagError> {
             info.storage_identifier
         );
     }
-    Ok(info)
+    Ok(Some(info))
 }
 
 /// One topic's line in the written metadata.

@@ -11,6 +11,7 @@ mod mcap_io;
 mod metadata;
 pub mod msgs;
 mod reader;
+mod recovery;
 mod sqlite_io;
 mod writer;
 
@@ -18,4 +19,5 @@ pub use codec::RosMessage;
 pub use decode::{decode_as, decode_sensor_message, SensorMessage};
 pub use error::{BagError, DecodeError};
 pub use reader::{BagReader, RawMessage, TopicInfo};
+pub use recovery::{BagDamage, FileDamage, FileEnd, SkipCause};
 pub use writer::{BagWriter, WriterOptions};

@@ -4,6 +4,7 @@
 use super::error::BagError;
 use super::mcap_io::McapFile;
 use super::metadata::{self, Compression};
+use super::recovery::{BagDamage, FileDamage};
 use super::sqlite_io::SqliteFile;
 use crate::sensors::Stamp;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,13 @@ impl Storage {
             use std::io::Read;
             let mut f = std::fs::File::open(path).map_err(|e| BagError::io(path, e))?;
             let n = f.read(&mut magic).map_err(|e| BagError::io(path, e))?;
+            // MCAP by its magic, or a .mcap recording that died within its first bytes (an
+            // empty MCAP, not an error).
+            let cut_mcap = path.extension().is_some_and(|e| e == "mcap")
+                && super::mcap_io::cut_in_magic(&magic[..n]);
+            if magic.starts_with(b"\x89MCAP") || cut_mcap {
+                return Ok(Self::Mcap(McapFile::open(path)?));
+            }
             if n < magic.len() {
                 return Err(BagError::Unsupported {
                     path: path.into(),
@@ -69,6 +77,13 @@ impl Storage {
             Self::Sqlite(f) => f.messages(topics),
         }
     }
+
+    fn damage(&self) -> FileDamage {
+        match self {
+            Self::Mcap(f) => f.damage(),
+            Self::Sqlite(f) => f.damage(),
+        }
+    }
 }
 
 type MsgIter<'a> = Box<dyn Iterator<Item = Result<RawMessage, BagError>> + 'a>;
@@ -80,6 +95,8 @@ pub struct BagReader {
     topics: Vec<TopicInfo>,
     /// Message-mode compression: every message's bytes are a zstd frame.
     compressed_messages: bool,
+    /// What the folder's metadata.yaml got wrong (files' own damage is added on request).
+    folder_damage: BagDamage,
     /// Decompressed copies of file-mode compressed storage files, removed on drop.
     _scratch: Option<Box<tempfile::TempDir>>,
 }
@@ -90,7 +107,7 @@ const MAX_MESSAGE_BYTES: u64 = 1 << 30;
 impl BagReader {
     /// Opens a bag folder (with or without metadata.yaml) or a bare .mcap / .db3 file.
     pub fn open(path: &Path) -> Result<Self, BagError> {
-        let (paths, compression) = storage_paths(path)?;
+        let (paths, compression, folder_damage) = storage_paths(path)?;
         let scratch = match compression {
             Compression::File => Some(Box::new(
                 tempfile::tempdir().map_err(|e| BagError::io(path, e))?,
@@ -123,8 +140,20 @@ impl BagReader {
             files,
             topics,
             compressed_messages: compression == Compression::Message,
+            folder_damage,
             _scratch: scratch,
         })
+    }
+
+    /// The damage found so far: truncated or corrupt files, skips by cause, files missing.
+    /// Complete once every message has been read (a file without a footer is scanned when
+    /// opened; a corrupt chunk in an indexed file is found when it is read).
+    pub fn damage(&self) -> BagDamage {
+        let mut d = self.folder_damage.clone();
+        for f in &self.files {
+            d.add(f.damage());
+        }
+        d
     }
 
     pub fn path(&self) -> &Path {
@@ -197,16 +226,21 @@ fn decompress_file(path: &Path, dir: &Path) -> Result<PathBuf, BagError> {
     let src = std::fs::File::open(path).map_err(|e| BagError::io(path, e))?;
     let mut dst = std::fs::File::create(&dest).map_err(|e| BagError::io(&dest, e))?;
     let mut dec = zstd::stream::read::Decoder::new(src).map_err(|e| BagError::io(path, e))?;
-    std::io::copy(&mut dec, &mut dst).map_err(|e| BagError::Unsupported {
-        path: path.into(),
-        msg: format!("zstd decompression failed: {e}"),
-    })?;
+    if let Err(e) = std::io::copy(&mut dec, &mut dst) {
+        // A compressed file cut short: what decompressed is read like any truncated file.
+        tracing::warn!(
+            "{}: zstd decompression stopped ({e}); reading what it gave",
+            path.display()
+        );
+    }
     tracing::info!("{}: decompressed into {}", path.display(), dest.display());
     Ok(dest)
 }
 
-/// The storage files of a bag path, in recording order, and how they are compressed.
-fn storage_paths(path: &Path) -> Result<(Vec<PathBuf>, Compression), BagError> {
+/// The storage files of a bag path, in recording order, how they are compressed, and what
+/// the folder's metadata.yaml got wrong (missing, unreadable, naming absent files).
+fn storage_paths(path: &Path) -> Result<(Vec<PathBuf>, Compression, BagDamage), BagError> {
+    let mut damage = BagDamage::default();
     if !path.is_dir() {
         if !path.exists() {
             return Err(BagError::io(path, std::io::ErrorKind::NotFound.into()));
@@ -217,26 +251,40 @@ fn storage_paths(path: &Path) -> Result<(Vec<PathBuf>, Compression), BagError> {
         } else {
             Compression::None
         };
-        return Ok((vec![path.to_path_buf()], c));
+        return Ok((vec![path.to_path_buf()], c, damage));
     }
     let meta = path.join("metadata.yaml");
-    if meta.exists() {
-        let info = metadata::read(&meta)?;
-        let files: Vec<PathBuf> = info
+    let info = if meta.exists() {
+        metadata::read(&meta)?
+    } else {
+        None
+    };
+    // Without a usable file list (no metadata.yaml, one cut short, or one naming no files),
+    // the storage files in the folder are read.
+    if let Some(info) = info.filter(|i| !i.relative_file_paths.is_empty()) {
+        let (files, missing): (Vec<PathBuf>, Vec<PathBuf>) = info
             .relative_file_paths
             .iter()
             .map(|p| path.join(Path::new(p).file_name().unwrap_or_default()))
-            .collect();
-        if files.is_empty() {
-            return Err(BagError::Metadata {
-                path: meta,
-                msg: "relative_file_paths is empty".into(),
-            });
+            .partition(|f| f.exists());
+        for m in &missing {
+            tracing::warn!(
+                "{}: metadata.yaml names {}, which is missing; reading the files present",
+                path.display(),
+                m.display()
+            );
+            damage.missing_files.push(m.display().to_string());
         }
-        if let Some(missing) = files.iter().find(|f| !f.exists()) {
-            return Err(BagError::io(missing, std::io::ErrorKind::NotFound.into()));
+        if !files.is_empty() {
+            return Ok((files, info.compression(), damage));
         }
-        return Ok((files, info.compression()));
+    }
+    if damage.missing_files.is_empty() {
+        tracing::warn!(
+            "{}: no usable metadata.yaml; reading the .mcap/.db3 files in the folder",
+            path.display()
+        );
+        damage.metadata_missing = true;
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(path)
         .map_err(|e| BagError::io(path, e))?
@@ -247,10 +295,10 @@ fn storage_paths(path: &Path) -> Result<(Vec<PathBuf>, Compression), BagError> {
     if files.is_empty() {
         return Err(BagError::Unsupported {
             path: path.into(),
-            msg: "folder has no metadata.yaml and no .mcap/.db3 files".into(),
+            msg: "folder has no usable metadata.yaml and no .mcap/.db3 files".into(),
         });
     }
-    Ok((files, Compression::None))
+    Ok((files, Compression::None, damage))
 }
 
 /// K-way merge of per-file streams by log time (ties keep file order).

@@ -1,8 +1,14 @@
 //! One rosbag2 sqlite3 (.db3) storage file: topics from the `topics` table, messages streamed
 //! in timestamp order in small pages (keyset pagination), so memory stays bounded.
+//!
+//! A recorder that died leaves a `-wal` (committed messages not yet in the database file) or
+//! a hot `-journal` (a half-written transaction to roll back). SQLite applies either only
+//! through a writable connection, and the recording must stay untouched, so such a file is
+//! read from a copy (with its journal) in a temporary folder.
 
 use super::error::BagError;
 use super::reader::{RawMessage, TopicInfo};
+use super::recovery::{DamageLog, FileDamage, SkipCause};
 use rusqlite::{Connection, OpenFlags};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,18 +20,68 @@ type Row = (i64, i64, i64, Vec<u8>);
 const PAGE: usize = 256;
 
 pub struct SqliteFile {
-    path: PathBuf,
     conn: Connection,
     /// topic id -> (name, type)
     ids: HashMap<i64, (String, String)>,
     topics: Vec<TopicInfo>,
+    damage: DamageLog,
+    /// The copy read instead of a file with a leftover journal, removed on drop.
+    _copy: Option<tempfile::TempDir>,
+}
+
+/// Non-empty `-wal` / `-journal` files next to `path`.
+fn leftover_journals(path: &Path) -> Vec<PathBuf> {
+    ["-wal", "-journal"]
+        .iter()
+        .map(|suffix| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            PathBuf::from(name)
+        })
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+        .collect()
+}
+
+/// Copies `path` and its journals into a temporary folder; returns the folder and the copy.
+fn copy_with_journals(
+    path: &Path,
+    journals: &[PathBuf],
+) -> Result<(tempfile::TempDir, PathBuf), BagError> {
+    let dir = tempfile::tempdir().map_err(|e| BagError::io(path, e))?;
+    let copy_of = |p: &Path| -> Result<PathBuf, BagError> {
+        let dest = dir.path().join(p.file_name().unwrap_or_default());
+        std::fs::copy(p, &dest).map_err(|e| BagError::io(p, e))?;
+        Ok(dest)
+    };
+    let db = copy_of(path)?;
+    for j in journals {
+        copy_of(j)?;
+    }
+    Ok((dir, db))
 }
 
 impl SqliteFile {
     pub fn open(path: &Path) -> Result<Self, BagError> {
         let e = |err| BagError::sqlite(path, err);
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(e)?;
+        let damage = DamageLog::new(path, std::fs::metadata(path).map_or(0, |m| m.len()));
+        let journals = leftover_journals(path);
+        let (conn, copy) = if journals.is_empty() {
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            (Connection::open_with_flags(path, flags).map_err(e)?, None)
+        } else {
+            let (dir, db) = copy_with_journals(path, &journals)?;
+            for j in &journals {
+                let name = j.file_name().unwrap_or_default().to_string_lossy();
+                tracing::warn!(
+                    "{}: leftover {name} (the recorder did not close the bag); applying it to a copy",
+                    path.display()
+                );
+                damage.journal(name.into_owned());
+            }
+            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let conn = Connection::open_with_flags(&db, flags).map_err(e)?;
+            (conn, Some(dir))
+        };
         let mut ids = HashMap::new();
         {
             let mut st = conn
@@ -69,15 +125,20 @@ impl SqliteFile {
             })
             .collect();
         Ok(Self {
-            path: path.to_path_buf(),
             conn,
             ids,
             topics,
+            damage,
+            _copy: copy,
         })
     }
 
     pub fn topics(&self) -> &[TopicInfo] {
         &self.topics
+    }
+
+    pub fn damage(&self) -> FileDamage {
+        self.damage.report()
     }
 
     pub fn messages<'a>(
@@ -144,8 +205,12 @@ impl Iterator for Pages<'_> {
                     }
                     Ok(rows) => self.page = rows.into_iter(),
                     Err(e) => {
+                        // A corrupt page: the rows before it were read; the rest is lost,
+                        // counted (keyed by where it stopped) and reported, not an error.
                         self.done = true;
-                        return Some(Err(BagError::sqlite(&self.file.path, e)));
+                        let at = self.last.map_or(0, |(t, _)| t as u64);
+                        self.file.damage.skip(at, 0, SkipCause::SqliteReadError, &e);
+                        return None;
                     }
                 }
                 self.page.next()?
@@ -153,6 +218,7 @@ impl Iterator for Pages<'_> {
         };
         self.last = Some((t, id));
         let (topic, ty) = self.file.ids.get(&topic_id).cloned().unwrap_or_default();
+        self.file.damage.message(t.max(0) as u64);
         Some(Ok(RawMessage {
             topic,
             type_name: ty,

@@ -23,6 +23,9 @@ pub struct WriterOptions {
     /// zstd worker threads (`Some(0)`: compress on the writing thread; `None`: the mcap
     /// crate's default, one per physical core).
     pub threads: Option<u32>,
+    /// Group messages into chunks (indexed, compressible). Without chunks every message is a
+    /// record of its own, as recorders that flush each message write them.
+    pub chunked: bool,
 }
 
 impl Default for WriterOptions {
@@ -32,6 +35,7 @@ impl Default for WriterOptions {
             chunk_size: 4 << 20,
             level: 0,
             threads: None,
+            chunked: true,
         }
     }
 }
@@ -90,7 +94,8 @@ impl BagWriter {
             .library(concat!("gs_livo ", env!("CARGO_PKG_VERSION")))
             .compression(opts.compression)
             .compression_level(opts.level)
-            .chunk_size(Some(opts.chunk_size));
+            .chunk_size(Some(opts.chunk_size))
+            .use_chunks(opts.chunked);
         if let Some(n) = opts.threads {
             options = options.compression_threads(n);
         }

@@ -9,9 +9,18 @@ use gs_livo::pipeline::{self, OutputsConfig, PipelineOptions};
 /// Arguments of `gs_livo bench pipeline`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct PipelineArgs {
-    /// Seconds of the simulated room sequence.
+    /// Seconds of the simulated sequence.
     #[arg(long, default_value_t = 20.0)]
     pub duration: f64,
+    /// Simulated scene (room | corridor | street).
+    #[arg(long, default_value = "room")]
+    pub scene: String,
+    /// Loop through the same places (see `gs_livo sim --loop`): long runs with revisits.
+    #[arg(long = "loop")]
+    pub looping: bool,
+    /// Per-frame exposure gain of the simulated camera in [1-F, 1+F] (smoothly varying).
+    #[arg(long, default_value_t = 0.0)]
+    pub exposure_jitter: f64,
     /// Profiles to run (embedded, desktop).
     #[arg(long, value_delimiter = ',', default_value = "embedded,desktop")]
     pub profiles: Vec<String>,
@@ -70,7 +79,11 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
         std::env::temp_dir().join(format!("gs_livo_bench_{}", std::process::id()))
     });
     std::fs::create_dir_all(&root)?;
-    let (bag, _) = super::demo::simulate(&root, "room", a.duration, &[])?;
+    let mut sim = gs_livo::sim::SimConfig::new(&a.scene);
+    sim.duration = a.duration;
+    sim.looping = a.looping;
+    sim.exposure_jitter = a.exposure_jitter;
+    let (bag, _) = super::demo::simulate_config(&root, &sim, &[])?;
     let seq_cfg = root.join("sequence/config.yaml");
     println!(
         "{:<9} {:<7} {:>6} {:>7} {:>8}  {:<}",
@@ -135,13 +148,25 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
             );
             if let Some(q) = &s.render_quality {
                 println!(
-                    "{:<18} render quality: PSNR {:.2} dB (min {:.2}, max {:.2}), SSIM {}, {} renders",
+                    "{:<18} render quality: PSNR {:.2} dB (min {:.2}, max {:.2}; first third {:.2}, last third {:.2}), SSIM {}, {} renders",
                     "",
                     q.psnr_mean_db,
                     q.psnr_min_db,
                     q.psnr_max_db,
+                    q.psnr_first_third_db,
+                    q.psnr_last_third_db,
                     q.ssim_mean.map_or("-".into(), |v| format!("{v:.4}")),
                     q.renders
+                );
+            }
+            if let Some(e) = &s.exposure_accuracy {
+                println!(
+                    "{:<18} exposure vs truth: RMS {:.2} % (max {:.2} %, scale {:.3}, {} images)",
+                    "",
+                    100.0 * e.rms,
+                    100.0 * e.max,
+                    e.scale,
+                    e.matched
                 );
             }
             let frame_total: f64 = s

@@ -42,11 +42,21 @@ pub fn simulate(
     duration: f64,
     overrides: &[String],
 ) -> anyhow::Result<(PathBuf, Config)> {
-    let seq_dir = dir.join("sequence");
     let mut cfg = SimConfig::new(scene);
     cfg.duration = duration;
+    simulate_config(dir, &cfg, overrides)
+}
+
+/// [`simulate`] with every simulator setting given.
+pub fn simulate_config(
+    dir: &Path,
+    cfg: &SimConfig,
+    overrides: &[String],
+) -> anyhow::Result<(PathBuf, Config)> {
+    let (scene, duration) = (&cfg.scene, cfg.duration);
+    let seq_dir = dir.join("sequence");
     let t = Instant::now();
-    let seq = sim::simulate(&cfg).context("simulating")?;
+    let seq = sim::simulate(cfg).context("simulating")?;
     sim::write_sequence(&seq_dir, &seq)
         .with_context(|| format!("writing {}", seq_dir.display()))?;
     tracing::info!(
@@ -82,8 +92,8 @@ pub fn run_with_progress(
     Ok(r?)
 }
 
-/// Prints the short result table.
-pub fn print_table(s: &RunSummary, out: &Path) {
+/// Prints the short result table (with the report's path when it was written).
+pub fn print_table(s: &RunSummary, out: &Path, report: Option<&Path>) {
     let ate = s
         .accuracy
         .as_ref()
@@ -146,7 +156,10 @@ pub fn print_table(s: &RunSummary, out: &Path) {
             println!("{:<16}   {}", "", f);
         }
     }
-    println!("{:<16}   renders/ (render and camera PNG pairs)", "");
+    println!("{:<16}   renders/ (render, camera and comparison PNGs)", "");
+    if let Some(r) = report {
+        println!("{:<16} {}", "report", r.display());
+    }
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -172,6 +185,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ..Default::default()
     };
     let s = run_with_progress(&bag, &config, &out, &opts, None)?;
-    print_table(&s, &out);
+    let report = super::report::write_or_warn(&out);
+    print_table(&s, &out, report.as_deref());
     Ok(())
 }

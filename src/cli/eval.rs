@@ -21,7 +21,8 @@ pub struct Args {
     /// RPE step: a number with unit m (metres), s (seconds) or f (frames), e.g. 1m, 0.5s, 10f.
     #[arg(long, default_value = "1m")]
     pub delta: String,
-    /// PNG plot (top view and error over time).
+    /// PNG plot: top view of ground truth and aligned estimate coloured by error, and the APE
+    /// over time.
     #[arg(long)]
     pub plot: Option<PathBuf>,
     /// Print the report as JSON.

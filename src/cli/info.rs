@@ -89,8 +89,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let bag = BagReader::open(&args.bag)?;
     let mut stats: BTreeMap<String, TopicStats> = BTreeMap::new();
     let mut decode_errors = 0usize;
+    let mut read_errors = 0u64;
     for m in bag.messages(&[])? {
-        let m = m?;
+        let m = match m {
+            Ok(m) => m,
+            Err(e) => {
+                read_errors += 1;
+                if read_errors <= 10 {
+                    tracing::warn!("unreadable message skipped: {e}");
+                }
+                continue;
+            }
+        };
         let s = stats.entry(m.topic.clone()).or_default();
         s.count += 1;
         s.bytes += m.data.len() as u64;
@@ -123,6 +133,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("Start:      {:.9} ({start} ns)", stamp_to_secs(start));
     println!("End:        {:.9} ({end} ns)", stamp_to_secs(end));
     println!("Messages:   {total}");
+    let damage = bag.damage();
+    if !damage.is_empty() {
+        let what = if damage.truncated {
+            "TRUNCATED"
+        } else {
+            "damaged"
+        };
+        println!("Damage:     {what} (everything readable is counted above)");
+        for line in damage.lines() {
+            println!("  {line}");
+        }
+    }
+    if read_errors > 0 {
+        println!("Unreadable: {read_errors} message(s) skipped");
+    }
     println!("Topics:");
     for t in bag.topics() {
         let s = stats.get(&t.name);

@@ -13,6 +13,7 @@ pub mod info;
 pub mod node;
 pub mod progress;
 pub mod replay;
+pub mod report;
 pub mod run;
 pub mod sim;
 

@@ -15,7 +15,7 @@ pub struct Args {
     #[arg(long)]
     pub config: PathBuf,
     /// Output folder: trajectory.tum, map.ply, results.mcap, summary.json, trajectory.png,
-    /// renders/.
+    /// frames.csv, renders.csv, renders/, plots/ and report.html.
     #[arg(long)]
     pub out: PathBuf,
     /// Parameter overrides `key=value` (dotted keys, YAML values); repeatable.
@@ -55,6 +55,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ..Default::default()
     };
     let s = super::demo::run_with_progress(&a.bag, &config, &a.out, &opts, gt)?;
-    super::demo::print_table(&s, &a.out);
+    let report = super::report::write_or_warn(&a.out);
+    super::demo::print_table(&s, &a.out, report.as_deref());
     Ok(())
 }

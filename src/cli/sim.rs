@@ -41,6 +41,10 @@ pub struct Args {
     /// Peak yaw rate in deg/s (default depends on the scene).
     #[arg(long)]
     pub yaw_rate: Option<f64>,
+    /// Loop through the same places (street, corridor: out and back along the axis; the room's
+    /// default figure of eight is already periodic), for long runs with revisits.
+    #[arg(long = "loop")]
+    pub looping: bool,
     /// Rig file to take topics, extrinsics, camera and IMU noise from (default: built-in rig).
     #[arg(long)]
     pub rig: Option<PathBuf>,
@@ -58,6 +62,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     cfg.compressed = a.compressed;
     cfg.camera_rate = a.camera_rate;
+    cfg.looping = a.looping;
     if let Some(y) = a.yaw_rate {
         cfg.yaw_rate_deg = y;
     }

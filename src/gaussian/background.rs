@@ -393,6 +393,15 @@ impl Background {
         self.bake();
     }
 
+    /// Multiplies every colour by `s` (the map's brightness unit changed, see
+    /// `GaussianMapper::rescale_brightness`).
+    pub fn scale_colours(&mut self, s: f32) {
+        for n in &mut self.num {
+            n.iter_mut().for_each(|v| *v *= f64::from(s));
+        }
+        self.bake();
+    }
+
     /// Recomputes the sampled colours: each cell's estimate shrunk towards the global mean.
     fn bake(&mut self) {
         let total: f64 = self.den.iter().sum();

@@ -55,6 +55,10 @@ pub struct GaussianConfig {
     /// A frame becomes a keyframe when it is this far (m) or this many degrees from the last.
     pub keyframe_distance: f64,
     pub keyframe_angle_deg: f64,
+    /// Photometric anchors: the first keyframes this many (spread out) are kept for the whole
+    /// run and fix the map's brightness unit (see `AnchorSet`); 0 = none, and the unit then
+    /// random-walks with the exposure estimate over long runs.
+    pub anchors: usize,
     /// Weight of D-SSIM in the loss `(1-w) L1 + w D-SSIM`.
     pub ssim_weight: f32,
     /// Learning rates per parameter group: higher than offline 3DGS because each frame gets
@@ -138,6 +142,7 @@ impl GaussianConfig {
             keyframes: 8,
             keyframe_distance: 0.3,
             keyframe_angle_deg: 10.0,
+            anchors: 16,
             ssim_weight: 0.2,
             lr_mean: 5e-4,
             lr_scale: 1e-2,

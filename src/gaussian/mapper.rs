@@ -281,6 +281,21 @@ impl GaussianMapper {
                 .poses()
                 .map(|t| View { camera_t_world: *t }),
         );
+        // And the anchor in reach, which the optimisation renders to hold the brightness unit.
+        let cam_t_world = world_t_cam.inverse();
+        let anchors = &self.optim.anchors;
+        if let Some(a) = anchors
+            .in_reach(
+                &cam_t_world,
+                self.cfg.keyframe_distance,
+                self.cfg.keyframe_angle_deg,
+            )
+            .and_then(|i| anchors.get(i))
+        {
+            views.push(View {
+                camera_t_world: a.camera_t_world,
+            });
+        }
         self.last_views.push_back(world_t_cam);
         if self.last_views.len() > 2 {
             self.last_views.pop_front();

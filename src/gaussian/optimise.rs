@@ -11,14 +11,14 @@ use nalgebra::Isometry3;
 
 use super::background::{Background, BackgroundLookup};
 use super::camera::CameraModel;
-use super::keyframes::KeyframePool;
+use super::keyframes::{AnchorSet, KeyframePool};
 use super::mapper::GaussianMapper;
 use super::params::Gaussian;
 use super::resample::image_target_sized;
 use super::window::SyncPlan;
 use super::GaussianError;
 use crate::render::{
-    AdamConfig, AdamState, Camera as RenderCamera, Gaussians, LossConfig, RenderError,
+    AdamConfig, AdamState, Camera as RenderCamera, Gaussians, Group, LossConfig, RenderError,
     RenderOutput, RenderView, Renderer,
 };
 use crate::sensors::Image;
@@ -51,6 +51,11 @@ pub struct FrameStats {
     pub exposure_refit: Option<f32>,
     /// Gaussians created for uncovered pixels of this frame.
     pub filled: usize,
+    /// The map's brightness against the photometric anchor in reach (render over target,
+    /// [`super::exposure_fit::refit_scale`]), when one was rendered.
+    pub anchor_scale: Option<f32>,
+    /// Factor the map's colours were multiplied by to return to the anchors' unit.
+    pub rescaled: Option<f32>,
 }
 
 /// The six groups of a flat parameter vector of `n` Gaussians, in storage order.
@@ -125,11 +130,51 @@ fn all_finite(g: &Gaussian) -> bool {
         == 0
 }
 
-/// Applies a window sync plan to per-slot moments: replay moves, resize, zero dirty slots.
+/// Slots sampled per group for [`fresh_prior`]'s medians.
+const PRIOR_SAMPLES: usize = 4096;
+
+/// Per component of one group (`w` values a slot in `buf`), the median over the slots that keep
+/// their moments (`fresh[s]` false) of the non-zero values, sampled; zero where there are none.
+fn fresh_prior(buf: &[f32], w: usize, fresh: &[bool]) -> Vec<f32> {
+    let kept: Vec<usize> = (0..fresh.len()).filter(|&s| !fresh[s]).collect();
+    let stride = kept.len().div_ceil(PRIOR_SAMPLES).max(1);
+    (0..w)
+        .map(|c| {
+            let mut v: Vec<f32> = kept
+                .iter()
+                .step_by(stride)
+                .map(|&s| buf[s * w + c])
+                .filter(|x| *x > 0.0 && x.is_finite())
+                .collect();
+            if v.is_empty() {
+                return 0.0;
+            }
+            let mid = v.len() / 2;
+            *v.select_nth_unstable_by(mid, f32::total_cmp).1
+        })
+        .collect()
+}
+
+/// Applies a window sync plan to per-slot moments: replay moves, resize, then start the dirty
+/// (new or re-uploaded) slots afresh: zero, or with `prior` per group and component
+/// ([`fresh_prior`] of the kept slots, for the second moments).
+///
+/// Why a prior for the second moments: the renderer's Adam corrects the moments' bias with one
+/// step count for the whole window, which is thousands of steps after the first frames. A slot
+/// restarted from zero moments then gets `m / sqrt(v)` of `(1 - b1^k) / sqrt(1 - b2^k)` after
+/// its own k steps: 3.2 at k = 1, 6.5 at k = 10, still 3.2 at k = 100, whatever the
+/// gradient's size: sign-descent at several times the learning rate. A Gaussian coming back
+/// into the window (a revisit), converged and with small gradients, was knocked about by that
+/// for hundreds of steps (see `GaussianMapper::sync_renderer`). Started at the window's typical
+/// second moment instead, its steps scale with its gradient as a settled slot's do.
 ///
 /// Works group by group on contiguous runs (one copy per move and group), so the cost is the
 /// size of the moments once plus the moves, not a lookup per value.
-fn permute_moments(old: &Gaussians, plan: &SyncPlan) -> Result<Gaussians, GaussianError> {
+fn permute_moments(
+    old: &Gaussians,
+    plan: &SyncPlan,
+    prior: bool,
+) -> Result<Gaussians, GaussianError> {
     let deg = old.sh_degree();
     let n_old = old.len();
     let span = plan.len.max(n_old);
@@ -149,10 +194,22 @@ fn permute_moments(old: &Gaussians, plan: &SyncPlan) -> Result<Gaussians, Gaussi
                 buf.copy_within(from * w..(from + 1) * w, to * w);
             }
         }
+        let fill = if prior && !plan.dirty.is_empty() {
+            let mut fresh = vec![false; plan.len];
+            for &s in &plan.dirty {
+                if let Some(f) = fresh.get_mut(s as usize) {
+                    *f = true;
+                }
+            }
+            // Slots beyond the old length hold no moments yet: fresh too (they are dirty).
+            fresh_prior(&buf[..plan.len * w], w, &fresh)
+        } else {
+            vec![0.0; w]
+        };
         for &s in &plan.dirty {
             let s = s as usize;
             if s < plan.len {
-                buf[s * w..(s + 1) * w].fill(0.0);
+                buf[s * w..(s + 1) * w].copy_from_slice(&fill);
             }
         }
         data.truncate(start + plan.len * w);
@@ -199,6 +256,8 @@ pub fn render_camera(c: &CameraModel, far: f64) -> RenderCamera {
 #[derive(Default)]
 pub(crate) struct OptimState {
     pub keyframes: KeyframePool,
+    /// The first keyframes, kept: the map's brightness reference.
+    pub anchors: AnchorSet,
     /// What transparent pixels show (sky, far surfaces), exposure-normalised; `None` until the
     /// first fit, or when disabled.
     pub background: Option<Background>,
@@ -279,6 +338,24 @@ struct Refit {
 /// Evidence a background cell keeps per fit (per optimisation iteration that sees it).
 const BACKGROUND_DECAY: f64 = 0.8;
 
+/// Brightness offsets from the anchors smaller than this (relative) are left alone: each
+/// correction re-uploads the window, and the estimator's exposure takes a frame to follow.
+const ANCHOR_DEADBAND: f32 = 0.003;
+/// Largest brightness correction per frame, either way. With an anchor in reach nearly every
+/// frame the drift to correct is a fraction of a per cent a frame, while a measurement far off
+/// is an anchor view the window covers badly: on the simulated room, with 5 % allowed, a few
+/// such frames (anchor scales 0.84, 0.89, 1.09) each moved the exposure estimate by 5 % and
+/// cost 7 dB in the renders around them.
+const ANCHOR_MAX_STEP: f32 = 1.01;
+/// Frames (images) during which anchors are taken. Taken through the whole run (whenever a
+/// view was out of every anchor's reach), the later anchors carried the unit's drift of their
+/// time: on the 60 s room, anchors in reach measured the map at 0.80 to 1.21 of their targets
+/// and the corrections fought each other (exposure error 10 % RMS, against 6.6 % without).
+const ANCHOR_FRAMES: u64 = 100;
+/// Fewest pixels of an anchor's view, as a fraction, that the window must cover (accumulated
+/// opacity at least [`super::exposure_fit::MIN_ALPHA`]) for its render to be compared.
+const ANCHOR_MIN_COVERAGE: f32 = 0.5;
+
 impl GaussianMapper {
     fn adam(&self) -> AdamConfig {
         let c = self.config();
@@ -306,8 +383,8 @@ impl GaussianMapper {
         let state = if !r.is_empty() {
             let permuted = |s: &AdamState| -> Result<AdamState, GaussianError> {
                 Ok(AdamState {
-                    m: permute_moments(&s.m, &plan)?,
-                    v: permute_moments(&s.v, &plan)?,
+                    m: permute_moments(&s.m, &plan, false)?,
+                    v: permute_moments(&s.v, &plan, true)?,
                     step: s.step,
                 })
             };
@@ -402,7 +479,22 @@ impl GaussianMapper {
         let adam = self.adam();
         // Keyframes too far for the window would pull it towards views it cannot explain.
         self.optim.keyframes.drop_far(&t_cw, cfg.window_range);
+        // The anchor in reach takes the first keyframe iteration (see `AnchorSet`).
+        let anchor = (cfg.anchors > 0)
+            .then(|| {
+                self.optim
+                    .anchors
+                    .in_reach(&t_cw, cfg.keyframe_distance, cfg.keyframe_angle_deg)
+            })
+            .flatten();
         for it in 0..cfg.iterations {
+            if let (1, Some(a)) = (it, anchor) {
+                if let Some(u) = self.anchor_iteration(r, &cam, a, &loss, &adam)? {
+                    stats.anchor_scale = Some(u);
+                    stats.iterations += 1;
+                    continue;
+                }
+            }
             // Even iterations: the current frame; odd ones: the keyframes in turn.
             let key = if it % 2 == 1 {
                 self.optim.keyframes.next()
@@ -483,6 +575,18 @@ impl GaussianMapper {
             Some(back) => from_render(back, self.window_mut().gaussians_mut())?,
             None => from_render(&r.gaussians()?, self.window_mut().gaussians_mut())?,
         }
+        if let Some(u) = stats
+            .anchor_scale
+            .filter(|u| u.ln().abs() > ANCHOR_DEADBAND)
+        {
+            // Half the measured offset: one view's measurement is noisy (about 1 %), and an
+            // anchor is in reach nearly every frame.
+            let s = (1.0 / u)
+                .sqrt()
+                .clamp(1.0 / ANCHOR_MAX_STEP, ANCHOR_MAX_STEP);
+            self.rescale_brightness(r, s)?;
+            stats.rescaled = Some(s);
+        }
         let fill = if cfg.fill {
             self.fill_candidates(r, &cam, &t_cw, lookup.as_ref(), &target)?
         } else {
@@ -499,6 +603,23 @@ impl GaussianMapper {
         });
         self.counters_mut().pruned += stats.pruned as u64;
         stats.filled = self.insert_fill(&fill, super::mapper::GaussianMapper::eye(&t_cw));
+        if let Some(k) = stats.rescaled {
+            // The frame's own target is in the unit before the correction, like the pool's.
+            target.iter_mut().for_each(|v| *v *= k);
+        }
+        // Anchors from the first seconds only: later views carry whatever the brightness
+        // unit drifted by since (see `ANCHOR_FRAMES`).
+        let early = self.optim.frames <= ANCHOR_FRAMES;
+        self.optim.anchors.consider(
+            || Keyframe {
+                camera_t_world: t_cw,
+                target: target.clone(),
+            },
+            &t_cw,
+            if early { cfg.anchors } else { 0 },
+            cfg.keyframe_distance,
+            cfg.keyframe_angle_deg,
+        );
         self.optim.keyframes.consider(
             || Keyframe {
                 camera_t_world: t_cw,
@@ -511,6 +632,119 @@ impl GaussianMapper {
         );
         stats.keyframes = self.optim.keyframes.len();
         Ok(stats)
+    }
+
+    /// One Adam iteration on anchor `i`'s view, its target scaled to the map's current
+    /// brightness first (as the current frame's is, so the loss does not pull the brightness
+    /// one way: the correction is [`Self::rescale_brightness`]'s). Returns that scale (render
+    /// over target), or `None` without a step when the window covers too little of the view.
+    fn anchor_iteration(
+        &mut self,
+        r: &mut dyn Renderer,
+        cam: &RenderCamera,
+        i: usize,
+        loss: &LossConfig,
+        adam: &AdamConfig,
+    ) -> Result<Option<f32>, GaussianError> {
+        let use_bg = self.config().background;
+        let Some(anchor) = self.optim.anchors.get(i) else {
+            return Ok(None);
+        };
+        let pose = anchor.camera_t_world;
+        let copy = r.forward_kept(cam, &pose)?;
+        let sc = &mut self.optim.scratch;
+        let with_bg = match (&self.optim.background, use_bg) {
+            (Some(bg), true) => {
+                bg.per_pixel_into(cam, &pose, None, &mut sc.background);
+                true
+            }
+            _ => false,
+        };
+        let scale = {
+            let out = view(r, &copy)?;
+            let covered = out
+                .alpha
+                .iter()
+                .filter(|a| **a >= super::exposure_fit::MIN_ALPHA)
+                .count();
+            if (covered as f32) < ANCHOR_MIN_COVERAGE * out.alpha.len() as f32 {
+                return Ok(None);
+            }
+            if !with_bg {
+                sc.background.clear();
+                sc.background.resize(out.colour.len(), 0.0);
+            }
+            // Composite over the background, as the current frame's refit compares.
+            let c = &mut sc.adjusted;
+            c.clear();
+            c.extend_from_slice(out.colour);
+            for ((c, b), a) in c
+                .chunks_exact_mut(3)
+                .zip(sc.background.chunks_exact(3))
+                .zip(out.alpha)
+            {
+                for ch in 0..3 {
+                    c[ch] += (1.0 - a) * b[ch];
+                }
+            }
+            let Some(u) = super::exposure_fit::refit_scale(&anchor.target, c, out.alpha) else {
+                return Ok(None);
+            };
+            // The loss's target: the scaled anchor less the background showing through.
+            c.clear();
+            c.extend(anchor.target.iter().map(|t| t * u));
+            let scaled = std::mem::take(c);
+            subtract_background(&scaled, out.alpha, &sc.background, c);
+            u
+        };
+        let sc = &mut self.optim.scratch;
+        r.loss_into(&sc.adjusted, loss, &mut sc.d_colour)?;
+        if with_bg {
+            alpha_gradient(&sc.d_colour, &sc.background, &mut sc.d_alpha);
+            r.backward_kept(&sc.d_colour, None, Some(&sc.d_alpha))?;
+        } else {
+            r.backward_kept(&sc.d_colour, None, None)?;
+        }
+        r.adam_step(adam)?;
+        Ok(Some(scale))
+    }
+
+    /// Multiplies the brightness of everything the map renders by `s`: the window (here and on
+    /// the renderer, whose Adam moments are kept, scaled as the colour coefficients' gradients
+    /// scale), the rest of the map, the background and the keyframes' targets (in the map's
+    /// unit). The exposure estimate follows, as it is measured against the map. An exact
+    /// change of the brightness unit: renders scale by `s` ([`Gaussian::scale_colour`]).
+    fn rescale_brightness(&mut self, r: &mut dyn Renderer, s: f32) -> Result<(), GaussianError> {
+        let deg = self.config().sh_degree;
+        self.window_mut()
+            .gaussians_mut()
+            .iter_mut()
+            .for_each(|g| g.scale_colour(s));
+        let (_, map) = self.parts_mut();
+        for id in 0..map.meta.len() {
+            let m = &map.meta[id];
+            if m.alive && m.slot == super::map::NO_SLOT {
+                let mut g = map.store.get(id as u32);
+                g.scale_colour(s);
+                map.store.set(id as u32, &g);
+            }
+        }
+        if let Some(bg) = self.optim.background.as_mut() {
+            bg.scale_colours(s);
+        }
+        self.optim.keyframes.scale_targets(s);
+        let mut state = match r.adam_state_ref() {
+            Some(st) => st.clone(),
+            None => r.adam_state()?,
+        };
+        // d loss / d (s p + c) = (d loss / d p) / s.
+        for g in [Group::ShDc, Group::ShRest] {
+            state.m.group_mut(g).iter_mut().for_each(|v| *v /= s);
+            state.v.group_mut(g).iter_mut().for_each(|v| *v /= s * s);
+        }
+        let g = to_render(self.window().gaussians(), deg)?;
+        r.set_gaussians_owned(g, Some(state))?;
+        Ok(())
     }
 
     /// Scales `target` (exposure-normalised, at the optimisation resolution) by
@@ -769,6 +1003,50 @@ mod tests {
         }
     }
 
+    /// Fresh slots start at the kept slots' median second moment (per component, zeros not
+    /// counted), so their first steps scale with the gradient; without kept slots, at zero.
+    #[test]
+    fn fresh_second_moments_start_at_the_kept_slots_median() {
+        let deg = 0;
+        let mut v = Gaussians::zeros(6, deg).unwrap();
+        for i in 0..6 {
+            // Slot 5 has no second moment yet (zero): not counted.
+            let x = if i == 5 { 0.0 } else { (i + 1) as f32 };
+            for g in GROUPS {
+                for (c, val) in v.get_mut(g, i).iter_mut().enumerate() {
+                    *val = x * (c + 1) as f32;
+                }
+            }
+        }
+        // Slot 0 swaps in the last one, slots 2 and 6 (new) start afresh.
+        let plan = SyncPlan {
+            moves: vec![(5, 0)],
+            dirty: vec![2, 6],
+            len: 7,
+        };
+        let got = permute_moments(&v, &plan, true).unwrap();
+        // Kept slots 0 (zero, moved from 5), 1, 3, 4 and 5 (zero): the non-zero values 2, 4
+        // and 5 (times the component's factor) have the median 4.
+        for g in GROUPS {
+            for s in [2, 6] {
+                for (c, val) in got.get(g, s).iter().enumerate() {
+                    assert_eq!(*val, 4.0 * (c + 1) as f32, "{g:?} slot {s}");
+                }
+            }
+            assert_eq!(got.get(g, 1), v.get(g, 1));
+        }
+        // Zero prior when asked for none, or when no kept slot has a moment.
+        let zero = permute_moments(&v, &plan, false).unwrap();
+        assert!(zero.get(Group::Opacity, 6).iter().all(|x| *x == 0.0));
+        let all = SyncPlan {
+            moves: vec![],
+            dirty: (0..6).collect(),
+            len: 6,
+        };
+        let fresh = permute_moments(&v, &all, true).unwrap();
+        assert!(fresh.data.iter().all(|x| *x == 0.0));
+    }
+
     #[test]
     fn permuted_moments_follow_moves_growth_truncation_and_dirty_slots() {
         for deg in [0, 1, 3] {
@@ -792,7 +1070,7 @@ mod tests {
                 },
             ];
             for plan in &plans {
-                let got = permute_moments(&old, plan).unwrap();
+                let got = permute_moments(&old, plan, false).unwrap();
                 assert_eq!(got, reference(&old, plan), "degree {deg}, plan {plan:?}");
             }
         }

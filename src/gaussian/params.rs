@@ -47,6 +47,20 @@ impl Gaussian {
         }
     }
 
+    /// Multiplies the colour in every direction by `s > 0` (the DC term keeps 3DGS's 0.5
+    /// offset: `0.5 + C0 dc` becomes `s (0.5 + C0 dc)`; the higher bands scale). Renders of
+    /// Gaussians changed alike, over a background scaled alike, scale by `s` exactly: the
+    /// clamp of negative colours at zero commutes with a positive factor.
+    pub fn scale_colour(&mut self, s: f32) {
+        let offset = (s - 1.0) * 0.5 / SH_C0;
+        for v in &mut self.sh[0] {
+            *v = s * *v + offset;
+        }
+        for c in self.sh[1..].iter_mut().flatten() {
+            *c *= s;
+        }
+    }
+
     /// The view-independent colour (DC term only).
     pub fn base_colour(&self) -> [f32; 3] {
         let d = self.sh[0];
@@ -121,6 +135,41 @@ pub fn rotation_from_normal(normal: [f32; 3]) -> [f32; 4] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Scaling multiplies the colour in every direction (DC plus the higher bands along any
+    /// basis vector), offsets included.
+    #[test]
+    fn scale_colour_scales_the_colour_in_every_direction() {
+        let mut g = Gaussian::default();
+        g.set_base_colour([0.1, 0.5, 0.9]);
+        for (k, c) in g.sh.iter_mut().enumerate().skip(1) {
+            *c = [0.01 * k as f32, -0.02, 0.03];
+        }
+        // Colour with SH basis values `y` (the DC basis value is C0).
+        let colour = |g: &Gaussian, y: &[f32]| -> [f32; 3] {
+            std::array::from_fn(|c| 0.5 + g.sh.iter().zip(y).map(|(sh, y)| sh[c] * y).sum::<f32>())
+        };
+        let y: Vec<f32> = (0..16)
+            .map(|k| if k == 0 { SH_C0 } else { 0.3 - 0.04 * k as f32 })
+            .collect();
+        let before = colour(&g, &y);
+        let mut h = g;
+        h.scale_colour(1.3);
+        let after = colour(&h, &y);
+        for c in 0..3 {
+            assert!(
+                (after[c] - 1.3 * before[c]).abs() < 1e-5,
+                "{before:?} {after:?}"
+            );
+        }
+        h.scale_colour(1.0 / 1.3);
+        assert!(h
+            .sh
+            .iter()
+            .flatten()
+            .zip(g.sh.iter().flatten())
+            .all(|(a, b)| (a - b).abs() < 1e-5));
+    }
 
     #[test]
     fn colour_and_opacity_round_trip() {

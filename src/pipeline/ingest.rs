@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use nalgebra::{Isometry3, Quaternion, Translation3, UnitQuaternion};
 use serde::Serialize;
 
-use crate::bag::{decode_sensor_message, BagError, BagReader, SensorMessage};
+use crate::bag::{decode_sensor_message, BagDamage, BagError, BagReader, SensorMessage};
 use crate::config::Config;
 use crate::sensors::{stamp_diff_secs, Measurement, PoseStamped, Stamp};
 
@@ -29,6 +29,9 @@ pub struct IngestCounters {
     pub bad_ground_truth: u64,
     /// Seconds between the first and the last message read.
     pub sensor_seconds: f64,
+    /// What a damaged recording cost (truncation, skipped chunks by cause, missing files);
+    /// `None` for an intact bag.
+    pub bag_damage: Option<BagDamage>,
 }
 
 /// An opened bag and what the config asks to read from it.
@@ -239,5 +242,12 @@ pub fn bag_measurements(
         }
     }
     c.sensor_seconds = first.map_or(0.0, |f| stamp_diff_secs(last, f));
+    let damage = input.reader.damage();
+    if !damage.is_empty() {
+        for line in damage.lines() {
+            tracing::warn!("{}: {line}", input.path.display());
+        }
+        c.bag_damage = Some(damage);
+    }
     Ok((c, gt))
 }

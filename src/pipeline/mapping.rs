@@ -245,11 +245,14 @@ impl MapStage {
             )?;
             tracing::debug!(
                 frame = f.index,
+                exposure = im.exposure,
                 window = st.window_len,
                 loss_before = st.loss_before,
                 loss_after = st.loss_after,
                 pruned = st.pruned,
                 exposure_refit = ?st.exposure_refit,
+                anchor_scale = ?st.anchor_scale,
+                rescaled = ?st.rescaled,
                 "window optimised"
             );
         }

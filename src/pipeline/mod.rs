@@ -15,6 +15,7 @@
 //! queues drop the newest item and count it (see [`DropCounters`]), and the visual update uses
 //! the newest map snapshot available.
 
+pub mod frame_log;
 mod imu_odometry;
 mod ingest;
 pub mod mapping;

@@ -64,6 +64,9 @@ pub fn run_offline(
         opts,
         stats.clone(),
     )?;
+    if let Some(truth) = exposure_truth_beside(bag) {
+        writer.set_exposure_truth(truth);
+    }
     let started = Instant::now();
     let mut frames = 0u64;
     let mut sensor = 0.0;
@@ -123,6 +126,26 @@ pub fn run_offline(
             out.display()
         ))),
         None => Ok(summary),
+    }
+}
+
+/// The true exposure gains of a simulated recording: `exposure.txt` in the folder holding the
+/// bag (where `gs_livo sim` writes it), when there is one and it reads; a file that does not
+/// read is logged, not fatal (the run's other results stand).
+fn exposure_truth_beside(bag: &Path) -> Option<Vec<[f64; 2]>> {
+    let path = bag.parent()?.join("exposure.txt");
+    if !path.is_file() {
+        return None;
+    }
+    match crate::estimator::visual::exposure::read_exposure(&path) {
+        Ok(t) => {
+            tracing::info!("exposure truth: {} gains from {}", t.len(), path.display());
+            Some(t)
+        }
+        Err(e) => {
+            tracing::warn!("exposure truth not used: {e}");
+            None
+        }
     }
 }
 

@@ -16,6 +16,8 @@ use crate::sync::SyncCounters;
 #[derive(Debug, Clone, Default)]
 pub struct Timings {
     samples: BTreeMap<String, Vec<f64>>,
+    /// Running sum per stage (ms), so per-frame records take differences in O(stages).
+    totals: BTreeMap<String, f64>,
 }
 
 impl Timings {
@@ -26,6 +28,19 @@ impl Timings {
                 self.samples.insert(stage.to_string(), vec![ms]);
             }
         }
+        if ms.is_finite() {
+            match self.totals.get_mut(stage) {
+                Some(t) => *t += ms,
+                None => {
+                    self.totals.insert(stage.to_string(), ms);
+                }
+            }
+        }
+    }
+
+    /// Sum of the finite samples per stage (ms).
+    pub fn totals(&self) -> &BTreeMap<String, f64> {
+        &self.totals
     }
 
     pub fn stats(&self) -> BTreeMap<String, StageStats> {
@@ -99,6 +114,12 @@ pub struct RenderQuality {
     pub psnr_min_db: f64,
     pub psnr_max_db: f64,
     pub ssim_mean: Option<f64>,
+    /// PSNR over time (a map that degrades on revisits shows it only here): means over the
+    /// renders of the first and the last third of the rendered time span.
+    pub psnr_first_third_db: f64,
+    pub psnr_last_third_db: f64,
+    /// `[seconds since the first render, PSNR dB]` of every render.
+    pub psnr_series: Vec<[f64; 2]>,
 }
 
 /// Everything `summary.json` holds.
@@ -134,6 +155,9 @@ pub struct RunSummary {
     pub dropped: DropCounters,
     pub accuracy: Option<Accuracy>,
     pub render_quality: Option<RenderQuality>,
+    /// Estimated exposure gains against the simulator's truth (`exposure.txt` beside the bag),
+    /// up to the map's brightness unit; `None` without a truth file.
+    pub exposure_accuracy: Option<crate::estimator::visual::exposure::ExposureError>,
     /// Files written, relative to the output folder.
     pub outputs: Vec<String>,
     pub error: Option<String>,
@@ -173,6 +197,7 @@ impl RunSummary {
             dropped: s.drops.clone(),
             accuracy: None,
             render_quality: None,
+            exposure_accuracy: None,
             outputs: Vec::new(),
             error: None,
         }

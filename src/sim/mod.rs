@@ -70,6 +70,8 @@ pub struct SimConfig {
     pub camera_rate: f64,
     /// Peak yaw rate of the trajectory in deg/s.
     pub yaw_rate_deg: f64,
+    /// Fly [`Trajectory::looping`] (revisits for long runs) instead of the scene's default.
+    pub looping: bool,
     /// Range noise standard deviation at noise = 1 (metres).
     pub range_noise: f64,
     /// Camera supersampling per axis.
@@ -101,6 +103,7 @@ impl SimConfig {
             lidar_rate: 10.0,
             camera_rate: 10.0,
             yaw_rate_deg,
+            looping: false,
             range_noise: 0.01,
             supersample: 2,
             t0_ns: 1_700_000_000_000_000_000,
@@ -152,7 +155,11 @@ impl SimConfig {
     /// The trajectory this configuration flies.
     pub fn trajectory(&self) -> Trajectory {
         let phase = (self.seed % 1000) as f64 * 0.001 * std::f64::consts::TAU;
-        Trajectory::for_scene(&self.scene, self.yaw_rate_deg, phase)
+        if self.looping {
+            Trajectory::looping(&self.scene, self.yaw_rate_deg, phase)
+        } else {
+            Trajectory::for_scene(&self.scene, self.yaw_rate_deg, phase)
+        }
     }
 }
 

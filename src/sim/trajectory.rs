@@ -203,6 +203,29 @@ impl Trajectory {
     }
 }
 
+impl Trajectory {
+    /// A trajectory that passes the same places again and again, for long runs whose map must
+    /// survive revisits. The room's default figure of eight is already periodic (18 s in x, 9 s
+    /// in y, a full yaw turn every 21 s), so it is kept; corridor and street become a shuttle
+    /// along the axis, out and back (`x = c + A sin(w s)`), with the default weave and yaw
+    /// sweep: the street's 70 m stretch at up to 7 m/s every 31 s, the corridor's 20 m at up to
+    /// 1 m/s every 63 s.
+    pub fn looping(scene: &str, yaw_rate_deg: f64, phase: f64) -> Self {
+        let mut t = Self::for_scene(scene, yaw_rate_deg, phase);
+        let (amplitude, rate) = match scene {
+            "street" => (35.0, 0.2),
+            "corridor" => (10.0, 0.1),
+            _ => return t,
+        };
+        t.x = Signal {
+            c0: 0.0,
+            c1: 0.0,
+            terms: vec![(amplitude, rate, phase)],
+        };
+        t
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +276,26 @@ mod tests {
             let b = tr.kinematics(t0 + 1e-7).acceleration;
             assert!((a - b).norm() < 1e-5, "jump at {t0}: {a} vs {b}");
         }
+    }
+
+    /// Looping trajectories come back: the street shuttle passes its start again every
+    /// period, stays in the street's free space, and the room keeps its periodic default.
+    #[test]
+    fn looping_trajectories_revisit_their_start() {
+        let street = Trajectory::looping("street", 15.0, 0.0);
+        let period = std::f64::consts::TAU / 0.2;
+        let start = street.static_time + street.ramp_time;
+        let x0 = street.pose(start).translation.x;
+        let mut xs = (0..4000).map(|i| street.pose(start + i as f64 * 0.1).translation.x);
+        assert!(xs.all(|x| x.abs() <= 35.0 + 1e-9));
+        for k in 1..4 {
+            let x = street.pose(start + k as f64 * period).translation.x;
+            assert!((x - x0).abs() < 1e-6, "loop {k}: {x} vs {x0}");
+        }
+        assert_eq!(
+            Trajectory::looping("room", 45.0, 0.3),
+            Trajectory::for_scene("room", 45.0, 0.3)
+        );
     }
 
     #[test]

@@ -38,6 +38,10 @@ def main():
             msg = store.deserialize_cdr(raw, conn.msgtype)
             d = out["topics"].setdefault(conn.topic, {"type": conn.msgtype, "count": 0})
             d["count"] += 1
+            if conn.msgtype == "tf2_msgs/msg/TFMessage":
+                pairs = {(t.header.frame_id, t.child_frame_id) for t in msg.transforms}
+                d["pairs"] = sorted(set(map(tuple, d.get("pairs", []))) | pairs)
+                continue
             stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
             if conn.msgtype == "nav_msgs/msg/Odometry":
                 p = msg.pose.pose.position

@@ -6,7 +6,7 @@
 use crate::render::cpu::project::ProjGrad;
 
 use super::forward::{lanes, power_at, row_consts, AMAX, AMIN};
-use super::tile::{exp_neg, Fused, Madd, Plain, Rec, TilePix, PIX, W, XS};
+use super::tile::{exp_neg, Madd, Plain, Rec, TilePix, PIX, W, XS};
 
 /// Sums per splat: colour r, g, b, depth, opacity, then with `P = d loss / d power`:
 /// `sum P dx, P dy, P dx^2, P dx dy, P dy^2` (`dx = mean - pixel`), see [`screen_grad`].
@@ -63,7 +63,7 @@ pub unsafe fn backward_tile_avx512(
     extra: bool,
     out: &mut [Acc],
 ) {
-    backward_tile_impl::<Fused>(s, px, st, extra, out)
+    backward_tile_impl::<super::tile::Fused>(s, px, st, extra, out)
 }
 
 /// The code with 8-lane registers and fused multiply-adds.
@@ -79,7 +79,7 @@ pub unsafe fn backward_tile_avx2(
     extra: bool,
     out: &mut [Acc],
 ) {
-    backward_tile_impl::<Fused>(s, px, st, extra, out)
+    backward_tile_impl::<super::tile::Fused>(s, px, st, extra, out)
 }
 
 /// The portable code (separate multiplies and adds).

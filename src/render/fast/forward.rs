@@ -2,7 +2,7 @@
 //! 16 lanes per row without branches (so the compiler vectorises), stopping per pixel when the
 //! transmittance would fall below `T_MIN` and for the whole tile once every pixel has stopped.
 
-use super::tile::{exp_neg, Fused, Madd, Plain, Rec, TilePix, PIX, W, XS};
+use super::tile::{exp_neg, Madd, Plain, Rec, TilePix, PIX, W, XS};
 use crate::render::types::{ALPHA_MAX, ALPHA_MIN, T_MIN};
 
 pub const AMAX: f32 = ALPHA_MAX as f32;
@@ -35,7 +35,7 @@ pub fn raster_tile(s: &mut [Rec], px: &mut TilePix, cols: usize, rows: usize) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 pub unsafe fn raster_tile_avx512(s: &mut [Rec], px: &mut TilePix, cols: usize, rows: usize) {
-    raster_tile_impl::<Fused>(s, px, cols, rows)
+    raster_tile_impl::<super::tile::Fused>(s, px, cols, rows)
 }
 
 /// The code with 8-lane registers and fused multiply-adds.
@@ -45,7 +45,7 @@ pub unsafe fn raster_tile_avx512(s: &mut [Rec], px: &mut TilePix, cols: usize, r
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn raster_tile_avx2(s: &mut [Rec], px: &mut TilePix, cols: usize, rows: usize) {
-    raster_tile_impl::<Fused>(s, px, cols, rows)
+    raster_tile_impl::<super::tile::Fused>(s, px, cols, rows)
 }
 
 /// The portable code (separate multiplies and adds, so rounding differs slightly from the FMA

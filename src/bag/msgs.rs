@@ -3,8 +3,13 @@
 //! These are the wire-level types: CDR encode/decode lives in `bag::cdr`, and conversion to the
 //! internal sensor types (`crate::sensors`) in `bag::convert`. Stamps are nanoseconds (`Stamp`);
 //! the codec splits them into `builtin_interfaces/Time { sec, nanosec }`.
+//!
+//! The builders at the end make messages from internal types (poses, clouds, images), for the
+//! node's publishers and a run's MCAP file alike.
 
-use crate::sensors::Stamp;
+use nalgebra::Isometry3;
+
+use crate::sensors::{Image, PointCloud, Stamp};
 
 /// `std_msgs/Header`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -196,4 +201,133 @@ pub struct DiagnosticArray {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StringMsg {
     pub data: String,
+}
+
+/// geometry_msgs/Pose of a rigid transform.
+pub fn pose_msg(p: &Isometry3<f64>) -> Pose {
+    let t = p.translation.vector;
+    let q = p.rotation.quaternion();
+    Pose {
+        position: [t.x, t.y, t.z],
+        orientation: [q.i, q.j, q.k, q.w],
+    }
+}
+
+/// One TF entry `T_parent_child`.
+pub fn transform_msg(
+    stamp: Stamp,
+    parent: &str,
+    child: &str,
+    t: &Isometry3<f64>,
+) -> TransformStamped {
+    let p = pose_msg(t);
+    TransformStamped {
+        header: Header {
+            stamp,
+            frame_id: parent.into(),
+        },
+        child_frame_id: child.into(),
+        translation: p.position,
+        rotation: p.orientation,
+    }
+}
+
+pub fn float_field(name: &str, offset: u32) -> PointField {
+    PointField {
+        name: name.into(),
+        offset,
+        datatype: point_field::FLOAT32,
+        count: 1,
+    }
+}
+
+/// An unorganised (height 1) little-endian PointCloud2 of `data`, `point_step` bytes a point.
+pub fn unorganised(
+    stamp: Stamp,
+    frame: &str,
+    fields: Vec<PointField>,
+    point_step: u32,
+    data: Vec<u8>,
+) -> PointCloud2 {
+    let width = (data.len() / point_step as usize) as u32;
+    PointCloud2 {
+        header: Header {
+            stamp,
+            frame_id: frame.into(),
+        },
+        height: 1,
+        width,
+        fields,
+        is_bigendian: false,
+        point_step,
+        row_step: width * point_step,
+        data,
+        is_dense: true,
+    }
+}
+
+/// PointCloud2 with x, y, z, intensity (float32, little endian, point_step 16) in `frame`.
+pub fn cloud_xyzi_msg(cloud: &PointCloud, frame: &str) -> PointCloud2 {
+    let mut data = Vec::with_capacity(cloud.len() * 16);
+    for i in 0..cloud.len() {
+        let intensity = cloud.intensity.get(i).copied().unwrap_or(0.0);
+        for v in [cloud.x[i], cloud.y[i], cloud.z[i], intensity] {
+            data.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    let fields = ["x", "y", "z", "intensity"]
+        .iter()
+        .zip([0, 4, 8, 12])
+        .map(|(n, o)| float_field(n, o))
+        .collect();
+    unorganised(cloud.stamp, frame, fields, 16, data)
+}
+
+/// Packs a colour the way PCL and RViz read an `rgb` FLOAT32 field: the bits of 0x00RRGGBB.
+pub fn pack_rgb(c: [u8; 3]) -> f32 {
+    f32::from_bits(((c[0] as u32) << 16) | ((c[1] as u32) << 8) | c[2] as u32)
+}
+
+/// sensor_msgs/Image (rgb8) of a rendered view, in the camera frame.
+pub fn image_msg(img: &Image, frame: &str) -> Image {
+    let mut m = super::convert::image_to_msg(img);
+    m.header.frame_id = frame.into();
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_f32(d: &[u8], at: usize) -> f32 {
+        f32::from_le_bytes(d[at..at + 4].try_into().unwrap())
+    }
+
+    #[test]
+    fn xyzi_cloud_round_trips_bytes() {
+        let mut c = PointCloud::with_capacity(7, "x", 2, false);
+        c.push([1.0, -2.0, 3.5], 10.0, 0.0);
+        c.push([4.0, 5.0, -6.25], 0.5, 0.0);
+        let m = cloud_xyzi_msg(&c, "odom");
+        assert_eq!(
+            (m.width, m.height, m.point_step, m.row_step),
+            (2, 1, 16, 32)
+        );
+        assert_eq!(m.data.len(), 32);
+        assert_eq!(read_f32(&m.data, 16 + 8), -6.25);
+        assert_eq!(read_f32(&m.data, 12), 10.0);
+        assert_eq!(m.fields[3].name, "intensity");
+        assert_eq!(m.fields[3].offset, 12);
+    }
+
+    #[test]
+    fn image_msg_is_packed_rgb8() {
+        let mut img = Image::new(9, 3, 2);
+        img.rgb[3 * 3 + 2] = 77;
+        let m = image_msg(&img, "cam");
+        assert_eq!((m.width, m.height, m.step), (3, 2, 9));
+        assert_eq!(m.encoding, "rgb8");
+        assert_eq!(m.data[11], 77);
+        assert_eq!(m.header.frame_id, "cam");
+    }
 }

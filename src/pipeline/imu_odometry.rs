@@ -6,9 +6,9 @@ use std::collections::VecDeque;
 
 use nalgebra::Vector3;
 
+use super::port::StateEstimate;
 use crate::estimator::ieskf::{step, NoiseVec};
 use crate::estimator::state::State;
-use crate::ros::outputs::StateEstimate;
 use crate::sensors::{stamp_diff_secs, ImuSample, Stamp};
 
 /// Longest step integrated between two samples (s): a gap longer than this is not bridged by

@@ -7,11 +7,11 @@ use std::time::Instant;
 
 use nalgebra::Isometry3;
 
+use super::port::MapCentres;
 use super::PipelineError;
 use crate::config::Config;
 use crate::gaussian::{CameraModel, Gaussian, GaussianMapper};
 use crate::render::{create_renderer, Camera, Renderer};
-use crate::ros::outputs::MapCentres;
 use crate::sensors::{Image, Stamp};
 
 /// An image with the estimated body pose at its stamp.

@@ -22,6 +22,7 @@ pub mod mapping;
 pub mod offline;
 pub mod oracle;
 pub mod outputs;
+pub mod port;
 mod register;
 mod stages;
 pub mod summary;

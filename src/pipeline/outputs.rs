@@ -12,17 +12,15 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::frame_log::{FrameLog, RenderPicker};
+use super::port::{map_centres_msg, odometry_msg, static_transforms, OutputFrames, PathBuffer};
 use super::stages::{Finished, Output, PipelineHandle};
 use super::summary::{process_cpu_seconds, Accuracy, RenderQuality, RunSummary};
 use super::{PipelineError, PipelineOptions};
+use crate::bag::msgs::{cloud_xyzi_msg, image_msg, transform_msg};
 use crate::bag::BagWriter;
 use crate::config::Config;
 use crate::eval::records::{write_renders, RenderRecord};
 use crate::eval::{self, EvalOptions};
-use crate::ros::outputs::{
-    cloud_xyzi_msg, image_msg, map_centres_msg, odometry_msg, static_transforms, transform_msg,
-    OutputFrames, PathBuffer,
-};
 use crate::sensors::{Image, PoseStamped};
 
 /// Output topics in `results.mcap`.

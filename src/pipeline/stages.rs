@@ -11,6 +11,7 @@ use nalgebra::{Matrix6, Vector3};
 use super::imu_odometry::ImuOdometry;
 use super::ingest::{bag_measurements, BagInput, IngestCounters};
 use super::mapping::{MapFrame, MapSnapshot, MapStage, PosedFrameImage, RenderPair};
+use super::port::{MapCentres, StateEstimate};
 use super::register::{interpolate, register_scan_with_intensity};
 use super::summary::Timings;
 use super::{DropCounters, Flow, Mode, PipelineError, PipelineOptions};
@@ -19,7 +20,6 @@ use crate::estimator::state::{POS, ROT};
 use crate::estimator::visual::{MapView, VisualDriver, VisualRunStats};
 use crate::estimator::{Lio, LioCounters, ScanResult};
 use crate::render::create_renderer;
-use crate::ros::outputs::{MapCentres, StateEstimate};
 use crate::sensors::{stamp_diff_secs, Measurement, PointCloud, PoseStamped};
 use crate::sync::{MeasurementPackage, SyncCounters, SyncSettings, Synchronizer};
 

@@ -9,7 +9,7 @@
 pub mod core;
 pub mod ingest;
 pub mod lidar_cloud;
-pub mod outputs;
+
 pub mod params;
 pub mod publish;
 pub mod replay;

@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex};
 use nalgebra::Isometry3;
 
 use super::lidar_cloud::VoxelCloud;
-use super::outputs::{
-    self, cloud_xyzi_msg, image_msg, map_centres_msg, odometry_msg, OutputFrames, PathBuffer,
-    Throttle,
-};
 use super::transport::{Clock, Qos, RawPublisher, Transport, TransportError};
-use crate::bag::{msgs, RosMessage};
+use crate::bag::msgs::{self, cloud_xyzi_msg, image_msg, transform_msg};
+use crate::bag::RosMessage;
 use crate::config::Config;
+use crate::pipeline::port::{
+    self, map_centres_msg, odometry_msg, OutputFrames, PathBuffer, Throttle,
+};
 use crate::pipeline::Output;
 use crate::sensors::{PoseStamped, Stamp};
 
@@ -141,7 +141,7 @@ impl OutputPublisher {
         let f = &self.frames;
         match o {
             Output::Pose(fe) => {
-                let est = outputs::in_base_frame(&fe.estimate, &self.imu_t_base);
+                let est = port::in_base_frame(&fe.estimate, &self.imu_t_base);
                 let stamp = est.stamp;
                 self.pubs
                     .odometry
@@ -156,7 +156,7 @@ impl OutputPublisher {
                     });
                 }
                 if self.publish_tf {
-                    let t = outputs::transform_msg(stamp, &f.odom, &f.base_link, &est.pose);
+                    let t = transform_msg(stamp, &f.odom, &f.base_link, &est.pose);
                     let tf = msgs::TfMessage {
                         transforms: vec![t],
                     };
@@ -169,7 +169,7 @@ impl OutputPublisher {
             }
             Output::ImuPose(est) => {
                 if self.publish_imu_odometry {
-                    let est = outputs::in_base_frame(&est, &self.imu_t_base);
+                    let est = port::in_base_frame(&est, &self.imu_t_base);
                     self.pubs
                         .imu_odometry
                         .publish(&odometry_msg(&est, f).encode_cdr(), est.stamp)?;
@@ -214,7 +214,7 @@ pub fn publish_static_tf(
     let imu_t_base = np
         .imu_t_base()
         .map_err(|(k, e)| TransportError::Setup(format!("{k}: {e}")))?;
-    let tf = outputs::static_transforms(
+    let tf = port::static_transforms(
         config,
         &frames,
         &imu_t_base,

@@ -1,14 +1,15 @@
-//! The estimates the pipeline hands out, and the output messages built from them: plain
-//! `crate::bag::msgs` structs, so the same code feeds the node's publishers (through the CDR
-//! encoders) and a run's MCAP file, and is tested without ROS.
+//! The port of the pipeline: the estimates and map summaries it hands to whatever transport
+//! or writer sits above it, and their output messages (plain `crate::bag::msgs` structs), so
+//! the same code feeds the node's publishers (through the CDR encoders) and a run's MCAP file,
+//! and is tested without ROS.
 
 use std::collections::VecDeque;
 
 use nalgebra::{Isometry3, Vector3};
 
-use crate::bag::msgs;
+use crate::bag::msgs::{self, float_field, pack_rgb, pose_msg, transform_msg, unorganised};
 use crate::config::{Config, Transform};
-use crate::sensors::{Image, PointCloud, Stamp};
+use crate::sensors::Stamp;
 
 /// A filter state for publication.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,15 +55,6 @@ impl OutputFrames {
     }
 }
 
-fn pose_msg(p: &Isometry3<f64>) -> msgs::Pose {
-    let t = p.translation.vector;
-    let q = p.rotation.quaternion();
-    msgs::Pose {
-        position: [t.x, t.y, t.z],
-        orientation: [q.i, q.j, q.k, q.w],
-    }
-}
-
 /// nav_msgs/Odometry of `est`: pose in the odometry frame, twist in the body frame.
 pub fn odometry_msg(est: &StateEstimate, frames: &OutputFrames) -> msgs::Odometry {
     let v_body = est.pose.rotation.inverse() * est.velocity;
@@ -79,25 +71,6 @@ pub fn odometry_msg(est: &StateEstimate, frames: &OutputFrames) -> msgs::Odometr
             angular: est.angular_velocity.into(),
         },
         twist_covariance: [0.0; 36],
-    }
-}
-
-/// One TF entry `T_parent_child`.
-pub fn transform_msg(
-    stamp: Stamp,
-    parent: &str,
-    child: &str,
-    t: &Isometry3<f64>,
-) -> msgs::TransformStamped {
-    let p = pose_msg(t);
-    msgs::TransformStamped {
-        header: msgs::Header {
-            stamp,
-            frame_id: parent.into(),
-        },
-        child_frame_id: child.into(),
-        translation: p.position,
-        rotation: p.orientation,
     }
 }
 
@@ -206,61 +179,6 @@ impl PathBuffer {
     }
 }
 
-fn float_field(name: &str, offset: u32) -> msgs::PointField {
-    msgs::PointField {
-        name: name.into(),
-        offset,
-        datatype: msgs::point_field::FLOAT32,
-        count: 1,
-    }
-}
-
-fn unorganised(
-    stamp: Stamp,
-    frame: &str,
-    fields: Vec<msgs::PointField>,
-    point_step: u32,
-    data: Vec<u8>,
-) -> msgs::PointCloud2 {
-    let width = (data.len() / point_step as usize) as u32;
-    msgs::PointCloud2 {
-        header: msgs::Header {
-            stamp,
-            frame_id: frame.into(),
-        },
-        height: 1,
-        width,
-        fields,
-        is_bigendian: false,
-        point_step,
-        row_step: width * point_step,
-        data,
-        is_dense: true,
-    }
-}
-
-/// PointCloud2 with x, y, z, intensity (float32, little endian, point_step 16) in `frame`.
-pub fn cloud_xyzi_msg(cloud: &PointCloud, frame: &str) -> msgs::PointCloud2 {
-    let mut data = Vec::with_capacity(cloud.len() * 16);
-    for i in 0..cloud.len() {
-        let intensity = cloud.intensity.get(i).copied().unwrap_or(0.0);
-        for v in [cloud.x[i], cloud.y[i], cloud.z[i], intensity] {
-            data.extend_from_slice(&v.to_le_bytes());
-        }
-    }
-    let fields = ["x", "y", "z", "intensity"]
-        .iter()
-        .zip([0, 4, 8, 12])
-        .map(|(n, o)| float_field(n, o))
-        .collect();
-    unorganised(cloud.stamp, frame, fields, 16, data)
-}
-
-/// Packs a colour the way PCL and RViz read an `rgb` FLOAT32 field: the bits of 0x00RRGGBB.
-pub fn pack_rgb(c: [u8; 3]) -> f32 {
-    f32::from_bits(((c[0] as u32) << 16) | ((c[1] as u32) << 8) | c[2] as u32)
-}
-
 /// PointCloud2 with x, y, z, rgb (point_step 16) of at most `max_points` centres, evenly
 /// subsampled, in `frame`.
 pub fn map_centres_msg(m: &MapCentres, frame: &str, max_points: usize) -> msgs::PointCloud2 {
@@ -279,13 +197,6 @@ pub fn map_centres_msg(m: &MapCentres, frame: &str, max_points: usize) -> msgs::
         .map(|(n, o)| float_field(n, o))
         .collect();
     unorganised(m.stamp, frame, fields, 16, data)
-}
-
-/// sensor_msgs/Image (rgb8) of a rendered view, in the camera frame.
-pub fn image_msg(img: &Image, frame: &str) -> msgs::Image {
-    let mut m = crate::bag::convert::image_to_msg(img);
-    m.header.frame_id = frame.into();
-    m
 }
 
 /// Lets a message through at most once per `period_ns` of message time (sim time safe: a
@@ -442,23 +353,6 @@ mod tests {
     }
 
     #[test]
-    fn xyzi_cloud_round_trips_bytes() {
-        let mut c = PointCloud::with_capacity(7, "x", 2, false);
-        c.push([1.0, -2.0, 3.5], 10.0, 0.0);
-        c.push([4.0, 5.0, -6.25], 0.5, 0.0);
-        let m = cloud_xyzi_msg(&c, "odom");
-        assert_eq!(
-            (m.width, m.height, m.point_step, m.row_step),
-            (2, 1, 16, 32)
-        );
-        assert_eq!(m.data.len(), 32);
-        assert_eq!(read_f32(&m.data, 16 + 8), -6.25);
-        assert_eq!(read_f32(&m.data, 12), 10.0);
-        assert_eq!(m.fields[3].name, "intensity");
-        assert_eq!(m.fields[3].offset, 12);
-    }
-
-    #[test]
     fn map_centres_pack_rgb_and_subsample() {
         assert_eq!(pack_rgb([0x12, 0x34, 0x56]).to_bits(), 0x0012_3456);
         let m = MapCentres {
@@ -473,17 +367,6 @@ mod tests {
         assert_eq!(read_f32(&msg.data, 3 * 16 + 12).to_bits(), 0x0009_ff00);
         let all = map_centres_msg(&m, "odom", 100);
         assert_eq!(all.width, 10);
-    }
-
-    #[test]
-    fn image_msg_is_packed_rgb8() {
-        let mut img = Image::new(9, 3, 2);
-        img.rgb[3 * 3 + 2] = 77;
-        let m = image_msg(&img, "cam");
-        assert_eq!((m.width, m.height, m.step), (3, 2, 9));
-        assert_eq!(m.encoding, "rgb8");
-        assert_eq!(m.data[11], 77);
-        assert_eq!(m.header.frame_id, "cam");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! and the background's per-iteration cost.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use gs_livo::gaussian::{CameraModel, Gaussian, GaussianConfig, GaussianMap, View, Window};
+use gs_livo::gaussian::{Gaussian, GaussianConfig, GaussianMap, View, Window};
 use nalgebra::{Isometry3, Matrix3, Translation3, UnitQuaternion};
 
 /// A 400 m street: two facades and the ground, one Gaussian per 10 cm cell (~800k Gaussians).
@@ -45,7 +45,7 @@ fn view(x: f64) -> View {
 
 fn bench(c: &mut Criterion) {
     let mut map = street_map();
-    let camera = CameraModel {
+    let camera = gs_livo::sensors::Camera {
         width: 640,
         height: 480,
         fx: 400.0,

@@ -43,7 +43,7 @@ fn bench(c: &mut Criterion) {
     let cfg = seq.config.rig.clone();
     let points: usize = pkgs.iter().map(|p| p.scan.len()).sum::<usize>() / pkgs.len().max(1);
 
-    let mut lio = Lio::new(&cfg);
+    let mut lio = Lio::new(&cfg.lio_setup());
     let mut ms = Vec::new();
     for p in &pkgs {
         let t = Instant::now();
@@ -66,7 +66,7 @@ fn bench(c: &mut Criterion) {
 
     // Steady state: replay one mid-sequence scan on a clone of the warmed-up estimator.
     let mid = pkgs.len() / 2;
-    let mut warm = Lio::new(&cfg);
+    let mut warm = Lio::new(&cfg.lio_setup());
     for p in &pkgs[..mid] {
         warm.process(p);
     }

@@ -76,7 +76,7 @@ fn bench(c: &mut Criterion) {
         fy: 160.0,
         cx: 127.5,
         cy: 107.5,
-        distortion: Vec::new(),
+        distortion: [0.0; 5],
     };
     let g = scene();
     let truth = State::default();

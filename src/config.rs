@@ -11,8 +11,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use nalgebra::{Isometry3, Quaternion, Translation3, UnitQuaternion};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
+
+pub use crate::sensors::rig::{Camera, Extrinsics, Imu, TimeOffset, Transform};
 
 /// The node name written into parameter files we generate.
 pub const NODE_NAME: &str = "gs_livo";
@@ -38,60 +39,6 @@ pub enum ConfigError {
     Override { arg: String, message: String },
 }
 
-/// A rigid transform written as `[x, y, z, qx, qy, qz, qw]` in parameter files.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Transform(pub Isometry3<f64>);
-
-impl Default for Transform {
-    fn default() -> Self {
-        Self(Isometry3::identity())
-    }
-}
-
-impl Transform {
-    pub fn from_array(v: [f64; 7]) -> Result<Self, String> {
-        if v.iter().any(|x| !x.is_finite()) {
-            return Err("all seven entries must be finite".into());
-        }
-        let q = Quaternion::new(v[6], v[3], v[4], v[5]);
-        let n = q.norm();
-        if (n - 1.0).abs() > 1e-3 {
-            return Err(format!(
-                "quaternion [qx, qy, qz, qw] must have unit norm (has {n:.6})"
-            ));
-        }
-        Ok(Self(Isometry3::from_parts(
-            Translation3::new(v[0], v[1], v[2]),
-            UnitQuaternion::from_quaternion(q),
-        )))
-    }
-
-    pub fn to_array(&self) -> [f64; 7] {
-        let t = self.0.translation.vector;
-        let q = self.0.rotation.quaternion();
-        [t.x, t.y, t.z, q.i, q.j, q.k, q.w]
-    }
-}
-
-impl<'de> Deserialize<'de> for Transform {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v: Vec<f64> = Vec::deserialize(d)?;
-        let arr: [f64; 7] = v.try_into().map_err(|v: Vec<f64>| {
-            serde::de::Error::custom(format!(
-                "expected [x, y, z, qx, qy, qz, qw] (7 numbers), got {} numbers",
-                v.len()
-            ))
-        })?;
-        Transform::from_array(arr).map_err(serde::de::Error::custom)
-    }
-}
-
-impl Serialize for Transform {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.to_array().serialize(s)
-    }
-}
-
 /// `topics.*`: where the sensor data comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -115,84 +62,6 @@ impl Default for Topics {
             ground_truth: "/ground_truth/odom".into(),
         }
     }
-}
-
-/// `extrinsics.*`: sensor frames into the IMU (body) frame.
-#[allow(non_snake_case)]
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Extrinsics {
-    pub imu_T_lidar: Transform,
-    pub imu_T_camera: Transform,
-}
-
-/// `camera.*`: pinhole intrinsics with optional radial-tangential distortion.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Camera {
-    pub width: u32,
-    pub height: u32,
-    pub fx: f64,
-    pub fy: f64,
-    pub cx: f64,
-    pub cy: f64,
-    /// `[k1, k2, p1, p2, k3]`; empty means no distortion. Omitted when empty on output, since
-    /// ROS 2 rejects empty arrays in parameter files.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub distortion: Vec<f64>,
-}
-
-impl Default for Camera {
-    fn default() -> Self {
-        Self {
-            width: 640,
-            height: 480,
-            fx: 400.0,
-            fy: 400.0,
-            cx: 320.0,
-            cy: 240.0,
-            distortion: Vec::new(),
-        }
-    }
-}
-
-/// `imu.*`: continuous-time noise densities and gravity magnitude.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Imu {
-    /// rad/s/sqrt(Hz)
-    pub gyro_noise: f64,
-    /// m/s^2/sqrt(Hz)
-    pub accel_noise: f64,
-    /// rad/s^2/sqrt(Hz)
-    pub gyro_bias_walk: f64,
-    /// m/s^3/sqrt(Hz)
-    pub accel_bias_walk: f64,
-    /// m/s^2
-    pub gravity: f64,
-    /// Accelerometer unit: 1.0 for m/s^2; 9.81 for drivers that publish in g (Livox).
-    pub accel_scale: f64,
-}
-
-impl Default for Imu {
-    fn default() -> Self {
-        Self {
-            gyro_noise: 1.7e-4,
-            accel_noise: 2.0e-3,
-            gyro_bias_walk: 1.9e-5,
-            accel_bias_walk: 3.0e-3,
-            gravity: 9.81,
-            accel_scale: 1.0,
-        }
-    }
-}
-
-/// `time_offset.*`: seconds added to each sensor's stamps to put them on the IMU clock.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TimeOffset {
-    pub camera: f64,
-    pub lidar: f64,
 }
 
 /// `frames.*`: REP-105 frame names used for outputs.
@@ -289,53 +158,25 @@ impl Config {
 
     /// Checks value ranges that types alone cannot express; returns (key, message).
     pub fn validate(&self) -> Result<(), (String, String)> {
-        let c = &self.camera;
-        let positive = [
-            ("camera.fx", c.fx),
-            ("camera.fy", c.fy),
-            ("imu.gravity", self.imu.gravity),
-            ("imu.accel_scale", self.imu.accel_scale),
-        ];
-        for (k, v) in positive {
-            if !(v.is_finite() && v > 0.0) {
-                return Err((k.into(), format!("must be a positive number, got {v}")));
-            }
+        self.camera.validate()?;
+        self.imu.validate()?;
+        self.time_offset.validate()
+    }
+
+    /// The sections the LiDAR-inertial odometry reads.
+    pub fn lio_setup(&self) -> crate::estimator::LioSetup {
+        crate::estimator::LioSetup {
+            lidar: self.lidar.clone(),
+            lio: self.lio.clone(),
+            lidar_map: self.lidar_map.clone(),
+            imu: self.imu.clone(),
+            imu_t_lidar: self.extrinsics.imu_T_lidar.0,
         }
-        let non_negative = [
-            ("imu.gyro_noise", self.imu.gyro_noise),
-            ("imu.accel_noise", self.imu.accel_noise),
-            ("imu.gyro_bias_walk", self.imu.gyro_bias_walk),
-            ("imu.accel_bias_walk", self.imu.accel_bias_walk),
-        ];
-        for (k, v) in non_negative {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err((k.into(), format!("must be a non-negative number, got {v}")));
-            }
-        }
-        if c.width == 0 || c.height == 0 {
-            return Err(("camera.width".into(), "image size must be non-zero".into()));
-        }
-        if !c.distortion.is_empty() && c.distortion.len() != 5 {
-            return Err((
-                "camera.distortion".into(),
-                format!(
-                    "expected [k1, k2, p1, p2, k3] or [], got {} numbers",
-                    c.distortion.len()
-                ),
-            ));
-        }
-        for (k, v) in [
-            ("time_offset.camera", self.time_offset.camera),
-            ("time_offset.lidar", self.time_offset.lidar),
-        ] {
-            if !v.is_finite() || v.abs() > 10.0 {
-                return Err((
-                    k.into(),
-                    format!("must be finite seconds within ±10, got {v}"),
-                ));
-            }
-        }
-        Ok(())
+    }
+
+    /// The ingest corrections of the rig (accelerometer unit, clock offsets).
+    pub fn sensor_corrections(&self) -> crate::sensors::measurement::SensorCorrections {
+        crate::sensors::measurement::SensorCorrections::new(&self.imu, &self.time_offset)
     }
 
     /// Writes this config as a ROS 2 parameter file for node `NODE_NAME`.

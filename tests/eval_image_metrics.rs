@@ -63,7 +63,7 @@ fn image_pair() -> (Vec<f32>, Vec<f32>, usize, usize) {
         fy: 80.0,
         cx: 47.5,
         cy: 35.5,
-        distortion: vec![],
+        distortion: [0.0; 5],
     };
     let scene = Scene::room();
     // Optical frame looking along world +x from the room centre.

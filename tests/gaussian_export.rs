@@ -7,7 +7,8 @@ use std::process::Command;
 
 use gs_livo::eval::image::psnr_rgb8;
 use gs_livo::eval::tum::write_tum;
-use gs_livo::gaussian::{background_path, map_with_ground_truth, GaussianConfig};
+use gs_livo::gaussian::{background_path, GaussianConfig};
+use gs_livo::pipeline::map_harness::map_with_ground_truth;
 use gs_livo::render::{create_renderer, BackendChoice, RenderConfig};
 use gs_livo::sensors::{stamp_from_secs, Image, PoseStamped};
 use gs_livo::sim::{simulate, SimConfig};
@@ -113,7 +114,7 @@ fn export_writes_the_map_and_renders_that_match_the_scene() {
         .map(|i| format!("render_{i:05}.png"))
         .collect();
     assert_eq!(names, want);
-    let sim_cam = gs_livo::sim::CameraModel::new(&seq.config.rig.camera, 2);
+    let sim_cam = gs_livo::sim::CameraRays::new(&seq.config.rig.camera, 2);
     let imu_t_cam = seq.config.rig.extrinsics.imu_T_camera.0;
     let mut worst = f64::INFINITY;
     for (i, name) in (0..20).step_by(3).zip(&names) {

@@ -8,7 +8,7 @@
 //! with it the map keeps the unit of the first image. The photometric anchors hold the unit
 //! without the refit.
 
-use gs_livo::gaussian::{CameraModel, GaussianConfig, GaussianMapper};
+use gs_livo::gaussian::{GaussianConfig, GaussianMapper};
 use gs_livo::render::{create_renderer, BackendChoice, RenderConfig};
 use gs_livo::sensors::Image;
 use gs_livo::sim::{simulate, SimConfig, SimSequence};
@@ -53,12 +53,8 @@ fn final_brightness(seq: &SimSequence, refit: bool, anchors: usize, bias: f64) -
         anchors,
         ..GaussianConfig::desktop()
     };
-    let mut m = GaussianMapper::new(
-        cfg,
-        CameraModel::from_config(&rig.camera),
-        rig.extrinsics.imu_T_camera.0,
-    )
-    .unwrap();
+    let mut m =
+        GaussianMapper::new(cfg, rig.camera.clone(), rig.extrinsics.imu_T_camera.0).unwrap();
     let mut r = create_renderer(&RenderConfig {
         backend: BackendChoice::Fast,
         ..Default::default()
@@ -73,7 +69,7 @@ fn final_brightness(seq: &SimSequence, refit: bool, anchors: usize, bias: f64) -
         // Scans up to the image, registered with the true poses.
         while let Some(scan) = scans.next_if(|s| s.stamp <= img.stamp) {
             let t0 = seq.time_of(scan.stamp);
-            let pts = gs_livo::gaussian::scan_in_world(seq, scan, &imu_t_lidar);
+            let pts = gs_livo::pipeline::map_harness::scan_in_world(seq, scan, &imu_t_lidar);
             let o = (traj.pose(t0) * imu_t_lidar).translation.vector;
             m.insert_scan(&pts, None, [o.x, o.y, o.z], scan.stamp);
         }

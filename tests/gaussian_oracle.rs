@@ -4,7 +4,8 @@
 //! The CI tests use a reduced camera (so the CPU reference rasteriser finishes quickly); the
 //! full-resolution runs are `#[ignore]`d and reported in the issue note.
 
-use gs_livo::gaussian::{run_oracle, GaussianConfig, OracleOptions};
+use gs_livo::gaussian::GaussianConfig;
+use gs_livo::pipeline::map_harness::{run_oracle, OracleOptions};
 use gs_livo::render::{create_renderer, BackendChoice, RenderConfig};
 use gs_livo::sim::{simulate, SimConfig};
 
@@ -36,7 +37,7 @@ fn oracle(
     duration: f64,
     (w, h): (u32, u32),
     every: usize,
-) -> gs_livo::gaussian::OracleReport {
+) -> gs_livo::pipeline::map_harness::OracleReport {
     let mut sc = SimConfig::new(scene);
     sc.duration = duration;
     sc.noise = 0.0;
@@ -127,7 +128,7 @@ fn oracle_street_realistic_resolution() {
 #[test]
 fn write_back_keeps_optimised_region() {
     use gs_livo::eval::image::psnr_rgb8;
-    use gs_livo::gaussian::{CameraModel, GaussianMapper};
+    use gs_livo::gaussian::GaussianMapper;
     use nalgebra::{Point3, UnitQuaternion, Vector3};
 
     let mut sc = SimConfig::new("room");
@@ -146,12 +147,8 @@ fn write_back_keeps_optimised_region() {
         ..GaussianConfig::desktop()
     };
     let imu_t_lidar = rig.extrinsics.imu_T_lidar.0;
-    let mut m = GaussianMapper::new(
-        cfg,
-        CameraModel::from_config(&rig.camera),
-        rig.extrinsics.imu_T_camera.0,
-    )
-    .unwrap();
+    let mut m =
+        GaussianMapper::new(cfg, rig.camera.clone(), rig.extrinsics.imu_T_camera.0).unwrap();
     let traj = &seq.trajectory;
     for scan in &seq.scans {
         let t0 = seq.time_of(scan.stamp);

@@ -1,11 +1,11 @@
 //! The window stays bounded however long the run while the global map grows with the explored
 //! area; write-back keeps what the window changed.
 
-use gs_livo::gaussian::{CameraModel, GaussianConfig, GaussianMapper};
+use gs_livo::gaussian::{GaussianConfig, GaussianMapper};
 use nalgebra::{Isometry3, Matrix3, Translation3, UnitQuaternion};
 
-fn camera() -> CameraModel {
-    CameraModel {
+fn camera() -> gs_livo::sensors::Camera {
+    gs_livo::sensors::Camera {
         width: 160,
         height: 120,
         fx: 100.0,

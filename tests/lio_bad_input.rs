@@ -73,7 +73,7 @@ fn lio_survives_corrupted_stream() {
     let seq = simulate(&c).expect("simulate");
     let cfg = &seq.config.rig;
     let mut sync = Synchronizer::new(SyncSettings::default());
-    let mut lio = Lio::new(cfg);
+    let mut lio = Lio::new(&cfg.lio_setup());
     let mut imu_stream: Vec<ImuSample> = Vec::new();
     for (k, s) in seq.imu.iter().enumerate() {
         // A 60 ms gap, duplicates and swapped neighbours.

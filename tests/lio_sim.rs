@@ -17,7 +17,7 @@ struct RunOutcome {
 /// Feeds the sequence in stamp order through the synchroniser into the LIO.
 fn run(seq: &SimSequence, cfg: &Config) -> RunOutcome {
     let mut sync = Synchronizer::new(SyncSettings::default());
-    let mut lio = Lio::new(cfg);
+    let mut lio = Lio::new(&cfg.lio_setup());
     let mut results = Vec::new();
     let frame = &cfg.frames.lidar;
     let (mut i, mut j) = (0, 0);

@@ -18,7 +18,7 @@ fn small(kind: LidarKind, compressed: bool) -> SimConfig {
         fy: 40.0,
         cx: 31.5,
         cy: 23.5,
-        distortion: vec![],
+        distortion: [0.0; 5],
     };
     cfg
 }

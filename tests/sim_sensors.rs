@@ -5,7 +5,7 @@
 use gs_livo::config::Camera;
 use gs_livo::sim::imu::{simulate_imu, ImuBias, ImuModel, ImuNoise};
 use gs_livo::sim::lidar::simulate_scan;
-use gs_livo::sim::{self, project, CameraModel, LidarKind, LidarModel, Ray, Scene, SimConfig};
+use gs_livo::sim::{self, project, CameraRays, LidarKind, LidarModel, Ray, Scene, SimConfig};
 use nalgebra::{Isometry3, UnitQuaternion, Vector3};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -163,7 +163,7 @@ fn lidar_points_lie_on_surfaces_at_their_own_time() {
     }
 }
 
-fn camera_check(distortion: Vec<f64>) {
+fn camera_check(distortion: [f64; 5]) {
     let cam = Camera {
         width: 640,
         height: 480,
@@ -177,7 +177,7 @@ fn camera_check(distortion: Vec<f64>) {
     let cfg = SimConfig::new("room");
     let w_t_c = cfg.trajectory().pose(5.0) * cfg.rig.extrinsics.imu_T_camera.0;
     let gain = 1.15;
-    let img = CameraModel::new(&cam, 1).render(&scene, &w_t_c, gain);
+    let img = CameraRays::new(&cam, 1).render(&scene, &w_t_c, gain);
     let sample = |u: f64, v: f64| -> Option<[f64; 3]> {
         let (x0, y0) = (u.floor(), v.floor());
         if x0 < 0.0 || y0 < 0.0 || x0 + 1.0 >= cam.width as f64 || y0 + 1.0 >= cam.height as f64 {
@@ -235,8 +235,8 @@ fn camera_check(distortion: Vec<f64>) {
 
 #[test]
 fn camera_shows_surface_points_at_their_projection() {
-    camera_check(vec![]);
-    camera_check(vec![-0.15, 0.04, 0.002, -0.001, 0.0]);
+    camera_check([0.0; 5]);
+    camera_check([-0.15, 0.04, 0.002, -0.001, 0.0]);
 }
 
 #[test]
@@ -250,7 +250,7 @@ fn simulate_is_deterministic_and_complete() {
         fy: 40.0,
         cx: 31.5,
         cy: 23.5,
-        distortion: vec![],
+        distortion: [0.0; 5],
     };
     cfg.exposure_jitter = 0.2;
     cfg.seed = 5;

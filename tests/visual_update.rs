@@ -20,7 +20,7 @@ fn cam_cfg() -> CamCfg {
         fy: 100.0,
         cx: 79.5,
         cy: 59.5,
-        distortion: Vec::new(),
+        distortion: [0.0; 5],
     }
 }
 

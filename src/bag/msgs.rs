@@ -9,7 +9,7 @@
 
 use nalgebra::Isometry3;
 
-use crate::sensors::{Image, PointCloud, Stamp};
+use crate::sensors::{Image as SensorImage, PointCloud, Stamp};
 
 /// `std_msgs/Header`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -289,7 +289,7 @@ pub fn pack_rgb(c: [u8; 3]) -> f32 {
 }
 
 /// sensor_msgs/Image (rgb8) of a rendered view, in the camera frame.
-pub fn image_msg(img: &Image, frame: &str) -> Image {
+pub fn image_msg(img: &SensorImage, frame: &str) -> Image {
     let mut m = super::convert::image_to_msg(img);
     m.header.frame_id = frame.into();
     m
@@ -322,7 +322,7 @@ mod tests {
 
     #[test]
     fn image_msg_is_packed_rgb8() {
-        let mut img = Image::new(9, 3, 2);
+        let mut img = SensorImage::new(9, 3, 2);
         img.rgb[3 * 3 + 2] = 77;
         let m = image_msg(&img, "cam");
         assert_eq!((m.width, m.height, m.step), (3, 2, 9));

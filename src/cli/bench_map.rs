@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use gs_livo::config::Config;
-use gs_livo::gaussian::{run_oracle, GaussianConfig, OracleOptions};
+use gs_livo::gaussian::GaussianConfig;
+use gs_livo::pipeline::map_harness::{run_oracle, OracleOptions};
 use gs_livo::render::create_renderer;
 use gs_livo::sim::{simulate, SimConfig};
 
@@ -127,7 +128,7 @@ pub fn run(a: MapArgs) -> anyhow::Result<()> {
                 );
             }
         }
-        let brief = gs_livo::gaussian::OracleReport {
+        let brief = gs_livo::pipeline::map_harness::OracleReport {
             views: Vec::new(),
             depth_bands: Vec::new(),
             ..rep

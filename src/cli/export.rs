@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use nalgebra::{Isometry3, Quaternion, Translation3, UnitQuaternion};
 
 use gs_livo::config::Config;
-use gs_livo::gaussian::{background_path, Background, CameraModel, GaussianMap, GaussianMapper};
+use gs_livo::gaussian::{background_path, Background, GaussianMap, GaussianMapper};
 
 /// Arguments of `gs_livo export`.
 #[derive(clap::Args)]
@@ -99,11 +99,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     );
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let mut renderer = gs_livo::render::create_renderer(&cfg.render)?;
-    let mut mapper = GaussianMapper::with_map(
-        map,
-        CameraModel::from_config(&cfg.camera),
-        cfg.extrinsics.imu_T_camera.0,
-    );
+    let mut mapper =
+        GaussianMapper::with_map(map, cfg.camera.clone(), cfg.extrinsics.imu_T_camera.0);
     if let Some(bg) = background {
         mapper.set_background(bg);
     }

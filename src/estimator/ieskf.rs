@@ -27,7 +27,7 @@ pub struct ProcessNoise {
 }
 
 impl ProcessNoise {
-    pub fn from_config(imu: &crate::config::Imu, tau_walk: f64) -> Self {
+    pub fn from_config(imu: &crate::sensors::rig::Imu, tau_walk: f64) -> Self {
         Self {
             gyro: imu.gyro_noise,
             accel: imu.accel_noise,
@@ -429,7 +429,7 @@ mod tests {
     #[test]
     fn no_measurement_leaves_state_untouched() {
         let x0 = State::default();
-        let noise = ProcessNoise::from_config(&crate::config::Imu::default(), 0.0);
+        let noise = ProcessNoise::from_config(&crate::sensors::rig::Imu::default(), 0.0);
         let mut f = Ieskf::new(x0, ErrMat::identity(), 0, noise);
         let mut m = |_: &State, _: usize| None;
         assert_eq!(

@@ -8,8 +8,8 @@ use super::init::ImuInitializer;
 use super::point_to_plane::{BodyPoint, PointToPlane};
 use super::state::{ErrMat, State, BA, BG, GRAV, POS, ROT, TAU, VEL};
 use super::{LidarConfig, LioConfig};
-use crate::config::Config;
-use crate::lidar_map::{voxel_downsample, MapPoint, PointNoise, VoxelMap};
+use crate::lidar_map::{voxel_downsample, MapPoint, PointNoise, VoxelMap, VoxelMapConfig};
+use crate::sensors::rig::Imu;
 use crate::sensors::{stamp_diff_secs, ImuSample, PointCloud, Stamp};
 use crate::sync::MeasurementPackage;
 
@@ -57,6 +57,17 @@ pub struct ScanResult {
     pub degeneracy: Option<Degeneracy>,
 }
 
+/// The sections the LIO reads: its own, the LiDAR's, the voxel map's, and from the rig the IMU
+/// and the LiDAR's extrinsic (`config::Config::lio_setup` collects them).
+#[derive(Debug, Clone)]
+pub struct LioSetup {
+    pub lidar: LidarConfig,
+    pub lio: LioConfig,
+    pub lidar_map: VoxelMapConfig,
+    pub imu: Imu,
+    pub imu_t_lidar: Isometry3<f64>,
+}
+
 /// The LIO: initialiser, filter and map.
 #[derive(Clone)]
 pub struct Lio {
@@ -73,13 +84,13 @@ pub struct Lio {
 }
 
 impl Lio {
-    pub fn new(cfg: &Config) -> Self {
+    pub fn new(cfg: &LioSetup) -> Self {
         Self {
             lidar: cfg.lidar.clone(),
             lio: cfg.lio.clone(),
             accel_scale: cfg.imu.accel_scale,
             noise: ProcessNoise::from_config(&cfg.imu, cfg.lio.tau_walk),
-            imu_t_lidar: cfg.extrinsics.imu_T_lidar.0,
+            imu_t_lidar: cfg.imu_t_lidar,
             init: ImuInitializer::new(
                 cfg.lio.init_duration,
                 cfg.lio.init_max_gyro_std,

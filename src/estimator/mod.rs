@@ -18,7 +18,7 @@ pub use ieskf::{
     UpdateSettings,
 };
 pub use init::{ImuInitializer, InitEstimate};
-pub use lio::{Degeneracy, Lio, LioCounters, ScanResult};
+pub use lio::{Degeneracy, Lio, LioCounters, LioSetup, ScanResult};
 pub use state::{ErrMat, ErrVec, State, DIM};
 pub use visual::VisualConfig;
 

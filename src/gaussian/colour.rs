@@ -3,7 +3,8 @@
 
 use nalgebra::{Isometry3, Vector3};
 
-use super::camera::{sample_bilinear, CameraModel};
+use super::camera::sample_bilinear;
+use crate::sensors::Camera;
 use crate::sensors::Image;
 
 /// An image with the camera pose at its (offset-corrected) stamp.
@@ -17,7 +18,7 @@ pub struct PosedImage {
 
 impl PosedImage {
     /// Exposure-normalised colour of world point `p`, when the image sees it.
-    pub fn colour_of(&self, camera: &CameraModel, p: &[f64; 3]) -> Option<[f32; 3]> {
+    pub fn colour_of(&self, camera: &Camera, p: &[f64; 3]) -> Option<[f32; 3]> {
         let uv = camera.project_world(&self.camera_t_world, &Vector3::new(p[0], p[1], p[2]))?;
         let c = sample_bilinear(&self.image, uv[0], uv[1])?;
         let g = if self.exposure.is_finite() && self.exposure > 1e-3 {

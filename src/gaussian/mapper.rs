@@ -8,13 +8,13 @@ use nalgebra::{Isometry3, Point3};
 use tracing::{debug, warn};
 
 use super::background::Background;
-use super::camera::CameraModel;
 use super::colour::PosedImage;
 use super::config::GaussianConfig;
 use super::map::{GaussianMap, InsertStats};
 use super::ply::{read_ply, write_ply};
 use super::window::{MaintainStats, View, Window};
 use super::GaussianError;
+use crate::sensors::Camera;
 use crate::sensors::{stamp_diff_secs, Image, Stamp};
 
 /// Counters over the whole run.
@@ -36,7 +36,7 @@ pub struct MapperCounters {
 /// Hashed-octree map + sliding window + colouring for one camera rig.
 pub struct GaussianMapper {
     cfg: GaussianConfig,
-    camera: CameraModel,
+    camera: Camera,
     imu_t_camera: Isometry3<f64>,
     map: GaussianMap,
     window: Window,
@@ -53,7 +53,7 @@ const COLOUR_MAX_DT: f64 = 0.25;
 impl GaussianMapper {
     pub fn new(
         cfg: GaussianConfig,
-        camera: CameraModel,
+        camera: Camera,
         imu_t_camera: Isometry3<f64>,
     ) -> Result<Self, GaussianError> {
         let map = GaussianMap::new(cfg.clone())?;
@@ -61,7 +61,7 @@ impl GaussianMapper {
     }
 
     /// Continues from an existing map (e.g. loaded from PLY).
-    pub fn with_map(map: GaussianMap, camera: CameraModel, imu_t_camera: Isometry3<f64>) -> Self {
+    pub fn with_map(map: GaussianMap, camera: Camera, imu_t_camera: Isometry3<f64>) -> Self {
         let cfg = map.config().clone();
         Self {
             window: Window::new(cfg.window_capacity),
@@ -81,7 +81,7 @@ impl GaussianMapper {
         &self.cfg
     }
 
-    pub fn camera(&self) -> &CameraModel {
+    pub fn camera(&self) -> &Camera {
         &self.camera
     }
 

@@ -5,21 +5,22 @@
 //! (and the keyframes' views) need in contiguous buffers for the renderer and writes their
 //! optimised values back when they leave. A [`Background`] per world direction stands in for
 //! what the map cannot hold (sky, surfaces beyond range). [`GaussianMapper`] ties them to the
-//! camera for the pipeline; [`run_oracle`] measures it with ground-truth poses.
+//! camera for the pipeline; `pipeline::map_harness` measures it with ground-truth poses.
 
 mod background;
 mod camera;
 mod colour;
 mod config;
+mod convert;
 pub mod exposure_fit;
 mod fill;
+mod frame;
 mod hash;
 mod keyframes;
 mod map;
 mod mapper;
 mod normals;
 mod optimise;
-mod oracle;
 mod params;
 mod ply;
 mod resample;
@@ -27,19 +28,14 @@ mod store;
 mod window;
 
 pub use background::Background;
-pub use camera::{sample_bilinear, CameraModel};
+pub use camera::sample_bilinear;
 pub use colour::PosedImage;
 pub use config::{GaussianConfig, EMBEDDED_ITERATIONS, EMBEDDED_LEAF_PIXELS, EMBEDDED_RESOLUTION};
+pub use convert::{from_render, to_render, to_render_into};
 pub use map::{GaussianMap, InsertStats, RootKey};
 pub use mapper::{background_path, GaussianMapper, MapperCounters};
 pub use normals::estimate_normals;
-pub use optimise::{
-    optimisation_camera, optimisation_target, render_camera, to_render, FrameStats, Keyframe,
-};
-pub use oracle::{
-    map_with_ground_truth, run_oracle, scan_in_world, DepthBand, OracleMapping, OracleOptions,
-    OracleReport, ViewScore,
-};
+pub use optimise::{optimisation_camera, render_camera, FrameStats, Keyframe};
 pub use params::{
     opacity_from_logit, opacity_to_logit, rotation_from_normal, sh_coeff_count, Gaussian, SH_C0,
 };

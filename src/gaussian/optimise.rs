@@ -10,17 +10,17 @@
 use nalgebra::Isometry3;
 
 use super::background::{Background, BackgroundLookup};
-use super::camera::CameraModel;
+use super::convert::{from_render, to_render};
 use super::keyframes::{AnchorSet, KeyframePool};
 use super::mapper::GaussianMapper;
 use super::params::Gaussian;
-use super::resample::image_target_sized;
 use super::window::SyncPlan;
 use super::GaussianError;
 use crate::render::{
-    AdamConfig, AdamState, Camera as RenderCamera, Gaussians, Group, LossConfig, RenderError,
-    RenderOutput, RenderView, Renderer,
+    AdamConfig, AdamState, Camera as RenderCamera, Gaussians, RenderError, RenderOutput,
+    RenderView, Renderer,
 };
+use crate::sensors::Camera;
 use crate::sensors::Image;
 
 impl From<RenderError> for GaussianError {
@@ -58,65 +58,9 @@ pub struct FrameStats {
     pub rescaled: Option<f32>,
 }
 
-/// The six groups of a flat parameter vector of `n` Gaussians, in storage order.
-fn groups_mut(data: &mut [f32], n: usize, sh_degree: u32) -> [&mut [f32]; 6] {
-    let mut rest = data;
-    crate::render::group_widths(sh_degree).map(|w| {
-        let (head, tail) = std::mem::take(&mut rest).split_at_mut(w * n);
-        rest = tail;
-        head
-    })
-}
-
-/// Converts window Gaussians to the renderer's flat layout in one pass over the window (each
-/// Gaussian read once, its values sent to the six group runs).
-pub fn to_render(gs: &[Gaussian], sh_degree: u32) -> Result<Gaussians, GaussianError> {
-    let mut out = Gaussians::zeros(gs.len(), sh_degree)?;
-    let k = crate::render::sh_coeffs(sh_degree);
-    let [mean, scale, rot, opacity, dc, rest] = groups_mut(&mut out.data, gs.len(), sh_degree);
-    for (i, g) in gs.iter().enumerate() {
-        mean[3 * i..3 * i + 3].copy_from_slice(&g.mean);
-        scale[3 * i..3 * i + 3].copy_from_slice(&g.log_scale);
-        rot[4 * i..4 * i + 4].copy_from_slice(&g.rotation);
-        opacity[i] = g.opacity_logit;
-        dc[3 * i..3 * i + 3].copy_from_slice(&g.sh[0]);
-        let r = 3 * (k - 1) * i;
-        for (j, c) in g.sh[1..k].iter().enumerate() {
-            rest[r + 3 * j..r + 3 * j + 3].copy_from_slice(c);
-        }
-    }
-    Ok(out)
-}
-
-/// Copies the renderer's parameters back into window Gaussians (same count and order), in one
-/// pass over the window.
-pub fn from_render(src: &Gaussians, gs: &mut [Gaussian]) -> Result<(), GaussianError> {
-    if src.len() != gs.len() {
-        return Err(GaussianError::Render(format!(
-            "renderer holds {} gaussians, window {}",
-            src.len(),
-            gs.len()
-        )));
-    }
-    let k = crate::render::sh_coeffs(src.sh_degree());
-    let [mean, scale, rot, opacity, dc, rest] = crate::render::GROUPS.map(|g| src.group(g));
-    for (i, g) in gs.iter_mut().enumerate() {
-        g.mean.copy_from_slice(&mean[3 * i..3 * i + 3]);
-        g.log_scale.copy_from_slice(&scale[3 * i..3 * i + 3]);
-        g.rotation.copy_from_slice(&rot[4 * i..4 * i + 4]);
-        g.opacity_logit = opacity[i];
-        g.sh[0].copy_from_slice(&dc[3 * i..3 * i + 3]);
-        let r = 3 * (k - 1) * i;
-        for (j, c) in g.sh[1..k].iter_mut().enumerate() {
-            c.copy_from_slice(&rest[r + 3 * j..r + 3 * j + 3]);
-        }
-    }
-    Ok(())
-}
-
 /// [`Gaussian::is_finite`] as one vectorisable pass over the exponent bits (all ones: an
 /// infinity or a NaN) instead of a branch per value.
-fn all_finite(g: &Gaussian) -> bool {
+pub(super) fn all_finite(g: &Gaussian) -> bool {
     const EXP: u32 = 0x7f80_0000;
     let bad = |v: &[f32]| {
         v.iter()
@@ -219,27 +163,15 @@ fn permute_moments(
 
 /// The camera a window of `cfg` is optimised through for `camera`: `resolution` when set,
 /// else the camera downsampled by `downsample`.
-pub fn optimisation_camera(cfg: &super::GaussianConfig, camera: &CameraModel) -> CameraModel {
+pub fn optimisation_camera(cfg: &super::GaussianConfig, camera: &Camera) -> Camera {
     match cfg.resolution {
         Some([w, h]) => camera.resized(w, h),
         None => camera.downsampled(cfg.downsample),
     }
 }
 
-/// The training target of `image` (exposure gain `exposure`) for a window of `cfg`:
-/// exposure-normalised RGB f32 at [`optimisation_camera`]'s resolution.
-pub fn optimisation_target(
-    cfg: &super::GaussianConfig,
-    camera: &CameraModel,
-    image: &Image,
-    exposure: f32,
-) -> Vec<f32> {
-    let c = optimisation_camera(cfg, camera);
-    image_target_sized(image, c.width, c.height, exposure)
-}
-
 /// The renderer's camera for a mapper camera (distortion is not modelled by the rasteriser).
-pub fn render_camera(c: &CameraModel, far: f64) -> RenderCamera {
+pub fn render_camera(c: &Camera, far: f64) -> RenderCamera {
     RenderCamera {
         width: c.width,
         height: c.height,
@@ -247,7 +179,7 @@ pub fn render_camera(c: &CameraModel, far: f64) -> RenderCamera {
         fy: c.fy,
         cx: c.cx,
         cy: c.cy,
-        near: super::camera::NEAR,
+        near: crate::sensors::rig::NEAR,
         far,
     }
 }
@@ -264,28 +196,28 @@ pub(crate) struct OptimState {
     /// Frames optimised so far.
     pub frames: u64,
     /// Per-pixel buffers reused from iteration to iteration and frame to frame.
-    scratch: Scratch,
+    pub(super) scratch: Scratch,
     /// Background lookups of recent keyframe views, oldest first.
-    keyframe_lookups: Vec<BackgroundLookup>,
+    pub(super) keyframe_lookups: Vec<BackgroundLookup>,
 }
 
 /// Per-pixel working buffers of a frame's optimisation (the images are 3 or 1 values a pixel at
 /// the optimisation resolution): allocated once, not per iteration.
 #[derive(Default)]
-struct Scratch {
+pub(super) struct Scratch {
     /// Background behind the render, interleaved RGB.
-    background: Vec<f32>,
+    pub background: Vec<f32>,
     /// The loss's target: the training image less the background showing through.
-    adjusted: Vec<f32>,
-    d_colour: Vec<f32>,
-    d_alpha: Vec<f32>,
+    pub adjusted: Vec<f32>,
+    pub d_colour: Vec<f32>,
+    pub d_alpha: Vec<f32>,
     /// Per-pixel mean absolute error (fill candidates).
-    error: Vec<f32>,
+    pub error: Vec<f32>,
 }
 
 /// The images of the latest forward: the renderer's own (`copy` is `None`) or the copy it
 /// returned.
-fn view<'a>(
+pub(super) fn view<'a>(
     r: &'a dyn Renderer,
     copy: &'a Option<RenderOutput>,
 ) -> Result<RenderView<'a>, GaussianError> {
@@ -295,69 +227,8 @@ fn view<'a>(
     }
 }
 
-/// `target - (1 - alpha) bg` per value (interleaved RGB, one alpha a pixel) into `out`.
-fn subtract_background(target: &[f32], alpha: &[f32], bg: &[f32], out: &mut Vec<f32>) {
-    out.clear();
-    out.resize(target.len(), 0.0);
-    for (((o, t), b), a) in out
-        .chunks_exact_mut(3)
-        .zip(target.chunks_exact(3))
-        .zip(bg.chunks_exact(3))
-        .zip(alpha)
-    {
-        let k = 1.0 - a;
-        for c in 0..3 {
-            o[c] = t[c] - k * b[c];
-        }
-    }
-}
-
-/// d loss / d alpha = -bg . d loss / d composite, per pixel, into `out`.
-fn alpha_gradient(d_colour: &[f32], bg: &[f32], out: &mut Vec<f32>) {
-    out.clear();
-    out.extend(
-        d_colour
-            .chunks_exact(3)
-            .zip(bg.chunks_exact(3))
-            .map(|(g, b)| -(g[0] * b[0] + g[1] * b[1] + g[2] * b[2])),
-    );
-}
-
-/// What [`GaussianMapper::refit_target`] found and rendered for it (the first iteration
-/// reuses the render and the background: same pose, parameters and fit).
-struct Refit {
-    /// The factor the target was scaled by, `None` when it was kept.
-    scale: Option<f32>,
-    /// The render's copy (`None`: the renderer keeps it, [`view`]).
-    render: Option<RenderOutput>,
-    /// Whether the per-pixel background behind the render is in `Scratch::background` (not
-    /// when there is none yet or it is off).
-    background: bool,
-}
-
-/// Evidence a background cell keeps per fit (per optimisation iteration that sees it).
-const BACKGROUND_DECAY: f64 = 0.8;
-
-/// Brightness offsets from the anchors smaller than this (relative) are left alone: each
-/// correction re-uploads the window, and the estimator's exposure takes a frame to follow.
-const ANCHOR_DEADBAND: f32 = 0.003;
-/// Largest brightness correction per frame, either way. With an anchor in reach nearly every
-/// frame the drift to correct is a fraction of a per cent a frame, while a measurement far off
-/// is an anchor view the window covers badly: on the simulated room, with 5 % allowed, a few
-/// such frames (anchor scales 0.84, 0.89, 1.09) each moved the exposure estimate by 5 % and
-/// cost 7 dB in the renders around them.
-const ANCHOR_MAX_STEP: f32 = 1.01;
-/// Frames (images) during which anchors are taken. Taken through the whole run (whenever a
-/// view was out of every anchor's reach), the later anchors carried the unit's drift of their
-/// time: on the 60 s room, anchors in reach measured the map at 0.80 to 1.21 of their targets
-/// and the corrections fought each other (exposure error 10 % RMS, against 6.6 % without).
-const ANCHOR_FRAMES: u64 = 100;
-/// Fewest pixels of an anchor's view, as a fraction, that the window must cover (accumulated
-/// opacity at least [`super::exposure_fit::MIN_ALPHA`]) for its render to be compared.
-const ANCHOR_MIN_COVERAGE: f32 = 0.5;
-
 impl GaussianMapper {
-    fn adam(&self) -> AdamConfig {
+    pub(super) fn adam(&self) -> AdamConfig {
         let c = self.config();
         AdamConfig {
             lr: [
@@ -400,467 +271,9 @@ impl GaussianMapper {
         Ok(())
     }
 
-    /// One frame of mapping optimisation on `image` (taken at body pose `world_t_imu`, with
-    /// exposure gain `exposure`): sync, Adam iterations over the frame and recent keyframes,
-    /// read-back, pruning.
-    pub fn optimise_frame(
-        &mut self,
-        r: &mut dyn Renderer,
-        image: &Image,
-        world_t_imu: &Isometry3<f64>,
-        exposure: f32,
-    ) -> Result<FrameStats, GaussianError> {
-        self.optimise_frame_with_target(r, image, None, world_t_imu, exposure)
-    }
-
-    /// [`Self::optimise_frame`] with the training target already computed
-    /// ([`optimisation_target`] of `image` and `exposure`), e.g. by a thread that is not on the
-    /// mapper's critical path; a target of the wrong size is computed again here.
-    pub fn optimise_frame_with_target(
-        &mut self,
-        r: &mut dyn Renderer,
-        image: &Image,
-        target: Option<Vec<f32>>,
-        world_t_imu: &Isometry3<f64>,
-        exposure: f32,
-    ) -> Result<FrameStats, GaussianError> {
-        let cfg = self.config().clone();
-        if image.width != self.camera().width || image.height != self.camera().height {
-            return Err(GaussianError::Input(format!(
-                "image {}x{} does not match the camera {}x{}",
-                image.width,
-                image.height,
-                self.camera().width,
-                self.camera().height
-            )));
-        }
-        self.sync_renderer(r)?;
-        let mut stats = FrameStats {
-            window_len: self.window().len(),
-            ..Default::default()
-        };
-        if self.window().is_empty() {
-            return Ok(stats);
-        }
-        let opt_camera = self.optimisation_camera();
-        let cam = render_camera(&opt_camera, cfg.window_range * 2.0);
-        let t_cw = self.camera_t_world(world_t_imu);
-        let size = 3 * opt_camera.width as usize * opt_camera.height as usize;
-        let mut target = match target.filter(|t| t.len() == size) {
-            Some(t) => t,
-            None => image_target_sized(image, opt_camera.width, opt_camera.height, exposure),
-        };
-        // The refit's render is the first iteration's forward too (same pose and parameters,
-        // and the latest forward is the one a backward differentiates): rendered once, and so
-        // is the background behind it (no fit in between).
-        let mut first_forward = None;
-        let mut first_background = false;
-        // Where the frame's view falls on the background grid: looked up by the refit, the
-        // current-frame iterations and the fill (keyframes compute their own).
-        let lookup = match &self.optim.background {
-            Some(bg) if cfg.background => Some(bg.lookup(&cam, &t_cw)),
-            None if cfg.background => {
-                Some(Background::new(cfg.background_bins).lookup(&cam, &t_cw))
-            }
-            _ => None,
-        };
-        // The first frame sets the map's brightness unit: its fresh discs (opacity 0.9, not yet
-        // trained) render darker than the colours they were given, so nothing to refit against.
-        if cfg.refit_exposure && cfg.iterations > 0 && self.optim.frames > 0 {
-            let refit = self.refit_target(r, &cam, &t_cw, lookup.as_ref(), &mut target)?;
-            stats.exposure_refit = refit.scale;
-            first_forward = Some(refit.render);
-            first_background = refit.background;
-        }
-        let loss = LossConfig {
-            ssim_weight: f64::from(cfg.ssim_weight),
-        };
-        self.optim.frames += 1;
-        let adam = self.adam();
-        // Keyframes too far for the window would pull it towards views it cannot explain.
-        self.optim.keyframes.drop_far(&t_cw, cfg.window_range);
-        // The anchor in reach takes the first keyframe iteration (see `AnchorSet`).
-        let anchor = (cfg.anchors > 0)
-            .then(|| {
-                self.optim
-                    .anchors
-                    .in_reach(&t_cw, cfg.keyframe_distance, cfg.keyframe_angle_deg)
-            })
-            .flatten();
-        for it in 0..cfg.iterations {
-            if let (1, Some(a)) = (it, anchor) {
-                if let Some(u) = self.anchor_iteration(r, &cam, a, &loss, &adam)? {
-                    stats.anchor_scale = Some(u);
-                    stats.iterations += 1;
-                    continue;
-                }
-            }
-            // Even iterations: the current frame; odd ones: the keyframes in turn.
-            let key = if it % 2 == 1 {
-                self.optim.keyframes.next()
-            } else {
-                None
-            };
-            let (pose, tgt) = match key {
-                Some(k) => (&k.camera_t_world, &k.target),
-                None => (&t_cw, &target),
-            };
-            let current = std::ptr::eq(tgt, &target);
-            if cfg.background || (current && (it == 0 || it + 2 >= cfg.iterations)) {
-                let first = it == 0 && current;
-                let copy = match first_forward.take().filter(|_| first) {
-                    Some(out) => out,
-                    None => r.forward_kept(&cam, pose)?,
-                };
-                let first_bg = std::mem::take(&mut first_background) && first;
-                let sc = &mut self.optim.scratch;
-                let l = if cfg.background {
-                    // Composite = colour + (1 - alpha) bg. Fitting the colour to
-                    // target - (1 - alpha) bg is the same loss; the gradient through alpha is
-                    // d loss / d alpha = -bg . d loss / d composite.
-                    let bg = self
-                        .optim
-                        .background
-                        .get_or_insert_with(|| Background::new(cfg.background_bins));
-                    // A keyframe's view: its lookup kept while the keyframe is (the pool
-                    // is visited in turn, so each comes back every few frames).
-                    let lk = if current {
-                        lookup.as_ref()
-                    } else {
-                        let cache = &mut self.optim.keyframe_lookups;
-                        let at = match cache.iter().position(|l| l.fits(bg, &cam, pose)) {
-                            Some(at) => at,
-                            None => {
-                                if cache.len() > cfg.keyframes {
-                                    cache.remove(0);
-                                }
-                                cache.push(bg.lookup(&cam, pose));
-                                cache.len() - 1
-                            }
-                        };
-                        Some(&cache[at])
-                    };
-                    if !first_bg {
-                        bg.per_pixel_into(&cam, pose, lk, &mut sc.background);
-                    }
-                    let out = view(r, &copy)?;
-                    subtract_background(tgt, out.alpha, &sc.background, &mut sc.adjusted);
-                    // The fit changes only the background, which the loss and the backward do
-                    // not read (the adjusted target is made): fitted while the images are
-                    // at hand.
-                    bg.fit_with(&cam, pose, lk, tgt, out.colour, out.alpha, BACKGROUND_DECAY);
-                    let l = r.loss_into(&sc.adjusted, &loss, &mut sc.d_colour)?;
-                    alpha_gradient(&sc.d_colour, &sc.background, &mut sc.d_alpha);
-                    r.backward_kept(&sc.d_colour, None, Some(&sc.d_alpha))?;
-                    l
-                } else {
-                    let l = r.loss_into(tgt, &loss, &mut sc.d_colour)?;
-                    r.backward_kept(&sc.d_colour, None, None)?;
-                    l
-                };
-                r.adam_step(&adam)?;
-                if current {
-                    if it == 0 {
-                        stats.loss_before = l;
-                    }
-                    stats.loss_after = l;
-                }
-            } else {
-                r.step(&cam, pose, tgt, &loss, &adam)?;
-            }
-            stats.iterations += 1;
-        }
-        // Read back so the window (and write-back) hold the optimised values.
-        match r.gaussians_ref() {
-            Some(back) => from_render(back, self.window_mut().gaussians_mut())?,
-            None => from_render(&r.gaussians()?, self.window_mut().gaussians_mut())?,
-        }
-        if let Some(u) = stats
-            .anchor_scale
-            .filter(|u| u.ln().abs() > ANCHOR_DEADBAND)
-        {
-            // Half the measured offset: one view's measurement is noisy (about 1 %), and an
-            // anchor is in reach nearly every frame.
-            let s = (1.0 / u)
-                .sqrt()
-                .clamp(1.0 / ANCHOR_MAX_STEP, ANCHOR_MAX_STEP);
-            self.rescale_brightness(r, s)?;
-            stats.rescaled = Some(s);
-        }
-        let fill = if cfg.fill {
-            self.fill_candidates(r, &cam, &t_cw, lookup.as_ref(), &target)?
-        } else {
-            Vec::new()
-        };
-        let root = cfg.root_size as f32;
-        let (window, map) = self.parts_mut();
-        stats.pruned = window.prune(map, |g, depth| {
-            // Oversized relative to the Gaussian's own cell.
-            let cell = root / (1u32 << depth.min(20)) as f32;
-            !all_finite(g)
-                || g.opacity() < cfg.prune_opacity
-                || g.max_scale() > cfg.prune_scale * cell
-        });
-        self.counters_mut().pruned += stats.pruned as u64;
-        stats.filled = self.insert_fill(&fill, super::mapper::GaussianMapper::eye(&t_cw));
-        if let Some(k) = stats.rescaled {
-            // The frame's own target is in the unit before the correction, like the pool's.
-            target.iter_mut().for_each(|v| *v *= k);
-        }
-        // Anchors from the first seconds only: later views carry whatever the brightness
-        // unit drifted by since (see `ANCHOR_FRAMES`).
-        let early = self.optim.frames <= ANCHOR_FRAMES;
-        self.optim.anchors.consider(
-            || Keyframe {
-                camera_t_world: t_cw,
-                target: target.clone(),
-            },
-            &t_cw,
-            if early { cfg.anchors } else { 0 },
-            cfg.keyframe_distance,
-            cfg.keyframe_angle_deg,
-        );
-        self.optim.keyframes.consider(
-            || Keyframe {
-                camera_t_world: t_cw,
-                target,
-            },
-            &t_cw,
-            cfg.keyframes,
-            cfg.keyframe_distance,
-            cfg.keyframe_angle_deg,
-        );
-        stats.keyframes = self.optim.keyframes.len();
-        Ok(stats)
-    }
-
-    /// One Adam iteration on anchor `i`'s view, its target scaled to the map's current
-    /// brightness first (as the current frame's is, so the loss does not pull the brightness
-    /// one way: the correction is [`Self::rescale_brightness`]'s). Returns that scale (render
-    /// over target), or `None` without a step when the window covers too little of the view.
-    fn anchor_iteration(
-        &mut self,
-        r: &mut dyn Renderer,
-        cam: &RenderCamera,
-        i: usize,
-        loss: &LossConfig,
-        adam: &AdamConfig,
-    ) -> Result<Option<f32>, GaussianError> {
-        let use_bg = self.config().background;
-        let Some(anchor) = self.optim.anchors.get(i) else {
-            return Ok(None);
-        };
-        let pose = anchor.camera_t_world;
-        let copy = r.forward_kept(cam, &pose)?;
-        let sc = &mut self.optim.scratch;
-        let with_bg = match (&self.optim.background, use_bg) {
-            (Some(bg), true) => {
-                bg.per_pixel_into(cam, &pose, None, &mut sc.background);
-                true
-            }
-            _ => false,
-        };
-        let scale = {
-            let out = view(r, &copy)?;
-            let covered = out
-                .alpha
-                .iter()
-                .filter(|a| **a >= super::exposure_fit::MIN_ALPHA)
-                .count();
-            if (covered as f32) < ANCHOR_MIN_COVERAGE * out.alpha.len() as f32 {
-                return Ok(None);
-            }
-            if !with_bg {
-                sc.background.clear();
-                sc.background.resize(out.colour.len(), 0.0);
-            }
-            // Composite over the background, as the current frame's refit compares.
-            let c = &mut sc.adjusted;
-            c.clear();
-            c.extend_from_slice(out.colour);
-            for ((c, b), a) in c
-                .chunks_exact_mut(3)
-                .zip(sc.background.chunks_exact(3))
-                .zip(out.alpha)
-            {
-                for ch in 0..3 {
-                    c[ch] += (1.0 - a) * b[ch];
-                }
-            }
-            let Some(u) = super::exposure_fit::refit_scale(&anchor.target, c, out.alpha) else {
-                return Ok(None);
-            };
-            // The loss's target: the scaled anchor less the background showing through.
-            c.clear();
-            c.extend(anchor.target.iter().map(|t| t * u));
-            let scaled = std::mem::take(c);
-            subtract_background(&scaled, out.alpha, &sc.background, c);
-            u
-        };
-        let sc = &mut self.optim.scratch;
-        r.loss_into(&sc.adjusted, loss, &mut sc.d_colour)?;
-        if with_bg {
-            alpha_gradient(&sc.d_colour, &sc.background, &mut sc.d_alpha);
-            r.backward_kept(&sc.d_colour, None, Some(&sc.d_alpha))?;
-        } else {
-            r.backward_kept(&sc.d_colour, None, None)?;
-        }
-        r.adam_step(adam)?;
-        Ok(Some(scale))
-    }
-
-    /// Multiplies the brightness of everything the map renders by `s`: the window (here and on
-    /// the renderer, whose Adam moments are kept, scaled as the colour coefficients' gradients
-    /// scale), the rest of the map, the background and the keyframes' targets (in the map's
-    /// unit). The exposure estimate follows, as it is measured against the map. An exact
-    /// change of the brightness unit: renders scale by `s` ([`Gaussian::scale_colour`]).
-    fn rescale_brightness(&mut self, r: &mut dyn Renderer, s: f32) -> Result<(), GaussianError> {
-        let deg = self.config().sh_degree;
-        self.window_mut()
-            .gaussians_mut()
-            .iter_mut()
-            .for_each(|g| g.scale_colour(s));
-        let (_, map) = self.parts_mut();
-        for id in 0..map.meta.len() {
-            let m = &map.meta[id];
-            if m.alive && m.slot == super::map::NO_SLOT {
-                let mut g = map.store.get(id as u32);
-                g.scale_colour(s);
-                map.store.set(id as u32, &g);
-            }
-        }
-        if let Some(bg) = self.optim.background.as_mut() {
-            bg.scale_colours(s);
-        }
-        self.optim.keyframes.scale_targets(s);
-        let mut state = match r.adam_state_ref() {
-            Some(st) => st.clone(),
-            None => r.adam_state()?,
-        };
-        // d loss / d (s p + c) = (d loss / d p) / s.
-        for g in [Group::ShDc, Group::ShRest] {
-            state.m.group_mut(g).iter_mut().for_each(|v| *v /= s);
-            state.v.group_mut(g).iter_mut().for_each(|v| *v /= s * s);
-        }
-        let g = to_render(self.window().gaussians(), deg)?;
-        r.set_gaussians_owned(g, Some(state))?;
-        Ok(())
-    }
-
-    /// Scales `target` (exposure-normalised, at the optimisation resolution) by
-    /// [`super::exposure_fit::refit_scale`] against the composite render at `t_cw`; returns the
-    /// factor, or `None` (target unchanged) when the render covers too little or disagrees, with
-    /// the render and the background behind it.
-    fn refit_target(
-        &mut self,
-        r: &mut dyn Renderer,
-        cam: &RenderCamera,
-        t_cw: &Isometry3<f64>,
-        lookup: Option<&BackgroundLookup>,
-        target: &mut [f32],
-    ) -> Result<Refit, GaussianError> {
-        let copy = r.forward_kept(cam, t_cw)?;
-        let out = view(r, &copy)?;
-        let enabled = self.config().background;
-        let sc = &mut self.optim.scratch;
-        let mut background = false;
-        let composite = match (enabled, self.optim.background.as_ref()) {
-            (true, Some(bg)) => {
-                bg.per_pixel_into(cam, t_cw, lookup, &mut sc.background);
-                background = true;
-                // The adjusted target's buffer, free until the iterations.
-                let c = &mut sc.adjusted;
-                c.clear();
-                c.extend_from_slice(out.colour);
-                for ((c, b), a) in c
-                    .chunks_exact_mut(3)
-                    .zip(sc.background.chunks_exact(3))
-                    .zip(out.alpha)
-                {
-                    let k = 1.0 - a;
-                    for ch in 0..3 {
-                        c[ch] += k * b[ch];
-                    }
-                }
-                &sc.adjusted[..]
-            }
-            _ => out.colour,
-        };
-        let k = super::exposure_fit::refit_scale(target, composite, out.alpha);
-        if let Some(k) = k {
-            target.iter_mut().for_each(|v| *v *= k);
-        }
-        Ok(Refit {
-            scale: k,
-            render: copy,
-            background,
-        })
-    }
-
-    /// Points extending the window's surfaces into the pixels of the view at `t_cw` (target
-    /// `target` at `cam`'s resolution) that the map leaves uncovered and the background does
-    /// not explain. Judged on a render after the last Adam step: the last iteration's own
-    /// render (before its step) saves a forward pass, but fills more, unoptimised, pixels
-    /// (`tests/gaussian_oracle.rs` `write_back_keeps_optimised_region` lost 0.5 dB with it).
-    fn fill_candidates(
-        &mut self,
-        r: &mut dyn Renderer,
-        cam: &RenderCamera,
-        t_cw: &Isometry3<f64>,
-        lookup: Option<&BackgroundLookup>,
-        target: &[f32],
-    ) -> Result<Vec<super::fill::FillPoint>, GaussianError> {
-        let cfg = self.config().clone();
-        let copy = r.forward_kept(cam, t_cw)?;
-        let out = view(r, &copy)?;
-        let sc = &mut self.optim.scratch;
-        match &self.optim.background {
-            Some(bg) if cfg.background => {
-                bg.per_pixel_into(cam, t_cw, lookup, &mut sc.background);
-            }
-            _ => {
-                sc.background.clear();
-                sc.background.resize(out.colour.len(), 0.0);
-            }
-        }
-        sc.error.clear();
-        sc.error.extend(
-            target
-                .chunks_exact(3)
-                .zip(out.colour.chunks_exact(3))
-                .zip(sc.background.chunks_exact(3))
-                .zip(out.alpha)
-                .map(|(((t, c), b), a)| {
-                    let k = 1.0 - a;
-                    let e = |ch: usize| (t[ch] - c[ch] - k * b[ch]).abs();
-                    (e(0) + e(1) + e(2)) / 3.0
-                }),
-        );
-        let error = std::mem::take(&mut sc.error);
-        let params = super::fill::FillParams {
-            step: cfg.fill_step as usize,
-            max_alpha: 0.5,
-            min_error: cfg.fill_min_error,
-            radius_px: cfg.fill_radius * f64::from(cam.width),
-            max_extrapolation: cfg.fill_max_extrapolation,
-            max_points: cfg.fill_max_points,
-        };
-        let points = super::fill::fill_points(
-            self.window().gaussians(),
-            cam,
-            t_cw,
-            out.alpha,
-            &error,
-            target,
-            &params,
-        );
-        self.optim.scratch.error = error;
-        Ok(points)
-    }
-
     /// The camera the window is optimised through: `resolution` when set, else the camera
     /// downsampled by `downsample`.
-    pub fn optimisation_camera(&self) -> CameraModel {
+    pub fn optimisation_camera(&self) -> Camera {
         optimisation_camera(self.config(), self.camera())
     }
 

@@ -3,7 +3,7 @@
 //! Each target pixel is the mean of the source area its footprint covers (fractional pixels
 //! weighted by overlap), so an integer factor is exactly the box average and any other size
 //! (e.g. 640x480 to the embedded 256x216) neither aliases nor shifts pixel centres: the
-//! footprints tile the source image, matching [`super::CameraModel::resized`].
+//! footprints tile the source image, matching [`crate::sensors::Camera::resized`].
 
 use crate::sensors::Image;
 

@@ -9,9 +9,9 @@
 
 use nalgebra::{Isometry3, Point3};
 
-use super::camera::CameraModel;
 use super::map::{GaussianMap, RootKey, NO_SLOT};
 use super::params::Gaussian;
+use crate::sensors::Camera;
 
 /// One view the window must cover: the camera pose as `camera_t_world`.
 #[derive(Debug, Clone, Copy)]
@@ -188,7 +188,7 @@ impl Window {
     pub fn maintain(
         &mut self,
         map: &mut GaussianMap,
-        camera: &CameraModel,
+        camera: &Camera,
         views: &[View],
         range: f64,
         margin: f64,
@@ -378,8 +378,8 @@ mod tests {
     use crate::gaussian::GaussianConfig;
     use nalgebra::{Translation3, UnitQuaternion};
 
-    fn camera() -> CameraModel {
-        CameraModel {
+    fn camera() -> Camera {
+        Camera {
             width: 64,
             height: 48,
             fx: 40.0,

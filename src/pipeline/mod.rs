@@ -15,10 +15,12 @@
 //! queues drop the newest item and count it (see [`DropCounters`]), and the visual update uses
 //! the newest map snapshot available.
 
+mod estimator_stage;
 pub mod frame_log;
 mod imu_odometry;
 mod ingest;
-pub mod mapping;
+pub mod map_harness;
+pub mod map_stage;
 pub mod offline;
 pub mod oracle;
 pub mod outputs;
@@ -29,7 +31,7 @@ pub mod summary;
 
 pub use imu_odometry::ImuOdometry;
 pub use ingest::{bag_measurements, BagInput, IngestCounters};
-pub use mapping::{MapFrame, MapSnapshot, MapStage, RenderPair};
+pub use map_stage::{MapFrame, MapSnapshot, MapStage, RenderPair};
 pub use offline::{run_offline, ExternalGroundTruth, Progress};
 pub use oracle::OraclePoses;
 pub use outputs::{OutputWriter, OutputsConfig};
@@ -88,9 +90,6 @@ pub struct PipelineOptions {
     pub centres_period: f64,
     /// Also emit the state propagated through each IMU sample ([`Output::ImuPose`]).
     pub imu_odometry: bool,
-    /// Inputs already carry the config's unit and clock corrections (the ROS node applies
-    /// them in its ingest): the estimator then must not apply them again.
-    pub inputs_corrected: bool,
     /// Ground truth the mapper uses instead of the estimate ([`Mode::Oracle`]).
     #[serde(skip)]
     pub oracle: Option<OraclePoses>,
@@ -109,7 +108,6 @@ impl Default for PipelineOptions {
             centres_every: 50,
             centres_period: 0.0,
             imu_odometry: false,
-            inputs_corrected: false,
             oracle: None,
         }
     }

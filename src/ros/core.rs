@@ -2,9 +2,10 @@
 //!
 //! ```text
 //! transport thread --RawQueue (bytes)--> decode thread --Measurement--> pipeline
-//!   (spin: copy bytes, save requests,        (CDR decoders,             (estimator, mapper;
-//!    diagnostics)                             corrections, counts)       outputs published
-//!                                                                        on its own thread)
+//!   (spin: copy bytes, save requests,        (CDR decoders,             (corrections, estimator,
+//!    diagnostics)                             counts)                    outputs published
+//!                                                                        mapper; outputs on
+//!                                                                        its own thread)
 //!                   save thread <--requests--  (trajectory, LiDAR map, map via the mapper)
 //! ```
 //!
@@ -20,20 +21,20 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::bounded;
 
-use super::ingest::{raw_queue, Ingest, QueueRefusal, RawIn, RawQueueLimits, RawQueueRx};
+use super::ingest::{raw_queue, Ingest, QueueRefusal, RawIn, RawQueue, RawQueueLimits, RawQueueRx};
 use super::params::{NodeParams, LIDAR_TYPES};
 use super::publish::{self, lock, OutputPublisher, Record};
 use super::save::{save_all, MapSource, Saver};
 use super::stats::{level, DiagnosticReport, NodeStats};
 use super::summary::{NodeSummary, SaveCounts};
-use super::transport::{Event, Qos, Spin, SubscriptionId, Transport, TransportError};
+use super::transport::{Event, Qos, RawPublisher, Spin, SubscriptionId, Transport, TransportError};
 use crate::bag::{msgs, RosMessage};
 use crate::config::{Config, NODE_NAME};
 use crate::pipeline::{
     run_pipeline_with, Control, Flow, LiveStats, PipelineError, PipelineHandle, PipelineOptions,
     Source, StageStats,
 };
-use crate::sensors::measurement::{SensorCorrections, SensorKind};
+use crate::sensors::measurement::SensorKind;
 
 /// Errors that end the node (a non-zero exit).
 #[derive(Debug, thiserror::Error)]
@@ -243,6 +244,140 @@ fn diagnostics(
     vec![ingest_report, odo]
 }
 
+/// One transport event: a sensor message into the decode queue (counted when the backlog is
+/// full), a save request to the saver, a parameter change refused with a warning.
+fn route_event(
+    ev: Event,
+    routes: &Routes,
+    raw_tx: &RawQueue,
+    ingest_stats: &Mutex<NodeStats>,
+    saver: &Saver,
+    save_dir: &dyn Fn(Option<String>) -> PathBuf,
+) {
+    match ev {
+        Event::Message { subscription, cdr } => match routes.by_id.get(subscription) {
+            Some(Route::Sensor(kind, type_name)) => {
+                let m = RawIn {
+                    kind: *kind,
+                    type_name: type_name.clone(),
+                    cdr,
+                };
+                if raw_tx.push(m) == Err(QueueRefusal::Full) {
+                    let mut s = ingest_stats.lock().unwrap_or_else(|e| e.into_inner());
+                    let c = s.sensor(*kind);
+                    c.dropped_backlog += 1;
+                    if c.dropped_backlog % 100 == 1 {
+                        tracing::warn!(
+                            sensor = kind.name(),
+                            count = c.dropped_backlog,
+                            "decode backlog full: dropping messages"
+                        );
+                    }
+                }
+            }
+            Some(Route::Save) => {
+                let dir = msgs::StringMsg::decode_cdr(&cdr).ok().map(|m| m.data);
+                saver.request(
+                    save_dir(dir),
+                    Box::new(|r| {
+                        if let Err(e) = r {
+                            tracing::warn!("save: {e}");
+                        }
+                    }),
+                );
+            }
+            None => {}
+        },
+        Event::Save(req) => saver.request(save_dir(req.dir), req.reply),
+        Event::ParameterSet { name } => tracing::warn!(
+            "parameter `{name}` was set while running: gs_livo reads its parameters at \
+             start, so the change is not applied; restart the node to use it"
+        ),
+    }
+}
+
+/// The save at shutdown (`node.save_on_shutdown`) into `node.save_dir`, logged.
+fn save_at_shutdown(
+    np: &NodeParams,
+    record: &Record,
+    summary: &NodeSummary,
+    map: MapSource<'_>,
+) -> Result<String, String> {
+    let r = save_all(&PathBuf::from(&np.save_dir), record, summary, map);
+    match &r {
+        Ok(m) => tracing::info!("{m}"),
+        Err(m) => tracing::warn!("{m}"),
+    }
+    r
+}
+
+/// What the spin loop works with.
+struct SpinLoop<'a> {
+    stop: &'a AtomicBool,
+    pipeline: &'a std::thread::JoinHandle<Result<crate::pipeline::Finished, PipelineError>>,
+    routes: &'a Routes,
+    raw_tx: &'a RawQueue,
+    ingest_stats: &'a Arc<Mutex<NodeStats>>,
+    saver: &'a Saver,
+    record: &'a Record,
+    live: &'a PipelineHandle,
+    diagnostics_pub: &'a Arc<dyn RawPublisher>,
+    np: &'a NodeParams,
+    /// Whether a camera topic is configured (its rate is diagnosed).
+    camera: bool,
+}
+
+/// Spins the transport until a signal, the end of its input or the pipeline's end: bytes into
+/// the decode queue, saves to the saver, diagnostics every `node.diagnostics_period`.
+fn spin_until_end(t: &mut dyn Transport, l: SpinLoop<'_>) -> Ending {
+    let camera = l.camera;
+    let clock = t.clock();
+    let np = l.np;
+    let diag_period = Duration::from_secs_f64(np.diagnostics_period);
+    let mut last_diag = Instant::now();
+    let mut latency_from = 0;
+    let save_dir = |d: Option<String>| -> PathBuf {
+        match d.as_deref().map(str::trim) {
+            None | Some("") => PathBuf::from(&np.save_dir),
+            Some(d) => PathBuf::from(d),
+        }
+    };
+    loop {
+        if l.stop.load(Ordering::SeqCst) {
+            break Ending::Signal;
+        }
+        if l.pipeline.is_finished() {
+            break Ending::PipelineStopped;
+        }
+        let spin = t.spin(Duration::from_millis(5), &mut |ev| {
+            route_event(ev, l.routes, l.raw_tx, l.ingest_stats, l.saver, &save_dir)
+        });
+        if last_diag.elapsed() >= diag_period {
+            let dt = last_diag.elapsed().as_secs_f64();
+            last_diag = Instant::now();
+            let reports = diagnostics(
+                l.ingest_stats,
+                l.record,
+                l.live,
+                l.raw_tx.bytes(),
+                dt,
+                camera,
+                &mut latency_from,
+            );
+            let msg = publish::diagnostics_msg(&reports, clock(), NODE_NAME);
+            if l.diagnostics_pub
+                .publish(&msg.encode_cdr(), msg.header.stamp)
+                .is_err()
+            {
+                lock(l.record).publish_errors += 1;
+            }
+        }
+        if spin == Spin::Ended {
+            break Ending::InputEnded;
+        }
+    }
+}
+
 /// Runs the node on `t` until `stop` is set, the transport's input ends, or the pipeline stops.
 pub fn run_node(
     t: &mut dyn Transport,
@@ -257,7 +392,6 @@ pub fn run_node(
     let diagnostics_pub = publish::diagnostics_publisher(t)?;
     let record = Record::default();
     let mut publisher = OutputPublisher::create(t, &setup.config, &np, record.clone())?;
-    let clock = t.clock();
     tracing::info!(
         transport = t.name(),
         lidar = %setup.config.topics.lidar,
@@ -277,11 +411,7 @@ pub fn run_node(
     let pipeline_stop = Arc::new(AtomicBool::new(false));
     let deadline: Deadline = Arc::default();
 
-    let ingest = Ingest::new(
-        meas_tx,
-        SensorCorrections::from_config(&setup.config),
-        ingest_stats.clone(),
-    );
+    let ingest = Ingest::new(meas_tx, ingest_stats.clone());
     let decoder = {
         let (s, d) = (ingest_stats.clone(), deadline.clone());
         std::thread::Builder::new()
@@ -289,10 +419,8 @@ pub fn run_node(
             .spawn(move || decode_loop(raw_rx, ingest, s, d))
             .map_err(|e| NodeError::Setup(format!("decode thread: {e}")))?
     };
-    // The pipeline's config: the decoder applied the unit and clock corrections already.
-    let mut pipeline_cfg = setup.config.clone();
-    pipeline_cfg.imu.accel_scale = 1.0;
-    pipeline_cfg.time_offset = Default::default();
+    // The pipeline applies the unit and clock corrections as measurements enter its estimator.
+    let pipeline_cfg = setup.config.clone();
     let pipeline = {
         let control = Control {
             stop: pipeline_stop.clone(),
@@ -346,87 +474,22 @@ pub fn run_node(
     drop(cmd_tx);
 
     // Spin: bytes into the queue, saves to the saver, diagnostics every period.
-    let camera = !setup.config.topics.image.is_empty();
-    let diag_period = Duration::from_secs_f64(np.diagnostics_period);
-    let mut last_diag = Instant::now();
-    let mut latency_from = 0;
-    let save_dir = |d: Option<String>| -> PathBuf {
-        match d.as_deref().map(str::trim) {
-            None | Some("") => PathBuf::from(&np.save_dir),
-            Some(d) => PathBuf::from(d),
-        }
-    };
-    let ending = loop {
-        if stop.load(Ordering::SeqCst) {
-            break Ending::Signal;
-        }
-        if pipeline.is_finished() {
-            break Ending::PipelineStopped;
-        }
-        let spin = t.spin(Duration::from_millis(5), &mut |ev| match ev {
-            Event::Message { subscription, cdr } => match routes.by_id.get(subscription) {
-                Some(Route::Sensor(kind, type_name)) => {
-                    let m = RawIn {
-                        kind: *kind,
-                        type_name: type_name.clone(),
-                        cdr,
-                    };
-                    if raw_tx.push(m) == Err(QueueRefusal::Full) {
-                        let mut s = ingest_stats.lock().unwrap_or_else(|e| e.into_inner());
-                        let c = s.sensor(*kind);
-                        c.dropped_backlog += 1;
-                        if c.dropped_backlog % 100 == 1 {
-                            tracing::warn!(
-                                sensor = kind.name(),
-                                count = c.dropped_backlog,
-                                "decode backlog full: dropping messages"
-                            );
-                        }
-                    }
-                }
-                Some(Route::Save) => {
-                    let dir = msgs::StringMsg::decode_cdr(&cdr).ok().map(|m| m.data);
-                    saver.request(
-                        save_dir(dir),
-                        Box::new(|r| {
-                            if let Err(e) = r {
-                                tracing::warn!("save: {e}");
-                            }
-                        }),
-                    );
-                }
-                None => {}
-            },
-            Event::Save(req) => saver.request(save_dir(req.dir), req.reply),
-            Event::ParameterSet { name } => tracing::warn!(
-                "parameter `{name}` was set while running: gs_livo reads its parameters at \
-                 start, so the change is not applied; restart the node to use it"
-            ),
-        });
-        if last_diag.elapsed() >= diag_period {
-            let dt = last_diag.elapsed().as_secs_f64();
-            last_diag = Instant::now();
-            let reports = diagnostics(
-                &ingest_stats,
-                &record,
-                &live,
-                raw_tx.bytes(),
-                dt,
-                camera,
-                &mut latency_from,
-            );
-            let msg = publish::diagnostics_msg(&reports, clock(), NODE_NAME);
-            if diagnostics_pub
-                .publish(&msg.encode_cdr(), msg.header.stamp)
-                .is_err()
-            {
-                lock(&record).publish_errors += 1;
-            }
-        }
-        if spin == Spin::Ended {
-            break Ending::InputEnded;
-        }
-    };
+    let ending = spin_until_end(
+        t,
+        SpinLoop {
+            stop: &stop,
+            pipeline: &pipeline,
+            routes: &routes,
+            raw_tx: &raw_tx,
+            ingest_stats: &ingest_stats,
+            saver: &saver,
+            record: &record,
+            live: &live,
+            diagnostics_pub: &diagnostics_pub,
+            np: &np,
+            camera: !setup.config.topics.image.is_empty(),
+        },
+    );
 
     // Shutdown: no more input; the backlog within the deadline; the mapper stops at once.
     tracing::info!("gs_livo node stopping ({ending:?})");
@@ -457,12 +520,7 @@ pub fn run_node(
             None if error.is_some() => MapSource::None("the pipeline failed"),
             None => MapSource::Off,
         };
-        let r = save_all(&PathBuf::from(&np.save_dir), &record, &summary, map);
-        match &r {
-            Ok(m) => tracing::info!("{m}"),
-            Err(m) => tracing::warn!("{m}"),
-        }
-        r
+        save_at_shutdown(&np, &record, &summary, map)
     });
     tracing::info!(
         odometry = summary.odometry.published,

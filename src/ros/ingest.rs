@@ -4,8 +4,8 @@
 //! bytes for clouds and images, in count for the small IMU messages, so a burst of images can
 //! never starve the IMU intake); the decode thread turns them into measurements with the same
 //! CDR decoders the bag reader uses ([`decode_sensor_message`]: PointCloud2, Livox CustomMsg,
-//! Imu, Image, CompressedImage), applies the config's corrections once and forwards them into
-//! the pipeline's channel. Every message that does not reach the pipeline is counted by sensor
+//! Imu, Image, CompressedImage) and forwards them as published into the pipeline's channel
+//! (the pipeline applies the rig's corrections). Every message that does not reach the pipeline is counted by sensor
 //! and cause.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +15,7 @@ use crossbeam::channel::{bounded, unbounded, Receiver, Sender, TrySendError};
 
 use super::stats::NodeStats;
 use crate::bag::{decode_sensor_message, RawMessage, SensorMessage};
-use crate::sensors::measurement::{SensorCorrections, SensorKind};
+use crate::sensors::measurement::SensorKind;
 use crate::sensors::Measurement;
 
 /// One serialized message waiting to be decoded.
@@ -145,24 +145,15 @@ pub enum Forwarded {
     Undecodable(String),
 }
 
-/// Decodes, corrects and forwards into the pipeline, counting into shared node statistics.
+/// Decodes and forwards into the pipeline (which applies the rig's corrections), counting into shared node statistics.
 pub struct Ingest {
     tx: Sender<Measurement>,
-    corrections: SensorCorrections,
     stats: Arc<Mutex<NodeStats>>,
 }
 
 impl Ingest {
-    pub fn new(
-        tx: Sender<Measurement>,
-        corrections: SensorCorrections,
-        stats: Arc<Mutex<NodeStats>>,
-    ) -> Self {
-        Self {
-            tx,
-            corrections,
-            stats,
-        }
+    pub fn new(tx: Sender<Measurement>, stats: Arc<Mutex<NodeStats>>) -> Self {
+        Self { tx, stats }
     }
 
     /// Measurements waiting in the pipeline's channel, and its capacity.
@@ -197,7 +188,7 @@ impl Ingest {
     fn forward(&mut self, kind: SensorKind, decoded: Result<Measurement, String>) -> Forwarded {
         let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         let counts = stats.sensor(kind);
-        let mut m = match decoded {
+        let m = match decoded {
             Ok(m) => m,
             Err(e) => {
                 counts.decode_errors += 1;
@@ -212,7 +203,6 @@ impl Ingest {
                 return Forwarded::Undecodable(e);
             }
         };
-        self.corrections.apply(&mut m);
         match self.tx.try_send(m) {
             Ok(()) => {
                 counts.forwarded += 1;
@@ -296,15 +286,10 @@ mod tests {
     }
 
     #[test]
-    fn forwards_with_corrections_and_counts_drops() {
+    fn forwards_as_decoded_and_counts_drops() {
         let (tx, rx) = bounded(2);
-        let corr = SensorCorrections {
-            accel_scale: 9.81,
-            lidar_offset_ns: -1_000,
-            camera_offset_ns: 0,
-        };
         let stats = Arc::new(Mutex::new(NodeStats::default()));
-        let mut ingest = Ingest::new(tx, corr, stats.clone());
+        let mut ingest = Ingest::new(tx, stats.clone());
         assert_eq!(ingest.raw(&imu_raw(10)), Forwarded::Sent);
         assert_eq!(ingest.raw(&cloud_raw(5_000, true)), Forwarded::Sent);
         // Channel full: the newest is dropped and counted, nothing blocks.
@@ -317,11 +302,11 @@ mod tests {
         let Measurement::Imu(imu) = rx.recv().unwrap() else {
             panic!("IMU first")
         };
-        assert!((imu.accel.z - 9.81).abs() < 1e-12, "accel in g scaled");
+        assert_eq!(imu.accel.z, 1.0, "as published: the pipeline scales");
         let Measurement::Cloud(c) = rx.recv().unwrap() else {
             panic!("then the cloud")
         };
-        assert_eq!(c.stamp, 4_000, "LiDAR time offset applied");
+        assert_eq!(c.stamp, 5_000, "as published: the pipeline shifts");
         assert_eq!(c.len(), 1);
 
         drop(rx);
@@ -332,7 +317,7 @@ mod tests {
     fn undecodable_and_mistyped_messages_are_counted_not_forwarded() {
         let (tx, rx) = bounded(4);
         let stats = Arc::new(Mutex::new(NodeStats::default()));
-        let mut ingest = Ingest::new(tx, SensorCorrections::default(), stats.clone());
+        let mut ingest = Ingest::new(tx, stats.clone());
         assert!(matches!(
             ingest.raw(&cloud_raw(1, false)),
             Forwarded::Undecodable(_)

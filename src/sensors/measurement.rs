@@ -1,8 +1,8 @@
 //! One decoded sensor message on its way from ingestion (bag reader or ROS node) into the
 //! pipeline, and the per-sensor corrections the config asks for.
 
+use super::rig::{Imu, TimeOffset};
 use super::{Image, ImuSample, PointCloud, Stamp};
-use crate::config::Config;
 
 /// A decoded sensor message, in SI units and on the sensor's own clock.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,12 +80,13 @@ impl Default for SensorCorrections {
 }
 
 impl SensorCorrections {
-    pub fn from_config(config: &Config) -> Self {
+    /// The corrections of the rig's `imu.accel_scale` and `time_offset.*`.
+    pub fn new(imu: &Imu, time_offset: &TimeOffset) -> Self {
         let ns = |s: f64| (s * 1e9).round() as i64;
         Self {
-            accel_scale: config.imu.accel_scale,
-            lidar_offset_ns: ns(config.time_offset.lidar),
-            camera_offset_ns: ns(config.time_offset.camera),
+            accel_scale: imu.accel_scale,
+            lidar_offset_ns: ns(time_offset.lidar),
+            camera_offset_ns: ns(time_offset.camera),
         }
     }
 
@@ -109,11 +110,15 @@ mod tests {
 
     #[test]
     fn corrections_scale_accel_and_shift_stamps() {
-        let mut cfg = Config::default();
-        cfg.imu.accel_scale = 9.81;
-        cfg.time_offset.lidar = -0.25;
-        cfg.time_offset.camera = 0.0125;
-        let c = SensorCorrections::from_config(&cfg);
+        let imu = Imu {
+            accel_scale: 9.81,
+            ..Imu::default()
+        };
+        let offsets = TimeOffset {
+            lidar: -0.25,
+            camera: 0.0125,
+        };
+        let c = SensorCorrections::new(&imu, &offsets);
 
         let mut imu = Measurement::Imu(ImuSample {
             stamp: 5,

@@ -5,7 +5,9 @@
 use nalgebra::{Isometry3, Vector3};
 
 pub mod measurement;
+pub mod rig;
 pub use measurement::Measurement;
+pub use rig::Camera;
 
 /// Nanoseconds since the Unix epoch. All time inside the system uses this.
 pub type Stamp = u64;

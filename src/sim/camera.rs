@@ -4,7 +4,7 @@
 use nalgebra::{Isometry3, Vector3};
 
 use super::scene::{Ray, Scene};
-use crate::config;
+use crate::sensors::Camera;
 use crate::sensors::Image;
 
 /// Colour of rays that hit nothing (before the exposure gain).
@@ -12,8 +12,8 @@ const SKY: [f32; 3] = [0.55, 0.68, 0.85];
 
 /// A camera with its per-pixel ray directions precomputed (distortion inverted once).
 #[derive(Debug, Clone)]
-pub struct CameraModel {
-    pub intrinsics: config::Camera,
+pub struct CameraRays {
+    pub intrinsics: Camera,
     /// Samples per pixel along each axis at geometric edges (2 = 2x2 supersampling).
     pub supersample: u32,
     /// Unit ray directions (optical frame) through each pixel centre, row-major.
@@ -22,8 +22,8 @@ pub struct CameraModel {
     subs: Vec<Vector3<f64>>,
 }
 
-impl CameraModel {
-    pub fn new(intrinsics: &config::Camera, supersample: u32) -> Self {
+impl CameraRays {
+    pub fn new(intrinsics: &Camera, supersample: u32) -> Self {
         let ss = supersample.max(1);
         let (w, h) = (intrinsics.width, intrinsics.height);
         let mut centres = Vec::with_capacity((w * h) as usize);
@@ -149,19 +149,20 @@ fn par_rows(
     });
 }
 
-/// Renders one view with 2x2 supersampling (builds the ray table; reuse a [`CameraModel`] for
+/// Renders one view with 2x2 supersampling (builds the ray table; reuse a [`CameraRays`] for
 /// many views). `world_t_camera` maps optical-frame points into the world.
 pub fn render_camera(
     scene: &Scene,
     world_t_camera: &Isometry3<f64>,
-    camera: &config::Camera,
+    camera: &Camera,
     gain: f64,
 ) -> Image {
-    CameraModel::new(camera, 2).render(scene, world_t_camera, gain)
+    CameraRays::new(camera, 2).render(scene, world_t_camera, gain)
 }
 
-fn distort(c: &config::Camera, x: f64, y: f64) -> (f64, f64) {
-    if c.distortion.len() != 5 {
+fn distort(c: &Camera, x: f64, y: f64) -> (f64, f64) {
+    // Zero coefficients would map (x, y) to itself exactly; skip the arithmetic.
+    if !c.has_distortion() {
         return (x, y);
     }
     let (k1, k2, p1, p2, k3) = (
@@ -181,7 +182,7 @@ fn distort(c: &config::Camera, x: f64, y: f64) -> (f64, f64) {
 
 /// Pixel coordinates of a point in the camera (optical) frame, `None` behind the camera.
 /// Pixel centres are at integer coordinates.
-pub fn project(c: &config::Camera, p: &Vector3<f64>) -> Option<[f64; 2]> {
+pub fn project(c: &Camera, p: &Vector3<f64>) -> Option<[f64; 2]> {
     if p.z <= 1e-9 {
         return None;
     }
@@ -190,11 +191,11 @@ pub fn project(c: &config::Camera, p: &Vector3<f64>) -> Option<[f64; 2]> {
 }
 
 /// Unit ray direction (optical frame) through pixel coordinates `uv`.
-pub fn unproject(c: &config::Camera, uv: [f64; 2]) -> Vector3<f64> {
+pub fn unproject(c: &Camera, uv: [f64; 2]) -> Vector3<f64> {
     let xd = (uv[0] - c.cx) / c.fx;
     let yd = (uv[1] - c.cy) / c.fy;
     let (mut x, mut y) = (xd, yd);
-    if c.distortion.len() == 5 {
+    if c.has_distortion() {
         // Fixed-point inversion; converges for the mild distortion of real lenses.
         for _ in 0..30 {
             let (dx, dy) = distort(c, x, y);
@@ -211,8 +212,8 @@ mod tests {
 
     #[test]
     fn unproject_inverts_project_with_distortion() {
-        let c = config::Camera {
-            distortion: vec![-0.12, 0.03, 0.001, -0.0005, 0.0],
+        let c = Camera {
+            distortion: [-0.12, 0.03, 0.001, -0.0005, 0.0],
             ..Default::default()
         };
         for &(u, v) in &[(0.0, 0.0), (320.0, 240.0), (639.0, 479.0), (100.0, 400.0)] {

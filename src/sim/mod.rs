@@ -14,7 +14,7 @@ pub mod sequence;
 pub mod texture;
 pub mod trajectory;
 
-pub use camera::{project, render_camera, unproject, CameraModel};
+pub use camera::{project, render_camera, unproject, CameraRays};
 pub use imu::{ideal_imu, ImuBias, ImuNoise};
 pub use lidar::{LidarKind, LidarModel, LidarPoint};
 pub use output::write_sequence;
@@ -188,14 +188,14 @@ pub fn default_rig() -> Config {
         Translation3::new(0.1, -0.04, 0.03),
         cam_rot,
     ));
-    c.camera = crate::config::Camera {
+    c.camera = crate::sensors::Camera {
         width: 640,
         height: 480,
         fx: 400.0,
         fy: 400.0,
         cx: 319.5,
         cy: 239.5,
-        distortion: Vec::new(),
+        distortion: [0.0; 5],
     };
     c
 }

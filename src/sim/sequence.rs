@@ -4,7 +4,7 @@ use nalgebra::Vector3;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::camera::CameraModel;
+use super::camera::CameraRays;
 use super::imu::{simulate_imu, ImuBias, ImuModel, ImuNoise};
 use super::lidar::{simulate_scan, LidarModel, LidarPoint};
 use super::scene::Scene;
@@ -182,7 +182,7 @@ pub fn simulate(cfg: &SimConfig) -> Result<SimSequence, SimError> {
         .map(|i| cam_offset + i as f64 * cam_dt)
         .collect();
     let exposure = exposure_gains(cfg, &times);
-    let cam = CameraModel::new(&rig.camera, cfg.supersample);
+    let cam = CameraRays::new(&rig.camera, cfg.supersample);
     let body_t_cam = rig.extrinsics.imu_T_camera.0;
     let images = times
         .iter()

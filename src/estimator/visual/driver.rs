@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use nalgebra::Isometry3;
 
-use super::{render_set_reusing, PhotometricUpdate, PoseUpdate, VisualConfig, VisualUpdateOutcome};
+use super::{PhotometricUpdate, PoseUpdate, VisualConfig, VisualUpdateOutcome};
 use crate::estimator::ieskf::Ieskf;
 use crate::estimator::state::{ErrMat, POS, VEL};
 use crate::gaussian::Gaussian;
@@ -139,7 +139,7 @@ impl VisualDriver {
     /// IMU between the image and the filter time).
     pub fn new(
         cfg: &VisualConfig,
-        camera: &crate::config::Camera,
+        camera: &crate::sensors::Camera,
         imu_t_camera: Isometry3<f64>,
         accel_scale: f64,
     ) -> Self {
@@ -197,7 +197,9 @@ impl VisualDriver {
             self.update.set_background(m.background);
             if self.cache.as_ref().is_none_or(|(f, _)| *f != m.frame) {
                 let buf = self.cache.take().map(|(_, s)| s.data).unwrap_or_default();
-                self.cache = Some((m.frame, render_set_reusing(m.gaussians, m.sh_degree, buf)));
+                let set = crate::gaussian::to_render_into(m.gaussians, m.sh_degree.min(3), buf)
+                    .expect("SH degree clamped to 3");
+                self.cache = Some((m.frame, set));
                 if let Some(r) = self.renderer.as_mut() {
                     let up = crate::gaussian::to_render(m.gaussians, m.sh_degree)
                         .map_err(|e| e.to_string())
@@ -353,7 +355,7 @@ mod tests {
         let p = ErrMat::identity() * 1e-8;
         let w = Vector3::x();
         let cov = add_directional_accel_noise(&p, &w, 0.04, 0.1);
-        let noise = ProcessNoise::from_config(&crate::config::Imu::default(), 0.0);
+        let noise = ProcessNoise::from_config(&crate::sensors::rig::Imu::default(), 0.0);
         let mut f = Ieskf::new(State::default(), cov, 0, noise);
         let mut m = |x: &State, _: usize| {
             let mut l = Linearization::default();

@@ -193,7 +193,7 @@ struct Evaluation {
 pub struct PhotometricUpdate {
     cfg: VisualConfig,
     /// Full-resolution intrinsics from the config.
-    full: crate::config::Camera,
+    full: crate::sensors::Camera,
     /// Render camera at the optimisation resolution.
     camera: Camera,
     imu_t_camera: Isometry3<f64>,
@@ -210,7 +210,7 @@ impl PhotometricUpdate {
     /// assumed rectified); `imu_t_camera`: maps camera-frame points into the body frame.
     pub fn new(
         cfg: &VisualConfig,
-        camera: &crate::config::Camera,
+        camera: &crate::sensors::Camera,
         imu_t_camera: Isometry3<f64>,
     ) -> Self {
         let s = (1u32 << cfg.pyramid_level.min(4)) as f64;

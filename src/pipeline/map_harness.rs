@@ -3,12 +3,8 @@
 
 use nalgebra::Point3;
 
-use super::camera::CameraModel;
-use super::config::GaussianConfig;
-use super::mapper::GaussianMapper;
-use super::optimise::FrameStats;
-use super::GaussianError;
 use crate::eval::image::{psnr_rgb8, ssim_rgb8};
+use crate::gaussian::{FrameStats, GaussianConfig, GaussianError, GaussianMapper};
 use crate::render::Renderer;
 use crate::sensors::stamp_from_secs;
 use crate::sim::SimSequence;
@@ -132,7 +128,7 @@ pub fn map_with_ground_truth(
     max_frames: Option<usize>,
 ) -> Result<OracleMapping, GaussianError> {
     let rig = &seq.config.rig;
-    let camera = CameraModel::from_config(&rig.camera);
+    let camera = rig.camera.clone();
     let imu_t_cam = rig.extrinsics.imu_T_camera.0;
     let imu_t_lidar = rig.extrinsics.imu_T_lidar.0;
     let mut out = OracleMapping {
@@ -182,108 +178,181 @@ pub fn run_oracle(
     renderer: &mut dyn Renderer,
     opts: &OracleOptions,
 ) -> Result<OracleReport, GaussianError> {
-    let rig = &seq.config.rig;
-    let imu_t_cam = rig.extrinsics.imu_T_camera.0;
-    let traj = &seq.trajectory;
     let n_frames = opts.max_frames.unwrap_or(usize::MAX).min(seq.images.len());
     if n_frames == 0 {
         return Err(GaussianError::Input("sequence has no images".into()));
     }
     let mapped = map_with_ground_truth(seq, cfg, renderer, Some(n_frames))?;
     let mut mapper = mapped.mapper;
+    final_passes(seq, &mut mapper, renderer, n_frames, opts.final_passes)?;
+    let times: Vec<f64> = seq.images[..n_frames]
+        .iter()
+        .map(|i| seq.time_of(i.stamp))
+        .collect();
+    let mut scorer = Scorer::new(seq, opts);
+    let train = scorer.training_views(&mut mapper, renderer, &times)?;
+    let (novel, baseline) = scorer.novel_views(&mut mapper, renderer, &times)?;
     let mut report = OracleReport {
         frames: mapped.frames,
         window_peak: mapped.window_peak,
         last_frame: mapped.last_frame,
         ..Default::default()
     };
-    for _ in 0..opts.final_passes {
+    report.depth_bands = scorer.depth_bands();
+    report.views = scorer.views;
+    summarise(&mut report, train, novel, baseline, &mapper);
+    Ok(report)
+}
+
+/// Extra optimisation passes over the first `n_frames` training frames.
+fn final_passes(
+    seq: &SimSequence,
+    mapper: &mut GaussianMapper,
+    renderer: &mut dyn Renderer,
+    n_frames: usize,
+    passes: usize,
+) -> Result<(), GaussianError> {
+    for _ in 0..passes {
         for (fi, img) in seq.images.iter().take(n_frames).enumerate() {
-            let pose = traj.pose(seq.time_of(img.stamp));
+            let pose = seq.trajectory.pose(seq.time_of(img.stamp));
             let gain = seq.exposure.get(fi).copied().unwrap_or(1.0) as f32;
             mapper.update_window(&pose, None);
             mapper.optimise_frame(renderer, img, &pose, gain)?;
         }
     }
-    // The simulator's camera at exposure 1 (the map's units) renders the references.
-    let sim_cam = crate::sim::CameraModel::new(&rig.camera, seq.config.supersample.max(1));
-    // Squared error (in units of 255^2) and channel samples per depth band.
-    let mut bands = [(0.0f64, 0usize); BAND_EDGES.len()];
-    let mut views = Vec::new();
-    let mut score = |mapper: &mut GaussianMapper,
-                     t: f64,
-                     novel: bool,
-                     sum: &mut (f64, f64, usize)|
-     -> Result<(), GaussianError> {
-        let pose = traj.pose(t);
+    Ok(())
+}
+
+/// Sums of PSNR, SSIM and the number of views scored.
+type ScoreSum = (f64, f64, usize);
+
+/// Scores map renders against the simulator's exact images.
+struct Scorer<'a> {
+    seq: &'a SimSequence,
+    opts: &'a OracleOptions,
+    /// The simulator's camera at exposure 1 (the map's units) renders the references.
+    sim_cam: crate::sim::CameraRays,
+    /// Squared error (in units of 255^2) and channel samples per depth band.
+    bands: [(f64, usize); BAND_EDGES.len()],
+    views: Vec<ViewScore>,
+}
+
+impl<'a> Scorer<'a> {
+    fn new(seq: &'a SimSequence, opts: &'a OracleOptions) -> Self {
+        let rig = &seq.config.rig;
+        Self {
+            seq,
+            opts,
+            sim_cam: crate::sim::CameraRays::new(&rig.camera, seq.config.supersample.max(1)),
+            bands: [(0.0, 0); BAND_EDGES.len()],
+            views: Vec::new(),
+        }
+    }
+
+    fn imu_t_cam(&self) -> nalgebra::Isometry3<f64> {
+        self.seq.config.rig.extrinsics.imu_T_camera.0
+    }
+
+    /// Renders the map at time `t` of the trajectory and scores it into `sum`.
+    fn score(
+        &mut self,
+        mapper: &mut GaussianMapper,
+        renderer: &mut dyn Renderer,
+        t: f64,
+        novel: bool,
+        sum: &mut ScoreSum,
+    ) -> Result<(), GaussianError> {
+        let seq = self.seq;
+        let pose = seq.trajectory.pose(t);
         // The next view is this one: a constant-velocity guess from the previously evaluated
         // (unrelated) pose would widen the selection and, with the window full, push out
         // Gaussians this view needs.
         mapper.update_window(&pose, Some(&pose));
         let r = mapper.render(renderer, &pose)?;
-        let world_t_cam = pose * imu_t_cam;
-        let mut truth = sim_cam.render(&seq.scene, &world_t_cam, 1.0);
+        let world_t_cam = pose * self.imu_t_cam();
+        let mut truth = self.sim_cam.render(&seq.scene, &world_t_cam, 1.0);
         truth.stamp = seq.config.t0_ns + stamp_from_secs(t);
         let psnr = psnr_rgb8(&r, &truth).map_err(|e| GaussianError::Input(e.to_string()))?;
         let ssim = ssim_rgb8(&r, &truth).map_err(|e| GaussianError::Input(e.to_string()))?;
         sum.0 += psnr;
         sum.1 += ssim;
         sum.2 += 1;
-        views.push(ViewScore {
+        self.views.push(ViewScore {
             t,
             novel,
             psnr,
             ssim,
         });
-        if opts.depth_bands {
-            accumulate_bands(seq, &world_t_cam, &r, &truth, &mut bands);
+        if self.opts.depth_bands {
+            accumulate_bands(seq, &world_t_cam, &r, &truth, &mut self.bands);
         }
         Ok(())
-    };
-    let every = opts.eval_every.max(1);
-    let times: Vec<f64> = seq.images[..n_frames]
-        .iter()
-        .map(|i| seq.time_of(i.stamp))
-        .collect();
-    // Training views.
-    let mut train = (0.0, 0.0, 0usize);
-    for &t in times.iter().step_by(every) {
-        score(&mut mapper, t, false, &mut train)?;
     }
-    // Novel views halfway between consecutive frames that differ in pose.
-    let mut novel = (0.0, 0.0, 0usize);
-    let (mut base_m, mut base_rad) = (0.0, 0.0);
-    let cam_at = |t: f64| traj.pose(t) * imu_t_cam;
-    for k in (0..times.len().saturating_sub(1)).step_by(every) {
-        let (a, b) = (cam_at(times[k]), cam_at(times[k + 1]));
-        let moved = (a.translation.vector - b.translation.vector).norm() > MOVING_M
-            || a.rotation.angle_to(&b.rotation) > MOVING_RAD;
-        if !moved {
-            continue;
+
+    /// Every `eval_every`-th training view.
+    fn training_views(
+        &mut self,
+        mapper: &mut GaussianMapper,
+        renderer: &mut dyn Renderer,
+        times: &[f64],
+    ) -> Result<ScoreSum, GaussianError> {
+        let mut train = (0.0, 0.0, 0usize);
+        for &t in times.iter().step_by(self.opts.eval_every.max(1)) {
+            self.score(mapper, renderer, t, false, &mut train)?;
         }
-        let t = 0.5 * (times[k] + times[k + 1]);
-        let c = cam_at(t);
-        let (dm, dr) = [a, b]
-            .iter()
-            .map(|p| {
-                (
-                    (p.translation.vector - c.translation.vector).norm(),
-                    p.rotation.angle_to(&c.rotation),
-                )
-            })
-            .fold((f64::INFINITY, f64::INFINITY), |acc, v| {
-                (acc.0.min(v.0), acc.1.min(v.1))
-            });
-        base_m += dm;
-        base_rad += dr;
-        score(&mut mapper, t, true, &mut novel)?;
+        Ok(train)
     }
-    report.views = views;
-    if opts.depth_bands {
-        let total: usize = bands.iter().map(|b| b.1).sum();
+
+    /// Novel views halfway between consecutive frames that differ in pose; with the summed
+    /// distance (m, rad) of each to the nearer training view.
+    fn novel_views(
+        &mut self,
+        mapper: &mut GaussianMapper,
+        renderer: &mut dyn Renderer,
+        times: &[f64],
+    ) -> Result<(ScoreSum, (f64, f64)), GaussianError> {
+        let mut novel = (0.0, 0.0, 0usize);
+        let (mut base_m, mut base_rad) = (0.0, 0.0);
+        let imu_t_cam = self.imu_t_cam();
+        let traj = &self.seq.trajectory;
+        let cam_at = |t: f64| traj.pose(t) * imu_t_cam;
+        for k in (0..times.len().saturating_sub(1)).step_by(self.opts.eval_every.max(1)) {
+            let (a, b) = (cam_at(times[k]), cam_at(times[k + 1]));
+            let moved = (a.translation.vector - b.translation.vector).norm() > MOVING_M
+                || a.rotation.angle_to(&b.rotation) > MOVING_RAD;
+            if !moved {
+                continue;
+            }
+            let t = 0.5 * (times[k] + times[k + 1]);
+            let c = cam_at(t);
+            let (dm, dr) = [a, b]
+                .iter()
+                .map(|p| {
+                    (
+                        (p.translation.vector - c.translation.vector).norm(),
+                        p.rotation.angle_to(&c.rotation),
+                    )
+                })
+                .fold((f64::INFINITY, f64::INFINITY), |acc, v| {
+                    (acc.0.min(v.0), acc.1.min(v.1))
+                });
+            base_m += dm;
+            base_rad += dr;
+            self.score(mapper, renderer, t, true, &mut novel)?;
+        }
+        Ok((novel, (base_m, base_rad)))
+    }
+
+    /// PSNR per depth band (empty unless `depth_bands`).
+    fn depth_bands(&self) -> Vec<DepthBand> {
+        let mut out = Vec::new();
+        if !self.opts.depth_bands {
+            return out;
+        }
+        let total: usize = self.bands.iter().map(|b| b.1).sum();
         let mut near = 0.0;
-        for (&far, &(se, n)) in BAND_EDGES.iter().zip(&bands) {
-            report.depth_bands.push(DepthBand {
+        for (&far, &(se, n)) in BAND_EDGES.iter().zip(&self.bands) {
+            out.push(DepthBand {
                 near,
                 far,
                 fraction: n as f64 / total.max(1) as f64,
@@ -295,7 +364,18 @@ pub fn run_oracle(
             });
             near = far;
         }
+        out
     }
+}
+
+/// Means of the view scores and the map's size into `report`.
+fn summarise(
+    report: &mut OracleReport,
+    train: ScoreSum,
+    novel: ScoreSum,
+    (base_m, base_rad): (f64, f64),
+    mapper: &GaussianMapper,
+) {
     let mean = |s: f64, n: usize| s / n.max(1) as f64;
     report.train_views = train.2;
     report.train_psnr = mean(train.0, train.2);
@@ -308,7 +388,6 @@ pub fn run_oracle(
     report.gaussians = mapper.map().len();
     report.map_bytes = mapper.map().memory_bytes();
     report.window_bytes = mapper.window().memory_bytes();
-    Ok(report)
 }
 
 /// Adds the squared errors of `render` against `truth` to the bands of each pixel's true depth

@@ -10,7 +10,7 @@ use nalgebra::Isometry3;
 use super::port::MapCentres;
 use super::PipelineError;
 use crate::config::Config;
-use crate::gaussian::{CameraModel, Gaussian, GaussianMapper};
+use crate::gaussian::{Gaussian, GaussianMapper};
 use crate::render::{create_renderer, Camera, Renderer};
 use crate::sensors::{Image, Stamp};
 
@@ -22,11 +22,6 @@ pub struct PosedFrameImage {
     pub world_t_imu: Isometry3<f64>,
     /// Exposure gain relative to the map (1 when the filter does not estimate it).
     pub exposure: f32,
-    /// The optimisation's training target of this image
-    /// ([`crate::gaussian::optimisation_target`]), computed by the estimator, which waits for
-    /// the mapper anyway, so that the mapper's critical path does not resample the image;
-    /// `None`: the mapper computes it.
-    pub target: Option<Vec<f32>>,
 }
 
 /// What the estimator hands the mapper per scan.
@@ -124,7 +119,7 @@ pub fn render_gaussians(
     r: &mut dyn Renderer,
     gs: &[Gaussian],
     sh_degree: u32,
-    camera: &CameraModel,
+    camera: &crate::sensors::Camera,
     far: f64,
     camera_t_world: &Isometry3<f64>,
     stamp: Stamp,
@@ -168,7 +163,7 @@ impl MapStage {
     pub fn new(cfg: &Config, render_every: usize) -> Result<Self, PipelineError> {
         let mapper = GaussianMapper::new(
             cfg.gaussian.clone(),
-            CameraModel::from_config(&cfg.camera),
+            cfg.camera.clone(),
             cfg.extrinsics.imu_T_camera.0,
         )?;
         let renderer = create_renderer(&cfg.render)?;
@@ -188,6 +183,15 @@ impl MapStage {
 
     pub fn renderer_name(&self) -> String {
         self.renderer.device_name()
+    }
+
+    /// How much smaller than the camera's the images the map is optimised on are (the map has
+    /// no reliable detail below it).
+    pub fn optimisation_reduction(&self) -> f64 {
+        let c = self.mapper.camera();
+        self.mapper
+            .config()
+            .optimisation_reduction(c.width, c.height)
     }
 
     /// One frame: insert the scan, colour from the images, move the window, optimise on the
@@ -236,10 +240,9 @@ impl MapStage {
     /// Per-frame optimisation of the window on the frame's images (latest last).
     fn optimise(&mut self, f: &mut MapFrame) -> Result<(), PipelineError> {
         for im in &mut f.images {
-            let st = self.mapper.optimise_frame_with_target(
+            let st = self.mapper.optimise_frame(
                 self.renderer.as_mut(),
                 &im.image,
-                im.target.take(),
                 &im.world_t_imu,
                 im.exposure,
             )?;
@@ -369,7 +372,6 @@ mod tests {
                 image,
                 world_t_imu: Isometry3::identity(),
                 exposure: 1.1,
-                target: None,
             }]
         } else {
             Vec::new()
@@ -421,40 +423,5 @@ mod tests {
         );
         assert!(!Arc::ptr_eq(&b.gaussians, &c.gaussians));
         same_as_window(&stage, &c);
-    }
-
-    /// The training target the estimator prepares gives the same optimised window, bit for
-    /// bit, as the mapper computing it; a target of the wrong size is recomputed.
-    #[test]
-    fn prepared_targets_optimise_like_the_mappers_own() {
-        let cfg = config();
-        let camera = CameraModel::from_config(&cfg.camera);
-        let run = |prepare: Option<bool>| {
-            let mut stage = MapStage::new(&cfg, 0).unwrap();
-            for k in 0..3 {
-                let mut f = frame(k, 2.0 - 0.1 * k as f64, true);
-                for im in &mut f.images {
-                    im.target = prepare.map(|right_size| {
-                        let t = crate::gaussian::optimisation_target(
-                            &cfg.gaussian,
-                            &camera,
-                            &im.image,
-                            im.exposure,
-                        );
-                        if right_size {
-                            t
-                        } else {
-                            t[..t.len() - 3].to_vec()
-                        }
-                    });
-                }
-                stage.process(&mut f).unwrap();
-            }
-            stage.mapper().window().gaussians().to_vec()
-        };
-        let own = run(None);
-        assert!(!own.is_empty());
-        assert_eq!(run(Some(true)), own);
-        assert_eq!(run(Some(false)), own);
     }
 }

@@ -87,7 +87,7 @@ mod tests {
     use crate::render::Group;
 
     /// Every value lands where the per-Gaussian accessors of the set look for it, in f32 and
-    /// f64, and comes back unchanged.
+    /// f64.
     #[test]
     fn layout_matches_per_gaussian_accessors() {
         for deg in [0u32, 1, 3] {
@@ -123,13 +123,44 @@ mod tests {
                 same(Group::ShDc, &g.sh[0]);
                 same(Group::ShRest, g.sh[1..k].as_flattened());
             }
-            let mut back = vec![Gaussian::default(); gs.len()];
-            from_render(&narrow, &mut back).unwrap();
-            for (a, b) in back.iter().zip(&gs) {
-                assert_eq!(a.mean, b.mean);
-                assert_eq!(a.sh[..k], b.sh[..k]);
-            }
         }
         assert!(to_render(&[], 4).is_err(), "SH degree above 3");
+    }
+
+    #[test]
+    fn render_layout_round_trips_and_puts_each_value_in_its_group() {
+        for deg in [0, 1, 3] {
+            let k = crate::render::sh_coeffs(deg);
+            // Every value distinct: slot, field and component.
+            let gs: Vec<Gaussian> = (0..5)
+                .map(|i| {
+                    let v = |f: usize, c: usize| (1000 * i + 10 * f + c) as f32;
+                    let mut g = Gaussian {
+                        mean: [v(0, 0), v(0, 1), v(0, 2)],
+                        log_scale: [v(1, 0), v(1, 1), v(1, 2)],
+                        rotation: [v(2, 0), v(2, 1), v(2, 2), v(2, 3)],
+                        opacity_logit: v(3, 0),
+                        ..Default::default()
+                    };
+                    for (j, c) in g.sh.iter_mut().enumerate().take(k) {
+                        *c = [v(4 + j, 0), v(4 + j, 1), v(4 + j, 2)];
+                    }
+                    g
+                })
+                .collect();
+            let r = to_render(&gs, deg).unwrap();
+            for (i, g) in gs.iter().enumerate() {
+                assert_eq!(r.get(Group::Mean, i), &g.mean);
+                assert_eq!(r.get(Group::LogScale, i), &g.log_scale);
+                assert_eq!(r.get(Group::Rotation, i), &g.rotation);
+                assert_eq!(r.get(Group::Opacity, i), &[g.opacity_logit]);
+                assert_eq!(r.get(Group::ShDc, i), &g.sh[0]);
+                assert_eq!(r.get(Group::ShRest, i), g.sh[1..k].concat());
+            }
+            let mut back = vec![Gaussian::default(); gs.len()];
+            from_render(&r, &mut back).unwrap();
+            assert_eq!(back, gs, "degree {deg}");
+            assert!(from_render(&r, &mut back[1..]).is_err());
+        }
     }
 }

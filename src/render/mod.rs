@@ -26,6 +26,7 @@
 pub mod bench;
 pub mod cpu;
 pub mod fast;
+mod linearise;
 mod scene;
 pub mod sh;
 mod types;
@@ -35,6 +36,7 @@ pub mod vulkan;
 use nalgebra::Isometry3;
 use serde::{Deserialize, Serialize};
 
+pub use linearise::{pose_jacobian, PixelJacobian, PoseJacobian, Tangent};
 pub use scene::{random_gaussians, test_camera, test_pose};
 pub use types::*;
 

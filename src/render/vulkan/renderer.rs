@@ -19,8 +19,8 @@ use super::profiler::Profiler;
 use super::project::pose_rows;
 use super::submit::{CbKey, CbKind, Recorded};
 use crate::render::{
-    check_image, group_widths, AdamConfig, AdamState, Backend, Camera, Gaussians, Gradients,
-    LossConfig, RenderConfig, RenderError, RenderOutput, Renderer,
+    check_grad_images, check_image, group_widths, AdamConfig, AdamState, Backend, Camera,
+    Gaussians, Gradients, LossConfig, RenderConfig, RenderError, RenderOutput, Renderer,
 };
 
 /// Rasteriser on a Vulkan device; Gaussians, Adam moments and all intermediates stay on the GPU.
@@ -231,13 +231,7 @@ impl Renderer for VulkanRenderer {
     ) -> Result<Gradients, RenderError> {
         let (cam, pc, pose) = self.last.ok_or(RenderError::NoForward)?;
         let np = cam.pixels();
-        check_image(d_colour.len(), 3 * np, "d_colour")?;
-        if let Some(d) = d_depth {
-            check_image(d.len(), np, "d_depth")?;
-        }
-        if let Some(d) = d_alpha {
-            check_image(d.len(), np, "d_alpha")?;
-        }
+        check_grad_images(np, d_colour, d_depth, d_alpha)?;
         let st = self.stage(&[
             d_colour,
             d_depth.unwrap_or_default(),

@@ -26,6 +26,7 @@
 pub mod bench;
 pub mod cpu;
 pub mod fast;
+mod linearise;
 mod scene;
 pub mod sh;
 mod types;
@@ -35,6 +36,7 @@ pub mod vulkan;
 use nalgebra::Isometry3;
 use serde::{Deserialize, Serialize};
 
+pub use linearise::{pose_jacobian, PixelJacobian, PoseJacobian, Tangent};
 pub use scene::{random_gaussians, test_camera, test_pose};
 pub use types::*;
 
@@ -232,7 +234,7 @@ pub trait Renderer: Send {
         self.backward(d_colour, d_depth, d_alpha).map(|_| ())
     }
     /// A whole optimisation step (forward, loss, backward, Adam) without read-backs; on Vulkan one
-    /// command buffer.
+    /// command buffer. By default the four calls in turn.
     fn step(
         &mut self,
         cam: &Camera,
@@ -240,7 +242,12 @@ pub trait Renderer: Send {
         target: &[f32],
         loss: &LossConfig,
         adam: &AdamConfig,
-    ) -> Result<(), RenderError>;
+    ) -> Result<(), RenderError> {
+        self.forward(cam, t_cw)?;
+        let (_, d) = self.loss(target, loss)?;
+        self.backward(&d, None, None)?;
+        self.adam_step(adam)
+    }
 }
 
 /// The images of a forward pass, borrowed (layouts of [`RenderOutput`]).
@@ -301,6 +308,23 @@ pub fn create_renderer(cfg: &RenderConfig) -> Result<Box<dyn Renderer>, RenderEr
             }
         }
     }
+}
+
+/// Checks the sizes of the loss gradients given to [`Renderer::backward`] for `np` pixels.
+pub(crate) fn check_grad_images(
+    np: usize,
+    d_colour: &[f32],
+    d_depth: Option<&[f32]>,
+    d_alpha: Option<&[f32]>,
+) -> Result<(), RenderError> {
+    check_image(d_colour.len(), 3 * np, "d_colour")?;
+    if let Some(d) = d_depth {
+        check_image(d.len(), np, "d_depth")?;
+    }
+    if let Some(d) = d_alpha {
+        check_image(d.len(), np, "d_alpha")?;
+    }
+    Ok(())
 }
 
 pub(crate) fn check_image(len: usize, want: usize, what: &str) -> Result<(), RenderError> {

@@ -9,7 +9,7 @@ use super::image::{select_pixels, Grey};
 use super::VisualConfig;
 use crate::estimator::ieskf::{Ieskf, Linearization, UpdateSettings};
 use crate::estimator::state::{ErrMat, ErrVec, State, POS, ROT, TAU};
-use crate::render::cpu::pose_jacobian::PoseJacobianFrame;
+use crate::render::{pose_jacobian, PixelJacobian, PoseJacobian};
 use crate::render::{Camera, GaussianSet, RenderError, Renderer};
 use crate::sensors::{stamp_diff_secs, Image, ImuSample, Stamp};
 
@@ -127,10 +127,7 @@ impl VisualCounters {
 /// mapper renders and trains against the exposure-normalised images, so tau compares like with
 /// like; any other model, e.g. `C / alpha`, differs from the trained one where alpha < 1 and
 /// biases tau, which the map then absorbs and drifts with), and its pose derivative.
-fn grey_render(
-    pj: &crate::render::cpu::pose_jacobian::PixelJacobian,
-    background: f64,
-) -> (f64, [f64; 6]) {
+fn grey_render(pj: &PixelJacobian, background: f64) -> (f64, [f64; 6]) {
     let c = (pj.colour[0] + pj.colour[1] + pj.colour[2]) / 3.0;
     let d: [f64; 6] = std::array::from_fn(|j| {
         let dc = (pj.d_colour[0][j] + pj.d_colour[1][j] + pj.d_colour[2][j]) / 3.0;
@@ -373,7 +370,7 @@ impl PhotometricUpdate {
             cfg.dark_level,
             cfg.saturated_level,
         );
-        let frame = PoseJacobianFrame::new(gaussians, &self.camera, &camera_t_world(&prior, &ext));
+        let frame = pose_jacobian(gaussians, &self.camera, &camera_t_world(&prior, &ext));
         // Rows of the covered candidates: these pixels stay fixed over the iterations.
         let rows0 = self.rows(&frame, &prior, &ext, &grey, &candidates);
         let pixels: Vec<(u32, u32)> = rows0.iter().map(|r| r.px).collect();
@@ -436,11 +433,7 @@ impl PhotometricUpdate {
                         .map_err(|e| tracing::warn!("visual update: render backend failed: {e}"))
                         .ok()?,
                     None => {
-                        let f = PoseJacobianFrame::new(
-                            gaussians,
-                            &self.camera,
-                            &camera_t_world(x, &ext),
-                        );
+                        let f = pose_jacobian(gaussians, &self.camera, &camera_t_world(x, &ext));
                         self.evaluate(&self.rows(&f, x, &ext, &grey, &pixels), x)
                     }
                 };
@@ -477,8 +470,7 @@ impl PhotometricUpdate {
                 }
             },
             None => {
-                let f =
-                    PoseJacobianFrame::new(gaussians, &self.camera, &camera_t_world(&post, &ext));
+                let f = pose_jacobian(gaussians, &self.camera, &camera_t_world(&post, &ext));
                 self.evaluate(&self.rows(&f, &post, &ext, &grey, &pixels), &post)
             }
         };
@@ -678,7 +670,7 @@ impl PhotometricUpdate {
                     .htz
             }
             None => {
-                let f = PoseJacobianFrame::new(gaussians, &self.camera, &camera_t_world(x, ext));
+                let f = pose_jacobian(gaussians, &self.camera, &camera_t_world(x, ext));
                 self.evaluate(&self.rows(&f, x, ext, grey, pixels), x)
                     .lin
                     .htz
@@ -690,7 +682,7 @@ impl PhotometricUpdate {
     /// at state `x`, rendered in `f`.
     fn rows(
         &self,
-        f: &PoseJacobianFrame,
+        f: &impl PoseJacobian,
         x: &State,
         ext: &Isometry3<f64>,
         grey: &Grey,
@@ -755,7 +747,7 @@ impl PhotometricUpdate {
         px: u32,
         py: u32,
     ) -> Option<(f64, ErrVec)> {
-        let f = PoseJacobianFrame::new(gaussians, &self.camera, &camera_t_world(x, ext));
+        let f = pose_jacobian(gaussians, &self.camera, &camera_t_world(x, ext));
         let pj = f.pixel(px, py)?;
         let m = pose_chain(x, ext);
         let cam = grey.at(px, py);

@@ -10,8 +10,8 @@ pub mod raster;
 use nalgebra::Isometry3;
 
 use super::{
-    check_image, AdamConfig, AdamState, Backend, Camera, Gaussians, Gradients, LossConfig,
-    RenderConfig, RenderError, RenderOutput, Renderer,
+    check_grad_images, check_image, AdamConfig, AdamState, Backend, Camera, Gaussians, Gradients,
+    LossConfig, RenderConfig, RenderError, RenderOutput, Renderer,
 };
 use project::PoseRt;
 use raster::FrameF64;
@@ -109,13 +109,7 @@ impl Renderer for CpuRenderer {
     ) -> Result<Gradients, RenderError> {
         let frame = self.frame.as_ref().ok_or(RenderError::NoForward)?;
         let np = frame.cam.pixels();
-        check_image(d_colour.len(), 3 * np, "d_colour")?;
-        if let Some(d) = d_depth {
-            check_image(d.len(), np, "d_depth")?;
-        }
-        if let Some(d) = d_alpha {
-            check_image(d.len(), np, "d_alpha")?;
-        }
+        check_grad_images(np, d_colour, d_depth, d_alpha)?;
         let to64 = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
         let dd = d_depth.map(to64);
         let da = d_alpha.map(to64);
@@ -154,19 +148,5 @@ impl Renderer for CpuRenderer {
         self.g64 = self.gaussians.map(|x| x as f64);
         self.frame = None;
         Ok(())
-    }
-
-    fn step(
-        &mut self,
-        cam: &Camera,
-        t_cw: &Isometry3<f64>,
-        target: &[f32],
-        loss: &LossConfig,
-        adam: &AdamConfig,
-    ) -> Result<(), RenderError> {
-        self.forward(cam, t_cw)?;
-        let (_, d) = self.loss(target, loss)?;
-        self.backward(&d, None, None)?;
-        self.adam_step(adam)
     }
 }

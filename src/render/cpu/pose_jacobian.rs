@@ -187,6 +187,14 @@ fn tangents(
     Some(t)
 }
 
+wide! {
+    /// [`PoseJacobianFrame::pixel`], multiversioned (wider vectors for the 6-wide derivative
+    /// loops; plain arithmetic, so every copy gives the same bits).
+    fn pixel_wide(f: &PoseJacobianFrame<'_>, px: u32, py: u32) -> Option<PixelJacobian> {
+        f.pixel_impl(px, py)
+    }
+}
+
 impl<'g> PoseJacobianFrame<'g> {
     /// Projects every Gaussian at world-to-camera pose `t_cw` and bins them into tiles, each
     /// tile front to back (by f32 depth, then index).
@@ -303,23 +311,7 @@ impl<'g> PoseJacobianFrame<'g> {
 
     /// Colour, alpha and pose derivatives at pixel `(px, py)` (`None` outside the image).
     pub fn pixel(&self, px: u32, py: u32) -> Option<PixelJacobian> {
-        #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above).
-            return unsafe { self.pixel_avx2(px, py) };
-        }
-        self.pixel_impl(px, py)
-    }
-
-    /// [`Self::pixel`] compiled with AVX2 (wider vectors for the 6-wide derivative loops).
-    /// Rust never contracts or reorders float operations, so the values are bit-identical.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn pixel_avx2(&self, px: u32, py: u32) -> Option<PixelJacobian> {
-        self.pixel_impl(px, py)
+        pixel_wide(self, px, py)
     }
 
     #[inline(always)]

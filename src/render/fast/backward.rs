@@ -31,66 +31,20 @@ impl Default for BwdState {
     }
 }
 
-/// Writes into `out[j]` the sums of splat `s[j]` over the tile's pixels (zero for splats no
-/// pixel reached). `extra`: the depth and alpha rows of `st.dl` may be non-zero (without them a
-/// leaner loop runs). Must run the same variant as [`super::forward::raster_tile`] did (same
-/// dispatch), so both passes see the same alphas.
-pub fn backward_tile(s: &[Rec], px: &TilePix, st: &mut BwdState, extra: bool, out: &mut [Acc]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked just above).
-            return unsafe { backward_tile_avx512(s, px, st, extra, out) };
-        }
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA (checked just above).
-            return unsafe { backward_tile_avx2(s, px, st, extra, out) };
-        }
+wide! {
+    /// Writes into `out[j]` the sums of splat `s[j]` over the tile's pixels (zero for splats no
+    /// pixel reached). `extra`: the depth and alpha rows of `st.dl` may be non-zero (without them
+    /// a leaner loop runs). Must run the same copy as [`super::forward::raster_tile`] did (same
+    /// dispatch), so both passes see the same alphas.
+    pub fn backward_tile / backward_tile_on<M = super::tile::Fused | Plain>(
+        s: &[Rec],
+        px: &TilePix,
+        st: &mut BwdState,
+        extra: bool,
+        out: &mut [Acc],
+    ) {
+        backward_tile_impl::<M>(s, px, st, extra, out)
     }
-    backward_tile_portable(s, px, st, extra, out)
-}
-
-/// The code with 16-lane registers and fused multiply-adds (the same bits as the AVX2 one).
-///
-/// # Safety
-/// The CPU must have AVX-512F and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
-pub unsafe fn backward_tile_avx512(
-    s: &[Rec],
-    px: &TilePix,
-    st: &mut BwdState,
-    extra: bool,
-    out: &mut [Acc],
-) {
-    backward_tile_impl::<super::tile::Fused>(s, px, st, extra, out)
-}
-
-/// The code with 8-lane registers and fused multiply-adds.
-///
-/// # Safety
-/// The CPU must have AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn backward_tile_avx2(
-    s: &[Rec],
-    px: &TilePix,
-    st: &mut BwdState,
-    extra: bool,
-    out: &mut [Acc],
-) {
-    backward_tile_impl::<super::tile::Fused>(s, px, st, extra, out)
-}
-
-/// The portable code (separate multiplies and adds).
-pub fn backward_tile_portable(
-    s: &[Rec],
-    px: &TilePix,
-    st: &mut BwdState,
-    extra: bool,
-    out: &mut [Acc],
-) {
-    backward_tile_impl::<Plain>(s, px, st, extra, out)
 }
 
 #[inline(always)]
@@ -254,7 +208,8 @@ pub fn screen_grad(v: &[f64; 10], conic: [f32; 3]) -> ProjGrad {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::fast::forward::{raster_tile, raster_tile_portable};
+    use crate::render::fast::forward::{raster_tile, raster_tile_on};
+    use crate::simd::Isa;
     use rand::{Rng, SeedableRng};
 
     /// Random splats over a tile (some reaching outside it), front to back.
@@ -330,7 +285,7 @@ mod tests {
             let (mut a, mut b) = (TilePix::default(), TilePix::default());
             let mut recs_p = recs.clone();
             raster_tile(&mut recs, &mut a, cols, rows);
-            raster_tile_portable(&mut recs_p, &mut b, cols, rows);
+            raster_tile_on(Isa::Base, &mut recs_p, &mut b, cols, rows);
             // Hidden splats (behind stopped pixels) are skipped by the backward pass.
             let skipped = recs.iter().filter(|r| r.rows == 0).count();
             assert!(skipped > 0 && skipped < recs.len(), "{skipped}");
@@ -342,28 +297,22 @@ mod tests {
             let covered = a.last.iter().filter(|&&l| l >= 0).count();
             assert!(2 * covered > cols * rows, "{covered}");
             let sd = sums(backward_tile, &recs, &a, &dl);
-            let sp = sums(backward_tile_portable, &recs_p, &b, &dl);
+            let base: Bwd = |s, px, st, e, o| backward_tile_on(Isa::Base, s, px, st, e, o);
+            let sp = sums(base, &recs_p, &b, &dl);
             let e = rel(&sd, &sp);
             assert!(e < 1e-4, "backward: {e}");
             let nonzero = sd.iter().filter(|&&x| x != 0.0).count();
             assert!(nonzero > 1000, "{nonzero}");
-            #[cfg(target_arch = "x86_64")]
-            if std::is_x86_feature_detected!("avx512f")
-                && std::is_x86_feature_detected!("avx2")
-                && std::is_x86_feature_detected!("fma")
-            {
-                use crate::render::fast::forward::raster_tile_avx2;
+            if Isa::Avx512.fused_available() && Isa::Avx2.fused_available() {
                 let mut c = TilePix::default();
                 let mut recs_c = recs.clone();
-                // SAFETY: the CPU has AVX2 and FMA (checked above).
-                unsafe { raster_tile_avx2(&mut recs_c, &mut c, cols, rows) };
+                raster_tile_on(Isa::Avx2, &mut recs_c, &mut c, cols, rows);
                 assert!(recs.iter().zip(&recs_c).all(|(x, y)| x.rows == y.rows));
                 for ch in 0..4 {
                     assert_eq!(bits(&a.out[ch]), bits(&c.out[ch]));
                 }
                 assert_eq!(a.last, c.last);
-                // SAFETY: as above.
-                let avx2: Bwd = |s, px, st, e, o| unsafe { backward_tile_avx2(s, px, st, e, o) };
+                let avx2: Bwd = |s, px, st, e, o| backward_tile_on(Isa::Avx2, s, px, st, e, o);
                 assert_eq!(bits(&sd), bits(&sums(avx2, &recs_c, &c, &dl)));
             }
         }

@@ -9,49 +9,19 @@ pub const AMAX: f32 = ALPHA_MAX as f32;
 pub const AMIN: f32 = ALPHA_MIN as f32;
 const TMIN: f32 = T_MIN as f32;
 
-/// Blends the tile's splats `s` (front to back) into `px` (colour, depth, final transmittance
-/// and the position of each pixel's last contributor). Only the first `cols` x `rows` pixels
-/// lie inside the image.
-pub fn raster_tile(s: &mut [Rec], px: &mut TilePix, cols: usize, rows: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked just above).
-            return unsafe { raster_tile_avx512(s, px, cols, rows) };
-        }
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA (checked just above).
-            return unsafe { raster_tile_avx2(s, px, cols, rows) };
-        }
+wide! {
+    /// Blends the tile's splats `s` (front to back) into `px` (colour, depth, final transmittance
+    /// and the position of each pixel's last contributor). Only the first `cols` x `rows` pixels
+    /// lie inside the image. The AVX copies use 16- or 8-lane registers and fused multiply-adds
+    /// (the same bits as each other); the baseline separate multiplies and adds.
+    pub fn raster_tile / raster_tile_on<M = super::tile::Fused | Plain>(
+        s: &mut [Rec],
+        px: &mut TilePix,
+        cols: usize,
+        rows: usize,
+    ) {
+        raster_tile_impl::<M>(s, px, cols, rows)
     }
-    raster_tile_portable(s, px, cols, rows)
-}
-
-/// The code with 16-lane registers (one instruction per tile row) and fused multiply-adds;
-/// the same bits as [`raster_tile_avx2`].
-///
-/// # Safety
-/// The CPU must have AVX-512F and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
-pub unsafe fn raster_tile_avx512(s: &mut [Rec], px: &mut TilePix, cols: usize, rows: usize) {
-    raster_tile_impl::<super::tile::Fused>(s, px, cols, rows)
-}
-
-/// The code with 8-lane registers and fused multiply-adds.
-///
-/// # Safety
-/// The CPU must have AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn raster_tile_avx2(s: &mut [Rec], px: &mut TilePix, cols: usize, rows: usize) {
-    raster_tile_impl::<super::tile::Fused>(s, px, cols, rows)
-}
-
-/// The portable code (separate multiplies and adds, so rounding differs slightly from the FMA
-/// versions).
-pub fn raster_tile_portable(s: &mut [Rec], px: &mut TilePix, cols: usize, rows: usize) {
-    raster_tile_impl::<Plain>(s, px, cols, rows)
 }
 
 #[inline(always)]

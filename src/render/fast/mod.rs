@@ -32,8 +32,8 @@ use nalgebra::Isometry3;
 
 use super::cpu::project::PoseRt;
 use super::{
-    check_image, AdamConfig, AdamState, Backend, Camera, Gaussians, Gradients, LossConfig,
-    RenderConfig, RenderError, RenderOutput, RenderView, Renderer,
+    check_grad_images, check_image, AdamConfig, AdamState, Backend, Camera, Gaussians, Gradients,
+    LossConfig, RenderConfig, RenderError, RenderOutput, RenderView, Renderer,
 };
 use backward::{Acc, BwdState};
 use bin::Bins;
@@ -285,7 +285,8 @@ impl FastRenderer {
         Ok(())
     }
 
-    /// Backward pass of the latest forward into `self.grads` / `self.pose_grad`.
+    /// Backward pass of the latest forward into `self.grads` / `self.pose_grad`: per-tile
+    /// sums of each splat, summed per Gaussian, then the chain rule through the projection.
     fn backprop(
         &mut self,
         d_colour: &[f32],
@@ -294,15 +295,28 @@ impl FastRenderer {
     ) -> Result<(), RenderError> {
         let view = self.view.ok_or(RenderError::NoForward)?;
         self.prof.start();
+        check_grad_images(view.cam.pixels(), d_colour, d_depth, d_alpha)?;
+        self.backward_tiles(&view, d_colour, d_depth, d_alpha);
+        self.prof.lap("tiles");
+        self.sum_slots();
+        self.prof.lap("sum");
+        self.chain_rule(&view)?;
+        self.prof.lap("chain");
+        self.have_grads = true;
+        Ok(())
+    }
+
+    /// Each tile writes the sums of its own list entries (every entry, zero where unused)
+    /// into their slots of `self.entry`, so tiles can be shared out dynamically and the
+    /// gradients are still the same bits on every run.
+    fn backward_tiles(
+        &mut self,
+        view: &View,
+        d_colour: &[f32],
+        d_depth: Option<&[f32]>,
+        d_alpha: Option<&[f32]>,
+    ) {
         let cam = view.cam;
-        let np = cam.pixels();
-        check_image(d_colour.len(), 3 * np, "d_colour")?;
-        if let Some(d) = d_depth {
-            check_image(d.len(), np, "d_depth")?;
-        }
-        if let Some(d) = d_alpha {
-            check_image(d.len(), np, "d_alpha")?;
-        }
         let extra = d_depth.is_some() || d_alpha.is_some();
         let (tx, _) = cam.tiles();
         let (w, h) = (cam.width as usize, cam.height as usize);
@@ -312,9 +326,6 @@ impl FastRenderer {
             self.entry.resize_with(10 * total, AtomicU32::default);
         }
         let entry = &self.entry;
-        // Each tile writes the sums of its own list entries (every entry, zero where unused)
-        // into their slots, so tiles can be shared out dynamically and the gradients are still
-        // the same bits on every run.
         par_items(
             &self.pool,
             &mut self.bwd,
@@ -351,15 +362,17 @@ impl FastRenderer {
                 }
             },
         );
-        self.prof.lap("tiles");
-        // Each splat's slots (side by side, in tile order) summed, stored by Gaussian index: a
-        // pass in rank order reads the slots sequentially (the chain rule, in index order,
-        // would read them scattered).
+    }
+
+    /// Each splat's slots (side by side, in tile order) summed into `self.sums`, stored by
+    /// Gaussian index: a pass in rank order reads the slots sequentially (the chain rule, in
+    /// index order, would read them scattered).
+    fn sum_slots(&mut self) {
         let n = self.gaussians.len();
         if self.sums.len() < 10 * n {
             self.sums.resize_with(10 * n, AtomicU64::default);
         }
-        let sums = &self.sums;
+        let (bins, entry, sums) = (&self.bins, &self.entry, &self.sums);
         let nvis = bins.order.len();
         let mut idle = vec![(); self.threads];
         par_items(&self.pool, &mut idle, (0..nvis).step_by(CHUNK), |_, r0| {
@@ -377,15 +390,21 @@ impl FastRenderer {
                 }
             }
         });
-        self.prof.lap("sum");
+    }
+
+    /// The chain rule from each reached Gaussian's screen-space sums to its parameters
+    /// (`self.grads`) and the pose (`self.pose_grad`), in chunks of Gaussians.
+    fn chain_rule(&mut self, view: &View) -> Result<(), RenderError> {
         let g = &self.gaussians;
         if self.grads.len() != g.len() || self.grads.sh_degree() != g.sh_degree() {
             self.grads = Gaussians::zeros(g.len(), g.sh_degree())?;
         }
+        let (bins, sums) = (&self.bins, &self.sums);
         let params = Params::new(g);
         let parts = project::split_grads(&mut self.grads, g.len().div_ceil(CHUNK));
         self.pose_parts.clear();
         self.pose_parts.resize(parts.len(), [0.0; 6]);
+        let mut idle = vec![(); self.threads];
         par_items(
             &self.pool,
             &mut idle,
@@ -414,19 +433,17 @@ impl FastRenderer {
                         clamped: splat.clamped,
                     });
                     if batch.len() == chain::L {
-                        chain::chain_batch(&params, &view, &batch, &mut out, pose);
+                        chain::chain_batch(&params, view, &batch, &mut out, pose);
                         batch.clear();
                     }
                 }
-                chain::chain_batch(&params, &view, &batch, &mut out, pose);
+                chain::chain_batch(&params, view, &batch, &mut out, pose);
             },
         );
         self.pose_grad = self
             .pose_parts
             .iter()
             .fold([0.0; 6], |a, b| std::array::from_fn(|k| a[k] + b[k]));
-        self.prof.lap("chain");
-        self.have_grads = true;
         Ok(())
     }
 

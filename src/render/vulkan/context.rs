@@ -18,7 +18,7 @@ use vulkano::{Version, VulkanLibrary};
 
 use crate::render::{RenderConfig, RenderError};
 
-fn vk<E: std::fmt::Debug>(what: &'static str) -> impl Fn(E) -> RenderError {
+pub(super) fn vk<E: std::fmt::Debug>(what: &'static str) -> impl Fn(E) -> RenderError {
     move |e| RenderError::Vulkan(format!("{what}: {e:?}"))
 }
 

@@ -1,0 +1,31 @@
+//! Per-pixel pose derivatives of a render, for the photometric pose update: the trait the
+//! estimator calls, with the CPU forward-mode implementation (`cpu::pose_jacobian`) behind it.
+
+use nalgebra::Isometry3;
+
+use super::cpu::pose_jacobian::PoseJacobianFrame;
+pub use super::cpu::pose_jacobian::{PixelJacobian, Tangent};
+use super::{Camera, GaussianSet};
+
+/// Rows of a render's Jacobian with respect to the camera pose (the
+/// [`super::perturb_pose`] convention) at chosen pixels.
+pub trait PoseJacobian {
+    /// Colour, alpha and their pose derivatives at pixel `(px, py)` (`None` outside the image).
+    fn pixel(&self, px: u32, py: u32) -> Option<PixelJacobian>;
+}
+
+impl PoseJacobian for PoseJacobianFrame<'_> {
+    fn pixel(&self, px: u32, py: u32) -> Option<PixelJacobian> {
+        PoseJacobianFrame::pixel(self, px, py)
+    }
+}
+
+/// Linearises the render of `g` at world-to-camera pose `t_cw`: the same colours and alphas
+/// as the reference forward, with pose derivatives per pixel.
+pub fn pose_jacobian<'g>(
+    g: &'g GaussianSet<f64>,
+    cam: &Camera,
+    t_cw: &Isometry3<f64>,
+) -> impl PoseJacobian + 'g {
+    PoseJacobianFrame::new(g, cam, t_cw)
+}

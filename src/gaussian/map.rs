@@ -14,11 +14,11 @@
 use nalgebra::Vector3;
 
 use super::config::GaussianConfig;
-use super::hash::KeyMap;
 use super::normals::estimate_surfels;
 use super::params::{opacity_to_logit, rotation_from_normal, Gaussian};
 use super::store::PackedStore;
 use super::GaussianError;
+use crate::voxel_key::KeyMap;
 
 /// `floor(p / root_size)` per axis.
 pub type RootKey = [i64; 3];

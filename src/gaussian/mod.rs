@@ -13,7 +13,6 @@ mod colour;
 mod config;
 pub mod exposure_fit;
 mod fill;
-mod hash;
 mod keyframes;
 mod map;
 mod mapper;

@@ -1,34 +1,39 @@
 //! SO(3) helpers in the convention the filter uses: right perturbation `R * Exp(d)`.
 //!
-//! `skew` is sophus_lie's `hat`. Exp/Log still go through nalgebra's unit quaternion (the
-//! filter's state type; sophus's formulas round differently in the last bits, which would change
-//! every trajectory), pinned to sophus_lie's exp/log in the tests. The right Jacobian and its
+//! `skew` (sophus's `hat`), Exp and Log come from sophus_lie, on the filter's nalgebra unit
+//! quaternions (sophus rounds differently from nalgebra in the last bits). The right Jacobian and its
 //! inverse stay closed forms here: sophus has only the left ones (`Jr(v) = Jl(-v)`), with a
 //! first-order small-angle branch below `|v|^2 = 1e-6` (relative error up to ~2e-7 at slow
 //! rotation); ours switch to second order below `1e-10`. Both are checked against sophus and
 //! against finite differences in the tests.
 
-use nalgebra::{Matrix3, Rotation3, UnitQuaternion, Vector3};
-use sophus_lie::Rotation3F64;
+use nalgebra::{Matrix3, Quaternion, UnitQuaternion, Vector3, Vector4};
+use sophus_lie::{IsLieGroupImpl, Rotation3F64, Rotation3Impl};
+
+/// sophus's SO(3) on plain parameters `[w, x, y, z]` (no sign disambiguation, no validity
+/// assertion: the filter's quaternions are unit by construction).
+type So3 = Rotation3Impl<f64, 1, 0, 0>;
 
 /// Skew-symmetric matrix `[v]x` with `[v]x w = v x w` (sophus's `hat`).
 pub fn skew(v: &Vector3<f64>) -> Matrix3<f64> {
     Rotation3F64::hat(*v)
 }
 
-/// Exponential map R^3 -> SO(3).
+/// Exponential map R^3 -> SO(3) (sophus).
 pub fn exp(v: &Vector3<f64>) -> UnitQuaternion<f64> {
-    UnitQuaternion::from_scaled_axis(*v)
+    let p = So3::exp(*v);
+    UnitQuaternion::new_unchecked(Quaternion::new(p[0], p[1], p[2], p[3]))
 }
 
-/// Logarithm SO(3) -> R^3 (angle in [0, pi]).
+/// Logarithm SO(3) -> R^3 (angle in [0, pi]; sophus).
 pub fn log(q: &UnitQuaternion<f64>) -> Vector3<f64> {
-    q.scaled_axis()
+    let c = q.coords;
+    So3::log(&Vector4::new(c.w, c.x, c.y, c.z))
 }
 
-/// Rotation matrix of `Exp(v)`.
+/// Rotation matrix of `Exp(v)` (sophus).
 pub fn exp_mat(v: &Vector3<f64>) -> Matrix3<f64> {
-    Rotation3::from_scaled_axis(*v).into_inner()
+    So3::matrix(&So3::exp(*v))
 }
 
 /// Right Jacobian: `Exp(v + d) ~= Exp(v) Exp(Jr(v) d)`.

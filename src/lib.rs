@@ -21,3 +21,4 @@ pub mod sim;
 pub mod sync;
 #[doc(hidden)]
 pub mod testdata;
+pub mod voxel_key;

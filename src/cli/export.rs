@@ -1,9 +1,8 @@
 //! `gs_livo export`: the map of a saved run as a 3DGS PLY and renders along its trajectory.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use nalgebra::{Isometry3, Quaternion, Translation3, UnitQuaternion};
 
 use gs_livo::config::Config;
 use gs_livo::gaussian::{background_path, Background, GaussianMap, GaussianMapper};
@@ -34,38 +33,6 @@ pub struct Args {
     pub set: Vec<String>,
 }
 
-/// Reads a TUM trajectory (`stamp tx ty tz qx qy qz qw`, `#` comments).
-fn read_tum(path: &Path) -> anyhow::Result<Vec<(f64, Isometry3<f64>)>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let v: Vec<f64> = line
-            .split_whitespace()
-            .map(str::parse)
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("{}:{}: not numbers", path.display(), n + 1))?;
-        if v.len() != 8 {
-            bail!(
-                "{}:{}: expected 8 columns, got {}",
-                path.display(),
-                n + 1,
-                v.len()
-            );
-        }
-        let q = UnitQuaternion::from_quaternion(Quaternion::new(v[7], v[4], v[5], v[6]));
-        out.push((
-            v[0],
-            Isometry3::from_parts(Translation3::new(v[1], v[2], v[3]), q),
-        ));
-    }
-    Ok(out)
-}
-
 pub fn run(a: Args) -> anyhow::Result<()> {
     let cfg = Config::load(&a.config, &a.set)?;
     let map_path = a.map.unwrap_or_else(|| a.run.join("map.ply"));
@@ -74,7 +41,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // Read every input before writing anything, so a bad run folder leaves no partial export.
     let map = GaussianMap::load_ply(&map_path, cfg.gaussian.clone())
         .with_context(|| format!("loading {}", map_path.display()))?;
-    let poses = read_tum(&traj_path)?;
+    let poses = gs_livo::eval::tum::read_tum(&traj_path)?;
     if poses.is_empty() {
         bail!("{}: no poses", traj_path.display());
     }
@@ -108,16 +75,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     mapper.save_ply(&ply)?;
     println!("wrote {}", ply.display());
     let mut written = 0;
-    for (i, (stamp, pose)) in poses.iter().enumerate().step_by(a.every.max(1)) {
-        mapper.update_window(pose, None);
-        let img = mapper.render(renderer.as_mut(), pose)?;
+    for (i, p) in poses.iter().enumerate().step_by(a.every.max(1)) {
+        mapper.update_window(&p.pose, None);
+        let img = mapper.render(renderer.as_mut(), &p.pose)?;
         let path = out.join(format!("render_{i:05}.png"));
         image::RgbImage::from_raw(img.width, img.height, img.rgb)
             .context("render buffer size")?
             .save(&path)
             .with_context(|| format!("writing {}", path.display()))?;
         written += 1;
-        tracing::debug!(stamp, path = %path.display(), "render written");
+        tracing::debug!(stamp = p.stamp, path = %path.display(), "render written");
     }
     println!(
         "wrote {written} renders along {} poses to {}",

@@ -3,7 +3,7 @@
 use nalgebra::{Isometry3, Matrix3, SymmetricEigen, Vector3};
 
 use super::deskew::deskew;
-use super::ieskf::{Ieskf, ProcessNoise, UpdateSettings};
+use super::ieskf::{Ieskf, ProcessNoise, UpdateReport, UpdateSettings};
 use super::init::ImuInitializer;
 use super::point_to_plane::{BodyPoint, PointToPlane};
 use super::state::{ErrMat, State, BA, BG, GRAV, POS, ROT, TAU, VEL};
@@ -233,11 +233,42 @@ impl Lio {
         self.process_scan(&pkg.scan)
     }
 
+    /// One scan: admit, select points, deskew to the scan end, update the filter against the
+    /// map, insert the scan with the updated pose.
     fn process_scan(&mut self, scan: &PointCloud) -> Option<ScanResult> {
+        if !self.admit(scan) {
+            return None;
+        }
+        let (_, hi) = scan.time_span();
+        let end = (scan.stamp as i128 + (hi as f64 * 1e9).round() as i128).max(0) as Stamp;
+        let kept = self.select_points(scan);
+        let body_points = self.deskew_to(scan, &kept, end)?;
+        if body_points.is_empty() {
+            self.counters.empty_scans += 1;
+            tracing::warn!("scan at {} has no usable points: skipped", scan.stamp);
+            let st = *self.filter.as_ref()?.state();
+            return Some(self.result(end, st, scan.len(), 0, None));
+        }
+        let outcome = self.update(&body_points, end);
+        let state = *self.filter.as_ref()?.state();
+        self.insert(&state, &body_points);
+        let mut res = self.result(end, state, scan.len(), body_points.len(), None);
+        if let Some((rep, deg)) = outcome {
+            res.residuals = rep.count;
+            res.iterations = rep.iterations;
+            res.converged = rep.converged;
+            res.degeneracy = Some(deg);
+        }
+        Some(res)
+    }
+
+    /// Counts the scan; `false` before the filter is initialised. Warns once about scans
+    /// without per-point times.
+    fn admit(&mut self, scan: &PointCloud) -> bool {
         self.counters.scans += 1;
         if self.filter.is_none() {
             self.counters.scans_before_init += 1;
-            return None;
+            return false;
         }
         if scan.time.is_none() {
             if self.counters.scans_without_time == 0 {
@@ -247,10 +278,12 @@ impl Lio {
             }
             self.counters.scans_without_time += 1;
         }
-        // Filter: finite, range, stride; then voxel downsampling.
-        let (lo, hi) = scan.time_span();
-        let end = (scan.stamp as i128 + (hi as f64 * 1e9).round() as i128).max(0) as Stamp;
-        let _ = lo;
+        true
+    }
+
+    /// Indices of the points used: finite, in range, every `point_stride`-th, then voxel
+    /// downsampled.
+    fn select_points(&mut self, scan: &PointCloud) -> Vec<u32> {
         let (min_r2, max_r2) = (
             self.lidar.min_range * self.lidar.min_range,
             self.lidar.max_range * self.lidar.max_range,
@@ -274,7 +307,12 @@ impl Lio {
             self.counters.non_finite_points += non_finite;
             tracing::debug!("{non_finite} non-finite points skipped");
         }
-        let kept = voxel_downsample(&scan.x, &scan.y, &scan.z, &idx, self.lidar.downsample);
+        voxel_downsample(&scan.x, &scan.y, &scan.z, &idx, self.lidar.downsample)
+    }
+
+    /// Propagates the filter to the scan `end` and moves the `kept` points into the body frame
+    /// at `end` (deskewed along the IMU segments), each with its range-bearing noise.
+    fn deskew_to(&mut self, scan: &PointCloud, kept: &[u32], end: Stamp) -> Option<Vec<BodyPoint>> {
         let filter = self.filter.as_mut()?;
         filter.propagate_to(end);
         let segments = filter.take_segments();
@@ -286,67 +324,72 @@ impl Lio {
             .collect();
         let body = deskew(&pts, &times, &segments, &end_pose, &self.imu_t_lidar);
         let r_il = self.imu_t_lidar.rotation;
-        let body_points: Vec<BodyPoint> = pts
-            .iter()
-            .zip(&body)
-            .map(|(pl, pb)| {
-                let r = pl.norm().max(1e-6);
-                BodyPoint {
-                    p: *pb,
-                    noise: PointNoise::range_bearing(
-                        r_il * (pl / r),
-                        r,
-                        self.lidar.range_noise,
-                        self.lidar.bearing_noise,
-                    ),
-                }
-            })
-            .collect();
-        if body_points.is_empty() {
-            self.counters.empty_scans += 1;
-            tracing::warn!("scan at {} has no usable points: skipped", scan.stamp);
-            let st = *filter.state();
-            return Some(self.result(end, st, scan.len(), 0, None));
-        }
+        Some(
+            pts.iter()
+                .zip(&body)
+                .map(|(pl, pb)| {
+                    let r = pl.norm().max(1e-6);
+                    BodyPoint {
+                        p: *pb,
+                        noise: PointNoise::range_bearing(
+                            r_il * (pl / r),
+                            r,
+                            self.lidar.range_noise,
+                            self.lidar.bearing_noise,
+                        ),
+                    }
+                })
+                .collect(),
+        )
+    }
 
-        let first_scan = self.map.root_count() == 0;
-        let mut outcome = None;
-        if !first_scan {
-            let settings = UpdateSettings {
-                max_iterations: self.lio.max_iterations,
-                eps_rot: self.lio.eps_rot,
-                eps_pos: self.lio.eps_pos,
-            };
-            let mut meas = PointToPlane {
-                map: &self.map,
-                points: &body_points,
-                gate_sigma: self.lio.gate_sigma,
-                min_residuals: self.lio.min_residuals,
-            };
-            match filter.update(&mut meas, &settings) {
-                Ok(rep) => {
-                    let deg = degeneracy(&rep.information, self.lio.degenerate_ratio);
-                    if deg.degenerate {
-                        self.counters.degenerate_scans += 1;
-                        tracing::warn!(
-                            "degenerate LiDAR update at {end}: translational information eigenvalues {:.3e} {:.3e} {:.3e}, weakest direction [{:.2}, {:.2}, {:.2}]",
-                            deg.eigenvalues[0], deg.eigenvalues[1], deg.eigenvalues[2],
-                            deg.weakest[0], deg.weakest[1], deg.weakest[2]
-                        );
-                    }
-                    if !rep.converged {
-                        self.counters.not_converged += 1;
-                    }
-                    outcome = Some((rep, deg));
-                }
-                Err(e) => {
-                    self.counters.update_failures += 1;
-                    tracing::warn!("LiDAR update skipped at {end}: {e}");
-                }
-            }
+    /// The iterated point-to-plane update (none on the first scan: the map is empty) and its
+    /// degeneracy; `None` when it did not run or failed (counted).
+    fn update(
+        &mut self,
+        body_points: &[BodyPoint],
+        end: Stamp,
+    ) -> Option<(UpdateReport, Degeneracy)> {
+        let filter = self.filter.as_mut()?;
+        if self.map.root_count() == 0 {
+            return None;
         }
-        let state = *filter.state();
-        // Insert with the updated pose.
+        let settings = UpdateSettings {
+            max_iterations: self.lio.max_iterations,
+            eps_rot: self.lio.eps_rot,
+            eps_pos: self.lio.eps_pos,
+        };
+        let mut meas = PointToPlane {
+            map: &self.map,
+            points: body_points,
+            gate_sigma: self.lio.gate_sigma,
+            min_residuals: self.lio.min_residuals,
+        };
+        let rep = match filter.update(&mut meas, &settings) {
+            Ok(rep) => rep,
+            Err(e) => {
+                self.counters.update_failures += 1;
+                tracing::warn!("LiDAR update skipped at {end}: {e}");
+                return None;
+            }
+        };
+        let deg = degeneracy(&rep.information, self.lio.degenerate_ratio);
+        if deg.degenerate {
+            self.counters.degenerate_scans += 1;
+            tracing::warn!(
+                "degenerate LiDAR update at {end}: translational information eigenvalues {:.3e} {:.3e} {:.3e}, weakest direction [{:.2}, {:.2}, {:.2}]",
+                deg.eigenvalues[0], deg.eigenvalues[1], deg.eigenvalues[2],
+                deg.weakest[0], deg.weakest[1], deg.weakest[2]
+            );
+        }
+        if !rep.converged {
+            self.counters.not_converged += 1;
+        }
+        Some((rep, deg))
+    }
+
+    /// Inserts the scan into the map at the updated pose; prunes far roots every 10 scans.
+    fn insert(&mut self, state: &State, body_points: &[BodyPoint]) {
         let r = state.rot;
         let map_points: Vec<MapPoint> = body_points
             .iter()
@@ -367,14 +410,6 @@ impl Lio {
                 tracing::debug!("map pruned: {dropped} root voxels beyond the radius");
             }
         }
-        let mut res = self.result(end, state, scan.len(), body_points.len(), None);
-        if let Some((rep, deg)) = outcome {
-            res.residuals = rep.count;
-            res.iterations = rep.iterations;
-            res.converged = rep.converged;
-            res.degeneracy = Some(deg);
-        }
-        Some(res)
     }
 
     fn result(

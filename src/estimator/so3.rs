@@ -1,28 +1,39 @@
 //! SO(3) helpers in the convention the filter uses: right perturbation `R * Exp(d)`.
 //!
-//! Exp/Log go through nalgebra's unit quaternion; the right Jacobian and its inverse are closed
-//! forms checked against finite differences (and against sophus_lie's exp) in the tests.
+//! `skew` (sophus's `hat`), Exp and Log come from sophus_lie, on the filter's nalgebra unit
+//! quaternions (sophus rounds differently from nalgebra in the last bits). The right Jacobian and its
+//! inverse stay closed forms here: sophus has only the left ones (`Jr(v) = Jl(-v)`), with a
+//! first-order small-angle branch below `|v|^2 = 1e-6` (relative error up to ~2e-7 at slow
+//! rotation); ours switch to second order below `1e-10`. Both are checked against sophus and
+//! against finite differences in the tests.
 
-use nalgebra::{Matrix3, Rotation3, UnitQuaternion, Vector3};
+use nalgebra::{Matrix3, Quaternion, UnitQuaternion, Vector3, Vector4};
+use sophus_lie::{IsLieGroupImpl, Rotation3F64, Rotation3Impl};
 
-/// Skew-symmetric matrix `[v]x` with `[v]x w = v x w`.
+/// sophus's SO(3) on plain parameters `[w, x, y, z]` (no sign disambiguation, no validity
+/// assertion: the filter's quaternions are unit by construction).
+type So3 = Rotation3Impl<f64, 1, 0, 0>;
+
+/// Skew-symmetric matrix `[v]x` with `[v]x w = v x w` (sophus's `hat`).
 pub fn skew(v: &Vector3<f64>) -> Matrix3<f64> {
-    Matrix3::new(0.0, -v.z, v.y, v.z, 0.0, -v.x, -v.y, v.x, 0.0)
+    Rotation3F64::hat(*v)
 }
 
-/// Exponential map R^3 -> SO(3).
+/// Exponential map R^3 -> SO(3) (sophus).
 pub fn exp(v: &Vector3<f64>) -> UnitQuaternion<f64> {
-    UnitQuaternion::from_scaled_axis(*v)
+    let p = So3::exp(*v);
+    UnitQuaternion::new_unchecked(Quaternion::new(p[0], p[1], p[2], p[3]))
 }
 
-/// Logarithm SO(3) -> R^3 (angle in [0, pi]).
+/// Logarithm SO(3) -> R^3 (angle in [0, pi]; sophus).
 pub fn log(q: &UnitQuaternion<f64>) -> Vector3<f64> {
-    q.scaled_axis()
+    let c = q.coords;
+    So3::log(&Vector4::new(c.w, c.x, c.y, c.z))
 }
 
-/// Rotation matrix of `Exp(v)`.
+/// Rotation matrix of `Exp(v)` (sophus).
 pub fn exp_mat(v: &Vector3<f64>) -> Matrix3<f64> {
-    Rotation3::from_scaled_axis(*v).into_inner()
+    So3::matrix(&So3::exp(*v))
 }
 
 /// Right Jacobian: `Exp(v + d) ~= Exp(v) Exp(Jr(v) d)`.
@@ -90,12 +101,40 @@ mod tests {
         assert!((log(&exp(&a.scale(0.5))) - a.scale(0.5)).norm() < 1e-12);
     }
 
-    /// Pins sophus_lie's SO3 exp to ours (same active rotation, same tangent ordering).
+    const SAMPLES: [[f64; 3]; 5] = [
+        [0.2, -0.4, 0.9],
+        [2.0, 1.0, -0.5],
+        [1e-3, -2e-3, 5e-4],
+        [0.0, 0.0, 3.0],
+        [-1.1, 0.3, 0.05],
+    ];
+
+    /// Pins sophus_lie's SO3 exp and log to ours (same active rotation, same tangent ordering).
     #[test]
-    fn sophus_exp_agrees() {
-        let v = Vector3::new(0.2, -0.4, 0.9);
-        let r = sophus_lie::Rotation3F64::exp(v);
-        let m = r.matrix();
-        assert!((m - exp_mat(&v)).norm() < 1e-12);
+    fn sophus_exp_log_agree() {
+        for v in SAMPLES.map(Vector3::from) {
+            let r = Rotation3F64::exp(v);
+            assert!((r.matrix() - exp_mat(&v)).norm() < 1e-12, "v={v}");
+            assert!((r.matrix() - exp(&v).to_rotation_matrix().into_inner()).norm() < 1e-12);
+            assert!((r.log() - log(&exp(&v))).norm() < 1e-12, "v={v}");
+            assert!((Rotation3F64::hat(v) * v).norm() < 1e-15);
+        }
+    }
+
+    /// Our right Jacobians equal sophus's left ones at `-v` (`Jr(v) = Jl(-v)`); near zero ours
+    /// keep the second-order term that sophus's branch drops.
+    #[test]
+    fn right_jacobians_match_sophus_left_at_minus_v() {
+        for v in SAMPLES.map(Vector3::from) {
+            let jl = Rotation3F64::left_jacobian(-v);
+            let jl_inv = Rotation3F64::inv_left_jacobian(-v);
+            assert!(rel_err(&right_jacobian(&v), &jl) < 1e-12, "v={v}");
+            assert!(rel_err(&right_jacobian_inv(&v), &jl_inv) < 1e-12, "v={v}");
+        }
+        // Below sophus's small-angle threshold the second-order term is still visible.
+        let v = Vector3::new(4e-4, -3e-4, 5e-4);
+        let second_order = Matrix3::identity() - 0.5 * skew(&v) + skew(&v) * skew(&v) / 6.0;
+        assert!(rel_err(&right_jacobian(&v), &second_order) < 1e-10);
+        assert!(rel_err(&Rotation3F64::left_jacobian(-v), &second_order) > 1e-8);
     }
 }

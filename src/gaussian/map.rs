@@ -12,10 +12,10 @@
 //! closer adds detail.
 
 use super::config::GaussianConfig;
-use super::hash::KeyMap;
 use super::params::Gaussian;
 use super::store::PackedStore;
 use super::GaussianError;
+use crate::voxel_key::KeyMap;
 
 mod insert;
 

@@ -15,7 +15,6 @@ mod convert;
 pub mod exposure_fit;
 mod fill;
 mod frame;
-mod hash;
 mod keyframes;
 mod map;
 mod mapper;

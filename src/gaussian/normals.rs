@@ -5,7 +5,7 @@
 
 use nalgebra::{Matrix3, SymmetricEigen, Vector3};
 
-use super::hash::KeyMap;
+use crate::voxel_key::KeyMap;
 
 /// Fewest neighbours (including the point) for a normal.
 const MIN_NEIGHBOURS: usize = 5;

@@ -1,34 +1,6 @@
-//! Scan filters and a fast hash for integer voxel keys.
+//! Scan filters.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
-/// Multiplicative hash for small integer keys (voxel coordinates): much cheaper than SipHash,
-/// and the keys are not attacker-controlled.
-#[derive(Default, Clone, Copy)]
-pub struct VoxelHasher(u64);
-
-impl Hasher for VoxelHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(b as u64);
-        }
-    }
-    fn write_i32(&mut self, v: i32) {
-        self.write_u64(v as u32 as u64);
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(21) ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-    fn write_usize(&mut self, v: usize) {
-        self.write_u64(v as u64);
-    }
-}
-
-pub type FastHashMap<K, V> = HashMap<K, V, BuildHasherDefault<VoxelHasher>>;
+use crate::voxel_key::KeyMap;
 
 /// Voxel-grid downsampling: returns the indices of the kept points, the one nearest to its voxel
 /// centre per voxel, in input order. `leaf <= 0` keeps all.
@@ -37,7 +9,7 @@ pub fn voxel_downsample(x: &[f32], y: &[f32], z: &[f32], idx: &[u32], leaf: f64)
         return idx.to_vec();
     }
     let inv = 1.0 / leaf;
-    let mut best: FastHashMap<[i32; 3], (u32, f64)> = FastHashMap::default();
+    let mut best: KeyMap<[i32; 3], (u32, f64)> = KeyMap::default();
     best.reserve(idx.len() / 2);
     for &i in idx {
         let k = i as usize;
@@ -61,6 +33,7 @@ pub fn voxel_downsample(x: &[f32], y: &[f32], z: &[f32], idx: &[u32], leaf: f64)
             })
             .or_insert((i, d));
     }
+    // Sorted, so the hash map's iteration order does not reach the output.
     let mut out: Vec<u32> = best.values().map(|v| v.0).collect();
     out.sort_unstable();
     out

@@ -9,12 +9,13 @@
 mod filter;
 mod octree;
 
-pub use filter::{voxel_downsample, FastHashMap};
+pub use filter::voxel_downsample;
 pub use octree::{Plane, PointNoise};
 
 use nalgebra::Vector3;
 use serde::{Deserialize, Serialize};
 
+use crate::voxel_key::KeyMap;
 use octree::Node;
 
 /// `lidar_map.*`.
@@ -52,7 +53,8 @@ impl Default for VoxelMapConfig {
 #[derive(Debug, Clone)]
 pub struct VoxelMap {
     cfg: VoxelMapConfig,
-    roots: FastHashMap<[i32; 3], Node>,
+    /// Only looked up, counted and pruned, never iterated in an order that reaches an output.
+    roots: KeyMap<[i32; 3], Node>,
 }
 
 /// A point to insert, in the world frame, with its noise.
@@ -66,7 +68,7 @@ impl VoxelMap {
     pub fn new(cfg: VoxelMapConfig) -> Self {
         Self {
             cfg,
-            roots: FastHashMap::default(),
+            roots: KeyMap::default(),
         }
     }
 

@@ -44,8 +44,10 @@ mod config;
 mod driver;
 pub mod exposure;
 pub mod image;
+mod outcome;
 mod update;
 
 pub use config::{PoseUpdate, VisualConfig};
 pub use driver::{add_directional_accel_noise, ImageResult, MapView, VisualDriver, VisualRunStats};
-pub use update::{PhotometricUpdate, SkipReason, VisualCounters, VisualUpdateOutcome};
+pub use outcome::{SkipReason, VisualCounters, VisualUpdateOutcome};
+pub use update::PhotometricUpdate;

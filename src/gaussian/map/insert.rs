@@ -4,7 +4,7 @@
 use nalgebra::Vector3;
 
 use super::{GaussianMap, InsertStats, PointColour};
-use crate::gaussian::hash::KeyMap;
+use crate::voxel_key::KeyMap;
 use crate::gaussian::normals::estimate_surfels;
 use crate::gaussian::params::{opacity_to_logit, rotation_from_normal, Gaussian};
 

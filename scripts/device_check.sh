@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# One prepared check for a machine with a Vulkan GPU (written for an NVIDIA card): the rasteriser's
-# Vulkan-vs-CPU tests on that GPU, then the render benchmark table.
+# One prepared check for a machine with a Vulkan GPU (an NVIDIA desktop card or a Jetson): the
+# rasteriser's Vulkan-vs-CPU tests on that GPU, the render benchmark table, then the whole pipeline
+# (embedded and desktop profiles, Vulkan and the native CPU backend) with a summary table in
+# $OUT/table.md. Aimed at under 10 minutes on a fresh GPU machine (the build is most of it);
+# PIPELINE_SECONDS (default 10) sets the simulated sequence's length.
 #
 # Usage: scripts/device_check.sh [output-dir]
 #   With cargo on the machine it builds everything itself. Without cargo (a bare GPU box), point
@@ -49,5 +52,28 @@ fi
 "$BIN_DIR/gs_livo" bench render --backend vulkan --runs 20 2>&1 | tee "$OUT/bench_vulkan.md" || status=1
 "$BIN_DIR/gs_livo" bench render --backend cpu --gaussians 20000 --sizes 256x216 --cpu-runs 3 \
   2>&1 | tee "$OUT/bench_cpu.md" || status=1
-echo "== done (status $status); results in $OUT"
+# The whole pipeline, streaming, per profile and backend (real-time factor, stage times, ATE).
+"$BIN_DIR/gs_livo" bench pipeline --duration "${PIPELINE_SECONDS:-10}" --profiles embedded,desktop \
+  --backends vulkan,fast --render-every 10 2>&1 | tee "$OUT/bench_pipeline.md" || status=1
+
+{
+  echo "# gs_livo device check $(date -u +%F)"
+  echo
+  echo '```'
+  cat "$OUT/env.txt"
+  echo '```'
+  echo
+  echo "## Vulkan against the CPU reference"
+  echo
+  grep -E "^test result|FAILED|panicked" "$OUT/tests.txt" | sed 's/^/    /'
+  echo
+  echo "## Rasteriser (Vulkan)"
+  echo
+  grep -E "^\|" "$OUT/bench_vulkan.md" || tail -20 "$OUT/bench_vulkan.md"
+  echo
+  echo "## Pipeline"
+  echo
+  grep -E "^\|" "$OUT/bench_pipeline.md" || tail -20 "$OUT/bench_pipeline.md"
+} >"$OUT/table.md"
+echo "== done (status $status); results in $OUT, summary in $OUT/table.md"
 exit $status

@@ -13,7 +13,7 @@ use super::outcome::{SkipReason, VisualCounters, VisualUpdateOutcome};
 use super::VisualConfig;
 use crate::estimator::ieskf::{Ieskf, Linearization, UpdateSettings};
 use crate::estimator::state::{ErrMat, ErrVec, State, POS, ROT, TAU};
-use crate::render::{pose_jacobian, PixelJacobian, PoseJacobian};
+use crate::render::pose_jacobian;
 use crate::render::{Camera, GaussianSet, RenderError, Renderer};
 use crate::sensors::{stamp_diff_secs, Image, ImuSample, Stamp};
 use residuals::{median_abs_after_tau_fit, Evaluation, Row};

@@ -25,7 +25,7 @@ LAYERS = [
     ["render", "lidar_map"],
     ["bag", "sync", "eval"],
     ["sensors"],
-    ["simd", "testdata"],
+    ["simd", "testdata", "voxel_key"],
 ]
 
 PATH = re.compile(r"\b(?:crate|gs_livo)::(?:\{\s*)?([a-z_][a-z0-9_]*)")

@@ -35,7 +35,8 @@ macro_rules! wide {
     };
     // Fused form: `fn name / name_on <M = Fused | Plain>(...)`. The body names the multiply-add
     // type `M`: `Fused` in the AVX-512F and AVX2 copies (compiled with FMA), `Plain` in the
-    // baseline one, whose rounding therefore differs. `name` runs the best copy
+    // x86-64 baseline one, whose rounding therefore differs; aarch64's baseline has FMA, so its
+    // copy is `Fused` and gives the bits of the x86 FMA copies. `name` runs the best copy
     // ([`crate::simd::Isa::fused_best`]); `name_on` the one for a given instruction set, or the
     // baseline where the CPU lacks it (tests compare the copies with it).
     ($(#[$m:meta])* $vis:vis fn $name:ident / $on:ident <$madd:ident = $fused:ty | $plain:ty>
@@ -53,6 +54,15 @@ macro_rules! wide {
         $vis fn $on(isa: $crate::simd::Isa, $($a: $t),*) $(-> $ret)? {
             #[allow(clippy::too_many_arguments)]
             fn imp($($a: $t),*) $(-> $ret)? {
+                // aarch64 has fused multiply-add in its baseline (scalar and NEON): the same
+                // bits as the x86 FMA copies, and no slower than separate operations.
+                #[cfg(target_arch = "aarch64")]
+                type $madd = $fused;
+                // Names the unused alternative, so its import is not unused on aarch64.
+                #[cfg(target_arch = "aarch64")]
+                #[allow(dead_code)]
+                type Unfused = $plain;
+                #[cfg(not(target_arch = "aarch64"))]
                 type $madd = $plain;
                 $body
             }
@@ -90,7 +100,7 @@ macro_rules! wide {
 pub enum Isa {
     Avx512,
     Avx2,
-    /// The baseline (portable) copy.
+    /// The baseline (portable) copy: separate multiply and add on x86-64, fused on aarch64.
     Base,
 }
 

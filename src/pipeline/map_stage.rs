@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use nalgebra::Isometry3;
 
+use super::held_out::{score_exported_map, ExportedMapQuality, HeldOutFrames};
 use super::port::MapCentres;
 use super::PipelineError;
 use crate::config::Config;
@@ -58,6 +59,8 @@ pub struct RenderPair {
     pub camera: Image,
     /// Exposure gain of `camera` relative to the map (1 without an exposure estimate).
     pub exposure: f32,
+    /// The camera image was held out: the map never trained on it.
+    pub held_out: bool,
 }
 
 impl RenderPair {
@@ -104,6 +107,12 @@ pub struct MapStage {
     /// cost the mapper its page faults on top of the copy; reused, the snapshot took half the
     /// CPU samples.
     snapshot_buffers: Vec<Arc<Vec<Gaussian>>>,
+    /// Held-out camera images with their poses, to score the exported map on.
+    held_out: HeldOutFrames,
+    /// The renderer's settings, for scoring the exported map with a renderer of its own.
+    render_cfg: crate::render::RenderConfig,
+    /// What the last `save_ply` wrote.
+    export: Option<crate::gaussian::ExportStats>,
 }
 
 /// Snapshot buffers kept for reuse (the estimator holds at most `map_lag` + 1 at a time
@@ -174,6 +183,9 @@ impl MapStage {
             camera_images: 0,
             render_every,
             snapshot_buffers: Vec::new(),
+            held_out: HeldOutFrames::default(),
+            render_cfg: cfg.render.clone(),
+            export: None,
         })
     }
 
@@ -195,17 +207,27 @@ impl MapStage {
     }
 
     /// One frame: insert the scan, colour from the images, move the window, optimise on the
-    /// images, and render every `render_every`-th camera image.
+    /// images, and render every `render_every`-th camera image. Held-out images
+    /// (`gaussian.held_out_every`) neither colour nor train the map: they are kept for scoring.
     pub fn process(&mut self, f: &mut MapFrame) -> Result<MapFrameReport, PipelineError> {
         let mut rep = MapFrameReport::default();
+        let first = self.camera_images;
+        self.camera_images += f.images.len() as u64;
+        let held: Vec<bool> = (first..self.camera_images)
+            .map(|i| self.mapper.config().is_held_out(i))
+            .collect();
         let t = Instant::now();
         let stats = self.mapper.insert_scan(&f.points, None, f.sensor, f.stamp);
         rep.created = stats.created;
         rep.insert_ms = ms(t);
         let t = Instant::now();
-        for im in &f.images {
-            self.mapper
-                .add_image(&im.image, &im.world_t_imu, im.exposure);
+        for (im, &h) in f.images.iter().zip(&held) {
+            if h {
+                self.held_out.offer(im);
+            } else {
+                self.mapper
+                    .add_image(&im.image, &im.world_t_imu, im.exposure);
+            }
         }
         rep.colour_ms = ms(t);
         let t = Instant::now();
@@ -213,13 +235,12 @@ impl MapStage {
         self.mapper.update_window(&view, None);
         rep.window_ms = ms(t);
         let t = Instant::now();
-        self.optimise(f)?;
+        self.optimise(f, &held)?;
         rep.optimise_ms = ms(t);
         let t = Instant::now();
-        for im in &f.images {
-            self.camera_images += 1;
+        for (k, (im, &h)) in f.images.iter().zip(&held).enumerate() {
             let due = self.render_every > 0
-                && (self.camera_images - 1).is_multiple_of(self.render_every as u64);
+                && (first + k as u64).is_multiple_of(self.render_every as u64);
             if !due {
                 continue;
             }
@@ -229,6 +250,7 @@ impl MapStage {
                 render,
                 camera: im.image.clone(),
                 exposure: im.exposure,
+                held_out: h,
             });
         }
         rep.render_ms = ms(t);
@@ -237,9 +259,9 @@ impl MapStage {
         Ok(rep)
     }
 
-    /// Per-frame optimisation of the window on the frame's images (latest last).
-    fn optimise(&mut self, f: &mut MapFrame) -> Result<(), PipelineError> {
-        for im in &mut f.images {
+    /// Per-frame optimisation of the window on the frame's training images (latest last).
+    fn optimise(&mut self, f: &MapFrame, held: &[bool]) -> Result<(), PipelineError> {
+        for (im, _) in f.images.iter().zip(held).filter(|(_, &h)| !h) {
             let st = self.mapper.optimise_frame(
                 self.renderer.as_mut(),
                 &im.image,
@@ -327,8 +349,30 @@ impl MapStage {
         m
     }
 
-    pub fn save_ply(&mut self, path: &Path) -> Result<(), PipelineError> {
-        Ok(self.mapper.save_ply(path)?)
+    /// Saves the map (placeholders left out, see [`crate::gaussian::GaussianMap::save_ply`]).
+    pub fn save_ply(&mut self, path: &Path) -> Result<crate::gaussian::ExportStats, PipelineError> {
+        let stats = self.mapper.save_ply(path)?;
+        self.export = Some(stats);
+        Ok(stats)
+    }
+
+    /// Held-out camera images kept so far.
+    pub fn held_out(&self) -> &HeldOutFrames {
+        &self.held_out
+    }
+
+    /// Scores the map saved at `ply` (read back from the file) at the held-out frames; see
+    /// [`score_exported_map`].
+    pub fn score_exported(&self, ply: &Path) -> Result<ExportedMapQuality, PipelineError> {
+        score_exported_map(
+            ply,
+            self.export.unwrap_or_default(),
+            &self.held_out,
+            &self.render_cfg,
+            self.mapper.camera(),
+            &self.mapper.imu_t_camera(),
+            self.mapper.config().window_range * 2.0,
+        )
     }
 }
 

@@ -119,7 +119,10 @@ pub fn render_ply(
         .map_err(|e| PipelineError::Output(format!("{}: {e}", ply.display())))?;
     let mut images = Vec::with_capacity(camera_t_world.len());
     if gs.is_empty() {
-        images.resize(camera_t_world.len(), Image::new(0, camera.width, camera.height));
+        images.resize(
+            camera_t_world.len(),
+            Image::new(0, camera.width, camera.height),
+        );
         return Ok((images, gs));
     }
     let mut r = create_renderer(render)?;

@@ -148,7 +148,7 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
             );
             if let Some(q) = &s.render_quality {
                 println!(
-                    "{:<18} render quality: PSNR {:.2} dB (min {:.2}, max {:.2}; first third {:.2}, last third {:.2}), SSIM {}, {} renders",
+                    "{:<18} window at training views: PSNR {:.2} dB (min {:.2}, max {:.2}; first third {:.2}, last third {:.2}), SSIM {}, {} renders",
                     "",
                     q.psnr_mean_db,
                     q.psnr_min_db,
@@ -158,6 +158,9 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
                     q.ssim_mean.map_or("-".into(), |v| format!("{v:.4}")),
                     q.renders
                 );
+            }
+            if let Some(q) = &s.exported_map {
+                println!("{:<18} exported map.ply, held out: {}", "", q.describe());
             }
             if let Some(e) = &s.exposure_accuracy {
                 println!(

@@ -108,7 +108,7 @@ pub fn print_table(s: &RunSummary, out: &Path, report: Option<&Path>) {
                 .ssim_mean
                 .map_or(String::new(), |v| format!(", SSIM {v:.3}"));
             format!(
-                "{:.2} dB mean over {} renders{ssim}",
+                "{:.2} dB mean over {} renders{ssim} (the window at training views)",
                 q.psnr_mean_db, q.renders
             )
         });
@@ -138,6 +138,9 @@ pub fn print_table(s: &RunSummary, out: &Path, report: Option<&Path>) {
     println!("{:<16} {}", "status", s.status);
     println!("{:<16} {ate}", "ATE");
     println!("{:<16} {psnr}", "PSNR");
+    if let Some(q) = &s.exported_map {
+        println!("{:<16} {}", "exported map", q.describe());
+    }
     println!("{:<16} {}", "frames", s.frames);
     println!("{:<16} {}", "gaussians", s.gaussians);
     println!("{:<16} {visual}", "visual update");

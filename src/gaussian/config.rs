@@ -99,6 +99,10 @@ pub struct GaussianConfig {
     /// Optimisation resolution `[width, height]` in pixels; when set it replaces `downsample`
     /// (any size up to the camera's: images are area-resampled, intrinsics scaled per axis).
     pub resolution: Option<[u32; 2]>,
+    /// Every this many-th camera image (the last of each group: images 7, 15, ... for 8) is
+    /// held out: it never trains the map (no optimisation target, keyframe, anchor, fill or
+    /// colour source) and the delivered map is scored on it. 0 = every image trains.
+    pub held_out_every: u32,
 }
 
 /// Optimisation resolution of the embedded profile (as GS-LIVO on an Orin NX).
@@ -163,6 +167,7 @@ impl GaussianConfig {
             fill_max_points: 5000,
             downsample: 1,
             resolution: None,
+            held_out_every: 8,
         }
     }
 
@@ -194,6 +199,13 @@ impl GaussianConfig {
         }
     }
 
+    /// Whether camera image `index` (0-based, in arrival order) is held out from training
+    /// (see `held_out_every`).
+    pub fn is_held_out(&self, index: u64) -> bool {
+        let n = u64::from(self.held_out_every);
+        n > 0 && index % n == n - 1
+    }
+
     /// Edge of an octree leaf in metres.
     pub fn leaf_size(&self) -> f64 {
         self.root_size / f64::from(1u32 << self.levels.saturating_sub(1).min(20))
@@ -215,6 +227,12 @@ impl GaussianConfig {
         }
         if !(1..=8).contains(&self.levels) {
             return bad("levels", format!("must be 1..=8, got {}", self.levels));
+        }
+        if self.held_out_every == 1 {
+            return bad(
+                "held_out_every",
+                "must be 0 (off) or at least 2 (1 would hold out every image)".into(),
+            );
         }
         if self.leaf_capacity == 0 {
             return bad("leaf_capacity", "must be at least 1".into());

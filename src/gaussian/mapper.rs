@@ -114,6 +114,11 @@ impl GaussianMapper {
         self.pending.len()
     }
 
+    /// Where the camera sits on the body.
+    pub fn imu_t_camera(&self) -> Isometry3<f64> {
+        self.imu_t_camera
+    }
+
     /// `camera_t_world` for a body pose `world_t_imu`.
     pub fn camera_t_world(&self, world_t_imu: &Isometry3<f64>) -> Isometry3<f64> {
         (world_t_imu * self.imu_t_camera).inverse()
@@ -316,15 +321,15 @@ impl GaussianMapper {
         self.window.write_back_all(&mut self.map);
     }
 
-    /// Saves the whole map (window included) as a 3DGS PLY, and the fitted background beside
+    /// Saves the map (window included, placeholders left out) as a 3DGS PLY, and the fitted background beside
     /// it as an equirectangular PNG ([`background_path`]) so renders of the saved map keep it.
-    pub fn save_ply(&mut self, path: &Path) -> Result<(), GaussianError> {
+    pub fn save_ply(&mut self, path: &Path) -> Result<ExportStats, GaussianError> {
         self.sync_map();
-        self.map.save_ply(path)?;
+        let stats = self.map.save_ply(path)?;
         if let Some(bg) = self.background().filter(|b| b.is_fitted()) {
             bg.save_png(&background_path(path))?;
         }
-        Ok(())
+        Ok(stats)
     }
 
     /// The fitted background, when enabled and fitted at least once.
@@ -357,13 +362,41 @@ pub fn background_path(ply: &Path) -> std::path::PathBuf {
     ply.with_file_name(format!("{stem}.background.png"))
 }
 
+/// What [`GaussianMap::save_ply`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportStats {
+    pub written: usize,
+    /// Placeholders left out (see [`GaussianMap::is_placeholder`]).
+    pub placeholders_left_out: usize,
+}
+
 impl GaussianMap {
-    /// Saves live Gaussians in id order as a 3DGS PLY with the configured SH degree.
-    pub fn save_ply(&self, path: &Path) -> Result<(), GaussianError> {
+    /// A Gaussian no image has coloured and no optimisation has touched: it still has the
+    /// opacity it was created with (Adam moves the opacity of anything that covers a pixel it
+    /// trains on). It holds no colour information, only the grey of `f_dc` = 0.
+    pub fn is_placeholder(&self, id: u32, g: &super::Gaussian) -> bool {
+        !self.is_coloured(id)
+            && g.opacity_logit == super::opacity_to_logit(self.config().init_opacity)
+    }
+
+    /// Saves live Gaussians in id order as a 3DGS PLY with the configured SH degree, leaving
+    /// out placeholders: a viewer would draw them as opaque grey discs, and the program's own
+    /// renders for the visual update hide them too.
+    pub fn save_ply(&self, path: &Path) -> Result<ExportStats, GaussianError> {
         let file = std::fs::File::create(path).map_err(super::PlyError::from)?;
-        let live: Vec<super::Gaussian> = self.iter().map(|(_, g)| g).collect();
+        let mut stats = ExportStats::default();
+        let live: Vec<super::Gaussian> = self
+            .iter()
+            .filter(|(id, g)| {
+                let p = self.is_placeholder(*id, g);
+                stats.placeholders_left_out += usize::from(p);
+                !p
+            })
+            .map(|(_, g)| g)
+            .collect();
+        stats.written = live.len();
         write_ply(file, live.iter(), self.config().sh_degree)?;
-        Ok(())
+        Ok(stats)
     }
 
     /// Loads a 3DGS PLY into a new map with `cfg` (its SH degree is raised to the file's when

@@ -32,7 +32,7 @@ pub use colour::PosedImage;
 pub use config::{GaussianConfig, EMBEDDED_ITERATIONS, EMBEDDED_LEAF_PIXELS, EMBEDDED_RESOLUTION};
 pub use convert::{from_render, to_render, to_render_into};
 pub use map::{GaussianMap, InsertStats, RootKey};
-pub use mapper::{background_path, GaussianMapper, MapperCounters};
+pub use mapper::{background_path, ExportStats, GaussianMapper, MapperCounters};
 pub use normals::estimate_normals;
 pub use optimise::{optimisation_camera, render_camera, FrameStats, Keyframe};
 pub use params::{

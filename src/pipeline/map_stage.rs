@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use nalgebra::Isometry3;
 
+use super::held_out::{score_exported_map, ExportedMapQuality, HeldOutFrames};
 use super::port::MapCentres;
 use super::PipelineError;
 use crate::config::Config;
@@ -58,6 +59,8 @@ pub struct RenderPair {
     pub camera: Image,
     /// Exposure gain of `camera` relative to the map (1 without an exposure estimate).
     pub exposure: f32,
+    /// The camera image was held out: the map never trained on it.
+    pub held_out: bool,
 }
 
 impl RenderPair {
@@ -104,6 +107,12 @@ pub struct MapStage {
     /// cost the mapper its page faults on top of the copy; reused, the snapshot took half the
     /// CPU samples.
     snapshot_buffers: Vec<Arc<Vec<Gaussian>>>,
+    /// Held-out camera images with their poses, to score the exported map on.
+    held_out: HeldOutFrames,
+    /// The renderer's settings, for scoring the exported map with a renderer of its own.
+    render_cfg: crate::render::RenderConfig,
+    /// What the last `save_ply` wrote.
+    export: Option<crate::gaussian::ExportStats>,
 }
 
 /// Snapshot buffers kept for reuse (the estimator holds at most `map_lag` + 1 at a time
@@ -174,6 +183,9 @@ impl MapStage {
             camera_images: 0,
             render_every,
             snapshot_buffers: Vec::new(),
+            held_out: HeldOutFrames::default(),
+            render_cfg: cfg.render.clone(),
+            export: None,
         })
     }
 
@@ -195,17 +207,27 @@ impl MapStage {
     }
 
     /// One frame: insert the scan, colour from the images, move the window, optimise on the
-    /// images, and render every `render_every`-th camera image.
+    /// images, and render every `render_every`-th camera image. Held-out images
+    /// (`gaussian.held_out_every`) neither colour nor train the map: they are kept for scoring.
     pub fn process(&mut self, f: &mut MapFrame) -> Result<MapFrameReport, PipelineError> {
         let mut rep = MapFrameReport::default();
+        let first = self.camera_images;
+        self.camera_images += f.images.len() as u64;
+        let held: Vec<bool> = (first..self.camera_images)
+            .map(|i| self.mapper.config().is_held_out(i))
+            .collect();
         let t = Instant::now();
         let stats = self.mapper.insert_scan(&f.points, None, f.sensor, f.stamp);
         rep.created = stats.created;
         rep.insert_ms = ms(t);
         let t = Instant::now();
-        for im in &f.images {
-            self.mapper
-                .add_image(&im.image, &im.world_t_imu, im.exposure);
+        for (im, &h) in f.images.iter().zip(&held) {
+            if h {
+                self.held_out.offer(im);
+            } else {
+                self.mapper
+                    .add_image(&im.image, &im.world_t_imu, im.exposure);
+            }
         }
         rep.colour_ms = ms(t);
         let t = Instant::now();
@@ -213,13 +235,12 @@ impl MapStage {
         self.mapper.update_window(&view, None);
         rep.window_ms = ms(t);
         let t = Instant::now();
-        self.optimise(f)?;
+        self.optimise(f, &held)?;
         rep.optimise_ms = ms(t);
         let t = Instant::now();
-        for im in &f.images {
-            self.camera_images += 1;
+        for (k, (im, &h)) in f.images.iter().zip(&held).enumerate() {
             let due = self.render_every > 0
-                && (self.camera_images - 1).is_multiple_of(self.render_every as u64);
+                && (first + k as u64).is_multiple_of(self.render_every as u64);
             if !due {
                 continue;
             }
@@ -229,6 +250,7 @@ impl MapStage {
                 render,
                 camera: im.image.clone(),
                 exposure: im.exposure,
+                held_out: h,
             });
         }
         rep.render_ms = ms(t);
@@ -237,9 +259,9 @@ impl MapStage {
         Ok(rep)
     }
 
-    /// Per-frame optimisation of the window on the frame's images (latest last).
-    fn optimise(&mut self, f: &mut MapFrame) -> Result<(), PipelineError> {
-        for im in &mut f.images {
+    /// Per-frame optimisation of the window on the frame's training images (latest last).
+    fn optimise(&mut self, f: &MapFrame, held: &[bool]) -> Result<(), PipelineError> {
+        for (im, _) in f.images.iter().zip(held).filter(|(_, &h)| !h) {
             let st = self.mapper.optimise_frame(
                 self.renderer.as_mut(),
                 &im.image,
@@ -327,8 +349,30 @@ impl MapStage {
         m
     }
 
-    pub fn save_ply(&mut self, path: &Path) -> Result<(), PipelineError> {
-        Ok(self.mapper.save_ply(path)?)
+    /// Saves the map (placeholders left out, see [`crate::gaussian::GaussianMap::save_ply`]).
+    pub fn save_ply(&mut self, path: &Path) -> Result<crate::gaussian::ExportStats, PipelineError> {
+        let stats = self.mapper.save_ply(path)?;
+        self.export = Some(stats);
+        Ok(stats)
+    }
+
+    /// Held-out camera images kept so far.
+    pub fn held_out(&self) -> &HeldOutFrames {
+        &self.held_out
+    }
+
+    /// Scores the map saved at `ply` (read back from the file) at the held-out frames; see
+    /// [`score_exported_map`].
+    pub fn score_exported(&self, ply: &Path) -> Result<ExportedMapQuality, PipelineError> {
+        score_exported_map(
+            ply,
+            self.export.unwrap_or_default(),
+            &self.held_out,
+            &self.render_cfg,
+            self.mapper.camera(),
+            &self.mapper.imu_t_camera(),
+            self.mapper.config().window_range * 2.0,
+        )
     }
 }
 
@@ -423,5 +467,147 @@ mod tests {
         );
         assert!(!Arc::ptr_eq(&b.gaussians, &c.gaussians));
         same_as_window(&stage, &c);
+    }
+
+    /// A wall 2 m ahead of a camera at `x` m along the wall: the frame's scan and, when
+    /// `white`, a saturated image (else a texture).
+    fn frame_at(index: u64, x: f64, white: bool) -> MapFrame {
+        let mut f = frame(index, 2.0, true);
+        let pose = Isometry3::translation(x, 0.0, 0.0);
+        for p in &mut f.points {
+            p[0] += x;
+        }
+        f.sensor = [x, 0.0, 0.0];
+        f.world_t_imu = pose;
+        let im = &mut f.images[0];
+        im.world_t_imu = pose;
+        im.exposure = 1.0;
+        if white {
+            im.image.rgb.fill(255);
+        }
+        f
+    }
+
+    /// With `held_out_every: 2` every second camera image is held out: it is kept for scoring
+    /// but colours nothing, is no optimisation target and no keyframe or anchor, so a white
+    /// held-out image leaves no trace in the map's colours.
+    #[test]
+    fn held_out_images_never_train() {
+        let mut cfg = config();
+        cfg.gaussian.held_out_every = 2;
+        cfg.gaussian.keyframe_distance = 0.1;
+        let mut stage = MapStage::new(&cfg, 1).unwrap();
+        let n = 6;
+        let mut held_poses = Vec::new();
+        for i in 0..n {
+            let x = 0.3 * i as f64;
+            let held = i % 2 == 1;
+            let mut f = frame_at(i, x, held);
+            if held {
+                held_poses.push(stage.mapper().camera_t_world(&f.world_t_imu));
+            }
+            let rep = stage.process(&mut f).unwrap();
+            assert_eq!(rep.renders.len(), 1);
+            assert_eq!(rep.renders[0].held_out, held);
+        }
+        let m = stage.mapper();
+        assert_eq!(m.counters().images, n / 2, "held-out images colour nothing");
+        assert_eq!(
+            m.optim.frames,
+            n / 2,
+            "held-out images are no optimisation target"
+        );
+        assert_eq!(stage.held_out().offered(), n / 2);
+        assert_eq!(stage.held_out().frames().len(), (n / 2) as usize);
+        let near = |a: &Isometry3<f64>, b: &Isometry3<f64>| {
+            (a.translation.vector - b.translation.vector).norm() < 1e-9
+        };
+        let keyframes: Vec<_> = m.optim.keyframes.poses().copied().collect();
+        assert!(keyframes.len() >= 2, "training frames became keyframes");
+        for h in &held_poses {
+            assert!(!keyframes.iter().any(|k| near(k, h)), "held-out keyframe");
+        }
+        // No Gaussian took the white image's colour.
+        let whitest = m
+            .map()
+            .iter()
+            .map(|(_, g)| g.base_colour().iter().sum::<f32>() / 3.0)
+            .fold(0.0f32, f32::max);
+        assert!(
+            whitest < 0.9,
+            "a Gaussian took a held-out colour: {whitest}"
+        );
+    }
+
+    /// `map.ply` read back from the file alone renders (same backend) as the program renders
+    /// its map, within one grey level; the one deliberate difference: placeholders (never
+    /// coloured, never optimised) are not in the file, and the program draws them.
+    #[test]
+    fn exported_ply_renders_like_the_map() {
+        let mut cfg = config();
+        cfg.gaussian.background = false;
+        cfg.gaussian.held_out_every = 0;
+        let mut stage = MapStage::new(&cfg, 0).unwrap();
+        stage.process(&mut frame(0, 2.0, true)).unwrap();
+        stage.process(&mut frame(1, 2.0, true)).unwrap();
+        // A wall behind the camera: the LiDAR sees it, no image does.
+        let rep = stage.process(&mut frame(2, -1.5, false)).unwrap();
+        assert!(rep.created > 0);
+        let dir = tempfile::tempdir().unwrap();
+        let ply = dir.path().join("map.ply");
+        let stats = stage.save_ply(&ply).unwrap();
+        assert_eq!(stats.placeholders_left_out, rep.created);
+        assert_eq!(stats.written + rep.created, stage.mapper().map().len());
+        let far = cfg.gaussian.window_range * 2.0;
+        let front = Isometry3::identity();
+        let back = Isometry3::rotation(nalgebra::Vector3::y() * std::f64::consts::PI);
+        let t_cw = |p: &Isometry3<f64>| stage.mapper().camera_t_world(p);
+        let poses = [t_cw(&front), t_cw(&back)];
+        let (file, gs) =
+            crate::pipeline::held_out::render_ply(&ply, &cfg.render, &cfg.camera, far, &poses)
+                .unwrap();
+        assert_eq!(gs.len(), stats.written);
+        // The in-memory map (id order, placeholders left out) with the same backend.
+        let map: Vec<Gaussian> = {
+            let m = stage.mapper().map();
+            m.iter()
+                .filter(|(id, g)| !m.is_placeholder(*id, g))
+                .map(|(_, g)| g)
+                .collect()
+        };
+        let mut r = create_renderer(&cfg.render).unwrap();
+        let sh = cfg.gaussian.sh_degree;
+        let mem = render_gaussians(r.as_mut(), &map, sh, &cfg.camera, far, &poses[0], 0).unwrap();
+        let mean =
+            |i: &Image| i.rgb.iter().map(|&v| f64::from(v)).sum::<f64>() / i.rgb.len() as f64;
+        let diff = |a: &Image, b: &Image| {
+            let d: Vec<u8> = a
+                .rgb
+                .iter()
+                .zip(&b.rgb)
+                .map(|(x, y)| x.abs_diff(*y))
+                .collect();
+            let m = d.iter().map(|&v| f64::from(v)).sum::<f64>() / d.len() as f64;
+            (d.into_iter().max().unwrap(), m)
+        };
+        assert!(mean(&mem) > 20.0, "the wall is in view");
+        let (worst, _) = diff(&mem, &file[0]);
+        assert!(
+            worst <= 1,
+            "file render differs from the map's by {worst} grey levels"
+        );
+        // The program's own (window) render: same Gaussians in window order, so equal-depth
+        // ties may composite in another order; on average within a tenth of a grey level.
+        let own = stage.render_at(&front, 0).unwrap();
+        let (_, avg) = diff(&own, &file[0]);
+        assert!(
+            avg < 0.1,
+            "file render differs from the program's by {avg} on average"
+        );
+        // Behind: the whole map draws its grey placeholders, the file nothing.
+        let all: Vec<Gaussian> = stage.mapper().map().iter().map(|(_, g)| g).collect();
+        let with = render_gaussians(r.as_mut(), &all, sh, &cfg.camera, far, &poses[1], 0).unwrap();
+        assert!(mean(&with) > 20.0, "placeholders drawn: {}", mean(&with));
+        assert_eq!(mean(&file[1]), 0.0);
     }
 }

@@ -17,6 +17,7 @@
 
 mod estimator_stage;
 pub mod frame_log;
+pub mod held_out;
 mod imu_odometry;
 mod ingest;
 pub mod map_harness;

@@ -285,11 +285,12 @@ impl OutputWriter {
             }
             Output::Render(r) => {
                 let (psnr, ssim) = r.quality();
-                if let Some(p) = psnr.filter(|p| p.is_finite()) {
+                // The window's training figure: held-out views only in renders.csv.
+                if let Some(p) = psnr.filter(|p| p.is_finite() && !r.held_out) {
                     self.psnr
                         .push([crate::sensors::stamp_to_secs(r.camera.stamp), p]);
                 }
-                if let Some(v) = ssim.filter(|v| v.is_finite()) {
+                if let Some(v) = ssim.filter(|v| v.is_finite() && !r.held_out) {
                     self.ssim.push(v);
                 }
                 // Shown next to the render, in the same (map) units.
@@ -338,9 +339,7 @@ impl OutputWriter {
         psnr: Option<f64>,
         ssim: Option<f64>,
     ) -> Result<(), PipelineError> {
-        // RenderPair carries no held-out flag yet: every render is a training view. When the
-        // mapper holds views out, set it here; the picker, records and plots already use it.
-        let held_out = false;
+        let held_out = r.held_out;
         self.render_log.push(RenderRecord {
             frame: r.frame,
             time_s: self.frame_log.time_of(r.camera.stamp),
@@ -472,12 +471,20 @@ impl OutputWriter {
             self.written.push("results.mcap".into());
         }
         let mut renderer = None;
+        let mut exported = None;
         if let Some(f) = finished {
             renderer = f.renderer.clone();
             if let Some(map) = f.map.as_mut() {
                 let p = self.dir.join("map.ply");
                 map.save_ply(&p)?;
                 self.written.push("map.ply".into());
+                match map.score_exported(&p) {
+                    Ok(q) => exported = Some(q),
+                    Err(e) => {
+                        tracing::warn!("scoring the exported map: {e}");
+                        self.errors.push(format!("scoring the exported map: {e}"));
+                    }
+                }
             }
         }
         if let Err(e) = self.write_records(ground_truth) {
@@ -512,6 +519,7 @@ impl OutputWriter {
         let mut s = self.summary(status);
         s.renderer = renderer;
         s.accuracy = accuracy;
+        s.exported_map = exported;
         if let Some(e) = error {
             s.error = Some(match s.error.take() {
                 Some(prev) => format!("{e}; {prev}"),

@@ -144,7 +144,7 @@ fn answer(stage: &mut MapStage, cmd: PipelineCommand) {
         PipelineCommand::SaveMap { path, reply } => {
             let r = stage
                 .save_ply(&path)
-                .map(|()| path.clone())
+                .map(|_| path.clone())
                 .map_err(|e| e.to_string());
             let _ = reply.try_send(r);
         }

@@ -154,7 +154,12 @@ pub struct RunSummary {
     pub visual: VisualStats,
     pub dropped: DropCounters,
     pub accuracy: Option<Accuracy>,
+    /// The window's renders at training views (a frame's render right after training on it,
+    /// background included): the mapper's own figure, not the delivered map's.
     pub render_quality: Option<RenderQuality>,
+    /// The delivered map: `map.ply` read back and rendered at held-out views (the headline
+    /// map quality).
+    pub exported_map: Option<super::held_out::ExportedMapQuality>,
     /// Estimated exposure gains against the simulator's truth (`exposure.txt` beside the bag),
     /// up to the map's brightness unit; `None` without a truth file.
     pub exposure_accuracy: Option<crate::estimator::visual::exposure::ExposureError>,
@@ -197,6 +202,7 @@ impl RunSummary {
             dropped: s.drops.clone(),
             accuracy: None,
             render_quality: None,
+            exported_map: None,
             exposure_accuracy: None,
             outputs: Vec::new(),
             error: None,

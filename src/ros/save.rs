@@ -88,7 +88,7 @@ pub fn save_all(
             }
         }
         MapSource::Finished(stage) => match stage.save_ply(&ply) {
-            Ok(()) => written.push(MAP_FILE),
+            Ok(_) => written.push(MAP_FILE),
             Err(e) => errors.push(format!("map: {e}")),
         },
         MapSource::None(why) => errors.push(format!("map: {why}")),

@@ -4,9 +4,9 @@
 use nalgebra::Vector3;
 
 use super::{GaussianMap, InsertStats, PointColour};
-use crate::voxel_key::KeyMap;
 use crate::gaussian::normals::estimate_surfels;
 use crate::gaussian::params::{opacity_to_logit, rotation_from_normal, Gaussian};
+use crate::voxel_key::KeyMap;
 
 impl GaussianMap {
     /// Creates Gaussians from a registered scan (world frame) in cells with room.

@@ -15,10 +15,7 @@ use crate::render::{GaussianSet, RenderError, Renderer};
 /// mapper renders and trains against the exposure-normalised images, so tau compares like with
 /// like; any other model, e.g. `C / alpha`, differs from the trained one where alpha < 1 and
 /// biases tau, which the map then absorbs and drifts with), and its pose derivative.
-fn grey_render(
-    pj: &PixelJacobian,
-    background: f64,
-) -> (f64, [f64; 6]) {
+fn grey_render(pj: &PixelJacobian, background: f64) -> (f64, [f64; 6]) {
     let c = (pj.colour[0] + pj.colour[1] + pj.colour[2]) / 3.0;
     let d: [f64; 6] = std::array::from_fn(|j| {
         let dc = (pj.d_colour[0][j] + pj.d_colour[1][j] + pj.d_colour[2][j]) / 3.0;

@@ -451,6 +451,26 @@ mod tests {
             .collect()
     }
 
+    /// The value-only blend gives the derivative blend's colour and alpha bit for bit (the
+    /// cost check at the posterior relies on it), including pixels where the blend terminates.
+    #[test]
+    fn value_equals_pixel_colour_and_alpha() {
+        let g = random_gaussians(400, 1, 0.3, 5).map(|x| x as f64);
+        let cam = test_camera(80, 56);
+        let frame = PoseJacobianFrame::new(&g, &cam, &test_pose());
+        let mut covered = 0;
+        for py in 0..cam.height {
+            for px in 0..cam.width {
+                let p = frame.pixel(px, py).unwrap();
+                let (c, a) = frame.value(px, py).unwrap();
+                assert_eq!((c, a), (p.colour, p.alpha), "pixel {px},{py}");
+                covered += usize::from(a > 0.5);
+            }
+        }
+        assert!(covered > 100, "only {covered} covered pixels");
+        assert!(frame.value(cam.width, 0).is_none());
+    }
+
     /// Every tile lists exactly the projected Gaussians whose rectangle covers it (by the
     /// projection itself, so the frame's early frustum test drops nothing it keeps), front to
     /// back by f32 depth and then index (the order the reference rasteriser blends in).

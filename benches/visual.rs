@@ -1,5 +1,8 @@
 //! Visual update per frame (pixel selection, renders of the selected pixels at every iteration,
 //! residuals, IESKF iterations, verification) at the embedded profile: ~20k Gaussians, 256x216.
+//! `default`: the update as the pipeline runs it on the simulated corridor: a 640x480 camera,
+//! the default `visual.*` (pyramid level 1: 320x240, pixel selection, iterations, verify) and a
+//! corridor window of ~45k Gaussians; prints the median and p95 ms per image.
 //! `cpu`: everything in CPU forward mode. `vulkan`: the Gauss-Newton matrix from CPU forward mode
 //! at the prior, then the iterations' renders, gradients and the cost check on the Vulkan
 //! backend (lavapipe on a machine without a GPU).
@@ -68,6 +71,104 @@ fn scene() -> GaussianSet<f64> {
     g
 }
 
+/// A corridor 3 m wide and 2.5 m high along +x (the camera's view direction at the identity
+/// state) of textured discs every 7 cm, centres jittered (see [`scene`]): what the window holds
+/// on the simulated corridor.
+fn corridor() -> GaussianSet<f64> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let step = 0.07;
+    let mut pts = Vec::new();
+    let mut x = 0.3;
+    while x <= 20.0 {
+        let mut z = -1.2;
+        while z <= 1.3 {
+            for y in [-1.5, 1.5] {
+                pts.push(([x, y, z], [0.04, 0.002, 0.04]));
+            }
+            z += step;
+        }
+        let mut y = -1.5;
+        while y <= 1.5 {
+            for z in [-1.2, 1.3] {
+                pts.push(([x, y, z], [0.04, 0.04, 0.002]));
+            }
+            y += step;
+        }
+        x += step;
+    }
+    let mut g = GaussianSet::<f64>::zeros(pts.len(), 0).unwrap();
+    for (i, (m, s)) in pts.iter().enumerate() {
+        let m: [f64; 3] = std::array::from_fn(|k| m[k] + rng.gen_range(-0.005..=0.005));
+        g.get_mut(Group::Mean, i).copy_from_slice(&m);
+        g.get_mut(Group::LogScale, i)
+            .copy_from_slice(&s.map(f64::ln));
+        g.get_mut(Group::Rotation, i)
+            .copy_from_slice(&[1.0, 0.0, 0.0, 0.0]);
+        g.get_mut(Group::Opacity, i)[0] = 4.0;
+        let v: f64 = rng.gen_range(0.15..0.85);
+        g.get_mut(Group::ShDc, i)
+            .copy_from_slice(&[(v - 0.5) / gs_livo::render::sh::C0; 3]);
+    }
+    g
+}
+
+/// The update at the default settings on [`corridor`] from a prior 2 cm / 0.17 deg off:
+/// median and p95 wall time per image over repeated updates, then criterion's measurement.
+fn bench_default(c: &mut Criterion, x_off: &ErrVec, p: &ErrMat, noise: ProcessNoise) {
+    let cam = CamCfg {
+        width: 640,
+        height: 480,
+        fx: 400.0,
+        fy: 400.0,
+        cx: 319.5,
+        cy: 239.5,
+        distortion: [0.0; 5],
+    };
+    let g = corridor();
+    let truth = State::default();
+    let mut rc = gs_livo::render::Camera::new(cam.width, cam.height, cam.fx, cam.fy);
+    rc.cx = cam.cx;
+    rc.cy = cam.cy;
+    let f = render_f64(&g, &rc, &chain::camera_t_world(&truth, &imu_t_camera()));
+    let mut img = Image::new(1_000, cam.width, cam.height);
+    img.rgb = f
+        .colour
+        .iter()
+        .map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
+        .collect();
+    let x0 = truth.boxplus(x_off);
+    let cfg = VisualConfig::default();
+    let mut upd = PhotometricUpdate::new(&cfg, &cam, imu_t_camera());
+    let mut ms = Vec::new();
+    let mut last = None;
+    for _ in 0..25 {
+        let mut filt = Ieskf::new(x0, *p, 1_000, noise);
+        let t = std::time::Instant::now();
+        let out = upd.update(&mut filt, &img, &[], &g);
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+        let err = filt.state().boxminus(&truth);
+        last = Some((out, err.fixed_rows::<3>(POS).norm()));
+    }
+    ms.sort_by(f64::total_cmp);
+    let q = |f: f64| ms[((ms.len() - 1) as f64 * f).round() as usize];
+    eprintln!(
+        "visual default ({} Gaussians, {}x{} at level {}): median {:.1} ms, p95 {:.1} ms per image; outcome {:?}",
+        g.len(),
+        cam.width,
+        cam.height,
+        cfg.pyramid_level,
+        q(0.5),
+        q(0.95),
+        last
+    );
+    c.bench_function("visual_update_default_corridor_cpu", |b| {
+        b.iter(|| {
+            let mut filt = Ieskf::new(x0, *p, 1_000, noise);
+            std::hint::black_box(upd.update(&mut filt, &img, &[], &g).iterations);
+        })
+    });
+}
+
 fn bench(c: &mut Criterion) {
     let cam = CamCfg {
         width: 256,
@@ -107,6 +208,10 @@ fn bench(c: &mut Criterion) {
         accel_bias_walk: 1e-4,
         tau_walk: 0.0,
     };
+    bench_default(c, &d, &p, noise);
+    if std::env::var_os("VISUAL_BENCH_DEFAULT_ONLY").is_some() {
+        return;
+    }
     let cfg = VisualConfig {
         pyramid_level: 0,
         ..Default::default()

@@ -12,11 +12,21 @@ use super::{Camera, GaussianSet};
 pub trait PoseJacobian {
     /// Colour, alpha and their pose derivatives at pixel `(px, py)` (`None` outside the image).
     fn pixel(&self, px: u32, py: u32) -> Option<PixelJacobian>;
+
+    /// Colour and alpha at pixel `(px, py)`, equal to [`Self::pixel`]'s, without the
+    /// derivatives (cheaper where only the cost is needed).
+    fn value(&self, px: u32, py: u32) -> Option<([f64; 3], f64)> {
+        self.pixel(px, py).map(|p| (p.colour, p.alpha))
+    }
 }
 
 impl PoseJacobian for PoseJacobianFrame<'_> {
     fn pixel(&self, px: u32, py: u32) -> Option<PixelJacobian> {
         PoseJacobianFrame::pixel(self, px, py)
+    }
+
+    fn value(&self, px: u32, py: u32) -> Option<([f64; 3], f64)> {
+        PoseJacobianFrame::value(self, px, py)
     }
 }
 

@@ -367,7 +367,10 @@ impl PhotometricUpdate {
                     filter.set_state(at.saved.0, at.saved.1);
                     render_failed(e)
                 })?,
-            None => self.evaluate_cpu(gaussians, &post, at),
+            None => {
+                let f = pose_jacobian(gaussians, &self.camera, &camera_t_world(&post, &at.ext));
+                self.cost_only(&f, &post, &at.grey, &at.pixels)
+            }
         };
         out.rms_after = after.rms;
         if after.valid < cfg.min_pixels || after.cost > before.cost {

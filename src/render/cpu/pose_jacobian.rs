@@ -314,6 +314,45 @@ impl<'g> PoseJacobianFrame<'g> {
         pixel_wide(self, px, py)
     }
 
+    /// Colour and alpha at pixel `(px, py)` without the derivatives (`None` outside the
+    /// image): the same blend as [`Self::pixel`], so the same bits, for the update's cost
+    /// check at the posterior, which needs no Jacobian and computes no tangents.
+    pub fn value(&self, px: u32, py: u32) -> Option<([f64; 3], f64)> {
+        if px >= self.cam.width || py >= self.cam.height {
+            return None;
+        }
+        let (tx, _) = self.cam.tiles();
+        let tile = ((py / TILE) * tx + px / TILE) as usize;
+        let list = &self.items[self.start[tile] as usize..self.start[tile + 1] as usize];
+        let (fx, fy) = (px as f64, py as f64);
+        let mut t = 1.0;
+        let mut c = [0.0; 3];
+        for &j in list {
+            let p = &self.splats[j as usize];
+            let ddx = p.mean2d[0] - fx;
+            let ddy = p.mean2d[1] - fy;
+            let (ca, cb, cc) = (p.conic[0], p.conic[1], p.conic[2]);
+            let power = -0.5 * (ca * ddx * ddx + cc * ddy * ddy) - cb * ddx * ddy;
+            if power > 0.0 || (power < POWER_SKIP && p.opacity <= 1.0) {
+                continue;
+            }
+            let a = (p.opacity * power.exp()).min(ALPHA_MAX);
+            if a < ALPHA_MIN {
+                continue;
+            }
+            let next_t = t * (1.0 - a);
+            if next_t < T_MIN {
+                break;
+            }
+            let colour = &self.binned[j as usize].proj.colour;
+            for ch in 0..3 {
+                c[ch] += colour[ch] * a * t;
+            }
+            t = next_t;
+        }
+        Some((c, 1.0 - t))
+    }
+
     #[inline(always)]
     fn pixel_impl(&self, px: u32, py: u32) -> Option<PixelJacobian> {
         if px >= self.cam.width || py >= self.cam.height {
@@ -410,6 +449,26 @@ mod tests {
                     .collect()
             })
             .collect()
+    }
+
+    /// The value-only blend gives the derivative blend's colour and alpha bit for bit (the
+    /// cost check at the posterior relies on it), including pixels where the blend terminates.
+    #[test]
+    fn value_equals_pixel_colour_and_alpha() {
+        let g = random_gaussians(400, 1, 0.3, 5).map(|x| x as f64);
+        let cam = test_camera(80, 56);
+        let frame = PoseJacobianFrame::new(&g, &cam, &test_pose());
+        let mut covered = 0;
+        for py in 0..cam.height {
+            for px in 0..cam.width {
+                let p = frame.pixel(px, py).unwrap();
+                let (c, a) = frame.value(px, py).unwrap();
+                assert_eq!((c, a), (p.colour, p.alpha), "pixel {px},{py}");
+                covered += usize::from(a > 0.5);
+            }
+        }
+        assert!(covered > 100, "only {covered} covered pixels");
+        assert!(frame.value(cam.width, 0).is_none());
     }
 
     /// Every tile lists exactly the projected Gaussians whose rectangle covers it (by the

@@ -201,6 +201,42 @@ impl PhotometricUpdate {
         out
     }
 
+    /// The Huber cost, RMS and count of the covered `pixels` at `x` from the colours and
+    /// alphas of `f` alone: what [`Self::evaluate`] of [`Self::rows`] reports (the same
+    /// residuals, summed in the same order), without the Jacobian rows and normal equations
+    /// (`lin` stays empty), for the cost check at the posterior.
+    pub(super) fn cost_only(
+        &self,
+        f: &impl PoseJacobian,
+        x: &State,
+        grey: &Grey,
+        pixels: &[(u32, u32)],
+    ) -> Evaluation {
+        let (sigma, k) = (self.cfg.sigma, self.cfg.huber);
+        let (mut cost, mut sq, mut valid) = (0.0, 0.0, 0usize);
+        for &(px, py) in pixels {
+            let Some((colour, alpha)) = f.value(px, py) else {
+                continue;
+            };
+            if alpha < self.cfg.min_alpha {
+                continue;
+            }
+            let c = (colour[0] + colour[1] + colour[2]) / 3.0;
+            let r = x.tau * grey.at(px, py) - (c + (1.0 - alpha) * self.background);
+            let e = (r / sigma).abs();
+            cost += if e <= k { e * e } else { 2.0 * k * e - k * k };
+            sq += r * r;
+            valid += 1;
+        }
+        let n = valid.max(1) as f64;
+        Evaluation {
+            lin: Linearization::default(),
+            cost: if valid == 0 { f64::INFINITY } else { cost / n },
+            rms: (sq / n).sqrt(),
+            valid,
+        }
+    }
+
     /// Huber-weighted normal equations and statistics of `rows`.
     pub(super) fn evaluate(&self, rows: &[Row], _x: &State) -> Evaluation {
         let sigma = self.cfg.sigma;

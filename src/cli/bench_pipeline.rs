@@ -12,9 +12,12 @@ pub struct PipelineArgs {
     /// Seconds of the simulated sequence.
     #[arg(long, default_value_t = 20.0)]
     pub duration: f64,
-    /// Simulated scene (room | corridor | street).
+    /// Simulated scene (room | corridor | street | corridor_open | tunnel | open).
     #[arg(long, default_value = "room")]
     pub scene: String,
+    /// Sharp-edged surface detail in the simulated scene (see `gs_livo sim --detail`).
+    #[arg(long)]
+    pub detail: bool,
     /// Loop through the same places (see `gs_livo sim --loop`): long runs with revisits.
     #[arg(long = "loop")]
     pub looping: bool,
@@ -83,6 +86,7 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
     sim.duration = a.duration;
     sim.looping = a.looping;
     sim.exposure_jitter = a.exposure_jitter;
+    sim.detail = a.detail;
     let (bag, _) = super::demo::simulate_config(&root, &sim, &[])?;
     let seq_cfg = root.join("sequence/config.yaml");
     println!(

@@ -17,9 +17,12 @@ pub struct Args {
     /// new temporary folder.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// room | corridor | street
+    /// room | corridor | street | corridor_open | tunnel | open
     #[arg(long, default_value = "room")]
     pub scene: String,
+    /// Sharp-edged surface detail in the simulated scene (see `gs_livo sim --detail`).
+    #[arg(long)]
+    pub detail: bool,
     /// Seconds to simulate (including the 1.5 s static start). Short by default so the demo
     /// finishes in minutes on a CPU-only machine; the simulator's default is 20 s.
     #[arg(long, default_value_t = 8.0)]
@@ -181,7 +184,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .map(|s| s.to_string())
         .chain(a.set.iter().cloned())
         .collect();
-    let (bag, config) = simulate(&root, &a.scene, a.duration, &overrides)?;
+    let mut cfg = SimConfig::new(&a.scene);
+    cfg.duration = a.duration;
+    cfg.detail = a.detail;
+    let (bag, config) = simulate_config(&root, &cfg, &overrides)?;
     let out = root.join("run");
     let opts = PipelineOptions {
         mode: a.mode,

@@ -12,9 +12,12 @@ pub struct Args {
     /// Output folder: bag/ (rosbag2 MCAP), ground_truth.tum, exposure.txt, config.yaml.
     #[arg(long)]
     pub out: PathBuf,
-    /// room | corridor | street
+    /// room | corridor | street | corridor_open (300 m, open ends) | tunnel | open (field)
     #[arg(long, default_value = "room")]
     pub scene: String,
+    /// Sharp-edged surface detail (tile grout, decals, 1 cm text-like glyphs) over the noise.
+    #[arg(long)]
+    pub detail: bool,
     /// Seconds (including the 1.5 s static start).
     #[arg(long, default_value_t = 20.0)]
     pub duration: f64,
@@ -63,6 +66,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     cfg.compressed = a.compressed;
     cfg.camera_rate = a.camera_rate;
     cfg.looping = a.looping;
+    cfg.detail = a.detail;
     if let Some(y) = a.yaw_rate {
         cfg.yaw_rate_deg = y;
     }

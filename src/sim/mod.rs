@@ -6,6 +6,7 @@
 
 mod bagout;
 pub mod camera;
+pub mod detail;
 pub mod imu;
 pub mod lidar;
 pub mod output;
@@ -29,7 +30,7 @@ use crate::config::{Config, Transform};
 /// Errors of the simulator.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
-    #[error("unknown scene `{0}` (room|corridor|street)")]
+    #[error("unknown scene `{0}` (room|corridor|street|corridor_open|tunnel|open)")]
     UnknownScene(String),
     #[error("invalid simulation setting {key}: {message}")]
     Invalid { key: &'static str, message: String },
@@ -70,6 +71,8 @@ pub struct SimConfig {
     pub camera_rate: f64,
     /// Peak yaw rate of the trajectory in deg/s.
     pub yaw_rate_deg: f64,
+    /// Sharp-edged surface detail (grout, decals, glyphs) over the smooth noise textures.
+    pub detail: bool,
     /// Fly [`Trajectory::looping`] (revisits for long runs) instead of the scene's default.
     pub looping: bool,
     /// Range noise standard deviation at noise = 1 (metres).
@@ -83,11 +86,11 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// Defaults for a scene (room, corridor, street).
+    /// Defaults for a scene (see [`Scene::NAMES`]).
     pub fn new(scene: &str) -> Self {
         let yaw_rate_deg = match scene {
-            "corridor" => 20.0,
-            "street" => 15.0,
+            "corridor" | "corridor_open" | "open" => 20.0,
+            "street" | "tunnel" => 15.0,
             _ => 45.0,
         };
         Self {
@@ -103,6 +106,7 @@ impl SimConfig {
             lidar_rate: 10.0,
             camera_rate: 10.0,
             yaw_rate_deg,
+            detail: false,
             looping: false,
             range_noise: 0.01,
             supersample: 2,

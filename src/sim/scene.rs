@@ -42,6 +42,8 @@ pub enum Shape {
         half: Vector3<f64>,
         yaw: f64,
     },
+    /// Infinite horizontal tube along x through (y, z) = `center`: a tunnel seen from inside.
+    Tube { center: Vector2<f64>, radius: f64 },
     /// Vertical cylinder with flat caps.
     Cylinder {
         center: Vector2<f64>,
@@ -148,6 +150,27 @@ impl Shape {
                 };
                 let off = 37.0 * (axis as f64 * 2.0 + if sign > 0.0 { 1.0 } else { 0.0 });
                 Some((t, n, [pl[a1] + off, pl[a2]]))
+            }
+            Shape::Tube { center, radius } => {
+                let oy = ray.origin.y - center.x;
+                let oz = ray.origin.z - center.y;
+                let a = ray.dir.y * ray.dir.y + ray.dir.z * ray.dir.z;
+                if a <= EPS {
+                    return None;
+                }
+                let b = oy * ray.dir.y + oz * ray.dir.z;
+                let disc = b * b - a * (oy * oy + oz * oz - radius * radius);
+                if disc < 0.0 {
+                    return None;
+                }
+                let sq = disc.sqrt();
+                let t = [(-b - sq) / a, (-b + sq) / a]
+                    .into_iter()
+                    .find(|&t| t > t_min)?;
+                let (py, pz) = (oy + ray.dir.y * t, oz + ray.dir.z * t);
+                let n = Vector3::new(0.0, py / radius, pz / radius);
+                let x = ray.origin.x + ray.dir.x * t;
+                Some((t, n, [x, pz.atan2(py) * radius]))
             }
             Shape::Cylinder {
                 center,
@@ -330,14 +353,142 @@ impl Scene {
         s
     }
 
-    /// The scene called `name` (`room`, `corridor`, `street`).
+    /// A 300 m corridor along x (x in [-150, 150]), 2.4 m wide and 2.6 m high, built of finite
+    /// slabs and open at both ends: from the middle stretch the trajectory flies, the ends are
+    /// beyond the LiDAR's 120 m, so rays along the axis return nothing (LiDAR-degenerate), while
+    /// the camera sees daylight (sky) at the far ends. Unlike `corridor` (infinite planes), it
+    /// has an outside: a trajectory leaving an end sees the corridor as an object.
+    pub fn corridor_open() -> Self {
+        let mut s = Scene {
+            name: "corridor_open".into(),
+            primitives: Vec::new(),
+            free_min: Vector3::new(-140.0, -0.7, 0.8),
+            free_max: Vector3::new(140.0, 0.7, 1.8),
+        };
+        let (half_len, half_width, height, slab) = (150.0, 1.2, 2.6, 0.1);
+        let outer = half_width + 2.0 * slab;
+        s.add_box([0.0, 0.0, -slab], [half_len, outer, slab], 0.0, 1.0);
+        s.add_box([0.0, 0.0, height + slab], [half_len, outer, slab], 0.0, 1.0);
+        for side in [-1.0, 1.0] {
+            let y = side * (half_width + slab);
+            s.add_box(
+                [0.0, y, 0.5 * height],
+                [half_len, slab, 0.5 * height],
+                0.0,
+                1.0,
+            );
+        }
+        s
+    }
+
+    /// A straight road tunnel along x: a tube of radius 3.2 m with its axis 1.2 m above a flat
+    /// floor (5.9 m wide at the floor, 4.4 m high), smooth coarse textures (few visual
+    /// features) and only a cabinet every 40 m on alternating sides for the LiDAR to hold on to.
+    pub fn tunnel() -> Self {
+        let mut s = Scene {
+            name: "tunnel".into(),
+            primitives: Vec::new(),
+            free_min: Vector3::new(f64::NEG_INFINITY, -1.5, 1.0),
+            free_max: Vector3::new(f64::INFINITY, 1.5, 2.5),
+        };
+        let texture = Texture::from_seed(6000, 3.0);
+        s.primitives.push(Primitive {
+            shape: Shape::Plane {
+                origin: Vector3::zeros(),
+                normal: Vector3::z(),
+                u_axis: Vector3::x(),
+            },
+            texture,
+        });
+        let texture = Texture::from_seed(6001, 4.0);
+        s.primitives.push(Primitive {
+            shape: Shape::Tube {
+                center: Vector2::new(0.0, 1.2),
+                radius: 3.2,
+            },
+            texture,
+        });
+        for k in -5..=5 {
+            let side = if k % 2 == 0 { 1.0 } else { -1.0 };
+            s.add_box(
+                [k as f64 * 40.0, side * 2.5, 0.6],
+                [0.4, 0.3, 0.6],
+                0.0,
+                1.0,
+            );
+        }
+        s
+    }
+
+    /// A wide open field: textured ground and a handful of buildings, trees and poles 25-70 m
+    /// from the trajectory, so the LiDAR sees mostly the ground and the camera mostly the ground
+    /// and the sky.
+    pub fn open() -> Self {
+        let mut s = Scene {
+            name: "open".into(),
+            primitives: Vec::new(),
+            free_min: Vector3::new(-60.0, -10.0, 1.0),
+            free_max: Vector3::new(60.0, 10.0, 2.5),
+        };
+        s.primitives.push(Primitive {
+            shape: Shape::Plane {
+                origin: Vector3::zeros(),
+                normal: Vector3::z(),
+                u_axis: Vector3::x(),
+            },
+            texture: Texture::from_seed(7000, 2.0),
+        });
+        // (x, y, kind): 0 = building, 1 = tree trunk / pole.
+        let objects: [(f64, f64, u8); 8] = [
+            (40.0, 35.0, 0),
+            (-30.0, -45.0, 0),
+            (70.0, -30.0, 0),
+            (-65.0, 30.0, 0),
+            (10.0, -28.0, 1),
+            (-15.0, 27.0, 1),
+            (35.0, -26.0, 1),
+            (55.0, 28.0, 1),
+        ];
+        for (k, &(x, y, kind)) in objects.iter().enumerate() {
+            if kind == 0 {
+                let h = 4.0 + k as f64;
+                s.add_box([x, y, 0.5 * h], [4.0, 3.0, 0.5 * h], 0.3 * k as f64, 2.0);
+            } else {
+                s.add_cylinder([x, y], 0.3, 0.0, 6.0, 1.0);
+            }
+        }
+        s
+    }
+
+    /// The scene called `name` (see [`Scene::NAMES`]).
     pub fn by_name(name: &str) -> Option<Self> {
         match name {
             "room" => Some(Self::room()),
             "corridor" => Some(Self::corridor()),
             "street" => Some(Self::street()),
+            "corridor_open" => Some(Self::corridor_open()),
+            "tunnel" => Some(Self::tunnel()),
+            "open" => Some(Self::open()),
             _ => None,
         }
+    }
+
+    /// Names [`Scene::by_name`] knows.
+    pub const NAMES: [&'static str; 6] = [
+        "room",
+        "corridor",
+        "street",
+        "corridor_open",
+        "tunnel",
+        "open",
+    ];
+
+    /// The same scene with sharp-edged detail (grout, decals, glyphs) on every surface.
+    pub fn with_detail(mut self) -> Self {
+        for p in &mut self.primitives {
+            p.texture.detail = true;
+        }
+        self
     }
 
     fn next_texture(&self, scale: f64) -> Texture {

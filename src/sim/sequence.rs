@@ -109,6 +109,11 @@ pub fn simulate(cfg: &SimConfig) -> Result<SimSequence, SimError> {
     cfg.validate()?;
     let scene =
         Scene::by_name(&cfg.scene).ok_or_else(|| SimError::UnknownScene(cfg.scene.clone()))?;
+    let scene = if cfg.detail {
+        scene.with_detail()
+    } else {
+        scene
+    };
     let traj = cfg.trajectory();
     let k = cfg.noise;
     let rig = &cfg.rig;

@@ -13,6 +13,8 @@ pub struct Texture {
     pub accent: [f32; 3],
     /// Multiplies all octave sizes (metres); 1.0 is indoor scale, larger for street facades.
     pub scale: f64,
+    /// Paint sharp-edged detail (grout, decals, glyphs; see [`super::detail`]) over the noise.
+    pub detail: bool,
 }
 
 /// Octave cell sizes in metres (times `Texture::scale`) and their weights in the luminance.
@@ -35,6 +37,7 @@ impl Texture {
             base: c(11),
             accent: c(12),
             scale,
+            detail: false,
         }
     }
 
@@ -59,6 +62,9 @@ impl Texture {
         for (k, o) in out.iter_mut().enumerate() {
             let c = self.base[k] + (self.accent[k] - self.base[k]) * h;
             *o = (c * l * 0.95).clamp(0.0, 1.0);
+        }
+        if self.detail {
+            return super::detail::overlay(self.seed, self.scale, uv, footprint, out);
         }
         out
     }
@@ -95,7 +101,7 @@ fn quintic(t: f32) -> f32 {
 }
 
 /// Integer hash of a lattice point to [0, 1).
-fn hash01(seed: u32, x: i64, y: i64) -> f32 {
+pub(super) fn hash01(seed: u32, x: i64, y: i64) -> f32 {
     let mut h = (seed as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
         ^ (x as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
         ^ (y as u64).wrapping_mul(0x1656_67B1_9E37_79F9);

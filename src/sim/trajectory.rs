@@ -134,7 +134,7 @@ impl Trajectory {
             terms: vec![(a, w, p + phase)],
         };
         match scene {
-            "corridor" => Self {
+            "corridor" | "corridor_open" => Self {
                 // ~1 m/s along the axis, gentle weave.
                 x: Signal {
                     c0: -12.0,
@@ -156,6 +156,52 @@ impl Trajectory {
                 roll: small(0.04, 1.7, 1.0),
                 static_time: 1.5,
                 ramp_time: 1.5,
+            },
+            "tunnel" => Self {
+                // ~1.5 m/s along the tunnel (a slow vehicle or a walker), gentle weave.
+                x: Signal {
+                    c0: -20.0,
+                    c1: 1.5,
+                    terms: vec![(0.3, 0.6, phase)],
+                },
+                y: small(0.6, 0.4, 0.1),
+                z: Signal {
+                    c0: 1.6,
+                    c1: 0.0,
+                    terms: vec![(0.1, 0.8, phase)],
+                },
+                yaw: Signal {
+                    c0: 0.0,
+                    c1: 0.0,
+                    terms: vec![(yaw_rate / 0.7, 0.7, phase)],
+                },
+                pitch: small(0.03, 1.2, 0.4),
+                roll: small(0.03, 1.6, 0.8),
+                static_time: 1.5,
+                ramp_time: 1.5,
+            },
+            "open" => Self {
+                // ~2 m/s across the field with a wide weave, looking around.
+                x: Signal {
+                    c0: -20.0,
+                    c1: 2.0,
+                    terms: vec![(0.5, 0.5, phase)],
+                },
+                y: small(3.0, 0.25, 0.0),
+                z: Signal {
+                    c0: 1.7,
+                    c1: 0.0,
+                    terms: vec![(0.1, 1.0, phase)],
+                },
+                yaw: Signal {
+                    c0: 0.0,
+                    c1: 0.0,
+                    terms: vec![(yaw_rate / 0.5, 0.5, phase)],
+                },
+                pitch: small(0.03, 1.1, 0.2),
+                roll: small(0.03, 1.5, 0.7),
+                static_time: 1.5,
+                ramp_time: 2.0,
             },
             "street" => Self {
                 // ~4 m/s along the street with a lane-change weave.
@@ -208,13 +254,16 @@ impl Trajectory {
     /// survive revisits. The room's default figure of eight is already periodic (18 s in x, 9 s
     /// in y, a full yaw turn every 21 s), so it is kept; corridor and street become a shuttle
     /// along the axis, out and back (`x = c + A sin(w s)`), with the default weave and yaw
-    /// sweep: the street's 70 m stretch at up to 7 m/s every 31 s, the corridor's 20 m at up to
-    /// 1 m/s every 63 s.
+    /// sweep: the street's 70 m stretch at up to 7 m/s every 31 s, the corridors' 20 m at up to
+    /// 1 m/s every 63 s, the tunnel's 40 m at 1.5 m/s every 84 s, the open field's 60 m at
+    /// 2 m/s every 97 s.
     pub fn looping(scene: &str, yaw_rate_deg: f64, phase: f64) -> Self {
         let mut t = Self::for_scene(scene, yaw_rate_deg, phase);
         let (amplitude, rate) = match scene {
             "street" => (35.0, 0.2),
-            "corridor" => (10.0, 0.1),
+            "corridor" | "corridor_open" => (10.0, 0.1),
+            "tunnel" => (20.0, 0.075),
+            "open" => (30.0, 0.065),
             _ => return t,
         };
         t.x = Signal {

@@ -53,8 +53,8 @@ arm() { qemu-aarch64 -L "$SYSROOT" "$ARM_BIN" "$@"; }
 "$X86_BIN" sim --out "$WORK/room" --scene room --duration 3 --seed 11 >/dev/null
 "$X86_BIN" sim --out "$WORK/corridor" --scene corridor --duration 2 --seed 11 >/dev/null
 status=0
-# Identical bytes expected; `tol` (metres, max position difference) is what a failure may not
-# exceed where libm's transcendental functions round differently per architecture (none seen).
+# Identical bytes hoped for; `tol` (metres, max position difference) is the margin for libm's
+# transcendental functions, which may round differently per architecture (LIVO: ~2 um seen).
 compare() { # name, mode, scene, frames, tol
   local name=$1 mode=$2 scene=$3 frames=$4 tol=$5
   local args=(run "$WORK/$scene/bag" --config "$WORK/$scene/config.yaml" --mode "$mode"

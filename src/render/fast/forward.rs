@@ -112,7 +112,10 @@ fn row<M: Madd>(
         o2[x] = M::madd(f[2], w, o2[x]);
         o3[x] = M::madd(f[3], w, o3[x]);
         t[x] = if take { nt } else { tt };
-        last[x] = if take { j } else { last[x] };
+        // A mask blend, not a select: aarch64's cost model prices the select of an index as a
+        // conditional store and would leave the whole row scalar (x86 vectorises either form).
+        let keep_j = 0i32.wrapping_sub(take as i32);
+        last[x] = (j & keep_j) | (last[x] & !keep_j);
         alive[x] = if stop { 0 } else { alive[x] };
         stops = stops.wrapping_add(stop as u32);
         takes |= take as u32;

@@ -166,6 +166,11 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
             if let Some(q) = &s.exported_map {
                 println!("{:<18} exported map.ply, held out: {}", "", q.describe());
             }
+            match off_surface(&a.scene, &out.join("map.ply")) {
+                Ok(Some(m)) => println!("{:<18} exported map.ply geometry: {}", "", m.describe()),
+                Ok(None) => {}
+                Err(e) => println!("{:<18} exported map.ply geometry: not measured ({e:#})", ""),
+            }
             if let Some(e) = &s.exposure_accuracy {
                 println!(
                     "{:<18} exposure vs truth: RMS {:.2} % (max {:.2} %, scale {:.3}, {} images)",
@@ -202,4 +207,23 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
     }
     println!("outputs under {}", root.display());
     Ok(())
+}
+
+/// The exported map's distance from the simulated scene's true surfaces, read back from the
+/// file a user gets (`None` where the run wrote no map).
+fn off_surface(
+    scene: &str,
+    ply: &std::path::Path,
+) -> anyhow::Result<Option<gs_livo::sim::map_geometry::OffSurface>> {
+    if !ply.exists() {
+        return Ok(None);
+    }
+    let truth = gs_livo::sim::scene::Scene::by_name(scene)
+        .with_context(|| format!("no scene `{scene}`"))?;
+    let file = std::fs::File::open(ply).with_context(|| ply.display().to_string())?;
+    let (gaussians, _) = gs_livo::gaussian::read_ply(std::io::BufReader::new(file))
+        .with_context(|| format!("reading {}", ply.display()))?;
+    Ok(gs_livo::sim::map_geometry::OffSurface::measure(
+        &truth, &gaussians,
+    ))
 }

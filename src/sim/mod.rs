@@ -9,6 +9,7 @@ pub mod camera;
 pub mod detail;
 pub mod imu;
 pub mod lidar;
+pub mod map_geometry;
 pub mod output;
 pub mod scene;
 pub mod sequence;

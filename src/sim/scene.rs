@@ -224,6 +224,48 @@ impl Shape {
     }
 }
 
+impl Shape {
+    /// Distance from `p` to the nearest point of the surface (unsigned; inside a box or a
+    /// cylinder it is the distance to the nearest face).
+    pub fn surface_distance(&self, p: &Vector3<f64>) -> f64 {
+        match self {
+            Shape::Plane { origin, normal, .. } => (p - origin).dot(normal).abs(),
+            Shape::Box { center, half, yaw } => {
+                let (s, c) = yaw.sin_cos();
+                let v = p - center;
+                let q = Vector3::new(
+                    (c * v.x + s * v.y).abs(),
+                    (-s * v.x + c * v.y).abs(),
+                    v.z.abs(),
+                );
+                let out = q - half;
+                if out.max() <= 0.0 {
+                    -out.max()
+                } else {
+                    out.map(|d| d.max(0.0)).norm()
+                }
+            }
+            Shape::Tube { center, radius } => {
+                ((Vector2::new(p.y, p.z) - center).norm() - radius).abs()
+            }
+            Shape::Cylinder {
+                center,
+                radius,
+                z_min,
+                z_max,
+            } => {
+                let radial = (Vector2::new(p.x, p.y) - center).norm() - radius;
+                let vertical = (z_min - p.z).max(p.z - z_max);
+                if radial <= 0.0 && vertical <= 0.0 {
+                    (-radial).min(-vertical)
+                } else {
+                    Vector2::new(radial.max(0.0), vertical.max(0.0)).norm()
+                }
+            }
+        }
+    }
+}
+
 impl Scene {
     /// Nearest hit along the ray (strictly in front of its origin), or `None` (sky).
     pub fn intersect(&self, ray: &Ray) -> Option<Hit> {
@@ -245,6 +287,15 @@ impl Scene {
                 primitive: i,
             }
         })
+    }
+
+    /// Distance from `p` to the nearest surface of the scene (to judge where a map put its
+    /// geometry against the truth).
+    pub fn surface_distance(&self, p: &Vector3<f64>) -> f64 {
+        self.primitives
+            .iter()
+            .map(|q| q.shape.surface_distance(p))
+            .fold(f64::INFINITY, f64::min)
     }
 
     /// Albedo of a hit averaged over a footprint of `footprint` metres.
@@ -627,5 +678,53 @@ mod tests {
             .intersect(&ray([70.0, 0.0, 1.5], [0.0, 0.0, -1.0]))
             .unwrap();
         assert!((h.t - 1.5).abs() < 1e-12);
+    }
+
+    /// Ray casting and the distance function agree: every hit lies on a surface (distance 0),
+    /// and a point moved off it along the normal by `d` (towards free space) is `d` away, in
+    /// every scene kind (planes, boxes from inside and outside, tubes, capped cylinders).
+    #[test]
+    fn surface_distance_agrees_with_ray_hits() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut uniform = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for name in [
+            "room",
+            "corridor",
+            "street",
+            "corridor_open",
+            "tunnel",
+            "open",
+        ] {
+            let s = Scene::by_name(name).unwrap();
+            let (mut hits, mut exact) = (0, 0);
+            for _ in 0..400 {
+                // Open-ended scenes have infinite free bounds: sample 20 m of them.
+                let lo = s.free_min.map(|v| v.max(-10.0));
+                let hi = s.free_max.map(|v| v.min(10.0));
+                let o =
+                    lo + (hi - lo).component_mul(&Vector3::new(uniform(), uniform(), uniform()));
+                let d = [uniform() - 0.5, uniform() - 0.5, uniform() - 0.5];
+                let Some(h) = s.intersect(&ray(o.into(), d)) else {
+                    continue;
+                };
+                hits += 1;
+                let on = s.surface_distance(&h.point);
+                assert!(on < 1e-9, "{name}: hit {:?} is {on} m off", h.point);
+                // Off the surface towards the ray origin, less than the way back to it.
+                let step = 0.05f64.min(0.5 * h.t);
+                let off = s.surface_distance(&(h.point + h.normal * step));
+                // Never farther than the step; nearer only where another surface is close
+                // (near corners and edges), which is the exception.
+                assert!(off < step + 1e-9, "{name}: {off} vs {step}");
+                exact += usize::from((off - step).abs() < 1e-9);
+            }
+            assert!(hits > 100, "{name}: {hits} hits");
+            assert!(exact * 10 > hits * 7, "{name}: {exact} of {hits} exact");
+        }
     }
 }

@@ -203,3 +203,67 @@ fn write_back_keeps_optimised_region() {
         "revisit {after} < before leaving {before}"
     );
 }
+
+/// Under a time budget the mapper runs as many iterations as fit: one when nothing fits (never
+/// none), the cap when everything does; with no budget, exactly `iterations`. (What fits in
+/// between is the pace's unit test, on a simulated clock; here the wiring, whatever the
+/// machine's speed.)
+#[test]
+fn time_budget_sets_the_iterations() {
+    use gs_livo::gaussian::GaussianMapper;
+    use nalgebra::Point3;
+
+    let mut sc = SimConfig::new("room");
+    sc.duration = 0.3;
+    sc.noise = 0.0;
+    sc.lidar = "livox".parse().unwrap();
+    small_camera(&mut sc, 64, 48, 40.0);
+    let seq = simulate(&sc).unwrap();
+    let rig = &seq.config.rig;
+    let imu_t_lidar = rig.extrinsics.imu_T_lidar.0;
+    let traj = &seq.trajectory;
+    let iterations_with = |time_budget_ms: f64| {
+        let cfg = GaussianConfig {
+            root_size: 0.2,
+            levels: 2,
+            sh_degree: 0,
+            iterations: 4,
+            time_budget_ms,
+            max_iterations: 7,
+            ..GaussianConfig::desktop()
+        };
+        let mut m =
+            GaussianMapper::new(cfg, rig.camera.clone(), rig.extrinsics.imu_T_camera.0).unwrap();
+        for scan in &seq.scans {
+            let t0 = seq.time_of(scan.stamp);
+            let pts: Vec<[f64; 3]> = scan
+                .points
+                .iter()
+                .map(|p| {
+                    let w = traj.pose(t0 + f64::from(p.t))
+                        * imu_t_lidar
+                        * Point3::new(f64::from(p.p[0]), f64::from(p.p[1]), f64::from(p.p[2]));
+                    [w.x, w.y, w.z]
+                })
+                .collect();
+            let o = (traj.pose(t0) * imu_t_lidar).translation.vector;
+            m.insert_scan(&pts, None, [o.x, o.y, o.z], scan.stamp);
+        }
+        let img = &seq.images[0];
+        let pose = traj.pose(seq.time_of(img.stamp));
+        m.add_image(img, &pose, 1.0);
+        m.update_window(&pose, None);
+        let mut r = renderer();
+        (0..2)
+            .map(|_| {
+                let st = m.optimise_frame(r.as_mut(), img, &pose, 1.0).unwrap();
+                assert!(st.window_len > 0);
+                assert!(st.frame_ms > 0.0, "{st:?}");
+                st.iterations
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(iterations_with(0.0), [4, 4]);
+    assert_eq!(iterations_with(1e-6), [1, 1]);
+    assert_eq!(iterations_with(1e9), [7, 7]);
+}

@@ -47,8 +47,16 @@ pub struct GaussianConfig {
     pub window_range: f64,
     /// Extra field of view on every image border for window selection, as a fraction of size.
     pub window_margin: f64,
-    /// Adam iterations per frame.
+    /// Adam iterations per frame (when `time_budget_ms` is 0).
     pub iterations: u32,
+    /// Per-frame time budget of the mapper's optimisation in milliseconds (0 = off: a fixed
+    /// `iterations`, reproducible on every machine). With a budget, each frame runs as many
+    /// iterations as its measured costs say fit (at least one, at most `max_iterations`), so
+    /// the mapper keeps up with the camera and spends what it has; the map then depends on
+    /// the machine's speed. E.g. 70 for a 10 Hz camera leaves room for insertion and windowing.
+    pub time_budget_ms: f64,
+    /// Most iterations per frame under a time budget (GS-LIVO runs 40 on a desktop GPU).
+    pub max_iterations: u32,
     /// Keyframes optimised with the current frame (against forgetting), spread over the area
     /// within `window_range`; their views join the window.
     pub keyframes: usize,
@@ -143,6 +151,8 @@ impl GaussianConfig {
             window_range: 60.0,
             window_margin: 0.15,
             iterations: 10,
+            time_budget_ms: 0.0,
+            max_iterations: 40,
             keyframes: 8,
             keyframe_distance: 0.3,
             keyframe_angle_deg: 10.0,

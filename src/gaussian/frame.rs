@@ -6,6 +6,7 @@
 use nalgebra::Isometry3;
 
 use super::background::{Background, BackgroundLookup};
+use super::budget::Limit;
 use super::convert::{from_render, to_render};
 use super::mapper::GaussianMapper;
 use super::optimise::{all_finite, render_camera, view, FrameStats, Keyframe};
@@ -105,6 +106,7 @@ impl GaussianMapper {
         world_t_imu: &Isometry3<f64>,
         exposure: f32,
     ) -> Result<FrameStats, GaussianError> {
+        self.optim.pace.start_frame();
         self.check_image(image)?;
         self.sync_renderer(r)?;
         let mut stats = FrameStats {
@@ -117,10 +119,13 @@ impl GaussianMapper {
         let mut frame = self.frame_view(image, world_t_imu, exposure);
         self.refit_exposure(r, &mut frame, &mut stats)?;
         self.iterate(r, &mut frame, &mut stats)?;
+        self.optim.pace.start_tail();
         self.read_back(r)?;
         self.correct_brightness(r, &mut stats)?;
         self.prune_and_fill(r, &frame, &mut stats)?;
         self.keep_view(frame, &mut stats);
+        self.optim.pace.end_tail();
+        stats.frame_ms = self.optim.pace.elapsed_ms();
         Ok(stats)
     }
 
@@ -191,13 +196,8 @@ impl GaussianMapper {
         stats: &mut FrameStats,
     ) -> Result<(), GaussianError> {
         let cfg = self.config().clone();
-        let cam = frame.cam;
         let t_cw = frame.t_cw;
-        let loss = LossConfig {
-            ssim_weight: f64::from(cfg.ssim_weight),
-        };
         self.optim.frames += 1;
-        let adam = self.adam();
         // Keyframes too far for the window would pull it towards views it cannot explain.
         self.optim.keyframes.drop_far(&t_cw, cfg.window_range);
         let anchor = (cfg.anchors > 0)
@@ -207,12 +207,40 @@ impl GaussianMapper {
                     .in_reach(&t_cw, cfg.keyframe_distance, cfg.keyframe_angle_deg)
             })
             .flatten();
-        for it in 0..cfg.iterations {
+        let limit = Limit::from_config(cfg.iterations, cfg.time_budget_ms, cfg.max_iterations);
+        let mut it = 0;
+        while self.optim.pace.more(limit, it) {
+            self.optim.pace.start_iteration();
+            self.iteration(r, frame, stats, it, limit, anchor)?;
+            self.optim.pace.end_iteration();
+            it += 1;
+        }
+        Ok(())
+    }
+
+    /// Iteration `it` of [`Self::iterate`].
+    fn iteration(
+        &mut self,
+        r: &mut dyn Renderer,
+        frame: &mut FrameView,
+        stats: &mut FrameStats,
+        it: u32,
+        limit: Limit,
+        anchor: Option<usize>,
+    ) -> Result<(), GaussianError> {
+        let cfg = self.config().clone();
+        let cam = frame.cam;
+        let t_cw = frame.t_cw;
+        let loss = LossConfig {
+            ssim_weight: f64::from(cfg.ssim_weight),
+        };
+        let adam = self.adam();
+        {
             if let (1, Some(a)) = (it, anchor) {
                 if let Some(u) = self.anchor_iteration(r, &cam, a, &loss, &adam)? {
                     stats.anchor_scale = Some(u);
                     stats.iterations += 1;
-                    continue;
+                    return Ok(());
                 }
             }
             // Even iterations: the current frame; odd ones: the keyframes in turn.
@@ -226,7 +254,8 @@ impl GaussianMapper {
                 None => (&t_cw, &frame.target),
             };
             let current = std::ptr::eq(tgt, &frame.target);
-            if cfg.background || (current && (it == 0 || it + 2 >= cfg.iterations)) {
+            let near_end = self.optim.pace.near_end(limit, it);
+            if cfg.background || (current && (it == 0 || near_end)) {
                 let first = it == 0 && current;
                 let copy = match frame.first_forward.take().filter(|_| first) {
                     Some(out) => out,

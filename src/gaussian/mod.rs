@@ -8,6 +8,7 @@
 //! camera for the pipeline; `pipeline::map_harness` measures it with ground-truth poses.
 
 mod background;
+pub mod budget;
 mod camera;
 mod colour;
 mod config;

@@ -56,6 +56,8 @@ pub struct FrameStats {
     pub anchor_scale: Option<f32>,
     /// Factor the map's colours were multiplied by to return to the anchors' unit.
     pub rescaled: Option<f32>,
+    /// Milliseconds the frame's optimisation took (what the time budget bounds).
+    pub frame_ms: f64,
 }
 
 /// [`Gaussian::is_finite`] as one vectorisable pass over the exponent bits (all ones: an
@@ -199,6 +201,8 @@ pub(crate) struct OptimState {
     pub(super) scratch: Scratch,
     /// Background lookups of recent keyframe views, oldest first.
     pub(super) keyframe_lookups: Vec<BackgroundLookup>,
+    /// Costs of an iteration and of a frame's tail, for the time budget.
+    pub pace: super::budget::Pace,
 }
 
 /// Per-pixel working buffers of a frame's optimisation (the images are 3 or 1 values a pixel at

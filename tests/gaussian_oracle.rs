@@ -129,7 +129,7 @@ fn oracle_street_realistic_resolution() {
 fn write_back_keeps_optimised_region() {
     use gs_livo::eval::image::psnr_rgb8;
     use gs_livo::gaussian::GaussianMapper;
-    use nalgebra::{Point3, UnitQuaternion, Vector3};
+    use nalgebra::{UnitQuaternion, Vector3};
 
     let mut sc = SimConfig::new("room");
     sc.duration = 0.6;
@@ -146,25 +146,10 @@ fn write_back_keeps_optimised_region() {
         keyframes: 0,
         ..GaussianConfig::desktop()
     };
-    let imu_t_lidar = rig.extrinsics.imu_T_lidar.0;
     let mut m =
         GaussianMapper::new(cfg, rig.camera.clone(), rig.extrinsics.imu_T_camera.0).unwrap();
+    insert_true_scans(&mut m, &seq);
     let traj = &seq.trajectory;
-    for scan in &seq.scans {
-        let t0 = seq.time_of(scan.stamp);
-        let pts: Vec<[f64; 3]> = scan
-            .points
-            .iter()
-            .map(|p| {
-                let w = traj.pose(t0 + f64::from(p.t))
-                    * imu_t_lidar
-                    * Point3::new(f64::from(p.p[0]), f64::from(p.p[1]), f64::from(p.p[2]));
-                [w.x, w.y, w.z]
-            })
-            .collect();
-        let o = (traj.pose(t0) * imu_t_lidar).translation.vector;
-        m.insert_scan(&pts, None, [o.x, o.y, o.z], scan.stamp);
-    }
     let img = &seq.images[0];
     let pose = traj.pose(seq.time_of(img.stamp));
     m.add_image(img, &pose, 1.0);
@@ -211,7 +196,6 @@ fn write_back_keeps_optimised_region() {
 #[test]
 fn time_budget_sets_the_iterations() {
     use gs_livo::gaussian::GaussianMapper;
-    use nalgebra::Point3;
 
     let mut sc = SimConfig::new("room");
     sc.duration = 0.3;
@@ -220,7 +204,6 @@ fn time_budget_sets_the_iterations() {
     small_camera(&mut sc, 64, 48, 40.0);
     let seq = simulate(&sc).unwrap();
     let rig = &seq.config.rig;
-    let imu_t_lidar = rig.extrinsics.imu_T_lidar.0;
     let traj = &seq.trajectory;
     let iterations_with = |time_budget_ms: f64| {
         let cfg = GaussianConfig {
@@ -234,21 +217,7 @@ fn time_budget_sets_the_iterations() {
         };
         let mut m =
             GaussianMapper::new(cfg, rig.camera.clone(), rig.extrinsics.imu_T_camera.0).unwrap();
-        for scan in &seq.scans {
-            let t0 = seq.time_of(scan.stamp);
-            let pts: Vec<[f64; 3]> = scan
-                .points
-                .iter()
-                .map(|p| {
-                    let w = traj.pose(t0 + f64::from(p.t))
-                        * imu_t_lidar
-                        * Point3::new(f64::from(p.p[0]), f64::from(p.p[1]), f64::from(p.p[2]));
-                    [w.x, w.y, w.z]
-                })
-                .collect();
-            let o = (traj.pose(t0) * imu_t_lidar).translation.vector;
-            m.insert_scan(&pts, None, [o.x, o.y, o.z], scan.stamp);
-        }
+        insert_true_scans(&mut m, &seq);
         let img = &seq.images[0];
         let pose = traj.pose(seq.time_of(img.stamp));
         m.add_image(img, &pose, 1.0);
@@ -266,4 +235,26 @@ fn time_budget_sets_the_iterations() {
     assert_eq!(iterations_with(0.0), [4, 4]);
     assert_eq!(iterations_with(1e-6), [1, 1]);
     assert_eq!(iterations_with(1e9), [7, 7]);
+}
+
+/// Inserts every scan of `seq` at its ground-truth pose (points deskewed by their own times).
+fn insert_true_scans(m: &mut gs_livo::gaussian::GaussianMapper, seq: &gs_livo::sim::SimSequence) {
+    use nalgebra::Point3;
+    let imu_t_lidar = seq.config.rig.extrinsics.imu_T_lidar.0;
+    let traj = &seq.trajectory;
+    for scan in &seq.scans {
+        let t0 = seq.time_of(scan.stamp);
+        let pts: Vec<[f64; 3]> = scan
+            .points
+            .iter()
+            .map(|p| {
+                let w = traj.pose(t0 + f64::from(p.t))
+                    * imu_t_lidar
+                    * Point3::new(f64::from(p.p[0]), f64::from(p.p[1]), f64::from(p.p[2]));
+                [w.x, w.y, w.z]
+            })
+            .collect();
+        let o = (traj.pose(t0) * imu_t_lidar).translation.vector;
+        m.insert_scan(&pts, None, [o.x, o.y, o.z], scan.stamp);
+    }
 }

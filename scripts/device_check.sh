@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One prepared check for a machine with a Vulkan GPU (an NVIDIA desktop card or a Jetson): the
 # rasteriser's Vulkan-vs-CPU tests on that GPU, the render benchmark table, then the whole pipeline
-# (embedded and desktop profiles, Vulkan and the native CPU backend) with a summary table in
-# $OUT/table.md. Aimed at under 10 minutes on a fresh GPU machine (the build is most of it);
+# (embedded and desktop profiles, each also under the mapper's time budget as realtime and gpu;
+# Vulkan and the native CPU backend) with a summary table in $OUT/table.md. Aimed at under 10 minutes on a fresh GPU machine (the build is most of it);
 # PIPELINE_SECONDS (default 10) sets the simulated sequence's length.
 #
 # Usage: scripts/device_check.sh [output-dir]
@@ -53,7 +53,7 @@ fi
 "$BIN_DIR/gs_livo" bench render --backend cpu --gaussians 20000 --sizes 256x216 --cpu-runs 3 \
   2>&1 | tee "$OUT/bench_cpu.md" || status=1
 # The whole pipeline, streaming, per profile and backend (real-time factor, stage times, ATE).
-"$BIN_DIR/gs_livo" bench pipeline --duration "${PIPELINE_SECONDS:-10}" --profiles embedded,desktop \
+"$BIN_DIR/gs_livo" bench pipeline --duration "${PIPELINE_SECONDS:-10}" --profiles embedded,realtime,desktop,gpu \
   --backends vulkan,fast --render-every 10 2>&1 | tee "$OUT/bench_pipeline.md" || status=1
 
 {

@@ -1,0 +1,310 @@
+//! Global relocalisation in a loaded LiDAR map: where in the map is the robot, with no initial
+//! pose? Roll and pitch are known from gravity (the IMU initialiser), so the search is over yaw
+//! and position: a coarse grid of hypotheses scored by how many scan points land near a plane
+//! of the voxel plane map, the best few refined by point-to-plane Gauss-Newton over
+//! (x, y, z, yaw), then judged. A result is accepted only when enough points fit (inlier
+//! ratio) and the best clearly beats the best hypothesis elsewhere (the score gap); otherwise
+//! the scan is refused with the reason, and the next scan is tried.
+
+use nalgebra::{Isometry3, Matrix4, Rotation3, Translation3, UnitQuaternion, Vector3, Vector4};
+
+use crate::lidar_map::VoxelMap;
+
+/// Settings of the global search and of acceptance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelocConfig {
+    /// Grid step of the position hypotheses (m).
+    pub grid_step: f64,
+    /// Step of the yaw hypotheses (degrees).
+    pub yaw_step_deg: f64,
+    /// Scan points scored per coarse hypothesis.
+    pub coarse_points: usize,
+    /// Scan points used in refinement and the final score.
+    pub fine_points: usize,
+    /// Hypotheses refined.
+    pub refine: usize,
+    /// Point-to-plane distance of an inlier in the final score (m).
+    pub inlier_distance: f64,
+    /// Least fraction of the scan's points that must be inliers.
+    pub min_inlier_ratio: f64,
+    /// The best hypothesis elsewhere (farther than `distinct_m` or `distinct_deg`) may reach at
+    /// most this fraction of the best one's inliers.
+    pub max_second_ratio: f64,
+    pub distinct_m: f64,
+    pub distinct_deg: f64,
+    /// Most coarse hypotheses (the grid step grows until the search fits).
+    pub max_hypotheses: usize,
+}
+
+impl Default for RelocConfig {
+    fn default() -> Self {
+        Self {
+            grid_step: 0.5,
+            yaw_step_deg: 10.0,
+            coarse_points: 64,
+            fine_points: 600,
+            refine: 24,
+            inlier_distance: 0.1,
+            min_inlier_ratio: 0.6,
+            max_second_ratio: 0.8,
+            distinct_m: 1.0,
+            distinct_deg: 20.0,
+            max_hypotheses: 400_000,
+        }
+    }
+}
+
+/// A judged relocalisation of one scan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelocResult {
+    /// `T_map_body` of the best hypothesis.
+    pub pose: Isometry3<f64>,
+    /// Fraction of the scan's points within `inlier_distance` of a map plane at `pose`.
+    pub inlier_ratio: f64,
+    /// The best distinct hypothesis' inlier ratio over the best's (1 = ambiguous).
+    pub second_ratio: f64,
+    pub hypotheses: usize,
+    /// `None`: accepted; else why not.
+    pub refused: Option<String>,
+}
+
+impl RelocResult {
+    pub fn accepted(&self) -> bool {
+        self.refused.is_none()
+    }
+}
+
+/// A hypothesis: yaw and position of the body in the map.
+#[derive(Debug, Clone, Copy)]
+struct Hyp {
+    yaw: f64,
+    t: Vector3<f64>,
+    score: f64,
+}
+
+fn rz(yaw: f64) -> Rotation3<f64> {
+    Rotation3::from_axis_angle(&Vector3::z_axis(), yaw)
+}
+
+/// Evenly spread subset of at most `n` points.
+fn spread(points: &[Vector3<f64>], n: usize) -> Vec<Vector3<f64>> {
+    if points.len() <= n {
+        return points.to_vec();
+    }
+    let step = points.len() as f64 / n as f64;
+    (0..n).map(|i| points[(i as f64 * step) as usize]).collect()
+}
+
+/// Smooth inlier count: each point near a plane counts `1 - (d / tol)^2`.
+fn score(map: &VoxelMap, pts: &[Vector3<f64>], yaw: f64, t: &Vector3<f64>, tol: f64) -> f64 {
+    let r = rz(yaw);
+    pts.iter()
+        .filter_map(|a| {
+            let q = r * a + t;
+            let pl = map.find_plane(&q)?;
+            let d = pl.distance(&q) / tol;
+            (d.abs() < 1.0).then(|| 1.0 - d * d)
+        })
+        .sum()
+}
+
+/// Point-to-plane Gauss-Newton over (x, y, z, yaw) with a gate shrinking from `gate0` to
+/// `gate1`.
+fn refine(map: &VoxelMap, pts: &[Vector3<f64>], mut h: Hyp, gate0: f64, gate1: f64) -> Hyp {
+    const ITERS: usize = 12;
+    for it in 0..ITERS {
+        let gate = gate0 + (gate1 - gate0) * it as f64 / (ITERS - 1) as f64;
+        let r = rz(h.yaw);
+        let mut a = Matrix4::<f64>::zeros();
+        let mut b = Vector4::<f64>::zeros();
+        let mut n = 0;
+        for p in pts {
+            let ra = r * p;
+            let q = ra + h.t;
+            let Some(pl) = map.find_plane(&q) else {
+                continue;
+            };
+            let d = pl.distance(&q);
+            if d.abs() > gate {
+                continue;
+            }
+            let nz = pl.normal;
+            // d/dyaw of n . (Rz(yaw) a) = n . (z x (Rz a)).
+            let j = Vector4::new(nz.x, nz.y, nz.z, nz.dot(&Vector3::z().cross(&ra)));
+            a += j * j.transpose();
+            b += j * d;
+            n += 1;
+        }
+        if n < 12 {
+            break;
+        }
+        a += Matrix4::identity() * 1e-6;
+        let Some(dx) = a.lu().solve(&(-b)) else { break };
+        h.t += Vector3::new(dx[0], dx[1], dx[2]);
+        h.yaw += dx[3];
+        if dx.norm() < 1e-5 {
+            break;
+        }
+    }
+    h
+}
+
+fn inlier_ratio(map: &VoxelMap, pts: &[Vector3<f64>], h: &Hyp, dist: f64) -> f64 {
+    let r = rz(h.yaw);
+    let n = pts
+        .iter()
+        .filter(|a| {
+            let q = r * *a + h.t;
+            map.find_plane(&q)
+                .is_some_and(|pl| pl.distance(&q).abs() < dist)
+        })
+        .count();
+    n as f64 / pts.len().max(1) as f64
+}
+
+fn yaw_diff(a: f64, b: f64) -> f64 {
+    let d = (a - b).rem_euclid(std::f64::consts::TAU);
+    d.min(std::f64::consts::TAU - d)
+}
+
+/// Relocalises one scan: `points` in the body frame (deskewed), `tilt` the body's rotation
+/// in a gravity-aligned frame with arbitrary yaw (roll and pitch are what matter).
+pub fn relocalise(
+    map: &VoxelMap,
+    points: &[Vector3<f64>],
+    tilt: &UnitQuaternion<f64>,
+    cfg: &RelocConfig,
+) -> RelocResult {
+    let refuse = |reason: String, hypotheses: usize| RelocResult {
+        pose: Isometry3::identity(),
+        inlier_ratio: 0.0,
+        second_ratio: 1.0,
+        hypotheses,
+        refused: Some(reason),
+    };
+    // Points with the body's roll and pitch (and the filter's arbitrary yaw) applied.
+    let level: Vec<Vector3<f64>> = points
+        .iter()
+        .filter(|p| p.iter().all(|v| v.is_finite()))
+        .map(|p| tilt * p)
+        .collect();
+    if level.len() < 50 {
+        return refuse(format!("{} usable points, 50 needed", level.len()), 0);
+    }
+    let Some((lo, hi)) = map.bounds() else {
+        return refuse("the map is empty".into(), 0);
+    };
+    let coarse = spread(&level, cfg.coarse_points);
+    let fine = spread(&level, cfg.fine_points);
+    let yaws: Vec<f64> = (0..(360.0 / cfg.yaw_step_deg).round().max(1.0) as usize)
+        .map(|i| (i as f64 * cfg.yaw_step_deg).to_radians())
+        .collect();
+    // Positions on a grid inside the map's box, coarsened until the search fits.
+    let mut step = cfg.grid_step;
+    let axis = |lo: f64, hi: f64, step: f64| -> Vec<f64> {
+        let n = ((hi - lo) / step).floor().max(0.0) as usize;
+        (0..=n)
+            .map(|i| lo + (i as f64 + 0.5) * step)
+            .filter(|&v| v < hi)
+            .collect()
+    };
+    let grid = loop {
+        let (xs, ys, zs) = (
+            axis(lo.x, hi.x, step),
+            axis(lo.y, hi.y, step),
+            axis(lo.z, hi.z, step),
+        );
+        if xs.len() * ys.len() * zs.len() * yaws.len() <= cfg.max_hypotheses || step > 1e3 {
+            break (xs, ys, zs);
+        }
+        step *= 1.5;
+    };
+    let tol = step.max(cfg.inlier_distance);
+    let mut hyps = Vec::new();
+    for &x in &grid.0 {
+        for &y in &grid.1 {
+            for &z in &grid.2 {
+                let t = Vector3::new(x, y, z);
+                for &yaw in &yaws {
+                    let s = score(map, &coarse, yaw, &t, tol);
+                    if s > 0.0 {
+                        hyps.push(Hyp { yaw, t, score: s });
+                    }
+                }
+            }
+        }
+    }
+    let total = grid.0.len() * grid.1.len() * grid.2.len() * yaws.len();
+    hyps.sort_by(|a, b| b.score.total_cmp(&a.score));
+    // The best few, one per neighbourhood, refined and judged on more points.
+    let mut seeds: Vec<Hyp> = Vec::new();
+    for h in hyps {
+        if seeds.len() >= cfg.refine {
+            break;
+        }
+        let near = seeds.iter().any(|s| {
+            (s.t - h.t).norm() < 1.5 * step
+                && yaw_diff(s.yaw, h.yaw) < 1.5 * cfg.yaw_step_deg.to_radians()
+        });
+        if !near {
+            seeds.push(h);
+        }
+    }
+    let mut judged: Vec<(Hyp, f64)> = seeds
+        .into_iter()
+        .map(|h| {
+            let h = refine(map, &fine, h, tol * 1.5, cfg.inlier_distance * 2.0);
+            let ratio = inlier_ratio(map, &fine, &h, cfg.inlier_distance);
+            (h, ratio)
+        })
+        .collect();
+    judged.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let Some(&(best, ratio)) = judged.first() else {
+        return refuse(
+            "no hypothesis puts any point near a map plane".into(),
+            total,
+        );
+    };
+    let second = judged
+        .iter()
+        .skip(1)
+        .find(|(h, _)| {
+            (h.t - best.t).norm() > cfg.distinct_m
+                || yaw_diff(h.yaw, best.yaw) > cfg.distinct_deg.to_radians()
+        })
+        .map_or(0.0, |(_, r)| *r);
+    let second_ratio = second / ratio.max(1e-9);
+    let rot = UnitQuaternion::from_rotation_matrix(&rz(best.yaw)) * tilt;
+    let pose = Isometry3::from_parts(Translation3::from(best.t), rot);
+    let refused = if ratio < cfg.min_inlier_ratio {
+        Some(format!(
+            "best hypothesis fits {:.0} % of the points, {:.0} % needed (is this the mapped place?)",
+            100.0 * ratio,
+            100.0 * cfg.min_inlier_ratio
+        ))
+    } else if second_ratio > cfg.max_second_ratio {
+        Some(format!(
+            "ambiguous: a hypothesis {:.1} m / {:.0} deg away fits {:.0} % of what the best fits",
+            (judged
+                .iter()
+                .skip(1)
+                .find(|(_, r)| *r == second)
+                .map_or(0.0, |(h, _)| (h.t - best.t).norm())),
+            judged
+                .iter()
+                .skip(1)
+                .find(|(_, r)| *r == second)
+                .map_or(0.0, |(h, _)| yaw_diff(h.yaw, best.yaw).to_degrees()),
+            100.0 * second_ratio
+        ))
+    } else {
+        None
+    };
+    RelocResult {
+        pose,
+        inlier_ratio: ratio,
+        second_ratio,
+        hypotheses: total,
+        refused,
+    }
+}

@@ -282,5 +282,20 @@ impl SessionMap {
     }
 }
 
+/// The map frame of a run that started at body pose `world_t_body` (in a ground truth's
+/// world frame): the IMU initialiser levels the body with the shortest rotation that takes its
+/// measured up to +z (`estimator::init`), so `world_t_map` is the start pose with that rotation
+/// undone: the start position and a pure yaw.
+pub fn level_frame(world_t_body: &Isometry3<f64>) -> Isometry3<f64> {
+    let z = nalgebra::Vector3::z();
+    let up_body = world_t_body.rotation.inverse() * z;
+    let level = nalgebra::UnitQuaternion::rotation_between(&up_body, &z)
+        .unwrap_or_else(nalgebra::UnitQuaternion::identity);
+    Isometry3::from_parts(
+        world_t_body.translation,
+        world_t_body.rotation * level.inverse(),
+    )
+}
+
 #[cfg(test)]
 mod tests;

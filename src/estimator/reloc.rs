@@ -362,13 +362,16 @@ mod tests {
         v
     }
 
-    /// An 8 x 6 x 3 m room with two boxes and a pillar-like block (not symmetric).
+    /// An 8 x 6 x 3 m room with two boxes and a pillar-like block (not symmetric), shifted off
+    /// the voxel grid (a face exactly on a voxel boundary would leave its points' leaf to
+    /// rounding).
     fn room() -> Vec<Vector3<f64>> {
         let mut v = box_faces([-4.0, -3.0, 0.0], [4.0, 3.0, 3.0], 0.04);
         v.extend(box_faces([2.6, 1.0, 0.0], [3.6, 2.2, 1.0], 0.04));
         v.extend(box_faces([-3.6, -2.4, 0.0], [-2.6, -1.4, 0.8], 0.04));
         v.extend(box_faces([0.5, -2.9, 0.0], [1.1, -2.3, 2.0], 0.04));
-        v
+        let off = Vector3::new(0.013, 0.021, 0.017);
+        v.iter().map(|p| p + off).collect()
     }
 
     fn map_of(points: &[Vector3<f64>]) -> VoxelMap {
@@ -430,10 +433,10 @@ mod tests {
             for j in 0..30 {
                 let x = -8.0 + i as f64 * 0.04;
                 let s = j as f64 * 0.08;
-                corridor.push(Vector3::new(x, -1.2, s.min(2.6)));
-                corridor.push(Vector3::new(x, 1.2, s.min(2.6)));
-                corridor.push(Vector3::new(x, -1.2 + s, 0.0));
-                corridor.push(Vector3::new(x, -1.2 + s, 2.6));
+                corridor.push(Vector3::new(x, -1.21, s.min(2.6)));
+                corridor.push(Vector3::new(x, 1.21, s.min(2.6)));
+                corridor.push(Vector3::new(x, -1.2 + s, 0.01));
+                corridor.push(Vector3::new(x, -1.2 + s, 2.61));
             }
         }
         let pose = Isometry3::translation(0.0, 0.1, 1.3);

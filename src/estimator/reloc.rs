@@ -105,7 +105,7 @@ fn score(map: &VoxelMap, pts: &[Vector3<f64>], yaw: f64, t: &Vector3<f64>, tol: 
             let q = r * a + t;
             let pl = map.find_plane(&q)?;
             let d = pl.distance(&q) / tol;
-            (d.abs() < 1.0).then(|| 1.0 - d * d)
+            (d.abs() < 1.0).then_some(1.0 - d * d)
         })
         .sum()
 }

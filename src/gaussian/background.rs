@@ -107,7 +107,7 @@ impl Background {
 
     /// A background from [`Self::to_grid`]; an error when the arrays do not match the grid.
     pub fn from_grid(g: BackgroundGrid) -> Result<Self, GaussianError> {
-        let cells = g.az_bins.checked_mul(g.el_bins).unwrap_or(usize::MAX);
+        let cells = g.az_bins.saturating_mul(g.el_bins);
         if g.az_bins < 4 || g.el_bins < 2 || [g.num.len(), g.den.len(), g.baked.len()] != [cells; 3]
         {
             return Err(GaussianError::Input(format!(

@@ -18,7 +18,7 @@ LAYERS = [
     ["lib", "main", "cli"],
     ["ros"],
     ["pipeline"],
-    ["report", "sim"],
+    ["report", "sim", "session"],
     ["config"],
     ["estimator"],
     ["gaussian"],

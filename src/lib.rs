@@ -17,6 +17,7 @@ pub mod render;
 pub mod report;
 pub mod ros;
 pub mod sensors;
+pub mod session;
 pub mod sim;
 pub mod sync;
 #[doc(hidden)]

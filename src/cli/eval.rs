@@ -28,6 +28,11 @@ pub struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Express the ground truth in the map frame of the run whose ground truth is this TUM file
+    /// (a run's map frame is its first pose made level, yaw kept): to judge, with `--align
+    /// none`, a run that relocalised in that run's saved map.
+    #[arg(long)]
+    pub gt_in_map_of: Option<PathBuf>,
 }
 
 fn parse_delta(s: &str) -> anyhow::Result<RpeDelta> {
@@ -45,7 +50,15 @@ fn parse_delta(s: &str) -> anyhow::Result<RpeDelta> {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let gt = read_tum(&a.gt)?;
+    let mut gt = read_tum(&a.gt)?;
+    if let Some(first) = &a.gt_in_map_of {
+        let origin = read_tum(first)?
+            .first()
+            .map(|p| gs_livo::session::level_frame(&p.pose))
+            .ok_or_else(|| anyhow::anyhow!("--gt-in-map-of {}: no poses", first.display()))?;
+        let map_t_world = origin.inverse();
+        gt.iter_mut().for_each(|p| p.pose = map_t_world * p.pose);
+    }
     let est = read_tum(&a.est)?;
     let opt = EvalOptions {
         align: a.align,

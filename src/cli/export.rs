@@ -16,7 +16,7 @@ pub struct Args {
     /// Parameter file of the run (camera, extrinsics, gaussian and render sections).
     #[arg(long)]
     pub config: PathBuf,
-    /// Map to export (default RUN/map.ply).
+    /// Map to export: a 3DGS PLY or a map folder (default RUN/map.ply).
     #[arg(long)]
     pub map: Option<PathBuf>,
     /// Body trajectory in TUM format (default RUN/trajectory.tum).
@@ -39,21 +39,34 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let traj_path = a.trajectory.unwrap_or_else(|| a.run.join("trajectory.tum"));
     let out = a.out.unwrap_or_else(|| a.run.join("export"));
     // Read every input before writing anything, so a bad run folder leaves no partial export.
-    let map = GaussianMap::load_ply(&map_path, cfg.gaussian.clone())
-        .with_context(|| format!("loading {}", map_path.display()))?;
+    // A map folder (`RUN/map/`, see `gs_livo::session`) or a 3DGS PLY.
+    let (map, background) = if map_path.is_dir() {
+        let session = gs_livo::session::SessionMap::load(&map_path)
+            .with_context(|| format!("loading {}", map_path.display()))?;
+        session.check_config(&cfg)?;
+        let mapper = session.mapper(&cfg)?.with_context(|| {
+            format!("{}: a LiDAR-only map has no Gaussians", map_path.display())
+        })?;
+        let bg = mapper.background().cloned();
+        (mapper.map().clone(), bg)
+    } else {
+        let map = GaussianMap::load_ply(&map_path, cfg.gaussian.clone())
+            .with_context(|| format!("loading {}", map_path.display()))?;
+        let bg_path = background_path(&map_path);
+        let background = if bg_path.exists() {
+            Some(
+                Background::load_png(&bg_path)
+                    .with_context(|| format!("loading {}", bg_path.display()))?,
+            )
+        } else {
+            None
+        };
+        (map, background)
+    };
     let poses = gs_livo::eval::tum::read_tum(&traj_path)?;
     if poses.is_empty() {
         bail!("{}: no poses", traj_path.display());
     }
-    let bg_path = background_path(&map_path);
-    let background = if bg_path.exists() {
-        Some(
-            Background::load_png(&bg_path)
-                .with_context(|| format!("loading {}", bg_path.display()))?,
-        )
-    } else {
-        None
-    };
     println!(
         "map: {} gaussians from {}{}",
         map.len(),

@@ -28,6 +28,9 @@ pub struct LioCounters {
     pub update_failures: usize,
     pub degenerate_scans: usize,
     pub not_converged: usize,
+    /// With a loaded map and no initial pose: the global relocalisation's outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relocalisation: Option<super::reloc::RelocStatus>,
 }
 
 /// Conditioning of the translational information of a LiDAR update.
@@ -81,6 +84,8 @@ pub struct Lio {
     map: VoxelMap,
     counters: LioCounters,
     scans_since_prune: usize,
+    /// A loaded map: frozen or extended, and the relocalisation still to do.
+    prior: Option<super::reloc::PriorMapState>,
 }
 
 impl Lio {
@@ -100,7 +105,31 @@ impl Lio {
             map: VoxelMap::new(cfg.lidar_map.clone()),
             counters: LioCounters::default(),
             scans_since_prune: 0,
+            prior: None,
         }
+    }
+
+    /// Starts from a loaded map instead of an empty one: `frozen` (localise only) inserts no
+    /// scans; a loaded map is never pruned (it would lose what the robot comes back to). With
+    /// `reloc`, scans are registered globally against the map until one is accepted; until then
+    /// [`Self::process`] returns `None` (no pose in the map frame). Without it the filter's
+    /// start pose is taken as a pose in the map.
+    pub fn use_prior_map(
+        &mut self,
+        map: VoxelMap,
+        frozen: bool,
+        reloc: Option<super::reloc::RelocConfig>,
+    ) {
+        self.map = map;
+        if reloc.is_some() {
+            self.counters.relocalisation = Some(Default::default());
+        }
+        self.prior = Some(super::reloc::PriorMapState { frozen, reloc });
+    }
+
+    /// The voxel map, given up at the end of a run (to save it).
+    pub fn into_map(self) -> VoxelMap {
+        self.map
     }
 
     pub fn counters(&self) -> &LioCounters {
@@ -249,9 +278,14 @@ impl Lio {
             let st = *self.filter.as_ref()?.state();
             return Some(self.result(end, st, scan.len(), 0, None));
         }
+        if !self.relocalised(&body_points) {
+            return None;
+        }
         let outcome = self.update(&body_points, end);
         let state = *self.filter.as_ref()?.state();
-        self.insert(&state, &body_points);
+        if !self.prior.as_ref().is_some_and(|p| p.frozen) {
+            self.insert(&state, &body_points);
+        }
         let mut res = self.result(end, state, scan.len(), body_points.len(), None);
         if let Some((rep, deg)) = outcome {
             res.residuals = rep.count;
@@ -403,7 +437,7 @@ impl Lio {
             .collect();
         self.map.insert(&map_points);
         self.scans_since_prune += 1;
-        if self.scans_since_prune >= 10 {
+        if self.scans_since_prune >= 10 && self.prior.is_none() {
             self.scans_since_prune = 0;
             let dropped = self.map.prune(&state.pos);
             if dropped > 0 {
@@ -450,5 +484,64 @@ pub fn degeneracy(info: &ErrMat, ratio: f64) -> Degeneracy {
         eigenvalues: ev,
         weakest: [w[0], w[1], w[2]],
         degenerate: ev[2] <= 0.0 || ev[0].is_nan() || ev[0] <= ratio * ev[2],
+    }
+}
+
+impl Lio {
+    /// With a relocalisation pending: registers the scan globally against the loaded map and,
+    /// when the result is accepted, moves the filter into the map frame (true); a refused scan
+    /// is counted and logged with its reason (false: no pose for it). True when none pends.
+    fn relocalised(&mut self, body_points: &[BodyPoint]) -> bool {
+        let Some(cfg) = self.prior.as_ref().and_then(|p| p.reloc.clone()) else {
+            return true;
+        };
+        let Some(f) = self.filter.as_mut() else {
+            return false;
+        };
+        let st = *f.state();
+        let pts: Vec<Vector3<f64>> = body_points.iter().map(|b| b.p).collect();
+        let t0 = std::time::Instant::now();
+        let r = super::reloc::relocalise(&self.map, &pts, &st.rot, &cfg);
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        let status = self
+            .counters
+            .relocalisation
+            .get_or_insert_with(Default::default);
+        status.inlier_ratio = r.inlier_ratio;
+        status.second_ratio = r.second_ratio;
+        if let Some(reason) = &r.refused {
+            status.refused_scans += 1;
+            status.last_refusal = Some(reason.clone());
+            tracing::warn!(
+                "relocalisation refused ({} hypotheses, {ms:.0} ms): {reason}; no pose in the map frame yet",
+                r.hypotheses
+            );
+            return false;
+        }
+        let (_, _, yaw) = r.pose.rotation.euler_angles();
+        let t = r.pose.translation.vector;
+        status.accepted_at_scan = Some(self.counters.scans);
+        status.pose = Some([t.x, t.y, t.z, yaw.to_degrees()]);
+        tracing::info!(
+            "relocalised in the loaded map at [{:.3}, {:.3}, {:.3}] m, yaw {:.2} deg: {:.0} % inliers, next best elsewhere {:.0} % of that ({} hypotheses, {ms:.0} ms)",
+            t.x, t.y, t.z, yaw.to_degrees(), 100.0 * r.inlier_ratio, 100.0 * r.second_ratio, r.hypotheses
+        );
+        // The filter's frame (gravity-aligned, arbitrary yaw and origin) to the map's.
+        let map_t_local = r.pose.rotation * st.rot.inverse();
+        let mut s = st;
+        s.rot = r.pose.rotation;
+        s.pos = t;
+        s.vel = map_t_local * st.vel;
+        s.grav = map_t_local * st.grav;
+        let mut cov = *f.covariance();
+        for i in 0..3 {
+            cov[(POS + i, POS + i)] = cov[(POS + i, POS + i)].max(0.05 * 0.05);
+        }
+        cov[(ROT + 2, ROT + 2)] = cov[(ROT + 2, ROT + 2)].max(0.02 * 0.02);
+        f.set_state(s, cov);
+        if let Some(p) = self.prior.as_mut() {
+            p.reloc = None;
+        }
+        true
     }
 }

@@ -9,6 +9,7 @@ pub mod ieskf;
 pub mod init;
 pub mod lio;
 pub mod point_to_plane;
+pub mod reloc;
 pub mod so3;
 pub mod state;
 pub mod visual;

@@ -57,6 +57,16 @@ impl BackgroundLookup {
     }
 }
 
+/// A [`Background`]'s grid as plain data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackgroundGrid {
+    pub az_bins: usize,
+    pub el_bins: usize,
+    pub num: Vec<[f64; 3]>,
+    pub den: Vec<f64>,
+    pub baked: Vec<[f32; 3]>,
+}
+
 /// Direction-dependent background colour (exposure-normalised RGB).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Background {
@@ -82,6 +92,40 @@ impl Background {
             den: vec![0.0; az_bins * el_bins],
             baked: vec![[0.0; 3]; az_bins * el_bins],
         }
+    }
+
+    /// The grid as plain data (for map files).
+    pub fn to_grid(&self) -> BackgroundGrid {
+        BackgroundGrid {
+            az_bins: self.az_bins,
+            el_bins: self.el_bins,
+            num: self.num.clone(),
+            den: self.den.clone(),
+            baked: self.baked.clone(),
+        }
+    }
+
+    /// A background from [`Self::to_grid`]; an error when the arrays do not match the grid.
+    pub fn from_grid(g: BackgroundGrid) -> Result<Self, GaussianError> {
+        let cells = g.az_bins.saturating_mul(g.el_bins);
+        if g.az_bins < 4 || g.el_bins < 2 || [g.num.len(), g.den.len(), g.baked.len()] != [cells; 3]
+        {
+            return Err(GaussianError::Input(format!(
+                "background grid {}x{} with {} / {} / {} cells",
+                g.az_bins,
+                g.el_bins,
+                g.num.len(),
+                g.den.len(),
+                g.baked.len()
+            )));
+        }
+        Ok(Self {
+            az_bins: g.az_bins,
+            el_bins: g.el_bins,
+            num: g.num,
+            den: g.den,
+            baked: g.baked,
+        })
     }
 
     /// Grid size (azimuth, elevation).

@@ -34,6 +34,25 @@ fn separation(a: &Isometry3<f64>, b: &Isometry3<f64>, metres: f64, degrees: f64)
 }
 
 impl KeyframePool {
+    /// Keyframes (oldest first), the pose the last one joined at, and the round-robin cursor:
+    /// everything a map file keeps.
+    pub fn parts(&self) -> (Vec<Keyframe>, Option<Isometry3<f64>>, usize) {
+        (
+            self.frames.iter().cloned().collect(),
+            self.last,
+            self.cursor,
+        )
+    }
+
+    /// A pool as [`Self::parts`] gave it.
+    pub fn from_parts(frames: Vec<Keyframe>, last: Option<Isometry3<f64>>, cursor: usize) -> Self {
+        Self {
+            frames: frames.into(),
+            last,
+            cursor,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.frames.len()
     }
@@ -135,6 +154,15 @@ pub(crate) struct AnchorSet {
 }
 
 impl AnchorSet {
+    /// The anchors, oldest first (for map files).
+    pub fn frames(&self) -> &[Keyframe] {
+        &self.frames
+    }
+
+    pub fn from_frames(frames: Vec<Keyframe>) -> Self {
+        Self { frames }
+    }
+
     pub fn get(&self, i: usize) -> Option<&Keyframe> {
         self.frames.get(i)
     }

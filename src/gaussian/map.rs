@@ -18,6 +18,9 @@ use super::GaussianError;
 use crate::voxel_key::KeyMap;
 
 mod insert;
+mod parts;
+
+pub use parts::GaussianRecord;
 
 /// `floor(p / root_size)` per axis.
 pub type RootKey = [i64; 3];

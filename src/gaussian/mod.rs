@@ -22,23 +22,25 @@ mod mapper;
 mod normals;
 mod optimise;
 mod params;
+mod persist;
 mod ply;
 mod resample;
 mod store;
 mod window;
 
-pub use background::Background;
+pub use background::{Background, BackgroundGrid};
 pub use camera::sample_bilinear;
 pub use colour::PosedImage;
 pub use config::{GaussianConfig, EMBEDDED_ITERATIONS, EMBEDDED_LEAF_PIXELS, EMBEDDED_RESOLUTION};
 pub use convert::{from_render, to_render, to_render_into};
-pub use map::{GaussianMap, InsertStats, RootKey};
+pub use map::{GaussianMap, GaussianRecord, InsertStats, RootKey};
 pub use mapper::{background_path, ExportStats, GaussianMapper, MapperCounters};
 pub use normals::estimate_normals;
 pub use optimise::{optimisation_camera, render_camera, FrameStats, Keyframe};
 pub use params::{
     opacity_from_logit, opacity_to_logit, rotation_from_normal, sh_coeff_count, Gaussian, SH_C0,
 };
+pub use persist::MapperState;
 pub use ply::{read_ply, write_ply, PlyError};
 pub use resample::image_target_sized;
 pub use window::{MaintainStats, SyncPlan, View, Window};

@@ -30,7 +30,7 @@ impl From<RenderError> for GaussianError {
 }
 
 /// A training view kept to fight forgetting.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Keyframe {
     pub camera_t_world: Isometry3<f64>,
     /// Exposure-normalised RGB f32 at the optimisation resolution.

@@ -10,7 +10,7 @@ mod filter;
 mod octree;
 
 pub use filter::voxel_downsample;
-pub use octree::{Plane, PointNoise};
+pub use octree::{NodeRecord, Plane, PointNoise};
 
 use nalgebra::Vector3;
 use serde::{Deserialize, Serialize};
@@ -58,7 +58,7 @@ pub struct VoxelMap {
 }
 
 /// A point to insert, in the world frame, with its noise.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MapPoint {
     pub p: Vector3<f64>,
     pub noise: PointNoise,
@@ -129,9 +129,59 @@ impl VoxelMap {
         self.roots.len()
     }
 
+    /// The box spanned by the root voxels (min and max corner), `None` when empty.
+    pub fn bounds(&self) -> Option<(Vector3<f64>, Vector3<f64>)> {
+        let s = self.cfg.root_size;
+        let mut it = self.roots.keys();
+        let k = it.next()?;
+        let corner = |k: &[i32; 3]| Vector3::new(k[0] as f64, k[1] as f64, k[2] as f64) * s;
+        let (mut lo, mut hi) = (corner(k), corner(k));
+        for k in it {
+            let c = corner(k);
+            lo = lo.inf(&c);
+            hi = hi.sup(&c);
+        }
+        Some((lo, hi + Vector3::repeat(s)))
+    }
+
     /// Number of planar leaves.
     pub fn plane_count(&self) -> usize {
         self.roots.values().map(|n| n.plane_count()).sum()
+    }
+
+    /// The whole map as plain data, roots sorted by key (so equal maps give equal lists), each
+    /// root's nodes in pre-order: what a map file stores.
+    pub fn to_parts(&self) -> Vec<([i32; 3], Vec<NodeRecord>)> {
+        let mut keys: Vec<[i32; 3]> = self.roots.keys().copied().collect();
+        keys.sort_unstable();
+        keys.into_iter()
+            .map(|k| {
+                let mut recs = Vec::new();
+                self.roots[&k].to_records(&mut recs);
+                (k, recs)
+            })
+            .collect()
+    }
+
+    /// Rebuilds a map from [`Self::to_parts`]; an error (never a partial map) when the trees do
+    /// not fit the config (depth) or a root's records do not form exactly one tree.
+    pub fn from_parts(
+        cfg: VoxelMapConfig,
+        parts: Vec<([i32; 3], Vec<NodeRecord>)>,
+    ) -> Result<Self, String> {
+        let mut map = Self::new(cfg);
+        for (k, recs) in parts {
+            let mut it = recs.iter();
+            let node = Node::from_records(&mut it, 0, map.cfg.max_depth)
+                .map_err(|e| format!("root {k:?}: {e}"))?;
+            if it.next().is_some() {
+                return Err(format!("root {k:?}: records left after its tree"));
+            }
+            if map.roots.insert(k, node).is_some() {
+                return Err(format!("root {k:?} listed twice"));
+            }
+        }
+        Ok(map)
     }
 }
 

@@ -226,3 +226,93 @@ impl Node {
         }
     }
 }
+
+/// One octree node as plain data, for saving and loading maps (`VoxelMap::to_parts`). Nodes of a
+/// root are listed in pre-order; `children` says which of the eight octants follow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRecord {
+    pub center: Vector3<f64>,
+    pub half: f64,
+    pub depth: u8,
+    pub n: usize,
+    pub sum: Vector3<f64>,
+    pub sum_sq: Matrix3<f64>,
+    pub sum_cov: Matrix3<f64>,
+    pub points: Vec<MapPoint>,
+    pub plane: Option<Plane>,
+    /// `None`: a leaf; else bit `i` set when octant `i` exists.
+    pub children: Option<u8>,
+    pub frozen: bool,
+    pub since_fit: usize,
+}
+
+impl Node {
+    /// Appends this node and its subtree in pre-order.
+    pub(super) fn to_records(&self, out: &mut Vec<NodeRecord>) {
+        let children = self.children.as_ref().map(|ch| {
+            ch.iter()
+                .enumerate()
+                .filter(|(_, c)| c.is_some())
+                .fold(0u8, |m, (i, _)| m | (1 << i))
+        });
+        out.push(NodeRecord {
+            center: self.center,
+            half: self.half,
+            depth: self.depth,
+            n: self.n,
+            sum: self.sum,
+            sum_sq: self.sum_sq,
+            sum_cov: self.sum_cov,
+            points: self.points.clone(),
+            plane: self.plane.clone(),
+            children,
+            frozen: self.frozen,
+            since_fit: self.since_fit,
+        });
+        if let Some(ch) = &self.children {
+            ch.iter().flatten().for_each(|c| c.to_records(out));
+        }
+    }
+
+    /// Rebuilds a subtree from pre-order records starting at `*next`; checks that depths
+    /// descend by one and stay within `max_depth`.
+    pub(super) fn from_records(
+        recs: &mut std::slice::Iter<'_, NodeRecord>,
+        depth: u8,
+        max_depth: u8,
+    ) -> Result<Self, String> {
+        let r = recs.next().ok_or("node list ends inside a tree")?;
+        if r.depth != depth || depth > max_depth {
+            return Err(format!(
+                "node at depth {} where {depth} was expected (max {max_depth})",
+                r.depth
+            ));
+        }
+        let children = match r.children {
+            None => None,
+            Some(mask) => {
+                let mut ch: Box<[Option<Node>; 8]> = Box::default();
+                for (i, slot) in ch.iter_mut().enumerate() {
+                    if mask & (1 << i) != 0 {
+                        *slot = Some(Node::from_records(recs, depth + 1, max_depth)?);
+                    }
+                }
+                Some(ch)
+            }
+        };
+        Ok(Self {
+            center: r.center,
+            half: r.half,
+            depth: r.depth,
+            n: r.n,
+            sum: r.sum,
+            sum_sq: r.sum_sq,
+            sum_cov: r.sum_cov,
+            points: r.points.clone(),
+            plane: r.plane.clone(),
+            children,
+            frozen: r.frozen,
+            since_fit: r.since_fit,
+        })
+    }
+}

@@ -157,8 +157,22 @@ impl<'a> Estimator<'a> {
         let imu_odometry = opts
             .imu_odometry
             .then(|| ImuOdometry::new(cfg.imu.accel_scale));
+        let mut lio = Lio::new(&cfg.lio_setup());
+        if let Some(p) = &opts.prior {
+            match p.map.voxel_map(&cfg.lidar_map) {
+                Ok(map) => {
+                    let reloc = p
+                        .relocalise
+                        .then(crate::estimator::reloc::RelocConfig::default);
+                    lio.use_prior_map(map, p.frozen(), reloc);
+                }
+                // The map was checked when loaded; a failure here is logged, and the run maps
+                // from scratch rather than with half a map.
+                Err(e) => tracing::error!("loaded LiDAR map not used: {e}"),
+            }
+        }
         Self {
-            lio: Lio::new(&cfg.lio_setup()),
+            lio,
             corrections,
             cfg,
             opts,
@@ -178,7 +192,8 @@ impl<'a> Estimator<'a> {
     }
 
     /// Runs until the measurements end or an output's receiver goes; then the last counters.
-    pub(super) fn run(mut self, measurements: Receiver<Measurement>) {
+    /// Returns the LIO's voxel map (to save it).
+    pub(super) fn run(mut self, measurements: Receiver<Measurement>) -> crate::lidar_map::VoxelMap {
         for m in measurements.iter() {
             self.push(m);
             if !self.drain() {
@@ -189,6 +204,8 @@ impl<'a> Estimator<'a> {
         let mut s = lock(&self.stats);
         s.sync = self.sync.counters().clone();
         s.lio = self.lio.counters().clone();
+        drop(s);
+        self.lio.into_map()
     }
 
     pub(super) fn push(&mut self, mut m: Measurement) {

@@ -113,6 +113,8 @@ pub struct MapStage {
     render_cfg: crate::render::RenderConfig,
     /// What the last `save_ply` wrote.
     export: Option<crate::gaussian::ExportStats>,
+    /// Localising in a loaded map: nothing is inserted, coloured or optimised.
+    frozen: bool,
 }
 
 /// Snapshot buffers kept for reuse (the estimator holds at most `map_lag` + 1 at a time
@@ -186,7 +188,35 @@ impl MapStage {
             held_out: HeldOutFrames::default(),
             render_cfg: cfg.render.clone(),
             export: None,
+            frozen: false,
         })
+    }
+
+    /// The mapper stage continuing a loaded map (`prior`), frozen in localise mode; a new one
+    /// without a prior or when the map has no Gaussian part.
+    pub fn with_prior(
+        cfg: &Config,
+        render_every: usize,
+        prior: Option<&super::PriorMap>,
+    ) -> Result<Self, PipelineError> {
+        let mut stage = Self::new(cfg, render_every)?;
+        if let Some(p) = prior {
+            if let Some(m) = p.map.mapper(cfg)? {
+                tracing::info!(
+                    "mapper continues the loaded map: {} Gaussians, {:?} mode",
+                    m.map().len(),
+                    p.mode
+                );
+                stage.mapper = m;
+            }
+            stage.frozen = p.frozen();
+        }
+        Ok(stage)
+    }
+
+    /// The mapper, mutable (to capture its state for a map file).
+    pub fn mapper_mut(&mut self) -> &mut GaussianMapper {
+        &mut self.mapper
     }
 
     pub fn mapper(&self) -> &GaussianMapper {
@@ -217,11 +247,16 @@ impl MapStage {
             .map(|i| self.mapper.config().is_held_out(i))
             .collect();
         let t = Instant::now();
-        let stats = self.mapper.insert_scan(&f.points, None, f.sensor, f.stamp);
-        rep.created = stats.created;
+        if !self.frozen {
+            let stats = self.mapper.insert_scan(&f.points, None, f.sensor, f.stamp);
+            rep.created = stats.created;
+        }
         rep.insert_ms = ms(t);
         let t = Instant::now();
         for (im, &h) in f.images.iter().zip(&held) {
+            if self.frozen {
+                continue;
+            }
             if h {
                 self.held_out.offer(im);
             } else {
@@ -235,7 +270,9 @@ impl MapStage {
         self.mapper.update_window(&view, None);
         rep.window_ms = ms(t);
         let t = Instant::now();
-        self.optimise(f, &held)?;
+        if !self.frozen {
+            self.optimise(f, &held)?;
+        }
         rep.optimise_ms = ms(t);
         let t = Instant::now();
         for (k, (im, &h)) in f.images.iter().zip(&held).enumerate() {

@@ -26,6 +26,7 @@ pub mod offline;
 pub mod oracle;
 pub mod outputs;
 pub mod port;
+pub mod prior;
 mod register;
 mod stages;
 pub mod summary;
@@ -36,6 +37,7 @@ pub use map_stage::{MapFrame, MapSnapshot, MapStage, RenderPair};
 pub use offline::{run_offline, ExternalGroundTruth, Progress};
 pub use oracle::OraclePoses;
 pub use outputs::{OutputWriter, OutputsConfig};
+pub use prior::{MapMode, PriorMap};
 pub use register::{register_scan, register_scan_with_intensity};
 pub use stages::{
     run_pipeline, run_pipeline_with, Control, Finished, FrameEstimate, LiveStats, Output,
@@ -94,6 +96,11 @@ pub struct PipelineOptions {
     /// Ground truth the mapper uses instead of the estimate ([`Mode::Oracle`]).
     #[serde(skip)]
     pub oracle: Option<OraclePoses>,
+    /// A loaded map the run starts from (`--map`).
+    #[serde(skip)]
+    pub prior: Option<PriorMap>,
+    /// Offline: save the map (`session` folder) into `OUT/map/` at the end.
+    pub save_map: bool,
 }
 
 impl Default for PipelineOptions {
@@ -110,6 +117,8 @@ impl Default for PipelineOptions {
             centres_period: 0.0,
             imu_odometry: false,
             oracle: None,
+            prior: None,
+            save_map: false,
         }
     }
 }
@@ -136,6 +145,8 @@ pub enum PipelineError {
     Bag(#[from] crate::bag::BagError),
     #[error("gaussian map: {0}")]
     Gaussian(#[from] crate::gaussian::GaussianError),
+    #[error("map file: {0}")]
+    MapFile(#[from] crate::session::MapFileError),
     #[error("render: {0}")]
     Render(#[from] crate::render::RenderError),
     #[error("{path}: {source}")]

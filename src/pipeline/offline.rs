@@ -120,6 +120,11 @@ pub fn run_offline(
     };
     let failed = error.clone();
     let summary = writer.finish(finished.as_mut(), &gt, &source, status, error)?;
+    if opts.save_map && failed.is_none() {
+        if let Some(f) = finished.as_mut() {
+            save_session_map(f, config, opts, bag, &out.join("map"))?;
+        }
+    }
     match failed {
         Some(e) => Err(PipelineError::Output(format!(
             "{e} (partial outputs and summary in {})",
@@ -127,6 +132,38 @@ pub fn run_offline(
         ))),
         None => Ok(summary),
     }
+}
+
+/// Saves the run's map (voxel plane map, and the Gaussian map with its optimiser state when
+/// mapping was on) as a map folder at `dir`. A localise run saves the loaded map unchanged.
+fn save_session_map(
+    f: &mut super::Finished,
+    config: &Config,
+    opts: &PipelineOptions,
+    bag: &Path,
+    dir: &Path,
+) -> Result<(), PipelineError> {
+    let Some(lidar) = f.lidar_map.as_ref() else {
+        return Ok(());
+    };
+    let source = match &opts.prior {
+        Some(p) => format!("{}; {}", p.map.source, bag.display()),
+        None => bag.display().to_string(),
+    };
+    let map = crate::session::SessionMap::capture(
+        config,
+        &source,
+        lidar,
+        f.map.as_mut().map(|m| m.mapper_mut()),
+    );
+    map.save(dir)?;
+    tracing::info!(
+        "map saved to {}: {} LiDAR root voxels, {} Gaussians",
+        dir.display(),
+        map.lidar_roots.len(),
+        map.gaussian_count()
+    );
+    Ok(())
 }
 
 /// The true exposure gains of a simulated recording: `exposure.txt` in the folder holding the

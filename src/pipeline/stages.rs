@@ -112,6 +112,8 @@ pub struct Finished {
     pub ground_truth: Vec<PoseStamped>,
     /// The mapper (to save the map); `None` when mapping was off.
     pub map: Option<MapStage>,
+    /// The LIO's voxel plane map at the end (to save the map).
+    pub lidar_map: Option<crate::lidar_map::VoxelMap>,
     pub renderer: Option<String>,
 }
 
@@ -304,8 +306,15 @@ pub fn run_pipeline_with(
 ) -> Result<Finished, PipelineError> {
     let Control { stop, commands } = control;
     let cap = opts.queue_capacity.max(1);
+    if let Some(p) = &opts.prior {
+        p.map.check_config(cfg)?;
+    }
     let map_stage = if opts.mapping {
-        Some(MapStage::new(cfg, opts.render_every)?)
+        Some(MapStage::with_prior(
+            cfg,
+            opts.render_every,
+            opts.prior.as_ref(),
+        )?)
     } else {
         None
     };
@@ -363,7 +372,8 @@ pub fn run_pipeline_with(
             sink(o);
         }
 
-        est.join()
+        let lidar_map = est
+            .join()
             .map_err(|_| PipelineError::Panicked("estimator"))?;
         let map = match mapper {
             Some(h) => Some(h.join().map_err(|_| PipelineError::Panicked("mapper"))??),
@@ -376,6 +386,7 @@ pub fn run_pipeline_with(
         Ok(Finished {
             ground_truth,
             map,
+            lidar_map: Some(lidar_map),
             renderer,
         })
     })

@@ -206,7 +206,8 @@ impl GaussianMapper {
                     .anchors
                     .in_reach(&t_cw, cfg.keyframe_distance, cfg.keyframe_angle_deg)
             })
-            .flatten();
+            .flatten()
+            .filter(|&a| self.optim.anchor_windowed == Some(a));
         for it in 0..cfg.iterations {
             if let (1, Some(a)) = (it, anchor) {
                 if let Some(u) = self.anchor_iteration(r, &cam, a, &loss, &adam)? {

@@ -434,24 +434,32 @@ mod tests {
         }
     }
 
-    /// A long wall at y = 5 (facing -y), Gaussians every 0.1 m in x (0..60 m) and z (0..2 m).
-    fn wall_map() -> GaussianMap {
+    /// Walls parallel to x at each `y`, Gaussians every 0.1 m for x in `xs` (decimetres) and z
+    /// in 0..2 m.
+    fn walls(ys: &[f32], xs: std::ops::Range<i32>) -> GaussianMap {
         let cfg = GaussianConfig {
             root_size: 0.5,
             levels: 2,
             ..Default::default()
         };
         let mut m = GaussianMap::new(cfg).unwrap();
-        for i in 0..600 {
-            for k in 0..20 {
-                let g = Gaussian {
-                    mean: [i as f32 * 0.1 + 0.05, 5.0, k as f32 * 0.1 + 0.05],
-                    ..Default::default()
-                };
-                m.insert_unchecked(g, true).unwrap();
+        for &y in ys {
+            for i in xs.clone() {
+                for k in 0..20 {
+                    let g = Gaussian {
+                        mean: [i as f32 * 0.1 + 0.05, y, k as f32 * 0.1 + 0.05],
+                        ..Default::default()
+                    };
+                    m.insert_unchecked(g, true).unwrap();
+                }
             }
         }
         m
+    }
+
+    /// A long wall at y = 5 (facing -y), x in 0..60 m.
+    fn wall_map() -> GaussianMap {
+        walls(&[5.0], 0..600)
     }
 
     /// Camera at (x, 0, 1) looking along +y (optical z = world y, x = world x, y = -world z).
@@ -517,26 +525,9 @@ mod tests {
     }
 
     /// Walls at y = 5 (in front of a camera at y = 0 looking +y) and y = -2 (behind it), x in
-    /// 10..30 m, Gaussians every 0.1 m.
+    /// 10..30 m.
     fn two_walls() -> GaussianMap {
-        let cfg = GaussianConfig {
-            root_size: 0.5,
-            levels: 2,
-            ..Default::default()
-        };
-        let mut m = GaussianMap::new(cfg).unwrap();
-        for y in [5.0, -2.0] {
-            for i in 100..300 {
-                for k in 0..20 {
-                    let g = Gaussian {
-                        mean: [i as f32 * 0.1 + 0.05, y, k as f32 * 0.1 + 0.05],
-                        ..Default::default()
-                    };
-                    m.insert_unchecked(g, true).unwrap();
-                }
-            }
-        }
-        m
+        walls(&[5.0, -2.0], 100..300)
     }
 
     /// Over capacity, the current view is windowed whole before a keyframe's view that holds

@@ -238,6 +238,9 @@ impl MapStage {
             added = ws.added,
             removed = ws.removed,
             refused = ws.refused,
+            views = ws.complete.len(),
+            complete = ws.complete.iter().filter(|c| **c).count(),
+            current_complete = ws.complete.first().copied().unwrap_or(true),
             len = ws.len,
             map = self.mapper.map().len(),
             "window maintained"

@@ -206,7 +206,8 @@ impl GaussianMapper {
                     .anchors
                     .in_reach(&t_cw, cfg.keyframe_distance, cfg.keyframe_angle_deg)
             })
-            .flatten();
+            .flatten()
+            .filter(|&a| self.optim.anchor_windowed == Some(a));
         let limit = Limit::from_config(cfg.iterations, cfg.time_budget_ms, cfg.max_iterations);
         let mut it = 0;
         while self.optim.pace.more(limit, it) {

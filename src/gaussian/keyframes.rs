@@ -16,7 +16,8 @@ use super::optimise::Keyframe;
 /// Keyframes with a round-robin cursor, so each gets iterations in turn across frames.
 #[derive(Debug, Default)]
 pub(crate) struct KeyframePool {
-    frames: VecDeque<Keyframe>,
+    /// Each with whether the window holds all it sees (see [`KeyframePool::set_windowed`]).
+    frames: VecDeque<(Keyframe, bool)>,
     last: Option<Isometry3<f64>>,
     cursor: usize,
 }
@@ -57,23 +58,55 @@ impl KeyframePool {
         self.frames.len()
     }
 
-    /// Poses (`camera_t_world`) of the keyframes.
+    /// Poses (`camera_t_world`) of the keyframes, in the pool's order.
+    #[cfg(test)]
     pub fn poses(&self) -> impl Iterator<Item = &Isometry3<f64>> {
-        self.frames.iter().map(|k| &k.camera_t_world)
+        self.frames.iter().map(|(k, _)| &k.camera_t_world)
     }
 
-    /// The keyframe to optimise next (round robin), if any.
-    pub fn next(&mut self) -> Option<&Keyframe> {
-        if self.frames.is_empty() {
-            return None;
+    /// Indices and poses of the keyframes, nearest to `t_cw` first (pose distance in units of
+    /// the keyframe thresholds): the order in which the window takes their views.
+    pub fn nearest_first(
+        &self,
+        t_cw: &Isometry3<f64>,
+        metres: f64,
+        degrees: f64,
+    ) -> Vec<(usize, Isometry3<f64>)> {
+        let mut v: Vec<(f64, usize, Isometry3<f64>)> = self
+            .frames
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| {
+                let t = k.camera_t_world;
+                (separation(&t, t_cw, metres, degrees), i, t)
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        v.into_iter().map(|(_, i, t)| (i, t)).collect()
+    }
+
+    /// Marks the keyframes at `indices` as fully windowed and the others not: only those train
+    /// (a view the window holds only part of renders holes its loss would fill with the wrong
+    /// Gaussians). Keyframes added later count as windowed until the next call.
+    pub fn set_windowed(&mut self, indices: &[usize]) {
+        for (i, (_, w)) in self.frames.iter_mut().enumerate() {
+            *w = indices.contains(&i);
         }
-        self.cursor = (self.cursor + 1) % self.frames.len();
-        self.frames.get(self.cursor)
+    }
+
+    /// The fully windowed keyframe to optimise next (round robin), if any.
+    pub fn next(&mut self) -> Option<&Keyframe> {
+        let n = self.frames.len();
+        let k = (1..=n)
+            .map(|d| (self.cursor + d) % n)
+            .find(|&i| self.frames[i].1)?;
+        self.cursor = k;
+        self.frames.get(k).map(|(f, _)| f)
     }
 
     /// Multiplies every target by `s` (the map's brightness unit changed).
     pub fn scale_targets(&mut self, s: f32) {
-        for k in &mut self.frames {
+        for (k, _) in &mut self.frames {
             k.target.iter_mut().for_each(|v| *v *= s);
         }
     }
@@ -82,7 +115,7 @@ impl KeyframePool {
     pub fn drop_far(&mut self, t_cw: &Isometry3<f64>, range: f64) {
         let here = eye(t_cw);
         self.frames
-            .retain(|k| (eye(&k.camera_t_world) - here).norm() <= range);
+            .retain(|(k, _)| (eye(&k.camera_t_world) - here).norm() <= range);
     }
 
     /// Adds the frame when it is at least `metres` or `degrees` from the last keyframe; keeps
@@ -106,7 +139,7 @@ impl KeyframePool {
         if !moved {
             return false;
         }
-        self.frames.push_back(frame());
+        self.frames.push_back((frame(), true));
         self.last = Some(*t_cw);
         while self.frames.len() > capacity {
             // The newest always stays; among the others, evict the one with the closest two
@@ -114,10 +147,10 @@ impl KeyframePool {
             let n = self.frames.len();
             let victim = (0..n - 1)
                 .map(|i| {
-                    let a = &self.frames[i].camera_t_world;
+                    let a = &self.frames[i].0.camera_t_world;
                     let mut d: Vec<f64> = (0..n)
                         .filter(|&j| j != i)
-                        .map(|j| separation(a, &self.frames[j].camera_t_world, metres, degrees))
+                        .map(|j| separation(a, &self.frames[j].0.camera_t_world, metres, degrees))
                         .collect();
                     d.sort_by(f64::total_cmp);
                     (i, d.iter().take(2).sum::<f64>())
@@ -257,6 +290,30 @@ mod tests {
         seen.sort_by(f32::total_cmp);
         seen.dedup();
         assert_eq!(seen.len(), n);
+    }
+
+    /// Keyframes the window holds only partly are skipped by the round robin; none windowed
+    /// gives none; the order in which the window takes them is nearest first.
+    #[test]
+    fn only_windowed_keyframes_train() {
+        let mut p = KeyframePool::default();
+        for x in [0.0, 1.0, 2.0, 3.0] {
+            p.consider(|| kf(x), &at(x), 4, 0.3, 10.0);
+        }
+        let order: Vec<usize> = p
+            .nearest_first(&at(2.2), 0.3, 10.0)
+            .iter()
+            .map(|(i, _)| *i)
+            .collect();
+        assert_eq!(order, vec![2, 3, 1, 0]);
+        p.set_windowed(&[1, 3]);
+        let seen: Vec<f32> = (0..6).map(|_| p.next().unwrap().target[0]).collect();
+        assert_eq!(seen, vec![1.0, 3.0, 1.0, 3.0, 1.0, 3.0]);
+        p.set_windowed(&[]);
+        assert!(p.next().is_none());
+        // A keyframe added later trains until the window says otherwise.
+        p.consider(|| kf(5.0), &at(5.0), 8, 0.3, 10.0);
+        assert_eq!(p.next().unwrap().target[0], 5.0);
     }
 
     #[test]

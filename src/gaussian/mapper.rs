@@ -279,28 +279,34 @@ impl GaussianMapper {
                 });
             }
         }
-        // Keyframe views too: their optimisation needs what they see in the window.
-        views.extend(
-            self.optim
-                .keyframes
-                .poses()
-                .map(|t| View { camera_t_world: *t }),
-        );
-        // And the anchor in reach, which the optimisation renders to hold the brightness unit.
+        // The anchor in reach, which the optimisation renders to hold the brightness unit,
+        // before the keyframes: views after the current ones are windowed whole or not at all,
+        // in this order (see `Window::maintain`).
         let cam_t_world = world_t_cam.inverse();
         let anchors = &self.optim.anchors;
-        if let Some(a) = anchors
+        let anchor = anchors
             .in_reach(
                 &cam_t_world,
                 self.cfg.keyframe_distance,
                 self.cfg.keyframe_angle_deg,
             )
-            .and_then(|i| anchors.get(i))
-        {
+            .filter(|_| self.cfg.anchors > 0);
+        let fixed = views.len();
+        if let Some(a) = anchor.and_then(|i| anchors.get(i)) {
             views.push(View {
                 camera_t_world: a.camera_t_world,
             });
         }
+        let anchor_view = (views.len() > fixed).then_some(fixed);
+        // Keyframe views, nearest to the current view first: their optimisation needs what
+        // they see in the window, and the nearest share most of it.
+        let keyframes = self.optim.keyframes.nearest_first(
+            &cam_t_world,
+            self.cfg.keyframe_distance,
+            self.cfg.keyframe_angle_deg,
+        );
+        let first_keyframe = views.len();
+        views.extend(keyframes.iter().map(|&(_, t)| View { camera_t_world: t }));
         self.last_views.push_back(world_t_cam);
         if self.last_views.len() > 2 {
             self.last_views.pop_front();
@@ -312,6 +318,16 @@ impl GaussianMapper {
             self.cfg.window_range,
             self.cfg.window_margin,
         );
+        // Only fully windowed views train (see `MaintainStats::complete`).
+        let done = |v: usize| s.complete.get(v).copied().unwrap_or(false);
+        self.optim.anchor_windowed = anchor.filter(|_| anchor_view.is_some_and(done));
+        let windowed: Vec<usize> = keyframes
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| done(first_keyframe + k))
+            .map(|(_, &(i, _))| i)
+            .collect();
+        self.optim.keyframes.set_windowed(&windowed);
         debug!(?s, "window maintenance");
         s
     }

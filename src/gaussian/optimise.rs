@@ -192,6 +192,9 @@ pub(crate) struct OptimState {
     pub keyframes: KeyframePool,
     /// The first keyframes, kept: the map's brightness reference.
     pub anchors: AnchorSet,
+    /// The anchor whose view the last window maintenance holds whole: the only one that may
+    /// train and measure the brightness (a partly windowed view renders holes).
+    pub anchor_windowed: Option<usize>,
     /// What transparent pixels show (sky, far surfaces), exposure-normalised; `None` until the
     /// first fit, or when disabled.
     pub background: Option<Background>,

@@ -4,8 +4,11 @@
 //! Granularity is the root voxel. Each frame: select root voxels in range of the current view
 //! and in a (widened) frustum of any given view; write back and drop the windowed Gaussians of voxels no longer
 //! selected (swap-remove compaction, logged as slot moves so a GPU mirror can follow); append
-//! the Gaussians of newly selected voxels. When the selection exceeds the capacity, voxels are
-//! taken nearest-first (to the first view) and the rest are refused and counted.
+//! the Gaussians of newly selected voxels. When the selection exceeds the capacity, the first
+//! (current) view's voxels are taken nearest-first and every other view is taken whole or not
+//! at all, in the order given; the rest are refused and counted. A view whose voxels are only
+//! partly windowed must not be trained on: its render has holes where its surfaces were refused,
+//! and the loss would drag the windowed Gaussians into them (see [`MaintainStats::complete`]).
 
 use nalgebra::{Isometry3, Point3};
 
@@ -29,6 +32,9 @@ pub struct MaintainStats {
     /// Gaussians of selected-but-refused voxels (capacity reached).
     pub refused: usize,
     pub len: usize,
+    /// Per view given: whether every voxel in range that its (widened) frustum holds is in the
+    /// window, so its render shows all the map has there.
+    pub complete: Vec<bool>,
 }
 
 /// Changes a mirror of the window must apply; see [`Window::take_sync`].
@@ -207,26 +213,70 @@ impl Window {
             let c = v.camera_t_world.inverse() * Point3::origin();
             [c.x, c.y, c.z]
         };
-        // Candidates: roots in range of the first (current) view; each is kept when any view's
-        // (widened) frustum holds it. Other views only widen the field of view inside that
-        // sphere: one range query however many views (keyframes) there are.
+        // Candidates: roots in range of the first (current) view that any view's (widened)
+        // frustum holds. Other views only widen the field of view inside that sphere: one range
+        // query however many views (keyframes) there are. `seen` holds, per candidate, which
+        // views see it (row-major, one row per candidate).
         let eye0 = centre_of(first);
-        let mut chosen: Vec<(f64, RootKey)> = Vec::new();
+        let mut chosen: Vec<(f64, RootKey, usize)> = Vec::new();
+        let mut seen: Vec<bool> = Vec::new();
+        let mut row = vec![false; views.len()];
         for key in map.roots_near(eye0, range + radius) {
             stats.candidate_roots += 1;
             let c = map.root_centre(&key);
-            let visible = views.iter().any(|v| {
+            for (r, v) in row.iter_mut().zip(views) {
                 let pc = v.camera_t_world * Point3::new(c[0], c[1], c[2]);
-                pc.z >= -radius && planes.iter().all(|n| n.dot(&pc.coords) >= -radius)
-            });
-            if visible {
+                *r = pc.z >= -radius && planes.iter().all(|n| n.dot(&pc.coords) >= -radius);
+            }
+            let n = map.root(&key).map_or(0, |r| r.len());
+            if n > 0 && row.iter().any(|&r| r) {
                 let d2 =
                     (c[0] - eye0[0]).powi(2) + (c[1] - eye0[1]).powi(2) + (c[2] - eye0[2]).powi(2);
-                chosen.push((d2, key));
+                chosen.push((d2, key, n));
+                seen.extend_from_slice(&row);
             }
         }
-        chosen.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        // Mark wanted Gaussians within capacity, nearest voxels first.
+        let nv = views.len();
+        let mut order: Vec<usize> = (0..chosen.len()).collect();
+        order.sort_by(|&a, &b| {
+            chosen[a]
+                .0
+                .total_cmp(&chosen[b].0)
+                .then(chosen[a].1.cmp(&chosen[b].1))
+        });
+        // The current view's voxels nearest-first, then each other view whole or not at all:
+        // voxels taken nearest-first over all views (as before) left the current view's far
+        // walls out for whatever the keyframes saw behind the camera, and every view then
+        // trained on renders with holes.
+        let mut taken = vec![false; chosen.len()];
+        stats.complete = vec![true; nv];
+        let mut total = 0usize;
+        for &i in &order {
+            if !seen[i * nv] {
+                continue;
+            }
+            if total + chosen[i].2 > self.capacity {
+                stats.complete[0] = false;
+                continue;
+            }
+            total += chosen[i].2;
+            taken[i] = true;
+        }
+        for v in 1..nv {
+            let need: usize = (0..chosen.len())
+                .filter(|&i| seen[i * nv + v] && !taken[i])
+                .map(|i| chosen[i].2)
+                .sum();
+            if total + need > self.capacity {
+                stats.complete[v] = false;
+                continue;
+            }
+            total += need;
+            for i in 0..chosen.len() {
+                taken[i] |= seen[i * nv + v];
+            }
+        }
+        // Mark wanted Gaussians, and list what is new.
         self.epoch = self.epoch.wrapping_add(1);
         if self.epoch == 0 {
             self.want.iter_mut().for_each(|w| *w = 0);
@@ -235,21 +285,15 @@ impl Window {
         if self.want.len() < map.meta.len() {
             self.want.resize(map.meta.len(), 0);
         }
-        // One pass over the chosen voxels marks what stays and lists what is new.
-        let mut total = 0usize;
         let mut new_ids = std::mem::take(&mut self.scratch);
         new_ids.clear();
-        for (_, key) in &chosen {
-            let Some(root) = map.root(key) else { continue };
-            let n = root.len();
-            if n == 0 {
-                continue;
-            }
-            if total + n > self.capacity {
+        for &i in &order {
+            let (_, key, n) = &chosen[i];
+            if !taken[i] {
                 stats.refused += n;
                 continue;
             }
-            total += n;
+            let Some(root) = map.root(key) else { continue };
             stats.selected_roots += 1;
             for id in root.ids() {
                 self.want[id as usize] = self.epoch;
@@ -390,24 +434,32 @@ mod tests {
         }
     }
 
-    /// A long wall at y = 5 (facing -y), Gaussians every 0.1 m in x (0..60 m) and z (0..2 m).
-    fn wall_map() -> GaussianMap {
+    /// Walls parallel to x at each `y`, Gaussians every 0.1 m for x in `xs` (decimetres) and z
+    /// in 0..2 m.
+    fn walls(ys: &[f32], xs: std::ops::Range<i32>) -> GaussianMap {
         let cfg = GaussianConfig {
             root_size: 0.5,
             levels: 2,
             ..Default::default()
         };
         let mut m = GaussianMap::new(cfg).unwrap();
-        for i in 0..600 {
-            for k in 0..20 {
-                let g = Gaussian {
-                    mean: [i as f32 * 0.1 + 0.05, 5.0, k as f32 * 0.1 + 0.05],
-                    ..Default::default()
-                };
-                m.insert_unchecked(g, true).unwrap();
+        for &y in ys {
+            for i in xs.clone() {
+                for k in 0..20 {
+                    let g = Gaussian {
+                        mean: [i as f32 * 0.1 + 0.05, y, k as f32 * 0.1 + 0.05],
+                        ..Default::default()
+                    };
+                    m.insert_unchecked(g, true).unwrap();
+                }
             }
         }
         m
+    }
+
+    /// A long wall at y = 5 (facing -y), x in 0..60 m.
+    fn wall_map() -> GaussianMap {
+        walls(&[5.0], 0..600)
     }
 
     /// Camera at (x, 0, 1) looking along +y (optical z = world y, x = world x, y = -world z).
@@ -460,6 +512,61 @@ mod tests {
             assert!((g.mean[0] - 20.0).abs() < 3.0, "{:?}", g.mean);
         }
         w.check_invariants(&map).unwrap();
+    }
+
+    /// Camera at (x, 0, 1) looking along -y.
+    fn back_view_at(x: f64) -> View {
+        let r = nalgebra::Matrix3::new(-1.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, -1.0, 0.0);
+        let world_r_cam = UnitQuaternion::from_matrix(&r);
+        let world_t_cam = Isometry3::from_parts(Translation3::new(x, 0.0, 1.0), world_r_cam);
+        View {
+            camera_t_world: world_t_cam.inverse(),
+        }
+    }
+
+    /// Walls at y = 5 (in front of a camera at y = 0 looking +y) and y = -2 (behind it), x in
+    /// 10..30 m.
+    fn two_walls() -> GaussianMap {
+        walls(&[5.0, -2.0], 100..300)
+    }
+
+    /// Over capacity, the current view is windowed whole before a keyframe's view that holds
+    /// nearer voxels (the wall behind the camera), and that keyframe is refused whole and
+    /// reported incomplete; with room for both, both are complete.
+    #[test]
+    fn current_view_first_and_other_views_whole_or_not() {
+        let cam = camera();
+        let (front, back) = (view_at(20.0), back_view_at(20.0));
+        let alone = |views: &[View]| {
+            let mut map = two_walls();
+            let mut w = Window::new(1_000_000);
+            let s = w.maintain(&mut map, &cam, views, 30.0, 0.1);
+            let mut ids = w.ids().to_vec();
+            ids.sort_unstable();
+            (s.len, ids)
+        };
+        let (n_front, front_ids) = alone(&[front]);
+        let (n_back, _) = alone(&[back]);
+        let (n_both, _) = alone(&[front, back]);
+        assert!(
+            n_front > 0 && n_back > 0 && n_both > n_front,
+            "{n_front} {n_back} {n_both}"
+        );
+
+        let mut map = two_walls();
+        let mut w = Window::new(n_front + (n_both - n_front) / 2);
+        let s = w.maintain(&mut map, &cam, &[front, back], 30.0, 0.1);
+        assert_eq!(s.complete, vec![true, false], "{s:?}");
+        let mut ids = w.ids().to_vec();
+        ids.sort_unstable();
+        assert_eq!(ids, front_ids, "the window holds exactly the current view");
+        assert_eq!(s.refused, n_both - n_front);
+        w.check_invariants(&map).unwrap();
+
+        let mut w = Window::new(n_both);
+        let s = w.maintain(&mut map, &cam, &[front, back], 30.0, 0.1);
+        assert_eq!(s.complete, vec![true, true], "{s:?}");
+        assert_eq!((s.len, s.refused), (n_both, 0));
     }
 
     #[test]

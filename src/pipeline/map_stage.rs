@@ -267,7 +267,19 @@ impl MapStage {
         rep.colour_ms = ms(t);
         let t = Instant::now();
         let view = f.images.last().map_or(f.world_t_imu, |i| i.world_t_imu);
-        self.mapper.update_window(&view, None);
+        let ws = self.mapper.update_window(&view, None);
+        tracing::debug!(
+            frame = f.index,
+            added = ws.added,
+            removed = ws.removed,
+            refused = ws.refused,
+            views = ws.complete.len(),
+            complete = ws.complete.iter().filter(|c| **c).count(),
+            current_complete = ws.complete.first().copied().unwrap_or(true),
+            len = ws.len,
+            map = self.mapper.map().len(),
+            "window maintained"
+        );
         rep.window_ms = ms(t);
         let t = Instant::now();
         if !self.frozen {
@@ -312,6 +324,7 @@ impl MapStage {
                 loss_before = st.loss_before,
                 loss_after = st.loss_after,
                 pruned = st.pruned,
+                filled = st.filled,
                 exposure_refit = ?st.exposure_refit,
                 anchor_scale = ?st.anchor_scale,
                 rescaled = ?st.rescaled,

@@ -39,7 +39,7 @@ impl KeyframePool {
     /// everything a map file keeps.
     pub fn parts(&self) -> (Vec<Keyframe>, Option<Isometry3<f64>>, usize) {
         (
-            self.frames.iter().cloned().collect(),
+            self.frames.iter().map(|(k, _)| k.clone()).collect(),
             self.last,
             self.cursor,
         )
@@ -48,7 +48,8 @@ impl KeyframePool {
     /// A pool as [`Self::parts`] gave it.
     pub fn from_parts(frames: Vec<Keyframe>, last: Option<Isometry3<f64>>, cursor: usize) -> Self {
         Self {
-            frames: frames.into(),
+            // Whether a view is whole in the window is found again by the next windowing.
+            frames: frames.into_iter().map(|k| (k, false)).collect(),
             last,
             cursor,
         }

@@ -2,7 +2,11 @@
 //! residuals, IESKF iterations, verification) at the embedded profile: ~20k Gaussians, 256x216.
 //! `default`: the update as the pipeline runs it on the simulated corridor: a 640x480 camera,
 //! the default `visual.*` (pyramid level 1: 320x240, pixel selection, iterations, verify) and a
-//! corridor window of ~45k Gaussians; prints the median and p95 ms per image.
+//! corridor window of ~45k Gaussians, from a prior uncertain along the corridor only (as after a
+//! LiDAR-degenerate scan; `VISUAL_BENCH_ISOTROPIC=1`: the embedded case's isotropic prior);
+//! prints the median, p95 and minimum wall ms and the median thread CPU ms per image.
+//! `VISUAL_BENCH_PIXELS`, `VISUAL_BENCH_ITERATIONS`, `VISUAL_BENCH_RANK=0|1` override
+//! `visual.max_pixels`, `iterations`, `rank_by_information` for comparisons in one session.
 //! `cpu`: everything in CPU forward mode. `vulkan`: the Gauss-Newton matrix from CPU forward mode
 //! at the prior, then the iterations' renders, gradients and the cost check on the Vulkan
 //! backend (lavapipe on a machine without a GPU).

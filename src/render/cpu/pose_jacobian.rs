@@ -358,11 +358,11 @@ impl<'g> PoseJacobianFrame<'g> {
         let lim_y = 1.3 * cam.cy.max(cam.height as f64 - cam.cy) / cam.fy;
         let mut binned: Vec<Binned> = Vec::new();
         let means = g.group(Group::Mean);
-        let all = subset.is_none();
-        let indices = subset.unwrap_or(&[]);
-        let n = if all { g.len() } else { indices.len() };
-        for k in 0..n {
-            let i = if all { k } else { indices[k] as usize };
+        let order: Box<dyn Iterator<Item = usize>> = match subset {
+            None => Box::new(0..g.len()),
+            Some(s) => Box::new(s.iter().map(|&i| i as usize)),
+        };
+        for i in order {
             let Some(m) = means.get(3 * i..3 * i + 3) else {
                 continue;
             };

@@ -4,7 +4,7 @@
 use nalgebra::Isometry3;
 
 use super::cpu::pose_jacobian::PoseJacobianFrame;
-pub use super::cpu::pose_jacobian::{PixelJacobian, Tangent};
+pub use super::cpu::pose_jacobian::{PixelJacobian, Tangent, TileMask};
 use super::{Camera, GaussianSet};
 
 /// Rows of a render's Jacobian with respect to the camera pose (the
@@ -38,4 +38,17 @@ pub fn pose_jacobian<'g>(
     t_cw: &Isometry3<f64>,
 ) -> impl PoseJacobian + 'g {
     PoseJacobianFrame::new(g, cam, t_cw)
+}
+
+/// [`pose_jacobian`] for the pixels of the tiles in `mask` only (others read `None`): the same
+/// values there, from the Gaussians that can reach those tiles (among `subset`, when given:
+/// see [`PoseJacobianFrame::masked`]).
+pub fn pose_jacobian_masked<'g>(
+    g: &'g GaussianSet<f64>,
+    cam: &Camera,
+    t_cw: &Isometry3<f64>,
+    mask: &TileMask,
+    subset: Option<&[u32]>,
+) -> impl PoseJacobian + 'g {
+    PoseJacobianFrame::masked(g, cam, t_cw, mask, subset)
 }

@@ -36,7 +36,9 @@ pub mod vulkan;
 use nalgebra::Isometry3;
 use serde::{Deserialize, Serialize};
 
-pub use linearise::{pose_jacobian, PixelJacobian, PoseJacobian, Tangent};
+pub use linearise::{
+    pose_jacobian, pose_jacobian_masked, PixelJacobian, PoseJacobian, Tangent, TileMask,
+};
 pub use scene::{random_gaussians, test_camera, test_pose};
 pub use types::*;
 

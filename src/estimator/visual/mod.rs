@@ -45,6 +45,7 @@ mod driver;
 pub mod exposure;
 pub mod image;
 mod outcome;
+mod select;
 mod update;
 
 pub use config::{PoseUpdate, VisualConfig};

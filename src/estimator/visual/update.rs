@@ -2,22 +2,30 @@
 //! grey image, Huber-weighted, Jacobians through the rasteriser's forward-mode pose derivatives
 //! and the camera extrinsics, iterated with [`Ieskf::update`], gated and verified.
 
-use nalgebra::Isometry3;
+use nalgebra::{Isometry3, Matrix6};
 
 mod residuals;
 mod tau_only;
 
-use super::chain::{body_to_image, camera_t_world};
+use super::chain::{body_to_image, camera_t_world, pose_chain};
 use super::image::{select_pixels, Grey};
 use super::outcome::{SkipReason, VisualCounters, VisualUpdateOutcome};
+use super::select;
 use super::VisualConfig;
 use crate::estimator::ieskf::{Ieskf, Linearization, UpdateSettings};
 use crate::estimator::state::{ErrMat, ErrVec, State, POS, ROT, TAU};
-use crate::render::pose_jacobian;
+use crate::render::{pose_jacobian_masked, TileMask};
 use crate::render::{Camera, GaussianSet, RenderError, Renderer};
 use crate::sensors::{stamp_diff_secs, Image, ImuSample, Stamp};
 use residuals::{median_abs_after_tau_fit, Evaluation, Row};
 use tau_only::tau_only_step;
+
+/// Margin (pixels at the optimisation resolution) by which a Gaussian may move between the
+/// prior and an iterate or the posterior and still be rendered there: the later renders are
+/// built from the Gaussians near the selected pixels' tiles at the prior only. Accepted steps
+/// move the image by less (`max_rotation` 0.05 rad is 10 px at level 1 of a 640-pixel-wide
+/// camera with fx 400; `max_translation` 0.1 m is 20 px at 1 m depth).
+const ROI_MARGIN_PX: f64 = 32.0;
 
 /// The sequential photometric update; one per camera.
 #[derive(Debug, Clone)]
@@ -90,6 +98,23 @@ impl PhotometricUpdate {
 
     pub fn counters(&self) -> &VisualCounters {
         &self.counters
+    }
+
+    /// The pixels the update would linearise for `image` at the filter's state and
+    /// covariance (the camera at the filter time: no IMU motion), for tests and diagnostics;
+    /// `None` when the image is unusable.
+    pub fn selection(
+        &self,
+        filter: &Ieskf,
+        image: &Image,
+        gaussians: &GaussianSet<f64>,
+    ) -> Option<Vec<(u32, u32)>> {
+        let grey = Grey::from_image(image, self.cfg.pyramid_level)?;
+        if (grey.width, grey.height) != (self.camera.width, self.camera.height) {
+            return None;
+        }
+        let x = filter.state();
+        Some(self.candidates(&grey, gaussians, x, &self.imu_t_camera, filter.covariance()))
     }
 
     /// The render camera at the optimisation resolution.
@@ -226,18 +251,14 @@ impl PhotometricUpdate {
         let prior = *filter.state();
         let rel = body_to_image(&prior, imu, image.stamp, filter.stamp());
         let ext = rel * self.imu_t_camera;
-        let candidates = select_pixels(
-            &grey,
-            cfg.gradient_threshold,
-            cfg.grid_size,
-            cfg.border,
-            cfg.max_pixels,
-            cfg.dark_level,
-            cfg.saturated_level,
-        );
-        let frame = pose_jacobian(gaussians, &self.camera, &camera_t_world(&prior, &ext));
+        let t_cw = camera_t_world(&prior, &ext);
+        let candidates = self.candidates(&grey, gaussians, &prior, &ext, filter.covariance());
+        let mask = TileMask::of_pixels(&self.camera, &candidates);
+        let frame = pose_jacobian_masked(gaussians, &self.camera, &t_cw, &mask, None);
         let rows = self.rows(&frame, &prior, &ext, &grey, &candidates);
         let pixels: Vec<(u32, u32)> = rows.iter().map(|r| r.px).collect();
+        let mask = TileMask::of_pixels(&self.camera, &pixels);
+        let near = mask.gaussians_near(gaussians, &self.camera, &t_cw, ROI_MARGIN_PX);
         out.coverage = pixels.len() as f64 / candidates.len().max(1) as f64;
         out.pixels = pixels.len();
         let saved = (prior, *filter.covariance());
@@ -252,6 +273,8 @@ impl PhotometricUpdate {
             ext,
             rows,
             pixels,
+            mask,
+            near,
             saved,
             walked: (prior, cov),
             stamp: image.stamp,
@@ -368,7 +391,9 @@ impl PhotometricUpdate {
                     render_failed(e)
                 })?,
             None => {
-                let f = pose_jacobian(gaussians, &self.camera, &camera_t_world(&post, &at.ext));
+                let t_cw = camera_t_world(&post, &at.ext);
+                let f =
+                    pose_jacobian_masked(gaussians, &self.camera, &t_cw, &at.mask, Some(&at.near));
                 self.cost_only(&f, &post, &at.grey, &at.pixels)
             }
         };
@@ -391,8 +416,52 @@ impl PhotometricUpdate {
 
     /// The CPU rows' evaluation of the fixed pixel set at `x`.
     fn evaluate_cpu(&self, gaussians: &GaussianSet<f64>, x: &State, at: &AtPrior) -> Evaluation {
-        let f = pose_jacobian(gaussians, &self.camera, &camera_t_world(x, &at.ext));
+        let t_cw = camera_t_world(x, &at.ext);
+        let f = pose_jacobian_masked(gaussians, &self.camera, &t_cw, &at.mask, Some(&at.near));
         self.evaluate(&self.rows(&f, x, &at.ext, &at.grey, &at.pixels), x)
+    }
+
+    /// The pixels to linearise at the prior: one per grid cell above the gradient threshold;
+    /// when the pose may move and `visual.rank_by_information`, the `max_pixels` whose predicted
+    /// residual varies most under the prior pose covariance ([`select`]), else the strongest
+    /// gradients.
+    fn candidates(
+        &self,
+        grey: &Grey,
+        gaussians: &GaussianSet<f64>,
+        prior: &State,
+        ext: &Isometry3<f64>,
+        cov: &ErrMat,
+    ) -> Vec<(u32, u32)> {
+        let cfg = &self.cfg;
+        let ranked = self.pose_allowed && cfg.rank_by_information;
+        let cells = select_pixels(
+            grey,
+            cfg.gradient_threshold,
+            cfg.grid_size,
+            cfg.border,
+            if ranked { usize::MAX } else { cfg.max_pixels },
+            cfg.dark_level,
+            cfg.saturated_level,
+        );
+        if !ranked || cells.len() <= cfg.max_pixels {
+            return cells;
+        }
+        let t_cw = camera_t_world(prior, ext);
+        let Some(depth) = select::centre_depths(gaussians, &self.camera, &t_cw) else {
+            return cells.into_iter().take(cfg.max_pixels).collect();
+        };
+        let idx = [ROT, ROT + 1, ROT + 2, POS, POS + 1, POS + 2];
+        let pose_cov = Matrix6::from_fn(|r, c| cov[(idx[r], idx[c])]);
+        select::rank_by_prior_variance(
+            grey,
+            &self.camera,
+            &depth,
+            &pose_chain(prior, ext),
+            &pose_cov,
+            &cells,
+            cfg.max_pixels,
+        )
     }
     /// When the pose update is skipped for `reason`, the exposure is still updated from the
     /// covered pixels (the map must not learn colours with a stale exposure), see
@@ -445,6 +514,11 @@ struct AtPrior {
     ext: Isometry3<f64>,
     rows: Vec<Row>,
     pixels: Vec<(u32, u32)>,
+    /// The tiles of `pixels`: the only ones the later renders need.
+    mask: TileMask,
+    /// The Gaussians that reach `mask` at the prior with [`ROI_MARGIN_PX`] to spare: what the
+    /// later renders (iterates, posterior) are built from.
+    near: Vec<u32>,
     saved: (State, ErrMat),
     walked: (State, ErrMat),
     stamp: Stamp,

@@ -13,12 +13,131 @@ use nalgebra::{Matrix2, Matrix2x3, Matrix3, Quaternion, Vector3};
 
 use super::project::{self, project_one, One, PoseRt, Projected};
 use crate::render::sh;
-use crate::render::types::{Camera, GaussianSet, Group, ALPHA_MAX, ALPHA_MIN, TILE, T_MIN};
+use crate::render::types::{
+    Camera, GaussianSet, Group, ALPHA_MAX, ALPHA_MIN, DILATION, TILE, T_MIN,
+};
 
 /// Derivative of a scalar w.r.t. the pose perturbation `[v, w]`.
 pub type Tangent = [f64; 6];
 
 /// The pose derivatives of what the blend uses from one projected Gaussian.
+/// The tiles a masked frame must render completely: those holding the pixels it will read,
+/// with a summed-area table so a rectangle of tiles is tested in constant time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TileMask {
+    tiles: Vec<bool>,
+    /// `sat[(y) * (tx + 1) + x]`: marked tiles in `[0, x) x [0, y)`.
+    sat: Vec<u32>,
+    tx: u32,
+    ty: u32,
+}
+
+impl TileMask {
+    /// The tiles of `cam` holding at least one of `pixels` (those outside the image ignored).
+    pub fn of_pixels(cam: &Camera, pixels: &[(u32, u32)]) -> Self {
+        let (tx, ty) = cam.tiles();
+        let mut tiles = vec![false; (tx * ty) as usize];
+        for &(px, py) in pixels {
+            if px < cam.width && py < cam.height {
+                tiles[((py / TILE) * tx + px / TILE) as usize] = true;
+            }
+        }
+        let w = tx as usize + 1;
+        let mut sat = vec![0u32; w * (ty as usize + 1)];
+        for y in 0..ty as usize {
+            for x in 0..tx as usize {
+                sat[(y + 1) * w + x + 1] = sat[y * w + x + 1] + sat[(y + 1) * w + x]
+                    - sat[y * w + x]
+                    + u32::from(tiles[y * tx as usize + x]);
+            }
+        }
+        Self { tiles, sat, tx, ty }
+    }
+
+    /// Indices (increasing) of the Gaussians of `g` whose footprint at world-to-camera pose
+    /// `t_cw` may reach a marked tile with `margin` pixels to spare: the set to build the
+    /// frames of nearby poses from (see [`PoseJacobianFrame::masked`]).
+    pub fn gaussians_near(
+        &self,
+        g: &GaussianSet<f64>,
+        cam: &Camera,
+        t_cw: &nalgebra::Isometry3<f64>,
+        margin: f64,
+    ) -> Vec<u32> {
+        let pose = PoseRt::from_iso(t_cw);
+        let lim_x = 1.3 * cam.cx.max(cam.width as f64 - cam.cx) / cam.fx + margin / cam.fx;
+        let lim_y = 1.3 * cam.cy.max(cam.height as f64 - cam.cy) / cam.fy + margin / cam.fy;
+        let mut out = Vec::new();
+        for (i, m) in g.group(Group::Mean).chunks_exact(3).enumerate() {
+            let pc = pose.r * Vector3::new(m[0], m[1], m[2]) + pose.t;
+            if !(pc.z > 0.5 * cam.near && pc.z < cam.far)
+                || (pc.x / pc.z).abs() > lim_x
+                || (pc.y / pc.z).abs() > lim_y
+            {
+                continue;
+            }
+            let ls = g.get(Group::LogScale, i);
+            if self.may_reach_within(cam, &pc, ls[0].max(ls[1]).max(ls[2]), margin) {
+                out.push(i as u32);
+            }
+        }
+        out
+    }
+
+    /// Number of marked tiles.
+    pub fn count(&self) -> usize {
+        self.tiles.iter().filter(|&&t| t).count()
+    }
+
+    /// Whether a marked tile lies in tiles `[x0, x1) x [y0, y1)` (clamped to the grid).
+    fn any_in(&self, x0: u32, x1: u32, y0: u32, y1: u32) -> bool {
+        let (x1, y1) = (x1.min(self.tx) as usize, y1.min(self.ty) as usize);
+        let (x0, y0) = (x0 as usize, y0 as usize);
+        if x0 >= x1 || y0 >= y1 {
+            return false;
+        }
+        let w = self.tx as usize + 1;
+        let s = |x: usize, y: usize| self.sat[y * w + x];
+        s(x1, y1) + s(x0, y0) > s(x0, y1) + s(x1, y0)
+    }
+
+    /// Whether a Gaussian at camera-frame centre `pc` (in front of the camera) with largest
+    /// log-scale `max_log_scale` can have its projected rectangle on a marked tile. The
+    /// projection's radius is `ceil(3 sqrt(lambda))` with `lambda <= a + c + sqrt(0.1)` (trace
+    /// of the 2D covariance `J S J^T + DILATION I`), and `trace(J S J^T) <= |J|_F^2 s_max^2`;
+    /// two pixels of margin cover rounding. A NaN bound keeps the Gaussian.
+    fn may_reach(&self, cam: &Camera, pc: &Vector3<f64>, max_log_scale: f64) -> bool {
+        self.may_reach_within(cam, pc, max_log_scale, 0.0)
+    }
+
+    /// [`Self::may_reach`] with the radius grown by `margin` pixels.
+    fn may_reach_within(
+        &self,
+        cam: &Camera,
+        pc: &Vector3<f64>,
+        max_log_scale: f64,
+        margin: f64,
+    ) -> bool {
+        let (x, y, z) = (pc.x, pc.y, pc.z);
+        let s = max_log_scale.exp();
+        let jf2 = (cam.fx * cam.fx * (z * z + x * x) + cam.fy * cam.fy * (z * z + y * y))
+            / (z * z * z * z);
+        let radius = 3.0 * (jf2 * s * s + 2.0 * DILATION + 0.1f64.sqrt()).sqrt() + 2.0 + margin;
+        let (u, v) = (cam.fx * x / z + cam.cx, cam.fy * y / z + cam.cy);
+        if !(radius.is_finite() && u.is_finite() && v.is_finite()) {
+            return true;
+        }
+        let t = TILE as f64;
+        let lo = |c: f64| ((c - radius) / t).floor().max(0.0).min(u32::MAX as f64) as u32;
+        let hi = |c: f64| {
+            (((c + radius) / t).floor() + 1.0)
+                .max(0.0)
+                .min(u32::MAX as f64) as u32
+        };
+        self.any_in(lo(u), hi(u), lo(v), hi(v))
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct ProjTangent {
     d_mean2d: [Tangent; 2],
@@ -83,6 +202,8 @@ pub struct PoseJacobianFrame<'g> {
     arena: RefCell<Vec<ProjTangent>>,
     /// Tile `t` blends `items[start[t]..start[t + 1]]` (indices into `splats`), in order.
     start: Vec<u32>,
+    /// The tiles whose lists are complete (all when `None`).
+    mask: Option<TileMask>,
     items: Vec<u32>,
 }
 
@@ -199,6 +320,36 @@ impl<'g> PoseJacobianFrame<'g> {
     /// Projects every Gaussian at world-to-camera pose `t_cw` and bins them into tiles, each
     /// tile front to back (by f32 depth, then index).
     pub fn new(g: &'g GaussianSet<f64>, cam: &Camera, t_cw: &nalgebra::Isometry3<f64>) -> Self {
+        Self::build(g, cam, t_cw, None, None)
+    }
+
+    /// [`Self::new`] for the pixels of `tiles` only: Gaussians whose footprint cannot reach a
+    /// tile of the mask are dropped before their projection (a bound on the projected radius
+    /// from the largest scale), so the masked tiles list exactly what [`Self::new`] lists, in
+    /// the same order, and their pixels get the same bits; pixels of other tiles are `None`.
+    /// The update reads a few hundred pixels; in a corridor the tiles around the vanishing
+    /// point hold most of the window in tiny far discs.
+    ///
+    /// `subset` (increasing indices) restricts the Gaussians considered, e.g. to
+    /// [`TileMask::gaussians_near`] of a nearby pose: the frame then equals the full one on the
+    /// mask as long as no other Gaussian moved into reach.
+    pub fn masked(
+        g: &'g GaussianSet<f64>,
+        cam: &Camera,
+        t_cw: &nalgebra::Isometry3<f64>,
+        tiles: &TileMask,
+        subset: Option<&[u32]>,
+    ) -> Self {
+        Self::build(g, cam, t_cw, Some(tiles), subset)
+    }
+
+    fn build(
+        g: &'g GaussianSet<f64>,
+        cam: &Camera,
+        t_cw: &nalgebra::Isometry3<f64>,
+        mask: Option<&TileMask>,
+        subset: Option<&[u32]>,
+    ) -> Self {
         let pose = PoseRt::from_iso(t_cw);
         // The projection's depth and frustum tests first (the same expressions, so they reject
         // only what `project` would): most of a window is outside the view, and the full
@@ -206,13 +357,27 @@ impl<'g> PoseJacobianFrame<'g> {
         let lim_x = 1.3 * cam.cx.max(cam.width as f64 - cam.cx) / cam.fx;
         let lim_y = 1.3 * cam.cy.max(cam.height as f64 - cam.cy) / cam.fy;
         let mut binned: Vec<Binned> = Vec::new();
-        for (i, m) in g.group(Group::Mean).chunks_exact(3).enumerate() {
+        let means = g.group(Group::Mean);
+        let order: Box<dyn Iterator<Item = usize>> = match subset {
+            None => Box::new(0..g.len()),
+            Some(s) => Box::new(s.iter().map(|&i| i as usize)),
+        };
+        for i in order {
+            let Some(m) = means.get(3 * i..3 * i + 3) else {
+                continue;
+            };
             let pc = pose.r * Vector3::new(m[0], m[1], m[2]) + pose.t;
             if !(pc.z > cam.near && pc.z < cam.far)
                 || (pc.x / pc.z).abs() > lim_x
                 || (pc.y / pc.z).abs() > lim_y
             {
                 continue;
+            }
+            if let Some(mask) = mask {
+                let ls = &g.get(Group::LogScale, i);
+                if !mask.may_reach(cam, &pc, ls[0].max(ls[1]).max(ls[2])) {
+                    continue;
+                }
             }
             // `project` checks the rotation the tangents need (the same test as
             // `quat_to_mat`), so every Gaussian binned here has tangents.
@@ -271,6 +436,7 @@ impl<'g> PoseJacobianFrame<'g> {
         Self {
             cam: *cam,
             pose,
+            mask: mask.cloned(),
             slot: vec![Cell::new(u32::MAX); binned.len()],
             arena: RefCell::new(Vec::new()),
             splats,
@@ -304,12 +470,24 @@ impl<'g> PoseJacobianFrame<'g> {
         &self.cam
     }
 
+    /// The tile of an in-image pixel whose list is complete.
+    #[inline(always)]
+    fn tile_of(&self, px: u32, py: u32) -> Option<usize> {
+        let (tx, _) = self.cam.tiles();
+        let tile = ((py / TILE) * tx + px / TILE) as usize;
+        match &self.mask {
+            Some(m) if !m.tiles[tile] => None,
+            _ => Some(tile),
+        }
+    }
+
     /// Number of Gaussians that survived culling.
     pub fn visible(&self) -> usize {
         self.binned.len()
     }
 
-    /// Colour, alpha and pose derivatives at pixel `(px, py)` (`None` outside the image).
+    /// Colour, alpha and pose derivatives at pixel `(px, py)` (`None` outside the image or
+    /// the mask).
     pub fn pixel(&self, px: u32, py: u32) -> Option<PixelJacobian> {
         pixel_wide(self, px, py)
     }
@@ -321,8 +499,7 @@ impl<'g> PoseJacobianFrame<'g> {
         if px >= self.cam.width || py >= self.cam.height {
             return None;
         }
-        let (tx, _) = self.cam.tiles();
-        let tile = ((py / TILE) * tx + px / TILE) as usize;
+        let tile = self.tile_of(px, py)?;
         let list = &self.items[self.start[tile] as usize..self.start[tile + 1] as usize];
         let (fx, fy) = (px as f64, py as f64);
         let mut t = 1.0;
@@ -358,8 +535,7 @@ impl<'g> PoseJacobianFrame<'g> {
         if px >= self.cam.width || py >= self.cam.height {
             return None;
         }
-        let (tx, _) = self.cam.tiles();
-        let tile = ((py / TILE) * tx + px / TILE) as usize;
+        let tile = self.tile_of(px, py)?;
         let list = &self.items[self.start[tile] as usize..self.start[tile + 1] as usize];
         let mut arena = self.arena.borrow_mut();
         let (fx, fy) = (px as f64, py as f64);
@@ -469,6 +645,43 @@ mod tests {
         }
         assert!(covered > 100, "only {covered} covered pixels");
         assert!(frame.value(cam.width, 0).is_none());
+    }
+
+    /// A masked frame gives the full frame's bits on the mask's tiles and `None` elsewhere,
+    /// while projecting fewer Gaussians; so does one built from `gaussians_near` of a nearby
+    /// pose (1 px away, margin 8 px). A radius bound that undercounts the footprint drops
+    /// Gaussians that reach the mask from outside it and fails the comparison.
+    #[test]
+    fn masked_frame_equals_full_frame_on_its_tiles() {
+        let g = random_gaussians(600, 1, 0.3, 13).map(|x| x as f64);
+        let cam = test_camera(96, 80);
+        let pose = test_pose();
+        let full = PoseJacobianFrame::new(&g, &cam, &pose);
+        let pixels = [(3, 3), (40, 20), (41, 22), (90, 70), (20, 60)];
+        let mask = TileMask::of_pixels(&cam, &pixels);
+        assert_eq!(mask.count(), 4);
+        let near_pose = perturb_pose(&pose, &[0.002, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        let near = mask.gaussians_near(&g, &cam, &near_pose, 8.0);
+        let masked = PoseJacobianFrame::masked(&g, &cam, &pose, &mask, None);
+        let subset = PoseJacobianFrame::masked(&g, &cam, &pose, &mask, Some(&near));
+        assert!(masked.visible() < full.visible(), "nothing culled");
+        assert!(near.len() < g.len());
+        let mut covered = 0;
+        for py in 0..cam.height {
+            for px in 0..cam.width {
+                let tile = ((py / TILE) * cam.tiles().0 + px / TILE) as usize;
+                if !mask.tiles[tile] {
+                    assert!(masked.pixel(px, py).is_none() && masked.value(px, py).is_none());
+                    continue;
+                }
+                let want = full.pixel(px, py).unwrap();
+                assert_eq!(masked.pixel(px, py).unwrap(), want, "pixel {px},{py}");
+                assert_eq!(subset.pixel(px, py).unwrap(), want, "pixel {px},{py}");
+                assert_eq!(masked.value(px, py).unwrap(), (want.colour, want.alpha));
+                covered += usize::from(want.alpha > 0.5);
+            }
+        }
+        assert!(covered > 100, "only {covered} covered pixels");
     }
 
     /// Every tile lists exactly the projected Gaussians whose rectangle covers it (by the

@@ -352,7 +352,10 @@ fn spin_until_end(t: &mut dyn Transport, l: SpinLoop<'_>) -> Ending {
         let spin = t.spin(Duration::from_millis(5), &mut |ev| {
             route_event(ev, l.routes, l.raw_tx, l.ingest_stats, l.saver, &save_dir)
         });
-        if last_diag.elapsed() >= diag_period {
+        // Under `use_sim_time` the clock reads 0 until the first /clock message: a report
+        // stamped then would lie outside the recording's time, so it waits for the clock.
+        let now = clock();
+        if last_diag.elapsed() >= diag_period && now != 0 {
             let dt = last_diag.elapsed().as_secs_f64();
             last_diag = Instant::now();
             let reports = diagnostics(
@@ -364,7 +367,7 @@ fn spin_until_end(t: &mut dyn Transport, l: SpinLoop<'_>) -> Ending {
                 camera,
                 &mut latency_from,
             );
-            let msg = publish::diagnostics_msg(&reports, clock(), NODE_NAME);
+            let msg = publish::diagnostics_msg(&reports, now, NODE_NAME);
             if l.diagnostics_pub
                 .publish(&msg.encode_cdr(), msg.header.stamp)
                 .is_err()

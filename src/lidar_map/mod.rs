@@ -86,10 +86,15 @@ impl VoxelMap {
         }
     }
 
-    /// Inserts world points (non-finite ones are ignored).
+    /// Inserts world points (ones with a non-finite position or noise are ignored: one NaN in
+    /// a leaf's running sums would poison its plane for good).
     pub fn insert(&mut self, points: &[MapPoint]) {
         for mp in points {
-            if !mp.p.iter().all(|v| v.is_finite()) {
+            let n = &mp.noise;
+            let finite = mp.p.iter().chain(n.dir.iter()).all(|v| v.is_finite())
+                && n.a.is_finite()
+                && n.b.is_finite();
+            if !finite {
                 continue;
             }
             let Some(k) = self.key(&mp.p) else { continue };
@@ -218,6 +223,35 @@ mod tests {
         assert!(v > 0.0 && v < 1e-4, "v={v}");
         // Farther from the centroid the plane is less certain.
         assert!(pl.variance_at(&(q + Vector3::new(5.0, 0.0, 0.5))) > v);
+    }
+
+    #[test]
+    fn points_with_non_finite_noise_leave_the_plane_alone() {
+        let mut map = VoxelMap::new(VoxelMapConfig::default());
+        let mut pts: Vec<MapPoint> = (0..400)
+            .map(|i| MapPoint {
+                p: Vector3::new((i % 20) as f64 * 0.05, (i / 20) as f64 * 0.05, 3.05),
+                noise: noise(),
+            })
+            .collect();
+        // A point at the sensor origin: its ray direction normalised to NaN (first, before the
+        // leaf has all the points it keeps).
+        pts.insert(
+            0,
+            MapPoint {
+                p: Vector3::new(0.5, 0.5, 3.05),
+                noise: PointNoise::range_bearing(Vector3::zeros().normalize(), 0.0, 0.02, 0.002),
+            },
+        );
+        map.insert(&pts);
+        let mut clean = VoxelMap::new(VoxelMapConfig::default());
+        clean.insert(&pts[1..]);
+        // The NaN would not show as a NaN: the plane's point variance, max(NaN, floor), would
+        // silently become the floor (an overconfident plane).
+        let q = Vector3::new(0.52, 0.51, 3.05);
+        let (pl, want) = (map.find_plane(&q).unwrap(), clean.find_plane(&q).unwrap());
+        assert_eq!(pl.point_var, want.point_var);
+        assert_eq!(pl.variance_at(&q), want.variance_at(&q));
     }
 
     #[test]

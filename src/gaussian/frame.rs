@@ -34,6 +34,17 @@ struct FrameView {
     first_background: bool,
 }
 
+/// What one iteration of a frame needs besides the mapper: its index, the frame's iteration
+/// limit and anchor, and the settings fixed for the frame.
+struct Step<'a> {
+    it: u32,
+    limit: Limit,
+    anchor: Option<usize>,
+    cfg: &'a super::GaussianConfig,
+    loss: &'a LossConfig,
+    adam: &'a AdamConfig,
+}
+
 /// `target - (1 - alpha) bg` per value (interleaved RGB, one alpha a pixel) into `out`.
 fn subtract_background(target: &[f32], alpha: &[f32], bg: &[f32], out: &mut Vec<f32>) {
     out.clear();
@@ -209,10 +220,22 @@ impl GaussianMapper {
             .flatten()
             .filter(|&a| self.optim.anchor_windowed == Some(a));
         let limit = Limit::from_config(cfg.iterations, cfg.time_budget_ms, cfg.max_iterations);
+        let loss = LossConfig {
+            ssim_weight: f64::from(cfg.ssim_weight),
+        };
+        let adam = self.adam();
         let mut it = 0;
         while self.optim.pace.more(limit, it) {
             self.optim.pace.start_iteration();
-            self.iteration(r, frame, stats, it, limit, anchor)?;
+            let step = Step {
+                it,
+                limit,
+                anchor,
+                cfg: &cfg,
+                loss: &loss,
+                adam: &adam,
+            };
+            self.iteration(r, frame, stats, step)?;
             self.optim.pace.end_iteration();
             it += 1;
         }
@@ -225,17 +248,18 @@ impl GaussianMapper {
         r: &mut dyn Renderer,
         frame: &mut FrameView,
         stats: &mut FrameStats,
-        it: u32,
-        limit: Limit,
-        anchor: Option<usize>,
+        step: Step<'_>,
     ) -> Result<(), GaussianError> {
-        let cfg = self.config().clone();
+        let Step {
+            it,
+            limit,
+            anchor,
+            cfg,
+            loss,
+            adam,
+        } = step;
         let cam = frame.cam;
         let t_cw = frame.t_cw;
-        let loss = LossConfig {
-            ssim_weight: f64::from(cfg.ssim_weight),
-        };
-        let adam = self.adam();
         {
             if let (1, Some(a)) = (it, anchor) {
                 if let Some(u) = self.anchor_iteration(r, &cam, a, &loss, &adam)? {

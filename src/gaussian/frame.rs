@@ -262,7 +262,7 @@ impl GaussianMapper {
         let t_cw = frame.t_cw;
         {
             if let (1, Some(a)) = (it, anchor) {
-                if let Some(u) = self.anchor_iteration(r, &cam, a, &loss, &adam)? {
+                if let Some(u) = self.anchor_iteration(r, &cam, a, loss, adam)? {
                     stats.anchor_scale = Some(u);
                     stats.iterations += 1;
                     return Ok(());
@@ -323,16 +323,16 @@ impl GaussianMapper {
                     // not read (the adjusted target is made): fitted while the images are
                     // at hand.
                     bg.fit_with(&cam, pose, lk, tgt, out.colour, out.alpha, BACKGROUND_DECAY);
-                    let l = r.loss_into(&sc.adjusted, &loss, &mut sc.d_colour)?;
+                    let l = r.loss_into(&sc.adjusted, loss, &mut sc.d_colour)?;
                     alpha_gradient(&sc.d_colour, &sc.background, &mut sc.d_alpha);
                     r.backward_kept(&sc.d_colour, None, Some(&sc.d_alpha))?;
                     l
                 } else {
-                    let l = r.loss_into(tgt, &loss, &mut sc.d_colour)?;
+                    let l = r.loss_into(tgt, loss, &mut sc.d_colour)?;
                     r.backward_kept(&sc.d_colour, None, None)?;
                     l
                 };
-                r.adam_step(&adam)?;
+                r.adam_step(adam)?;
                 if current {
                     if it == 0 {
                         stats.loss_before = l;
@@ -340,7 +340,7 @@ impl GaussianMapper {
                     stats.loss_after = l;
                 }
             } else {
-                r.step(&cam, pose, tgt, &loss, &adam)?;
+                r.step(&cam, pose, tgt, loss, adam)?;
             }
             stats.iterations += 1;
         }

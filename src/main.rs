@@ -43,7 +43,11 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     cli::allocator::keep_freed_memory();
     cli::init_logging();
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    if !is_long_running(&command) {
+        cli::broken_pipe::end_quietly_on_closed_pipe();
+    }
+    match command {
         Command::Info(a) => cli::info::run(a),
         Command::Sim(a) => cli::sim::run(a),
         Command::Eval(a) => cli::eval::run(a),
@@ -55,5 +59,16 @@ fn main() -> anyhow::Result<()> {
         Command::Report(a) => cli::report::run(a),
         Command::Export(a) => cli::export::run(a),
         Command::Bench(a) => cli::bench::run(a),
+    }
+}
+
+/// The node and the replay run for a long time and talk over sockets: a closed peer is an error
+/// they report, not a reason to end the process.
+fn is_long_running(command: &Command) -> bool {
+    match command {
+        Command::Replay(_) => true,
+        #[cfg(any(feature = "ros2", feature = "dds"))]
+        Command::Node(_) => true,
+        _ => false,
     }
 }

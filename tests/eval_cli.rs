@@ -70,3 +70,34 @@ fn eval_cli_reports_json_and_plot() {
         "{err}"
     );
 }
+
+/// `gs_livo eval ... | head` must not panic when the reader closes the pipe first: a printing
+/// command ends quietly (by SIGPIPE's default action on Unix), as the shell's tools do.
+#[cfg(unix)]
+#[test]
+fn eval_ends_quietly_when_its_reader_is_gone() {
+    use std::os::unix::process::ExitStatusExt;
+    let tr = Trajectory::for_scene("room", 45.0, 0.0);
+    let gt: Vec<PoseStamped> = (0..300)
+        .map(|i| PoseStamped {
+            stamp: 1_000_000_000 + i * 50_000_000,
+            pose: tr.pose(i as f64 * 0.05),
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let g = dir.path().join("gt.tum");
+    write_tum(&g, &gt).unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_gs_livo"))
+        .args(["eval", "--delta", "10f", "--gt"])
+        .arg(&g)
+        .arg("--est")
+        .arg(&g)
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(13), "{:?}: {stderr}", out.status);
+}

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_live;
 pub mod bench_map;
 pub mod bench_pipeline;
+pub mod broken_pipe;
 pub mod demo;
 pub mod eval;
 pub mod export;

@@ -40,9 +40,11 @@ cargo test --target "$TARGET" --lib estimator::
 cargo test --target "$TARGET" --test render_fast --test visual_update --test lio_jacobians
 
 echo "== aarch64: trajectories against x86"
-cargo build --target "$TARGET" --bin gs_livo
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+# The integration tests above built the binary from this tree (with the tests' dependency
+# features; `cargo build --bin` alone would recompile dependencies for ~2 minutes).
 ARM_BIN="$TARGET_DIR/$TARGET/debug/gs_livo"
+[ -x "$ARM_BIN" ] || cargo build --target "$TARGET" --bin gs_livo
 if [ -z "${X86_BIN:-}" ]; then
   cargo build --bin gs_livo
   X86_BIN="$TARGET_DIR/debug/gs_livo"

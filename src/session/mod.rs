@@ -94,6 +94,18 @@ pub struct GaussianSection {
     pub state: MapperState,
 }
 
+impl GaussianSection {
+    /// The mapper's structure settings and state (windowed values written back).
+    pub fn capture(m: &mut GaussianMapper) -> Self {
+        Self {
+            root_size: m.config().root_size,
+            levels: m.config().levels,
+            sh_degree: m.config().sh_degree,
+            state: m.state(),
+        }
+    }
+}
+
 /// A whole saved map, as plain data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionMap {
@@ -115,6 +127,17 @@ impl SessionMap {
         lidar: &VoxelMap,
         mapper: Option<&mut GaussianMapper>,
     ) -> Self {
+        Self::from_sections(cfg, source, lidar, mapper.map(GaussianSection::capture))
+    }
+
+    /// The map of `cfg`'s rig from a voxel map and a Gaussian section captured apart (a
+    /// running node takes each from the thread that owns it).
+    pub fn from_sections(
+        cfg: &Config,
+        source: &str,
+        lidar: &VoxelMap,
+        gaussian: Option<GaussianSection>,
+    ) -> Self {
         Self {
             source: source.to_string(),
             rig: Rig {
@@ -124,12 +147,7 @@ impl SessionMap {
             },
             lidar_cfg: lidar.config().clone(),
             lidar_roots: lidar.to_parts(),
-            gaussian: mapper.map(|m| GaussianSection {
-                root_size: m.config().root_size,
-                levels: m.config().levels,
-                sh_degree: m.config().sh_degree,
-                state: m.state(),
-            }),
+            gaussian,
         }
     }
 

@@ -8,10 +8,11 @@
 //! running sums, points and planes), and with a Gaussian map `gaussians.bin` (every Gaussian in
 //! its octree cell) and `keyframes.bin` (keyframes and photometric anchors, which hold the
 //! map's brightness unit, i.e. the exposure reference, with targets at the optimisation
-//! resolution, and the fitted background). Saving the same map twice gives the same bytes.
+//! resolution in 8 bits, and the fitted background). Saving the same map twice gives the same bytes.
 
 mod codec;
 mod files;
+mod quant;
 mod sections;
 
 use nalgebra::Isometry3;
@@ -36,7 +37,10 @@ pub enum MapFileError {
         path: std::path::PathBuf,
         reason: String,
     },
-    #[error("{path}: map format version {found}, this build reads version {supported}")]
+    #[error(
+        "{path}: map format version {found}, this build reads version {supported} (a map of \
+         another gs_livo version: build it again from its recording)"
+    )]
     Version {
         path: std::path::PathBuf,
         found: u32,

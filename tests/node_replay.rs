@@ -153,6 +153,10 @@ fn real_time_replay_publishes_saves_and_matches_offline() {
     let f = std::fs::File::open(mid.join("map.ply")).unwrap();
     let (gaussians, _) = gs_livo::gaussian::read_ply(std::io::BufReader::new(f)).unwrap();
     assert!(!gaussians.is_empty(), "the mid-run map has Gaussians");
+    // The map folder saved while running loads (LiDAR map from the estimator, Gaussians and
+    // keyframes from the mapper).
+    let mid_map = gs_livo::session::SessionMap::load(&mid.join("map")).expect("mid-run map");
+    assert!(mid_map.lidar_roots.len() > 20 && mid_map.gaussian_count() > 0);
     let mid_poses = read_tum(&mid.join("trajectory.tum")).unwrap();
     assert!(mid_poses.len() >= 10, "{}", mid_poses.len());
 

@@ -153,6 +153,10 @@ fn real_time_replay_publishes_saves_and_matches_offline() {
     let f = std::fs::File::open(mid.join("map.ply")).unwrap();
     let (gaussians, _) = gs_livo::gaussian::read_ply(std::io::BufReader::new(f)).unwrap();
     assert!(!gaussians.is_empty(), "the mid-run map has Gaussians");
+    // The map folder saved while running loads (LiDAR map from the estimator, Gaussians and
+    // keyframes from the mapper).
+    let mid_map = gs_livo::session::SessionMap::load(&mid.join("map")).expect("mid-run map");
+    assert!(mid_map.lidar_roots.len() > 20 && mid_map.gaussian_count() > 0);
     let mid_poses = read_tum(&mid.join("trajectory.tum")).unwrap();
     assert!(mid_poses.len() >= 10, "{}", mid_poses.len());
 
@@ -504,4 +508,152 @@ fn a_stop_mid_run_saves_everything_within_the_bound() {
     assert!(s.odometry.published >= 10 && s.odometry.published + 15 < scans_in_bag());
     assert!(tmp.path().join("map.ply").exists());
     assert!(shutdown < Duration::from_secs(20), "{shutdown:?}");
+}
+
+/// A second room sequence that starts 2 m from the first's start and turned 31 degrees,
+/// simulated once per test process.
+fn second_sequence() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = SimConfig::new("room");
+        cfg.duration = 5.0;
+        cfg.seed = 250;
+        let seq = sim::simulate(&cfg).expect("simulate");
+        sim::write_sequence(&dir.path().join("seq"), &seq).expect("write");
+        dir
+    })
+    .path()
+}
+
+/// The diagnostics statuses named `name`, in publication order: (level, message).
+fn statuses(p: &BTreeMap<String, Vec<(u64, Vec<u8>)>>, name: &str) -> Vec<(u8, String)> {
+    p.get("/diagnostics")
+        .map(|v| v.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|(_, cdr)| msgs::DiagnosticArray::decode_cdr(cdr).unwrap().status)
+        .filter(|s| s.name == name)
+        .map(|s| (s.level, s.message))
+        .collect()
+}
+
+/// Whether a `/tf_static` message holds `map -> odom`.
+fn has_map_to_odom(cdr: &[u8]) -> bool {
+    msgs::TfMessage::decode_cdr(cdr)
+        .unwrap()
+        .transforms
+        .iter()
+        .any(|t| t.header.frame_id == "map" && t.child_frame_id == "odom")
+}
+
+/// Issue 23 through the node: the node's map folder (saved at shutdown) loads with `map.load`
+/// into a node replaying another sequence of the room; until a relocalisation is accepted it
+/// publishes no odometry and no `map -> odom`, and its diagnostics say so with the reason;
+/// then it tracks in the first session's frame (ATE without alignment under 2 cm), publishes
+/// `map -> odom`, and its own save (localise: the same LiDAR map) loads again. A pose hint
+/// (`/initialpose`) is taken and searched around.
+#[test]
+fn a_node_relocalises_in_a_saved_map_before_publishing_in_its_frame() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = tmp.path().join("first");
+    let r = replay(setup(&[]), &first, 0.0).expect("first session");
+    let saved = r.node.final_save.expect("final save").expect("saved");
+    assert!(saved.contains("map"), "{saved}");
+    let map_a = gs_livo::session::SessionMap::load(&first.join("map")).expect("map folder loads");
+    assert!(map_a.lidar_roots.len() > 50 && map_a.gaussian_count() > 1000);
+
+    let second = tmp.path().join("second");
+    std::fs::create_dir_all(&second).unwrap();
+    let load = format!("map.load={}", first.join("map").display());
+    let mut s = setup(&[&load, "map.mode=localise", "node.diagnostics_period=0.05"]);
+    s.params.save_dir = second.display().to_string();
+    let bag_b = second_sequence().join("seq/bag");
+    let options = ReplayOptions {
+        rate: 2.0,
+        record_dir: Some(second.clone()),
+        ..Default::default()
+    };
+    let mut t = gs_livo::ros::replay::ReplayTransport::open(&bag_b, options).unwrap();
+    // A hint at the true start (in A's map frame), given as rviz gives it: z = 0.
+    let gt_a = read_tum(&sequence().join("seq/ground_truth.tum")).unwrap();
+    let map_t_world = gs_livo::session::level_frame(&gt_a[0].pose).inverse();
+    let gt_b: Vec<_> = read_tum(&second_sequence().join("seq/ground_truth.tum"))
+        .unwrap()
+        .into_iter()
+        .map(|mut p| {
+            p.pose = map_t_world * p.pose;
+            p
+        })
+        .collect();
+    let mut start = gt_b[0].pose;
+    start.translation.vector.z = 0.0;
+    let mut covariance = [0.0; 36];
+    covariance[0] = 0.25;
+    covariance[7] = 0.25;
+    covariance[35] = 0.07;
+    let hint = msgs::PoseWithCovarianceStamped {
+        header: msgs::Header {
+            stamp: 0,
+            frame_id: "map".into(),
+        },
+        pose: msgs::pose_msg(&start),
+        covariance,
+    };
+    t.inject_handle()
+        .send(("/initialpose".into(), hint.encode_cdr()))
+        .unwrap();
+    let outcome = gs_livo::ros::core::run_node(&mut t, s, Arc::new(AtomicBool::new(false)))
+        .expect("node with a loaded map");
+    let file = t.finish().unwrap().expect("published.mcap");
+    let summary = &outcome.summary;
+    let reloc = summary.pipeline.lio.relocalisation.clone().expect("status");
+    assert!(!reloc.pending, "{reloc:?}");
+    assert_eq!(reloc.hints, 1, "{reloc:?}");
+    let at = reloc.accepted_at_scan.expect("relocalised");
+    assert!(
+        at <= summary.pipeline.lio.scans_before_init + 3,
+        "{reloc:?}"
+    );
+
+    let p = published(&file);
+    // Nothing in the map frame before acceptance: the first /tf_static lacks map -> odom, a
+    // later one has it; odometry only for scans after acceptance.
+    let tf = &p["/tf_static"];
+    assert!(
+        !has_map_to_odom(&tf[0].1),
+        "map -> odom before relocalising"
+    );
+    assert!(
+        has_map_to_odom(&tf.last().unwrap().1),
+        "no map -> odom after"
+    );
+    let odo = p.get("/odometry").map_or(0, |v| v.len());
+    assert_eq!(odo, summary.odometry.published);
+    assert!(odo > 0 && summary.pipeline.frames as usize == odo);
+    let diag = statuses(&p, "gs_livo: localisation");
+    let before = diag
+        .iter()
+        .position(|(l, m)| *l == 1 && m.contains("not localised"));
+    let after = diag
+        .iter()
+        .position(|(l, m)| *l == 0 && m.contains("relocalised"));
+    assert!(
+        matches!((before, after), (Some(b), Some(a)) if b < a),
+        "{diag:?}"
+    );
+
+    // Tracked in the first session's frame, with no alignment.
+    let est = read_tum(&second.join("trajectory.tum")).unwrap();
+    let opts = EvalOptions {
+        align: gs_livo::eval::Align::None,
+        max_diff: 0.01,
+        ..Default::default()
+    };
+    let e = evaluate(&gt_b, &est, &opts).unwrap();
+    assert!(e.matched > 20 && e.ate.rmse < 0.02, "ATE {} m", e.ate.rmse);
+
+    // The node's own save loads, and localise mode left the LiDAR map as loaded.
+    let map_b = gs_livo::session::SessionMap::load(&second.join("map")).expect("loads");
+    assert!(map_b.lidar_roots == map_a.lidar_roots);
 }

@@ -213,6 +213,22 @@ pub fn pose_msg(p: &Isometry3<f64>) -> Pose {
     }
 }
 
+/// The rigid transform of a geometry_msgs/Pose (the quaternion normalised); `None` when a
+/// number is not finite or the quaternion is zero.
+pub fn pose_isometry(p: &Pose) -> Option<Isometry3<f64>> {
+    let [x, y, z] = p.position;
+    let [qx, qy, qz, qw] = p.orientation;
+    let q = nalgebra::Quaternion::new(qw, qx, qy, qz);
+    let n = q.norm();
+    if !([x, y, z].iter().all(|v| v.is_finite()) && n.is_finite() && n > 1e-9) {
+        return None;
+    }
+    Some(Isometry3::from_parts(
+        nalgebra::Translation3::new(x, y, z),
+        nalgebra::UnitQuaternion::from_quaternion(q),
+    ))
+}
+
 /// One TF entry `T_parent_child`.
 pub fn transform_msg(
     stamp: Stamp,

@@ -122,9 +122,37 @@ impl Lio {
     ) {
         self.map = map;
         if reloc.is_some() {
-            self.counters.relocalisation = Some(Default::default());
+            self.counters.relocalisation = Some(super::reloc::RelocStatus {
+                pending: true,
+                ..Default::default()
+            });
         }
-        self.prior = Some(super::reloc::PriorMapState { frozen, reloc });
+        self.prior = Some(super::reloc::PriorMapState {
+            frozen,
+            reloc,
+            hint: None,
+        });
+    }
+
+    /// A pose hint in the loaded map (`/initialpose`): as AMCL, it (re)starts the
+    /// relocalisation, searched around the hint; until a scan is accepted no pose is given.
+    /// Refused without a loaded map (the run's own map has no frame a user could point into).
+    pub fn hint(&mut self, hint: super::reloc::RelocHint) -> Result<(), String> {
+        let Some(p) = self.prior.as_mut() else {
+            return Err("no map is loaded: the map being built has no frame to point into".into());
+        };
+        if !hint.is_finite() {
+            return Err(format!("the hint is not finite: {hint:?}"));
+        }
+        p.reloc.get_or_insert_with(Default::default);
+        p.hint = Some(hint);
+        let status = self
+            .counters
+            .relocalisation
+            .get_or_insert_with(Default::default);
+        status.hints += 1;
+        status.pending = true;
+        Ok(())
     }
 
     /// The voxel map, given up at the end of a run (to save it).
@@ -492,7 +520,11 @@ impl Lio {
     /// when the result is accepted, moves the filter into the map frame (true); a refused scan
     /// is counted and logged with its reason (false: no pose for it). True when none pends.
     fn relocalised(&mut self, body_points: &[BodyPoint]) -> bool {
-        let Some(cfg) = self.prior.as_ref().and_then(|p| p.reloc.clone()) else {
+        let Some((cfg, hint)) = self
+            .prior
+            .as_ref()
+            .and_then(|p| Some((p.reloc.clone()?, p.hint)))
+        else {
             return true;
         };
         let Some(f) = self.filter.as_mut() else {
@@ -501,7 +533,10 @@ impl Lio {
         let st = *f.state();
         let pts: Vec<Vector3<f64>> = body_points.iter().map(|b| b.p).collect();
         let t0 = std::time::Instant::now();
-        let r = super::reloc::relocalise(&self.map, &pts, &st.rot, &cfg);
+        let r = match &hint {
+            Some(h) => super::reloc::relocalise_near(&self.map, &pts, &st.rot, h, &cfg),
+            None => super::reloc::relocalise(&self.map, &pts, &st.rot, &cfg),
+        };
         let ms = t0.elapsed().as_secs_f64() * 1e3;
         let status = self
             .counters
@@ -521,6 +556,7 @@ impl Lio {
         let (_, _, yaw) = r.pose.rotation.euler_angles();
         let t = r.pose.translation.vector;
         status.accepted_at_scan = Some(self.counters.scans);
+        status.pending = false;
         status.pose = Some([t.x, t.y, t.z, yaw.to_degrees()]);
         tracing::info!(
             "relocalised in the loaded map at [{:.3}, {:.3}, {:.3}] m, yaw {:.2} deg: {:.0} % inliers, next best elsewhere {:.0} % of that ({} hypotheses, {ms:.0} ms)",
@@ -541,6 +577,7 @@ impl Lio {
         f.set_state(s, cov);
         if let Some(p) = self.prior.as_mut() {
             p.reloc = None;
+            p.hint = None;
         }
         true
     }

@@ -169,12 +169,80 @@ fn yaw_diff(a: f64, b: f64) -> f64 {
     d.min(std::f64::consts::TAU - d)
 }
 
+/// A pose hint (a user's `/initialpose`, as AMCL takes it): the search stays near it instead
+/// of covering the whole map, which also settles what a symmetric place leaves ambiguous.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RelocHint {
+    /// Body position in the map; only x and y are used: a 2D pose tool gives z = 0, so the
+    /// height is searched over the map's extent.
+    pub position: Vector3<f64>,
+    /// Body yaw in the map (rad).
+    pub yaw: f64,
+    /// Search radius around `position` in x and y (m).
+    pub radius: f64,
+    /// Search half-range around `yaw` (rad).
+    pub yaw_range: f64,
+}
+
+impl RelocHint {
+    /// The hint of `map_t_body` with a ROS pose covariance (row-major 6 x 6, x y z roll pitch
+    /// yaw): three standard deviations, at least 0.5 m and 15 degrees (a hand-placed pose is
+    /// never exact), at most 5 m and a full turn.
+    pub fn from_pose(map_t_body: &Isometry3<f64>, covariance: &[f64; 36]) -> Self {
+        let sd = |i: usize| {
+            let v = covariance[i * 6 + i];
+            if v.is_finite() && v > 0.0 {
+                v.sqrt()
+            } else {
+                0.0
+            }
+        };
+        let (_, _, yaw) = map_t_body.rotation.euler_angles();
+        Self {
+            position: map_t_body.translation.vector,
+            yaw,
+            radius: (3.0 * sd(0).max(sd(1))).clamp(0.5, 5.0),
+            yaw_range: (3.0 * sd(5)).clamp(15f64.to_radians(), std::f64::consts::PI),
+        }
+    }
+
+    /// Whether the numbers can be searched at all.
+    pub fn is_finite(&self) -> bool {
+        self.position.iter().all(|v| v.is_finite())
+            && [self.yaw, self.radius, self.yaw_range]
+                .iter()
+                .all(|v| v.is_finite())
+    }
+}
+
 /// Relocalises one scan: `points` in the body frame (deskewed), `tilt` the body's rotation
 /// in a gravity-aligned frame with arbitrary yaw (roll and pitch are what matter).
 pub fn relocalise(
     map: &VoxelMap,
     points: &[Vector3<f64>],
     tilt: &UnitQuaternion<f64>,
+    cfg: &RelocConfig,
+) -> RelocResult {
+    search(map, points, tilt, None, cfg)
+}
+
+/// [`relocalise`] near a hint: positions within its radius (all heights of the map), yaws
+/// within its range; acceptance as without one.
+pub fn relocalise_near(
+    map: &VoxelMap,
+    points: &[Vector3<f64>],
+    tilt: &UnitQuaternion<f64>,
+    hint: &RelocHint,
+    cfg: &RelocConfig,
+) -> RelocResult {
+    search(map, points, tilt, Some(hint), cfg)
+}
+
+fn search(
+    map: &VoxelMap,
+    points: &[Vector3<f64>],
+    tilt: &UnitQuaternion<f64>,
+    hint: Option<&RelocHint>,
     cfg: &RelocConfig,
 ) -> RelocResult {
     let refuse = |reason: String, hypotheses: usize| RelocResult {
@@ -193,16 +261,32 @@ pub fn relocalise(
     if level.len() < 50 {
         return refuse(format!("{} usable points, 50 needed", level.len()), 0);
     }
-    let Some((lo, hi)) = map.bounds() else {
+    let Some((mut lo, mut hi)) = map.bounds() else {
         return refuse("the map is empty".into(), 0);
     };
     let coarse = spread(&level, cfg.coarse_points);
     let fine = spread(&level, cfg.fine_points);
-    let yaws: Vec<f64> = (0..(360.0 / cfg.yaw_step_deg).round().max(1.0) as usize)
-        .map(|i| (i as f64 * cfg.yaw_step_deg).to_radians())
-        .collect();
-    // Positions on a grid inside the map's box, coarsened until the search fits.
     let mut step = cfg.grid_step;
+    let yaws: Vec<f64> = match hint {
+        None => (0..(360.0 / cfg.yaw_step_deg).round().max(1.0) as usize)
+            .map(|i| (i as f64 * cfg.yaw_step_deg).to_radians())
+            .collect(),
+        Some(h) => {
+            // Hypothesis yaws act on the tilted points, which carry the filter's own yaw.
+            let centre = h.yaw - tilt.euler_angles().2;
+            let n = (h.yaw_range.to_degrees() / cfg.yaw_step_deg).floor() as i64;
+            (-n..=n)
+                .map(|i| centre + (i as f64 * cfg.yaw_step_deg).to_radians())
+                .collect()
+        }
+    };
+    if let Some(h) = hint {
+        let r = Vector3::new(h.radius, h.radius, 0.0);
+        (lo.x, lo.y) = ((h.position - r).x, (h.position - r).y);
+        (hi.x, hi.y) = ((h.position + r).x, (h.position + r).y);
+        step = step.min(h.radius / 2.0);
+    }
+    // Positions on a grid inside the box, coarsened until the search fits.
     let axis = |lo: f64, hi: f64, step: f64| -> Vec<f64> {
         let n = ((hi - lo) / step).floor().max(0.0) as usize;
         (0..=n)
@@ -318,11 +402,18 @@ pub struct PriorMapState {
     pub frozen: bool,
     /// Relocalisation still to do (`None` once accepted, or when the start pose was given).
     pub reloc: Option<RelocConfig>,
+    /// A pose hint the pending relocalisation searches around.
+    pub hint: Option<RelocHint>,
 }
 
 /// What the relocalisation did, for summaries.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct RelocStatus {
+    /// No relocalisation accepted since the map was loaded or the last hint: no pose in the
+    /// map frame is given.
+    pub pending: bool,
+    /// Pose hints received (`/initialpose`).
+    pub hints: usize,
     /// Scans tried and refused.
     pub refused_scans: usize,
     /// Scan count (of the LIO) at which a result was accepted.
@@ -448,5 +539,53 @@ mod tests {
         );
         assert!(!r.accepted(), "a corridor was accepted in the room: {r:?}");
         assert!(r.refused.as_deref().unwrap_or("").len() > 10);
+    }
+
+    /// A hint near the truth (z = 0, as a 2D pose tool gives it) is found from a small search;
+    /// a hint 3 m off with a tight radius is refused: the search stays where it was told.
+    #[test]
+    fn a_hint_is_searched_around_and_only_there() {
+        let world = room();
+        let map = map_of(&world);
+        let truth = Isometry3::from_parts(
+            Translation3::new(-1.62, 0.93, 1.41),
+            UnitQuaternion::from_euler_angles(0.02, 0.01, -2.2),
+        );
+        let pts = scan(&world, &truth);
+        // The filter's frame has its own yaw: only roll and pitch carry over.
+        let tilt = UnitQuaternion::from_euler_angles(0.0, 0.0, 0.7) * tilt(0.02, 0.01);
+        let cov = |xy: f64, yaw: f64| {
+            let mut c = [0.0; 36];
+            (c[0], c[7], c[35]) = (xy * xy, xy * xy, yaw * yaw);
+            c
+        };
+        let near = Isometry3::from_parts(
+            Translation3::new(-1.3, 1.1, 0.0),
+            UnitQuaternion::from_euler_angles(0.0, 0.0, -2.0),
+        );
+        let hint = RelocHint::from_pose(&near, &cov(0.2, 0.1));
+        let r = relocalise_near(&map, &pts, &tilt, &hint, &RelocConfig::default());
+        assert!(r.accepted(), "{r:?}");
+        let dt = (r.pose.translation.vector - truth.translation.vector).norm();
+        let dr = r.pose.rotation.angle_to(&truth.rotation).to_degrees();
+        assert!(dt < 0.03 && dr < 0.5, "off by {dt} m, {dr} deg: {r:?}");
+        let global = relocalise(&map, &pts, &tilt, &RelocConfig::default());
+        assert!(
+            r.hypotheses * 20 < global.hypotheses,
+            "{} vs {}",
+            r.hypotheses,
+            global.hypotheses
+        );
+
+        let far = Isometry3::translation(1.5, -1.0, 0.0) * near;
+        let hint = RelocHint::from_pose(&far, &cov(0.1, 0.1));
+        assert!(
+            (hint.radius - 0.5).abs() < 1e-12,
+            "clamped to the least radius"
+        );
+        let r = relocalise_near(&map, &pts, &tilt, &hint, &RelocConfig::default());
+        let dt = (r.pose.translation.vector - truth.translation.vector).norm();
+        assert!(!r.accepted() || dt < 0.03, "a wrong pose accepted: {r:?}");
+        assert!(!r.accepted(), "found outside the hinted region: {r:?}");
     }
 }

@@ -15,7 +15,8 @@ use super::map_stage::{MapFrame, MapSnapshot, PosedFrameImage};
 use super::port::StateEstimate;
 use super::register::{interpolate, register_scan_with_intensity};
 use super::stages::{
-    lock, send, FrameEstimate, Output, PipelineHandle, StageTime, VISUAL_AVAILABLE,
+    lock, send, EstimatorCommand, FrameEstimate, Output, PipelineHandle, StageTime,
+    VISUAL_AVAILABLE,
 };
 use super::{Flow, Mode, PipelineOptions};
 use crate::config::Config;
@@ -193,12 +194,36 @@ impl<'a> Estimator<'a> {
 
     /// Runs until the measurements end or an output's receiver goes; then the last counters.
     /// Returns the LIO's voxel map (to save it).
-    pub(super) fn run(mut self, measurements: Receiver<Measurement>) -> crate::lidar_map::VoxelMap {
-        for m in measurements.iter() {
-            self.push(m);
-            if !self.drain() {
-                break;
+    pub(super) fn run(
+        mut self,
+        measurements: Receiver<Measurement>,
+        commands: Option<Receiver<EstimatorCommand>>,
+    ) -> crate::lidar_map::VoxelMap {
+        match commands {
+            None => {
+                for m in measurements.iter() {
+                    self.push(m);
+                    if !self.drain() {
+                        break;
+                    }
+                }
             }
+            Some(mut commands) => loop {
+                crossbeam::select! {
+                    recv(measurements) -> m => {
+                        let Ok(m) = m else { break };
+                        self.push(m);
+                        if !self.drain() {
+                            break;
+                        }
+                    }
+                    recv(commands) -> c => match c {
+                        Ok(c) => self.command(c),
+                        // No more commands: measurements alone from here.
+                        Err(_) => commands = crossbeam::channel::never(),
+                    },
+                }
+            },
         }
         self.sync.finish();
         let mut s = lock(&self.stats);
@@ -206,6 +231,27 @@ impl<'a> Estimator<'a> {
         s.lio = self.lio.counters().clone();
         drop(s);
         self.lio.into_map()
+    }
+
+    /// Answers a command between two measurements.
+    fn command(&mut self, c: EstimatorCommand) {
+        match c {
+            EstimatorCommand::Hint(h) => match self.lio.hint(h) {
+                Ok(()) => tracing::info!(
+                    "pose hint: relocalising within {:.1} m of [{:.2}, {:.2}] and {:.0} deg of yaw {:.1} deg",
+                    h.radius,
+                    h.position.x,
+                    h.position.y,
+                    h.yaw_range.to_degrees(),
+                    h.yaw.to_degrees()
+                ),
+                Err(e) => tracing::warn!("pose hint ignored: {e}"),
+            },
+            EstimatorCommand::LidarMap { reply } => {
+                let _ = reply.try_send(self.lio.map().clone());
+            }
+        }
+        lock(&self.stats).lio = self.lio.counters().clone();
     }
 
     pub(super) fn push(&mut self, mut m: Measurement) {

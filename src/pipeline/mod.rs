@@ -40,8 +40,8 @@ pub use outputs::{OutputWriter, OutputsConfig};
 pub use prior::{MapMode, PriorMap};
 pub use register::{register_scan, register_scan_with_intensity};
 pub use stages::{
-    run_pipeline, run_pipeline_with, Control, Finished, FrameEstimate, LiveStats, Output,
-    PipelineCommand, PipelineHandle, Source, StageTime, VisualStats, VISUAL_AVAILABLE,
+    run_pipeline, run_pipeline_with, Control, EstimatorCommand, Finished, FrameEstimate, LiveStats,
+    Output, PipelineCommand, PipelineHandle, Source, StageTime, VisualStats, VISUAL_AVAILABLE,
 };
 pub use summary::{RunSummary, StageStats, Timings};
 

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::session::SessionMap;
 
 /// What a run does with a loaded map.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum MapMode {
     /// Add to the map: new LiDAR planes and Gaussians, the mapper keeps optimising.
@@ -16,6 +16,7 @@ pub enum MapMode {
     Extend,
     /// Keep the map frozen: no inserts, no optimisation; the mapper only renders for the
     /// visual update.
+    #[serde(alias = "localize")]
     Localise,
 }
 

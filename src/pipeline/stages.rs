@@ -33,6 +33,22 @@ pub enum PipelineCommand {
         path: std::path::PathBuf,
         reply: Sender<Result<std::path::PathBuf, String>>,
     },
+    /// A copy of the Gaussian map with the mapper's state, for a map folder.
+    CaptureMap {
+        reply: Sender<crate::session::GaussianSection>,
+    },
+}
+
+/// Requests the estimator answers between two measurements.
+#[derive(Debug)]
+pub enum EstimatorCommand {
+    /// A pose hint in the loaded map (`/initialpose`): the relocalisation (re)starts around
+    /// it; a hint without a loaded map is refused with a warning.
+    Hint(crate::estimator::reloc::RelocHint),
+    /// A copy of the LIO's voxel plane map, for a map folder.
+    LidarMap {
+        reply: Sender<crate::lidar_map::VoxelMap>,
+    },
 }
 
 /// How the caller steers a running pipeline.
@@ -42,6 +58,8 @@ pub struct Control {
     pub stop: Arc<AtomicBool>,
     /// Save requests (answered by the mapper); `None`: none will come.
     pub commands: Option<Receiver<PipelineCommand>>,
+    /// Hints and map copies (answered by the estimator); `None`: none will come.
+    pub estimator: Option<Receiver<EstimatorCommand>>,
 }
 
 /// One frame's estimate with what the filter reported.
@@ -149,6 +167,9 @@ fn answer(stage: &mut MapStage, cmd: PipelineCommand) {
                 .map(|_| path.clone())
                 .map_err(|e| e.to_string());
             let _ = reply.try_send(r);
+        }
+        PipelineCommand::CaptureMap { reply } => {
+            let _ = reply.try_send(crate::session::GaussianSection::capture(stage.mapper_mut()));
         }
     }
 }
@@ -291,6 +312,7 @@ pub fn run_pipeline(
     let control = Control {
         stop,
         commands: None,
+        estimator: None,
     };
     run_pipeline_with(cfg, opts, source, control, stats, sink)
 }
@@ -304,7 +326,11 @@ pub fn run_pipeline_with(
     stats: PipelineHandle,
     mut sink: impl FnMut(Output),
 ) -> Result<Finished, PipelineError> {
-    let Control { stop, commands } = control;
+    let Control {
+        stop,
+        commands,
+        estimator,
+    } = control;
     let cap = opts.queue_capacity.max(1);
     if let Some(p) = &opts.prior {
         p.map.check_config(cfg)?;
@@ -354,7 +380,8 @@ pub fn run_pipeline_with(
             snapshots: needs_snapshots.then_some(snap_rx),
             stop: stop.clone(),
         };
-        let est = scope.spawn(move || Estimator::new(cfg, opts, map_reduction, ports).run(meas_rx));
+        let est = scope
+            .spawn(move || Estimator::new(cfg, opts, map_reduction, ports).run(meas_rx, estimator));
         let mapper = map_stage.map(|stage| {
             let ports = MapperPorts {
                 frames: map_rx,

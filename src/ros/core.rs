@@ -19,20 +19,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam::channel::bounded;
+use crossbeam::channel::{bounded, Sender};
 
 use super::ingest::{raw_queue, Ingest, QueueRefusal, RawIn, RawQueue, RawQueueLimits, RawQueueRx};
-use super::params::{NodeParams, LIDAR_TYPES};
-use super::publish::{self, lock, OutputPublisher, Record};
-use super::save::{save_all, MapSource, Saver};
+use super::params::{MapParams, NodeParams, LIDAR_TYPES};
+use super::publish::{self, lock, OutputPublisher, Record, StaticTf};
+use super::save::{save_all, MapSource, Saver, SessionInfo};
 use super::stats::{level, DiagnosticReport, NodeStats};
 use super::summary::{NodeSummary, SaveCounts};
 use super::transport::{Event, Qos, RawPublisher, Spin, SubscriptionId, Transport, TransportError};
 use crate::bag::{msgs, RosMessage};
 use crate::config::{Config, NODE_NAME};
+use crate::estimator::reloc::{RelocHint, RelocStatus};
 use crate::pipeline::{
-    run_pipeline_with, Control, Flow, LiveStats, PipelineError, PipelineHandle, PipelineOptions,
-    Source, StageStats,
+    run_pipeline_with, Control, EstimatorCommand, Flow, LiveStats, PipelineError, PipelineHandle,
+    PipelineOptions, PriorMap, Source, StageStats,
 };
 use crate::sensors::measurement::SensorKind;
 
@@ -121,6 +122,7 @@ struct Routes {
 enum Route {
     Sensor(SensorKind, Arc<str>),
     Save,
+    InitialPose,
 }
 
 impl Routes {
@@ -165,6 +167,14 @@ fn subscribe_all(t: &mut dyn Transport, setup: &NodeSetup) -> Result<Routes, Nod
         Qos::outputs(),
     )?;
     routes.add(id, Route::Save);
+    if setup.pipeline.prior.is_some() {
+        let id = t.subscribe(
+            publish::topics::INITIAL_POSE,
+            msgs::PoseWithCovarianceStamped::TYPE_NAME,
+            Qos::outputs(),
+        )?;
+        routes.add(id, Route::InitialPose);
+    }
     Ok(routes)
 }
 
@@ -244,8 +254,51 @@ fn diagnostics(
     vec![ingest_report, odo]
 }
 
+/// A pose hint from `/initialpose`: of the base frame in the map frame, as rviz's "2D Pose
+/// Estimate" gives it; the hint is of the IMU (the filter's body). `None` (with a warning)
+/// when it does not decode or names another frame.
+fn initial_pose_hint(cdr: &[u8], hint: &HintFrames) -> Option<RelocHint> {
+    let m = match msgs::PoseWithCovarianceStamped::decode_cdr(cdr) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(
+                "{}: undecodable message ignored: {e}",
+                publish::topics::INITIAL_POSE
+            );
+            return None;
+        }
+    };
+    let frame = m.header.frame_id.trim_start_matches('/');
+    if !frame.is_empty() && frame != hint.map_frame {
+        tracing::warn!(
+            "{}: pose in frame `{frame}` ignored: hints must be in the map frame `{}`",
+            publish::topics::INITIAL_POSE,
+            hint.map_frame
+        );
+        return None;
+    }
+    let Some(map_t_base) = msgs::pose_isometry(&m.pose) else {
+        tracing::warn!("{}: non-finite pose ignored", publish::topics::INITIAL_POSE);
+        return None;
+    };
+    let h = RelocHint::from_pose(&(map_t_base * hint.base_t_imu), &m.covariance);
+    if !h.is_finite() {
+        tracing::warn!("{}: non-finite pose ignored", publish::topics::INITIAL_POSE);
+        return None;
+    }
+    Some(h)
+}
+
+/// What a hint needs from the setup.
+struct HintFrames {
+    map_frame: String,
+    base_t_imu: nalgebra::Isometry3<f64>,
+}
+
 /// One transport event: a sensor message into the decode queue (counted when the backlog is
-/// full), a save request to the saver, a parameter change refused with a warning.
+/// full), a save request to the saver, a pose hint to the estimator, a parameter change
+/// refused with a warning.
+#[allow(clippy::too_many_arguments)] // the spin loop's parts, each used by one kind of event
 fn route_event(
     ev: Event,
     routes: &Routes,
@@ -253,6 +306,8 @@ fn route_event(
     ingest_stats: &Mutex<NodeStats>,
     saver: &Saver,
     save_dir: &dyn Fn(Option<String>) -> PathBuf,
+    estimator: &Sender<EstimatorCommand>,
+    hint: &HintFrames,
 ) {
     match ev {
         Event::Message { subscription, cdr } => match routes.by_id.get(subscription) {
@@ -272,6 +327,13 @@ fn route_event(
                             count = c.dropped_backlog,
                             "decode backlog full: dropping messages"
                         );
+                    }
+                }
+            }
+            Some(Route::InitialPose) => {
+                if let Some(h) = initial_pose_hint(&cdr, hint) {
+                    if estimator.try_send(EstimatorCommand::Hint(h)).is_err() {
+                        tracing::warn!("pose hint dropped: the estimator is busy or stopped");
                     }
                 }
             }
@@ -296,14 +358,95 @@ fn route_event(
     }
 }
 
+/// `map.load`: the map folder the node starts from, checked against the rig (a pipeline
+/// option set by the caller wins).
+fn load_map(setup: &mut NodeSetup) -> Result<(), NodeError> {
+    let m = &setup.params.map;
+    if m.load.trim().is_empty() || setup.pipeline.prior.is_some() {
+        return Ok(());
+    }
+    let dir = PathBuf::from(m.load.trim());
+    let map = crate::session::SessionMap::load(&dir)
+        .and_then(|map| map.check_config(&setup.config).map(|()| map))
+        .map_err(|e| NodeError::Setup(format!("map.load {}: {e}", dir.display())))?;
+    tracing::info!(
+        "map.load {}: {} LiDAR root voxels, {} Gaussians, {:?} mode{}",
+        dir.display(),
+        map.lidar_roots.len(),
+        map.gaussian_count(),
+        m.mode,
+        if m.origin {
+            ", starting at its origin"
+        } else {
+            ": relocalising (no map -> odom until accepted)"
+        }
+    );
+    setup.pipeline.prior = Some(PriorMap {
+        map: Arc::new(map),
+        mode: m.mode,
+        relocalise: !m.origin,
+    });
+    Ok(())
+}
+
+/// Where the node stands in a loaded map: WARN while no relocalisation is accepted (nothing
+/// in the map frame is published then), with the reason.
+fn localisation_report(m: &MapParams, r: Option<&RelocStatus>) -> DiagnosticReport {
+    let mut d = DiagnosticReport {
+        level: level::OK,
+        name: "gs_livo: localisation".into(),
+        message: String::new(),
+        values: vec![
+            ("map".into(), m.load.clone()),
+            ("mode".into(), format!("{:?}", m.mode).to_lowercase()),
+        ],
+    };
+    let Some(r) = r else {
+        d.message = "starting at the loaded map's origin (map.origin)".into();
+        return d;
+    };
+    d.values.extend([
+        ("scans refused".into(), r.refused_scans.to_string()),
+        ("pose hints".into(), r.hints.to_string()),
+        ("inlier ratio".into(), format!("{:.2}", r.inlier_ratio)),
+        ("next best ratio".into(), format!("{:.2}", r.second_ratio)),
+    ]);
+    if r.pending {
+        d.level = level::WARN;
+        let why = match &r.last_refusal {
+            Some(reason) => format!("last scan refused: {reason}"),
+            None if r.hints > 0 => "searching around the pose hint".into(),
+            None => "waiting for the IMU initialisation and a scan".into(),
+        };
+        d.message =
+            format!("not localised in the map ({why}): no map -> odom or odometry published");
+    } else {
+        d.message = match (r.accepted_at_scan, r.pose) {
+            (Some(n), Some([x, y, z, yaw])) => format!(
+                "relocalised at scan {n}: [{x:.2}, {y:.2}, {z:.2}] m, yaw {yaw:.1} deg, {:.0} % inliers",
+                100.0 * r.inlier_ratio
+            ),
+            _ => "relocalised".into(),
+        };
+    }
+    d
+}
+
 /// The save at shutdown (`node.save_on_shutdown`) into `node.save_dir`, logged.
 fn save_at_shutdown(
     np: &NodeParams,
     record: &Record,
     summary: &NodeSummary,
     map: MapSource<'_>,
+    session: &SessionInfo,
 ) -> Result<String, String> {
-    let r = save_all(&PathBuf::from(&np.save_dir), record, summary, map);
+    let r = save_all(
+        &PathBuf::from(&np.save_dir),
+        record,
+        summary,
+        map,
+        Some(session),
+    );
     match &r {
         Ok(m) => tracing::info!("{m}"),
         Err(m) => tracing::warn!("{m}"),
@@ -325,11 +468,17 @@ struct SpinLoop<'a> {
     np: &'a NodeParams,
     /// Whether a camera topic is configured (its rate is diagnosed).
     camera: bool,
+    estimator: &'a Sender<EstimatorCommand>,
+    hint: HintFrames,
+    /// `map -> odom`, withheld until relocalised in a loaded map.
+    static_tf: StaticTf,
+    /// The loaded map, for the localisation diagnostics.
+    map: Option<&'a MapParams>,
 }
 
 /// Spins the transport until a signal, the end of its input or the pipeline's end: bytes into
 /// the decode queue, saves to the saver, diagnostics every `node.diagnostics_period`.
-fn spin_until_end(t: &mut dyn Transport, l: SpinLoop<'_>) -> Ending {
+fn spin_until_end(t: &mut dyn Transport, mut l: SpinLoop<'_>) -> Ending {
     let camera = l.camera;
     let clock = t.clock();
     let np = l.np;
@@ -350,15 +499,37 @@ fn spin_until_end(t: &mut dyn Transport, l: SpinLoop<'_>) -> Ending {
             break Ending::PipelineStopped;
         }
         let spin = t.spin(Duration::from_millis(5), &mut |ev| {
-            route_event(ev, l.routes, l.raw_tx, l.ingest_stats, l.saver, &save_dir)
+            route_event(
+                ev,
+                l.routes,
+                l.raw_tx,
+                l.ingest_stats,
+                l.saver,
+                &save_dir,
+                l.estimator,
+                &l.hint,
+            )
         });
+        let reloc = l
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .lio
+            .relocalisation
+            .clone();
+        if l.static_tf.withholding() && reloc.as_ref().is_some_and(|r| !r.pending) {
+            tracing::info!("relocalised: publishing map -> odom");
+            if l.static_tf.release_map_to_odom().is_err() {
+                lock(l.record).publish_errors += 1;
+            }
+        }
         // Under `use_sim_time` the clock reads 0 until the first /clock message: a report
         // stamped then would lie outside the recording's time, so it waits for the clock.
         let now = clock();
         if last_diag.elapsed() >= diag_period && now != 0 {
             let dt = last_diag.elapsed().as_secs_f64();
             last_diag = Instant::now();
-            let reports = diagnostics(
+            let mut reports = diagnostics(
                 l.ingest_stats,
                 l.record,
                 l.live,
@@ -367,6 +538,9 @@ fn spin_until_end(t: &mut dyn Transport, l: SpinLoop<'_>) -> Ending {
                 camera,
                 &mut latency_from,
             );
+            if let Some(m) = l.map {
+                reports.push(localisation_report(m, reloc.as_ref()));
+            }
             let msg = publish::diagnostics_msg(&reports, now, NODE_NAME);
             if l.diagnostics_pub
                 .publish(&msg.encode_cdr(), msg.header.stamp)
@@ -388,10 +562,13 @@ pub fn run_node(
     stop: Arc<AtomicBool>,
 ) -> Result<NodeOutcome, NodeError> {
     let started = Instant::now();
+    let mut setup = setup;
+    load_map(&mut setup)?;
     let np = setup.params.clone();
     let opts = live_options(&setup);
     let routes = subscribe_all(t, &setup)?;
-    let _tf_static = publish::publish_static_tf(t, &setup.config, &np)?;
+    let relocalising = opts.prior.as_ref().is_some_and(|p| p.relocalise);
+    let static_tf = StaticTf::publish(t, &setup.config, &np, relocalising)?;
     let diagnostics_pub = publish::diagnostics_publisher(t)?;
     let record = Record::default();
     let mut publisher = OutputPublisher::create(t, &setup.config, &np, record.clone())?;
@@ -411,6 +588,7 @@ pub fn run_node(
     });
     let (meas_tx, meas_rx) = bounded(np.queue_capacity);
     let (cmd_tx, cmd_rx) = bounded(2);
+    let (est_tx, est_rx) = bounded(8);
     let pipeline_stop = Arc::new(AtomicBool::new(false));
     let deadline: Deadline = Arc::default();
 
@@ -428,6 +606,7 @@ pub fn run_node(
         let control = Control {
             stop: pipeline_stop.clone(),
             commands: Some(cmd_rx),
+            estimator: Some(est_rx),
         };
         let (live, opts) = (live.clone(), opts.clone());
         std::thread::Builder::new()
@@ -464,12 +643,21 @@ pub fn run_node(
             NodeSummary::build(status, &transport, &r, &i, &l, &opts, saves, wall)
         }
     };
+    let session = SessionInfo {
+        config: setup.config.clone(),
+        source: match &opts.prior {
+            Some(p) => format!("{}; gs_livo node ({})", p.map.source, t.name()),
+            None => format!("gs_livo node ({})", t.name()),
+        },
+    };
     let saver = {
         let summary_of = summary_of.clone();
         let commands = opts.mapping.then(|| cmd_tx.clone());
         Saver::start(
             record.clone(),
             commands,
+            Some(est_tx.clone()),
+            Some(session.clone()),
             Duration::from_secs_f64(np.save_timeout),
             move || summary_of("running", SaveCounts::default()),
         )
@@ -491,8 +679,18 @@ pub fn run_node(
             diagnostics_pub: &diagnostics_pub,
             np: &np,
             camera: !setup.config.topics.image.is_empty(),
+            estimator: &est_tx,
+            hint: HintFrames {
+                map_frame: setup.config.frames.map.clone(),
+                base_t_imu: np
+                    .imu_t_base()
+                    .map_or_else(|_| Default::default(), |t| t.inverse()),
+            },
+            static_tf,
+            map: opts.prior.as_ref().map(|_| &np.map),
         },
     );
+    drop(est_tx);
 
     // Shutdown: no more input; the backlog within the deadline; the mapper stops at once.
     tracing::info!("gs_livo node stopping ({ending:?})");
@@ -518,12 +716,14 @@ pub fn run_node(
     let mut summary = summary_of(status, saves);
     summary.pipeline.error = error.clone();
     let final_save = np.save_on_shutdown.then(|| {
-        let map = match finished.as_mut().and_then(|f| f.map.as_mut()) {
-            Some(m) => MapSource::Finished(m),
-            None if error.is_some() => MapSource::None("the pipeline failed"),
-            None => MapSource::Off,
+        let map = match finished.as_mut() {
+            Some(f) => MapSource::Finished {
+                map: f.map.as_mut(),
+                lidar: f.lidar_map.as_ref(),
+            },
+            None => MapSource::None("the pipeline failed"),
         };
-        save_at_shutdown(&np, &record, &summary, map)
+        save_at_shutdown(&np, &record, &summary, map, &session)
     });
     tracing::info!(
         odometry = summary.odometry.published,

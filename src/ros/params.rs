@@ -21,6 +21,21 @@ pub const LIDAR_TYPES: [&str; 3] = [
 ];
 /// Prefix of the node's own parameters.
 pub const NODE_PREFIX: &str = "node.";
+/// Prefix of the loaded-map parameters.
+pub const MAP_PREFIX: &str = "map.";
+
+/// `map.*`: a saved map folder the node starts from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MapParams {
+    /// A map folder (a run's `map/`, or `map/` in a node's save folder); empty: none, the node
+    /// builds its own map from its start pose.
+    pub load: String,
+    /// `extend` adds to the loaded map; `localise` keeps it frozen.
+    pub mode: crate::pipeline::MapMode,
+    /// Start at the map's origin (the mapping run's start) instead of relocalising.
+    pub origin: bool,
+}
 
 /// `node.*`: settings of the ROS node only (the offline CLI has no use for them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,6 +82,9 @@ pub struct NodeParams {
     pub diagnostics_period: f64,
     /// Seconds to wait for the pipeline to write the map on a save request.
     pub save_timeout: f64,
+    /// The `map.*` parameters (a group of their own, beside `node.*`).
+    #[serde(skip)]
+    pub map: MapParams,
 }
 
 impl Default for NodeParams {
@@ -88,6 +106,7 @@ impl Default for NodeParams {
             path_max_poses: 20_000,
             diagnostics_period: 1.0,
             save_timeout: 60.0,
+            map: MapParams::default(),
         }
     }
 }
@@ -144,7 +163,10 @@ impl NodeParams {
 
 /// The top-level parameter groups gs_livo reads: the config's sections and `node`.
 fn our_sections() -> Vec<String> {
-    let mut v = vec![NODE_PREFIX.trim_end_matches('.').to_string()];
+    let mut v = vec![
+        NODE_PREFIX.trim_end_matches('.').to_string(),
+        MAP_PREFIX.trim_end_matches('.').to_string(),
+    ];
     if let Ok(serde_yaml::Value::Mapping(m)) = serde_yaml::to_value(Config::default()) {
         v.extend(m.keys().filter_map(|k| k.as_str().map(str::to_string)));
     }
@@ -159,6 +181,7 @@ fn our_sections() -> Vec<String> {
 pub fn split_params(params: &ParamMap, origin: &str) -> Result<(Config, NodeParams), ConfigError> {
     let mut config_params = ParamMap::new();
     let mut node = serde_yaml::Mapping::new();
+    let mut map = serde_yaml::Mapping::new();
     let ours = our_sections();
     let mut foreign = Vec::new();
     for (key, value) in params {
@@ -172,13 +195,12 @@ pub fn split_params(params: &ParamMap, origin: &str) -> Result<(Config, NodePara
             foreign.push(key.as_str());
             continue;
         }
-        match key.strip_prefix(NODE_PREFIX) {
-            Some(name) => {
-                node.insert(name.into(), value.clone());
-            }
-            None => {
-                config_params.insert(key.clone(), value.clone());
-            }
+        if let Some(name) = key.strip_prefix(NODE_PREFIX) {
+            node.insert(name.into(), value.clone());
+        } else if let Some(name) = key.strip_prefix(MAP_PREFIX) {
+            map.insert(name.into(), value.clone());
+        } else {
+            config_params.insert(key.clone(), value.clone());
         }
     }
     if !foreign.is_empty() {
@@ -190,12 +212,19 @@ pub fn split_params(params: &ParamMap, origin: &str) -> Result<(Config, NodePara
         );
     }
     let config = Config::from_params(&config_params, origin)?;
-    let node: NodeParams = serde_path_to_error::deserialize(serde_yaml::Value::Mapping(node))
+    let mut node: NodeParams = serde_path_to_error::deserialize(serde_yaml::Value::Mapping(node))
         .map_err(|e| ConfigError::Key {
+        file: origin.into(),
+        key: format!("{NODE_PREFIX}{}", e.path()),
+        message: e.inner().to_string(),
+    })?;
+    node.map = serde_path_to_error::deserialize(serde_yaml::Value::Mapping(map)).map_err(|e| {
+        ConfigError::Key {
             file: origin.into(),
-            key: format!("node.{}", e.path()),
+            key: format!("{MAP_PREFIX}{}", e.path()),
             message: e.inner().to_string(),
-        })?;
+        }
+    })?;
     node.validate().map_err(|(key, message)| ConfigError::Key {
         file: origin.into(),
         key,
@@ -285,6 +314,25 @@ mod tests {
         assert_eq!(node.save_dir, "/tmp/maps");
         assert_eq!(node.queue_capacity, 16);
         assert_eq!(node.map_max_points, NodeParams::default().map_max_points);
+        assert_eq!(node.map, MapParams::default());
+    }
+
+    /// `map.*` is a group of its own: read, typed, and strict.
+    #[test]
+    fn map_parameters_are_read_and_checked() {
+        let p = map(&[("map.load", "/maps/a/map"), ("map.mode", "localise")]);
+        let (_, node) = split_params(&p, "f").unwrap();
+        assert_eq!(node.map.load, "/maps/a/map");
+        assert_eq!(node.map.mode, crate::pipeline::MapMode::Localise);
+        assert!(!node.map.origin);
+        let err = split_params(&map(&[("map.mode", "explore")]), "f")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("map.mode"), "{err}");
+        let err = split_params(&map(&[("map.lod", "x")]), "f")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lod"), "{err}");
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub mod topics {
     pub const TF_STATIC: &str = "/tf_static";
     pub const DIAGNOSTICS: &str = "/diagnostics";
     pub const SAVE: &str = "~/save";
+    /// A pose hint in the loaded map (geometry_msgs/PoseWithCovarianceStamped), as AMCL's.
+    pub const INITIAL_POSE: &str = "/initialpose";
 }
 
 /// What the node has published so far, shared with the saver and the summary.
@@ -204,29 +206,72 @@ impl OutputPublisher {
     }
 }
 
-/// Publishes the static transforms the switches allow (`/tf_static`, transient local).
-pub fn publish_static_tf(
-    t: &mut dyn Transport,
-    config: &Config,
-    np: &NodeParams,
-) -> Result<Option<Arc<dyn RawPublisher>>, TransportError> {
-    let frames = OutputFrames::from_config(config);
-    let imu_t_base = np
-        .imu_t_base()
-        .map_err(|(k, e)| TransportError::Setup(format!("{k}: {e}")))?;
-    let tf = port::static_transforms(
-        config,
-        &frames,
-        &imu_t_base,
-        np.publish_map_to_odom,
-        np.publish_static_tf,
-    );
-    if tf.transforms.is_empty() {
-        return Ok(None);
+/// The static transforms (`/tf_static`, transient local). With a loaded map to relocalise in,
+/// `map -> odom` is withheld until a relocalisation is accepted: before that the odometry frame
+/// has no known place in the map, and a static identity would claim one.
+pub struct StaticTf {
+    publisher: Option<Arc<dyn RawPublisher>>,
+    /// The full set, `map -> odom` included, while it is still withheld.
+    withheld: Option<msgs::TfMessage>,
+}
+
+impl StaticTf {
+    /// Advertises `/tf_static` (when any switch allows a transform) and publishes what may be
+    /// published now.
+    pub fn publish(
+        t: &mut dyn Transport,
+        config: &Config,
+        np: &NodeParams,
+        withhold_map_to_odom: bool,
+    ) -> Result<Self, TransportError> {
+        let frames = OutputFrames::from_config(config);
+        let imu_t_base = np
+            .imu_t_base()
+            .map_err(|(k, e)| TransportError::Setup(format!("{k}: {e}")))?;
+        let all = port::static_transforms(
+            config,
+            &frames,
+            &imu_t_base,
+            np.publish_map_to_odom,
+            np.publish_static_tf,
+        );
+        if all.transforms.is_empty() {
+            return Ok(Self {
+                publisher: None,
+                withheld: None,
+            });
+        }
+        let p = advertise::<msgs::TfMessage>(t, topics::TF_STATIC, Qos::tf_static())?;
+        let now = port::static_transforms(
+            config,
+            &frames,
+            &imu_t_base,
+            np.publish_map_to_odom && !withhold_map_to_odom,
+            np.publish_static_tf,
+        );
+        let withheld = (now != all).then_some(all);
+        if !now.transforms.is_empty() {
+            p.publish(&now.encode_cdr(), 0)?;
+        }
+        Ok(Self {
+            publisher: Some(p),
+            withheld,
+        })
     }
-    let p = advertise::<msgs::TfMessage>(t, topics::TF_STATIC, Qos::tf_static())?;
-    p.publish(&tf.encode_cdr(), 0)?;
-    Ok(Some(p))
+
+    /// Whether `map -> odom` is still withheld.
+    pub fn withholding(&self) -> bool {
+        self.withheld.is_some()
+    }
+
+    /// Publishes the withheld `map -> odom` with the rest (a transient-local topic keeps one
+    /// message for late joiners: it must hold every static transform).
+    pub fn release_map_to_odom(&mut self) -> Result<(), TransportError> {
+        if let (Some(p), Some(all)) = (&self.publisher, self.withheld.take()) {
+            p.publish(&all.encode_cdr(), 0)?;
+        }
+        Ok(())
+    }
 }
 
 /// The diagnostics publisher.

@@ -137,6 +137,8 @@ pub struct ReplayTransport {
     halt: Arc<AtomicBool>,
     saves_tx: Sender<SaveRequest>,
     saves_rx: Receiver<SaveRequest>,
+    injected_tx: Sender<(String, Vec<u8>)>,
+    injected_rx: Receiver<(String, Vec<u8>)>,
     save_at: Vec<f64>,
     /// Messages delivered, and how the player ended.
     pub delivered: u64,
@@ -164,6 +166,7 @@ impl ReplayTransport {
             None => (None, None),
         };
         let (saves_tx, saves_rx) = unbounded();
+        let (injected_tx, injected_rx) = unbounded();
         let mut save_at = options.save_at.clone();
         save_at.sort_by(|a, b| b.total_cmp(a));
         Ok(Self {
@@ -184,6 +187,8 @@ impl ReplayTransport {
             halt: Arc::new(AtomicBool::new(false)),
             saves_tx,
             saves_rx,
+            injected_tx,
+            injected_rx,
             save_at,
             delivered: 0,
             outcome: None,
@@ -193,6 +198,12 @@ impl ReplayTransport {
     /// Sends save requests into the running node (tests, the CLI's `--save-at`).
     pub fn save_handle(&self) -> Sender<SaveRequest> {
         self.saves_tx.clone()
+    }
+
+    /// Sends messages (topic, CDR) into the running node as if another node published them,
+    /// e.g. an rviz `/initialpose`; a topic the node does not subscribe to is ignored.
+    pub fn inject_handle(&self) -> Sender<(String, Vec<u8>)> {
+        self.injected_tx.clone()
     }
 
     fn start_player(&mut self) {
@@ -343,6 +354,11 @@ impl Transport for ReplayTransport {
         }
         while let Ok(s) = self.saves_rx.try_recv() {
             on_event(Event::Save(s));
+        }
+        while let Ok((topic, cdr)) = self.injected_rx.try_recv() {
+            if let Some(subscription) = self.subscriptions.iter().position(|t| *t == topic) {
+                on_event(Event::Message { subscription, cdr });
+            }
         }
         let elapsed = (self.clock.now().saturating_sub(self.clock.t0)) as f64 / 1e9;
         while self.save_at.last().is_some_and(|&t| t <= elapsed) {

@@ -16,39 +16,123 @@ use super::lidar_cloud;
 use super::publish::{lock, Record};
 use super::summary::{NodeSummary, SaveCounts};
 use super::transport::SaveReply;
-use crate::pipeline::{MapStage, PipelineCommand};
+use crate::config::Config;
+use crate::lidar_map::VoxelMap;
+use crate::pipeline::{EstimatorCommand, MapStage, PipelineCommand};
+use crate::session::{GaussianSection, SessionMap};
 
 /// File names inside a save folder.
 pub const TRAJECTORY_FILE: &str = "trajectory.tum";
 pub const MAP_FILE: &str = "map.ply";
 pub const LIDAR_MAP_FILE: &str = "lidar_map.ply";
 pub const SUMMARY_FILE: &str = "summary.json";
+/// The map folder a later run or node loads (`map.load`, `gs_livo run --map`).
+pub const SESSION_DIR: &str = "map";
 
 /// Saves queued at most; more are refused until one finishes.
 const QUEUED_SAVES: usize = 2;
 
-/// Where the Gaussian map comes from.
+/// Where the maps come from.
 pub enum MapSource<'a> {
-    /// A running mapper, asked through the pipeline's command channel.
+    /// A running pipeline: the mapper (`None` when mapping is off) and the estimator (the
+    /// LiDAR map) are asked through their command channels.
     Running {
-        commands: &'a Sender<PipelineCommand>,
+        commands: Option<&'a Sender<PipelineCommand>>,
+        estimator: Option<&'a Sender<EstimatorCommand>>,
         timeout: Duration,
     },
-    /// The mapper of a finished pipeline.
-    Finished(&'a mut MapStage),
+    /// A finished pipeline's mapper (`None` when mapping was off) and LiDAR map.
+    Finished {
+        map: Option<&'a mut MapStage>,
+        lidar: Option<&'a VoxelMap>,
+    },
     /// No map because the pipeline failed: the reason goes into the reply, as an error.
     None(&'a str),
-    /// Mapping is off (`--mode lio`): no Gaussian map is expected, so none is no error.
-    Off,
+}
+
+/// What a map folder records besides the maps: the rig (from the config) and its source.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub config: Config,
+    /// The recording(s) the map comes from (a loaded map's source, then this node).
+    pub source: String,
+}
+
+/// Asks a running stage for something and waits at most `timeout` for the answer.
+fn ask<C, T>(
+    to: &Sender<C>,
+    make: impl FnOnce(Sender<T>) -> C,
+    timeout: Duration,
+    who: &str,
+) -> Result<T, String> {
+    let (tx, rx) = bounded(1);
+    match to.try_send(make(tx)) {
+        Ok(()) => rx
+            .recv_timeout(timeout)
+            .map_err(|_| format!("no answer from the {who} in {timeout:?}")),
+        Err(TrySendError::Full(_)) => Err(format!("the {who} is busy saving")),
+        Err(TrySendError::Disconnected(_)) => Err("the pipeline has stopped".into()),
+    }
+}
+
+/// The map folder (`DIR/map/`) from the running or finished stages.
+fn save_session(
+    dir: &Path,
+    info: &SessionInfo,
+    map: &mut MapSource<'_>,
+) -> Result<&'static str, String> {
+    let (lidar, gaussian) = match map {
+        MapSource::Running {
+            commands,
+            estimator,
+            timeout,
+        } => {
+            let Some(estimator) = estimator else {
+                return Err("no LiDAR map to save".into());
+            };
+            let lidar = ask(
+                estimator,
+                |reply| EstimatorCommand::LidarMap { reply },
+                *timeout,
+                "estimator",
+            )?;
+            let gaussian = match commands {
+                Some(c) => Some(ask(
+                    c,
+                    |reply| PipelineCommand::CaptureMap { reply },
+                    *timeout,
+                    "mapper",
+                )?),
+                None => None,
+            };
+            (std::borrow::Cow::Owned(lidar), gaussian)
+        }
+        MapSource::Finished { map, lidar } => {
+            let Some(lidar) = lidar else {
+                return Err("no LiDAR map to save".into());
+            };
+            let gaussian = map
+                .as_deref_mut()
+                .map(|m| GaussianSection::capture(m.mapper_mut()));
+            (std::borrow::Cow::Borrowed(*lidar), gaussian)
+        }
+        MapSource::None(why) => return Err((*why).to_string()),
+    };
+    let session = SessionMap::from_sections(&info.config, &info.source, &lidar, gaussian);
+    session
+        .save(&dir.join(SESSION_DIR))
+        .map_err(|e| e.to_string())?;
+    Ok(SESSION_DIR)
 }
 
 /// Writes every output into `dir`; `Ok` lists the files, `Err` says what failed (the files
-/// that could be written are still there).
+/// that could be written are still there). With `session`, the map folder too.
 pub fn save_all(
     dir: &Path,
     record: &Record,
     summary: &NodeSummary,
-    map: MapSource<'_>,
+    mut map: MapSource<'_>,
+    session: Option<&SessionInfo>,
 ) -> Result<String, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut written = Vec::new();
@@ -68,31 +152,39 @@ pub fn save_all(
         Err(e) => errors.push(format!("{}: {e}", lidar.display())),
     }
     let ply = dir.join(MAP_FILE);
-    match map {
-        MapSource::Running { commands, timeout } => {
-            let (tx, rx) = bounded(1);
-            let cmd = PipelineCommand::SaveMap {
+    match &mut map {
+        MapSource::Running {
+            commands: Some(commands),
+            timeout,
+            ..
+        } => match ask(
+            commands,
+            |reply| PipelineCommand::SaveMap {
                 path: ply.clone(),
-                reply: tx,
-            };
-            match commands.try_send(cmd) {
-                Ok(()) => match rx.recv_timeout(timeout) {
-                    Ok(Ok(_)) => written.push(MAP_FILE),
-                    Ok(Err(e)) => errors.push(format!("map: {e}")),
-                    Err(_) => errors.push(format!("map: no answer from the mapper in {timeout:?}")),
-                },
-                Err(TrySendError::Full(_)) => errors.push("map: the mapper is busy saving".into()),
-                Err(TrySendError::Disconnected(_)) => {
-                    errors.push("map: the pipeline has stopped".into())
-                }
-            }
-        }
-        MapSource::Finished(stage) => match stage.save_ply(&ply) {
+                reply,
+            },
+            *timeout,
+            "mapper",
+        ) {
+            Ok(Ok(_)) => written.push(MAP_FILE),
+            Ok(Err(e)) => errors.push(format!("map: {e}")),
+            Err(e) => errors.push(format!("map: {e}")),
+        },
+        MapSource::Finished {
+            map: Some(stage), ..
+        } => match stage.save_ply(&ply) {
             Ok(_) => written.push(MAP_FILE),
             Err(e) => errors.push(format!("map: {e}")),
         },
         MapSource::None(why) => errors.push(format!("map: {why}")),
-        MapSource::Off => {}
+        // Mapping is off: no Gaussian map is expected, so none is no error.
+        _ => {}
+    }
+    if let Some(info) = session {
+        match save_session(dir, info, &mut map) {
+            Ok(name) => written.push(name),
+            Err(e) => errors.push(format!("{SESSION_DIR}/: {e}")),
+        }
     }
     match summary.write(&dir.join(SUMMARY_FILE)) {
         Ok(()) => written.push(SUMMARY_FILE),
@@ -127,6 +219,8 @@ impl Saver {
     pub fn start(
         record: Record,
         commands: Option<Sender<PipelineCommand>>,
+        estimator: Option<Sender<EstimatorCommand>>,
+        session: Option<SessionInfo>,
         map_timeout: Duration,
         summary: impl Fn() -> NodeSummary + Send + 'static,
     ) -> Self {
@@ -137,14 +231,12 @@ impl Saver {
             .name("gs_livo-save".into())
             .spawn(move || {
                 for job in rx {
-                    let map = match &commands {
-                        Some(commands) => MapSource::Running {
-                            commands,
-                            timeout: map_timeout,
-                        },
-                        None => MapSource::Off,
+                    let map = MapSource::Running {
+                        commands: commands.as_ref(),
+                        estimator: estimator.as_ref(),
+                        timeout: map_timeout,
                     };
-                    let r = save_all(&job.dir, &record, &summary(), map);
+                    let r = save_all(&job.dir, &record, &summary(), map, session.as_ref());
                     {
                         let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
                         match &r {
@@ -248,15 +340,18 @@ mod tests {
         let record = record_with_poses(3);
         let (tx, rx) = bounded(1);
         let mapper = std::thread::spawn(move || {
-            let PipelineCommand::SaveMap { path, reply } = rx.recv().unwrap();
+            let Ok(PipelineCommand::SaveMap { path, reply }) = rx.recv() else {
+                panic!("a save asks for the PLY");
+            };
             std::fs::write(&path, b"ply").unwrap();
             reply.send(Ok(path)).unwrap();
         });
         let map = MapSource::Running {
-            commands: &tx,
+            commands: Some(&tx),
+            estimator: None,
             timeout: Duration::from_secs(5),
         };
-        let r = save_all(dir.path(), &record, &summary(), map).unwrap();
+        let r = save_all(dir.path(), &record, &summary(), map, None).unwrap();
         mapper.join().unwrap();
         assert!(r.contains(MAP_FILE) && r.contains(TRAJECTORY_FILE), "{r}");
         let poses = crate::eval::tum::read_tum(&dir.path().join(TRAJECTORY_FILE)).unwrap();
@@ -268,10 +363,11 @@ mod tests {
         let (tx, rx) = bounded::<PipelineCommand>(1);
         drop(rx);
         let map = MapSource::Running {
-            commands: &tx,
+            commands: Some(&tx),
+            estimator: None,
             timeout: Duration::from_millis(10),
         };
-        let err = save_all(&dir.path().join("b"), &record, &summary(), map).unwrap_err();
+        let err = save_all(&dir.path().join("b"), &record, &summary(), map, None).unwrap_err();
         assert!(
             err.contains("stopped") && err.contains(TRAJECTORY_FILE),
             "{err}"
@@ -285,14 +381,18 @@ mod tests {
         let (tx, rx) = bounded::<PipelineCommand>(4);
         // A slow mapper: each map takes 50 ms.
         let mapper = std::thread::spawn(move || {
-            for PipelineCommand::SaveMap { path, reply } in rx {
-                std::thread::sleep(Duration::from_millis(50));
-                let _ = reply.send(Ok(path));
+            for c in rx {
+                if let PipelineCommand::SaveMap { path, reply } = c {
+                    std::thread::sleep(Duration::from_millis(50));
+                    let _ = reply.send(Ok(path));
+                }
             }
         });
         let saver = Saver::start(
             record_with_poses(2),
             Some(tx),
+            None,
+            None,
             Duration::from_secs(5),
             summary,
         );

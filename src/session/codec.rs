@@ -151,9 +151,8 @@ impl<'a> Reader<'a> {
         }
         Ok(a)
     }
-    pub fn f32_vec(&mut self) -> ReadResult<Vec<f32>> {
-        let n = self.len(4)?;
-        (0..n).map(|_| self.f32()).collect()
+    pub fn bytes(&mut self, n: usize) -> ReadResult<&'a [u8]> {
+        self.take(n)
     }
     pub fn vec3(&mut self) -> ReadResult<Vector3<f64>> {
         Ok(Vector3::from(self.f64s::<3>()?))

@@ -15,7 +15,8 @@ use super::{GaussianSection, MapFileError, SessionMap};
 /// The manifest's format name.
 pub const FORMAT: &str = "gs_livo map";
 /// The version this build writes and reads; a change of any section's layout raises it.
-pub const VERSION: u32 = 1;
+/// Version 2 stores keyframe targets in 8 bits (version 1: f32, four times the bytes).
+pub const VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"GSLVMAP\0";
 /// magic, version, kind, payload length, CRC-32.
 const HEADER: usize = 8 + 4 + 4 + 8 + 4;

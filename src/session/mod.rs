@@ -8,10 +8,11 @@
 //! running sums, points and planes), and with a Gaussian map `gaussians.bin` (every Gaussian in
 //! its octree cell) and `keyframes.bin` (keyframes and photometric anchors, which hold the
 //! map's brightness unit, i.e. the exposure reference, with targets at the optimisation
-//! resolution, and the fitted background). Saving the same map twice gives the same bytes.
+//! resolution in 8 bits, and the fitted background). Saving the same map twice gives the same bytes.
 
 mod codec;
 mod files;
+mod quant;
 mod sections;
 
 use nalgebra::Isometry3;
@@ -36,7 +37,10 @@ pub enum MapFileError {
         path: std::path::PathBuf,
         reason: String,
     },
-    #[error("{path}: map format version {found}, this build reads version {supported}")]
+    #[error(
+        "{path}: map format version {found}, this build reads version {supported} (a map of \
+         another gs_livo version: build it again from its recording)"
+    )]
     Version {
         path: std::path::PathBuf,
         found: u32,
@@ -94,6 +98,18 @@ pub struct GaussianSection {
     pub state: MapperState,
 }
 
+impl GaussianSection {
+    /// The mapper's structure settings and state (windowed values written back).
+    pub fn capture(m: &mut GaussianMapper) -> Self {
+        Self {
+            root_size: m.config().root_size,
+            levels: m.config().levels,
+            sh_degree: m.config().sh_degree,
+            state: m.state(),
+        }
+    }
+}
+
 /// A whole saved map, as plain data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionMap {
@@ -115,6 +131,17 @@ impl SessionMap {
         lidar: &VoxelMap,
         mapper: Option<&mut GaussianMapper>,
     ) -> Self {
+        Self::from_sections(cfg, source, lidar, mapper.map(GaussianSection::capture))
+    }
+
+    /// The map of `cfg`'s rig from a voxel map and a Gaussian section captured apart (a
+    /// running node takes each from the thread that owns it).
+    pub fn from_sections(
+        cfg: &Config,
+        source: &str,
+        lidar: &VoxelMap,
+        gaussian: Option<GaussianSection>,
+    ) -> Self {
         Self {
             source: source.to_string(),
             rig: Rig {
@@ -124,12 +151,7 @@ impl SessionMap {
             },
             lidar_cfg: lidar.config().clone(),
             lidar_roots: lidar.to_parts(),
-            gaussian: mapper.map(|m| GaussianSection {
-                root_size: m.config().root_size,
-                levels: m.config().levels,
-                sh_degree: m.config().sh_degree,
-                state: m.state(),
-            }),
+            gaussian,
         }
     }
 

@@ -264,18 +264,26 @@ fn write_frames(w: &mut Writer, frames: &[Keyframe]) {
     w.len(frames.len());
     for k in frames {
         w.iso(&k.camera_t_world);
-        w.len(k.target.len());
-        w.f32s(&k.target);
+        let (e, bytes) = super::quant::encode(&k.target);
+        w.len(bytes.len());
+        w.i32(e);
+        w.0.extend_from_slice(&bytes);
     }
 }
 
 fn read_frames(r: &mut Reader) -> ReadResult<Vec<Keyframe>> {
-    let n = r.len(56 + 8)?;
+    let n = r.len(56 + 8 + 4)?;
     (0..n)
         .map(|_| {
+            let camera_t_world = r.iso()?;
+            let len = r.len(1)?;
+            let e = r.i32()?;
+            if !super::quant::EXPONENTS.contains(&e) {
+                return Err(format!("keyframe target step 2^{e} out of range"));
+            }
             Ok(Keyframe {
-                camera_t_world: r.iso()?,
-                target: r.f32_vec()?,
+                camera_t_world,
+                target: super::quant::decode(e, r.bytes(len)?),
             })
         })
         .collect()

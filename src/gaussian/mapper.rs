@@ -462,9 +462,13 @@ impl GaussianMap {
         Ok(stats)
     }
 
-    /// Bounding box `(min, max)` of the live Gaussians' means; `None` for an empty map.
+    /// Bounding box `(min, max)` of the means of the Gaussians a save writes (placeholders
+    /// left out, so a map loaded from the file has the same box); `None` when there are none.
     pub fn bounds(&self) -> Option<([f64; 3], [f64; 3])> {
-        let mut it = self.iter().map(|(_, g)| g.mean.map(f64::from));
+        let mut it = self
+            .iter()
+            .filter(|(id, g)| !self.is_placeholder(*id, g))
+            .map(|(_, g)| g.mean.map(f64::from));
         let first = it.next()?;
         Some(it.fold((first, first), |(lo, hi), m| {
             (

@@ -500,10 +500,7 @@ impl Background {
     /// background shell of a saved map is made from it, so re-saving a loaded map writes the
     /// same shell.
     pub fn quantised(&self) -> Self {
-        Self::from_rgb8(
-            self.az_bins as u32,
-            self.baked.iter().map(|c| Self::rgb8(c)),
-        )
+        Self::from_rgb8(self.az_bins as u32, self.baked.iter().map(Self::rgb8))
     }
 
     fn rgb8(c: &[f32; 3]) -> [u8; 3] {

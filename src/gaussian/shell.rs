@@ -93,9 +93,8 @@ mod tests {
                 let n = Vector3::new(f64::from(n[0]), f64::from(n[1]), f64::from(n[2]));
                 assert!(n.dot(&p.normalize()).abs() > 0.999, "faces the centre");
                 let want = bg.colour_at(&p.normalize());
-                for c in 0..3 {
-                    let got = 0.5 + SH_C0 * g.sh[0][c];
-                    assert!((got - want[c].clamp(0.0, 1.0)).abs() < 1e-5);
+                for (dc, w) in g.sh[0].iter().zip(want) {
+                    assert!((0.5 + SH_C0 * dc - w.clamp(0.0, 1.0)).abs() < 1e-5);
                 }
                 p.normalize()
             })

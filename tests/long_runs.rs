@@ -1,9 +1,10 @@
 //! Long runs with revisits: 60 s of the simulated room's looping trajectory (3.5 times around),
 //! the whole pipeline (LIVO), embedded and default (desktop) mapping profiles, constant and
 //! jittered exposure. The map must not degrade on revisits and the exposure estimate must not
-//! drift: the last third's render PSNR within 1 dB of the first third's, no render below the
-//! first third's mean less 3 dB, the exposure within 3 % RMS of the truth (5 % with jitter
-//! 0.3), and the trajectory as good as in short runs.
+//! drift: the last third's render PSNR within 1 dB of the first third's, no render of the
+//! mapped room (from [`JUDGED_FROM_S`] on) below the first third's mean less 3 dB, the exposure
+//! within 3 % RMS of the truth (5 % with jitter 0.3), and the trajectory as good as in short
+//! runs.
 //!
 //! Minutes each on a 2-core CPU (the default profile tens of minutes), so `#[ignore]`d:
 //! `cargo test --release --test long_runs -- --ignored`.
@@ -16,6 +17,13 @@ use gs_livo::config::Config;
 use gs_livo::gaussian::GaussianConfig;
 use gs_livo::pipeline::{run_offline, Mode, OutputsConfig, PipelineOptions, RunSummary};
 use gs_livo::sim::{self, SimConfig};
+
+/// Seconds after the first render from which every render is held to the floor. The render at
+/// 0 s shows the map after one scan and one frame's iterations: the room is not mapped yet, so
+/// it says nothing about revisits. By 1 s (10 frames, the first keyframes taken) the view in
+/// front of the camera is mapped. The floor is set by the first third's renders from the same
+/// time on, so leaving out the unmapped start raises the bar rather than lowering it.
+const JUDGED_FROM_S: f64 = 1.0;
 
 fn run(name: &str, embedded: bool, jitter: f64) -> RunSummary {
     let root = std::env::temp_dir().join(format!("gs_livo_long_{name}_{}", std::process::id()));
@@ -91,8 +99,24 @@ fn check(name: &str, s: &RunSummary, root: &Path, jitter: f64) {
         q.psnr_first_third_db,
         q.psnr_last_third_db
     );
-    let floor = q.psnr_first_third_db - 3.0;
-    for [t, p] in &q.psnr_series {
+    let judged: Vec<[f64; 2]> = q
+        .psnr_series
+        .iter()
+        .copied()
+        .filter(|[t, _]| *t >= JUDGED_FROM_S)
+        .collect();
+    let third = q.psnr_series.iter().map(|p| p[0]).fold(0.0, f64::max) / 3.0;
+    let early: Vec<f64> = judged
+        .iter()
+        .filter(|p| p[0] <= third)
+        .map(|p| p[1])
+        .collect();
+    assert!(
+        !early.is_empty(),
+        "no render in the first third after {JUDGED_FROM_S} s"
+    );
+    let floor = early.iter().sum::<f64>() / early.len() as f64 - 3.0;
+    for [t, p] in &judged {
         assert!(*p >= floor, "render at {t:.1} s: {p:.2} dB < {floor:.2} dB");
     }
     let limit = if jitter > 0.0 { 0.05 } else { 0.03 };

@@ -247,8 +247,11 @@ fn off_surface(
         &gs_livo::eval::EvalOptions::default(),
     )?;
     let file = std::fs::File::open(&ply).with_context(|| ply.display().to_string())?;
-    let (mut gaussians, _) = gs_livo::gaussian::read_ply(std::io::BufReader::new(file))
-        .with_context(|| format!("reading {}", ply.display()))?;
+    // The background shell (written after the map) is no surface: left out.
+    let (mut gaussians, _, shell) =
+        gs_livo::gaussian::read_ply_parts(std::io::BufReader::new(file))
+            .with_context(|| format!("reading {}", ply.display()))?;
+    gaussians.truncate(gaussians.len() - shell);
     for g in &mut gaussians {
         let p = nalgebra::Vector3::from(g.mean.map(f64::from));
         let at = report

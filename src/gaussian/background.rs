@@ -469,7 +469,7 @@ impl Background {
     pub fn save_png(&self, path: &Path) -> Result<(), GaussianError> {
         let mut img = image::RgbImage::new(self.az_bins as u32, self.el_bins as u32);
         for (k, c) in self.baked.iter().enumerate() {
-            let px = c.map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8);
+            let px = Self::rgb8(c);
             img.put_pixel(
                 (k % self.az_bins) as u32,
                 (k / self.az_bins) as u32,
@@ -493,14 +493,30 @@ impl Background {
                 path.display()
             )));
         }
-        let mut bg = Self::new(w);
-        for (k, p) in img.pixels().enumerate() {
-            let c = p.0.map(|v| f64::from(v) / 255.0);
+        Ok(Self::from_rgb8(w, img.pixels().map(|p| p.0)))
+    }
+
+    /// What [`Self::save_png`] then [`Self::load_png`] give: the grid at 8 bits a channel. The
+    /// background shell of a saved map is made from it, so re-saving a loaded map writes the
+    /// same shell.
+    pub fn quantised(&self) -> Self {
+        Self::from_rgb8(self.az_bins as u32, self.baked.iter().map(Self::rgb8))
+    }
+
+    fn rgb8(c: &[f32; 3]) -> [u8; 3] {
+        c.map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+    }
+
+    /// A grid of `width` azimuth cells from 8-bit colours in PNG order; every cell fitted.
+    fn from_rgb8(width: u32, pixels: impl Iterator<Item = [u8; 3]>) -> Self {
+        let mut bg = Self::new(width);
+        for (k, p) in pixels.enumerate().take(bg.num.len()) {
+            let c = p.map(|v| f64::from(v) / 255.0);
             bg.num[k] = c.map(|v| v * 1e6);
             bg.den[k] = 1e6;
         }
         bg.bake();
-        Ok(bg)
+        bg
     }
 }
 

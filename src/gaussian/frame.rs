@@ -224,8 +224,20 @@ impl GaussianMapper {
             ssim_weight: f64::from(cfg.ssim_weight),
         };
         let adam = self.adam();
+        // A time budget always leaves room for the second iteration when an anchor or a
+        // keyframe can take it: with the first alone (the current frame) on every frame the
+        // brightness has no reference and the map forgets what the keyframes saw (the room
+        // at a 60 ms budget: 13.9 % exposure RMS error against 5.3 % at fixed 3 iterations).
+        let reserved = match limit {
+            Limit::Budget { max, .. }
+                if anchor.is_some() || self.optim.keyframes.any_windowed() =>
+            {
+                max.min(2)
+            }
+            _ => 0,
+        };
         let mut it = 0;
-        while self.optim.pace.more(limit, it) {
+        while it < reserved || self.optim.pace.more(limit, it) {
             self.optim.pace.start_iteration();
             let step = Step {
                 it,
@@ -662,6 +674,21 @@ impl GaussianMapper {
             target,
             &params,
         );
+        match &mut self.optim.last_error {
+            Some(v) => {
+                v.cam = *cam;
+                v.t_cw = *t_cw;
+                v.error.clear();
+                v.error.extend_from_slice(&error);
+            }
+            None => {
+                self.optim.last_error = Some(super::refine::ErrorView {
+                    cam: *cam,
+                    t_cw: *t_cw,
+                    error: error.clone(),
+                });
+            }
+        }
         self.optim.scratch.error = error;
         Ok(points)
     }

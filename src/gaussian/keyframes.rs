@@ -95,6 +95,11 @@ impl KeyframePool {
         }
     }
 
+    /// Whether some keyframe is fully windowed (one can train).
+    pub fn any_windowed(&self) -> bool {
+        self.frames.iter().any(|(_, w)| *w)
+    }
+
     /// The fully windowed keyframe to optimise next (round robin), if any.
     pub fn next(&mut self) -> Option<&Keyframe> {
         let n = self.frames.len();

@@ -99,6 +99,11 @@ pub struct InsertStats {
     /// Points whose cell (or a finer cell inside it) was already full.
     pub occupied: usize,
     pub created: usize,
+    /// Of `created`, those in a cell below a coarser cell that already holds a Gaussian: the
+    /// surface was mapped before, from farther away (revisits that make the map finer).
+    pub refined: usize,
+    /// Points that would have refined a covered surface where the map did not need it.
+    pub refine_skipped: usize,
     /// New Gaussians whose normal came from the viewing ray (no planar neighbourhood).
     pub normal_fallback: usize,
     /// New Gaussians the colour callback could not colour (left for later frames).
@@ -295,6 +300,26 @@ impl GaussianMap {
             node = c;
         }
         Some((key, node))
+    }
+
+    /// Whether a node coarser than `depth` on the path to finest-grid cell `leaf` holds a
+    /// Gaussian.
+    fn covered_above(&self, leaf: [i64; 3], depth: u32) -> bool {
+        let Some(root) = self.roots.get(&self.root_of(leaf)) else {
+            return false;
+        };
+        let mut node = 0u32;
+        for d in 0..depth {
+            if !root.nodes[node as usize].gaussians.is_empty() {
+                return true;
+            }
+            let c = root.nodes[node as usize].children[self.child_index(leaf, d + 1)];
+            if c == 0 {
+                return false;
+            }
+            node = c;
+        }
+        false
     }
 
     /// The node at `depth` over finest-grid cell `leaf`, created on demand; every node on

@@ -11,7 +11,7 @@ use super::background::Background;
 use super::colour::PosedImage;
 use super::config::GaussianConfig;
 use super::map::{GaussianMap, InsertStats};
-use super::ply::{read_ply, write_ply};
+use super::ply::{read_ply_parts, write_ply_with_shell};
 use super::window::{MaintainStats, View, Window};
 use super::GaussianError;
 use crate::sensors::Camera;
@@ -141,9 +141,19 @@ impl GaussianMapper {
         let cell_angle = self.cell_angle();
         let camera = &self.camera;
         let mut colour = |_: usize, p: &[f64; 3]| img.and_then(|i| i.colour_of(camera, p));
-        let stats = self
-            .map
-            .insert_scan(points, normals, sensor, cell_angle, &mut colour);
+        // Refine a covered surface only where the last optimised view shows error there (see
+        // `refine`); before the first view, or without the gate, as the range allows.
+        let min_error = self.cfg.refine_min_error;
+        let errors = self.optim.last_error.as_ref().filter(|_| min_error > 0.0);
+        let mut refine = |p: &[f64; 3]| errors.is_none_or(|e| e.needs_detail(p, min_error));
+        let stats = self.map.insert_scan_gated(
+            points,
+            normals,
+            sensor,
+            cell_angle,
+            &mut colour,
+            &mut refine,
+        );
         self.counters.scans += 1;
         self.counters.created += stats.created as u64;
         self.pending.extend(stats.uncoloured.iter().copied());
@@ -337,12 +347,28 @@ impl GaussianMapper {
         self.window.write_back_all(&mut self.map);
     }
 
-    /// Saves the map (window included, placeholders left out) as a 3DGS PLY, and the fitted background beside
-    /// it as an equirectangular PNG ([`background_path`]) so renders of the saved map keep it.
+    /// Saves the map (window included, placeholders left out) as a 3DGS PLY, the fitted
+    /// background after it as a shell of opaque Gaussians a viewer draws (see `shell`), and the
+    /// background beside it as an equirectangular PNG ([`background_path`]) so renders of the
+    /// loaded map keep it.
     pub fn save_ply(&mut self, path: &Path) -> Result<ExportStats, GaussianError> {
         self.sync_map();
-        let stats = self.map.save_ply(path)?;
-        if let Some(bg) = self.background().filter(|b| b.is_fitted()) {
+        let fitted = self.background().filter(|b| b.is_fitted());
+        let shell = match (fitted, self.map.bounds()) {
+            (Some(bg), Some((lo, hi))) => {
+                let centre = [0, 1, 2].map(|i| 0.5 * (lo[i] + hi[i]));
+                let half = 0.5 * ((0..3).map(|i| (hi[i] - lo[i]).powi(2)).sum::<f64>()).sqrt();
+                super::shell::background_shell(
+                    &bg.quantised(),
+                    centre,
+                    shell_radius(half, self.cfg.window_range),
+                    self.cfg.disc_thickness,
+                )
+            }
+            _ => Vec::new(),
+        };
+        let stats = self.map.save_ply_with_shell(path, &shell)?;
+        if let Some(bg) = fitted {
             bg.save_png(&background_path(path))?;
         }
         Ok(stats)
@@ -368,6 +394,14 @@ impl GaussianMapper {
     }
 }
 
+/// Radius of the background shell around a map whose bounding box is `half_diagonal` from its
+/// centre: beyond every surface (so it only shows where the map is transparent), far enough
+/// that moving about the map barely shifts it (at least `0.75 window_range`), and within the
+/// program's render range (`2 window_range`) and a viewer's usual far plane.
+fn shell_radius(half_diagonal: f64, window_range: f64) -> f64 {
+    (1.2 * half_diagonal).clamp(0.75 * window_range, 1.5 * window_range)
+}
+
 /// Where [`GaussianMapper::save_ply`] puts the background of map `ply`: `NAME.background.png`
 /// beside `NAME.ply`.
 pub fn background_path(ply: &Path) -> std::path::PathBuf {
@@ -384,6 +418,8 @@ pub struct ExportStats {
     pub written: usize,
     /// Placeholders left out (see [`GaussianMap::is_placeholder`]).
     pub placeholders_left_out: usize,
+    /// Of `written`, the background shell's Gaussians (written last).
+    pub background_shell: usize,
 }
 
 impl GaussianMap {
@@ -399,9 +435,18 @@ impl GaussianMap {
     /// out placeholders: a viewer would draw them as opaque grey discs, and the program's own
     /// renders for the visual update hide them too.
     pub fn save_ply(&self, path: &Path) -> Result<ExportStats, GaussianError> {
+        self.save_ply_with_shell(path, &[])
+    }
+
+    /// [`Self::save_ply`] with `shell` (the background's Gaussians) written after the map.
+    pub fn save_ply_with_shell(
+        &self,
+        path: &Path,
+        shell: &[super::Gaussian],
+    ) -> Result<ExportStats, GaussianError> {
         let file = std::fs::File::create(path).map_err(super::PlyError::from)?;
         let mut stats = ExportStats::default();
-        let live: Vec<super::Gaussian> = self
+        let mut live: Vec<super::Gaussian> = self
             .iter()
             .filter(|(id, g)| {
                 let p = self.is_placeholder(*id, g);
@@ -410,16 +455,36 @@ impl GaussianMap {
             })
             .map(|(_, g)| g)
             .collect();
+        live.extend_from_slice(shell);
         stats.written = live.len();
-        write_ply(file, live.iter(), self.config().sh_degree)?;
+        stats.background_shell = shell.len();
+        write_ply_with_shell(file, live.iter(), self.config().sh_degree, shell.len())?;
         Ok(stats)
     }
 
+    /// Bounding box `(min, max)` of the means of the Gaussians a save writes (placeholders
+    /// left out, so a map loaded from the file has the same box); `None` when there are none.
+    pub fn bounds(&self) -> Option<([f64; 3], [f64; 3])> {
+        let mut it = self
+            .iter()
+            .filter(|(id, g)| !self.is_placeholder(*id, g))
+            .map(|(_, g)| g.mean.map(f64::from));
+        let first = it.next()?;
+        Some(it.fold((first, first), |(lo, hi), m| {
+            (
+                [0, 1, 2].map(|i| lo[i].min(m[i])),
+                [0, 1, 2].map(|i| hi[i].max(m[i])),
+            )
+        }))
+    }
+
     /// Loads a 3DGS PLY into a new map with `cfg` (its SH degree is raised to the file's when
-    /// the file has more). Gaussians keep their file order as ids.
+    /// the file has more). Gaussians keep their file order as ids; a background shell the file
+    /// names (see `shell`) is left out: it is the background, not the map.
     pub fn load_ply(path: &Path, mut cfg: GaussianConfig) -> Result<Self, GaussianError> {
         let file = std::fs::File::open(path).map_err(super::PlyError::from)?;
-        let (gs, degree) = read_ply(file)?;
+        let (mut gs, degree, shell) = read_ply_parts(file)?;
+        gs.truncate(gs.len() - shell);
         cfg.sh_degree = cfg.sh_degree.max(degree);
         let mut map = GaussianMap::new(cfg)?;
         for (i, g) in gs.into_iter().enumerate() {

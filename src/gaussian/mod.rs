@@ -24,7 +24,9 @@ mod optimise;
 mod params;
 mod persist;
 mod ply;
+mod refine;
 mod resample;
+mod shell;
 mod store;
 mod window;
 
@@ -41,7 +43,7 @@ pub use params::{
     opacity_from_logit, opacity_to_logit, rotation_from_normal, sh_coeff_count, Gaussian, SH_C0,
 };
 pub use persist::MapperState;
-pub use ply::{read_ply, write_ply, PlyError};
+pub use ply::{read_ply, read_ply_parts, write_ply, write_ply_with_shell, PlyError};
 pub use resample::image_target_sized;
 pub use window::{MaintainStats, SyncPlan, View, Window};
 

@@ -206,6 +206,8 @@ pub(crate) struct OptimState {
     pub(super) keyframe_lookups: Vec<BackgroundLookup>,
     /// Costs of an iteration and of a frame's tail, for the time budget.
     pub pace: super::budget::Pace,
+    /// The last optimised view's error (from the fill step): where scans may refine.
+    pub last_error: Option<super::refine::ErrorView>,
 }
 
 /// Per-pixel working buffers of a frame's optimisation (the images are 3 or 1 values a pixel at

@@ -36,19 +36,35 @@ pub fn property_names(sh_degree: u32) -> Vec<String> {
     v
 }
 
+/// Header comment naming how many of the last vertices are the background shell (see
+/// `shell`): viewers draw them, [`read_ply_parts`] tells them apart from the map.
+const SHELL_COMMENT: &str = "gs_livo_background_shell";
+
 /// Writes `gaussians` with SH coefficients up to `sh_degree` (0..=3).
 pub fn write_ply<'a, W: Write>(
     out: W,
     gaussians: impl ExactSizeIterator<Item = &'a Gaussian>,
     sh_degree: u32,
 ) -> Result<(), PlyError> {
+    write_ply_with_shell(out, gaussians, sh_degree, 0)
+}
+
+/// [`write_ply`] where the last `shell` Gaussians are the background shell (named in a header
+/// comment, which viewers ignore).
+pub fn write_ply_with_shell<'a, W: Write>(
+    out: W,
+    gaussians: impl ExactSizeIterator<Item = &'a Gaussian>,
+    sh_degree: u32,
+    shell: usize,
+) -> Result<(), PlyError> {
     let sh_degree = sh_degree.min(3);
     let mut out = std::io::BufWriter::new(out);
     let names = property_names(sh_degree);
-    let mut header = format!(
-        "ply\nformat binary_little_endian 1.0\nelement vertex {}\n",
-        gaussians.len()
-    );
+    let mut header = String::from("ply\nformat binary_little_endian 1.0\n");
+    if shell > 0 {
+        header.push_str(&format!("comment {SHELL_COMMENT} {shell}\n"));
+    }
+    header.push_str(&format!("element vertex {}\n", gaussians.len()));
     for n in &names {
         header.push_str("property float ");
         header.push_str(n);
@@ -77,9 +93,15 @@ pub fn write_ply<'a, W: Write>(
     Ok(())
 }
 
-/// Reads a 3DGS PLY; returns the Gaussians and the SH degree found. Properties may come in
-/// any order; unknown float properties and elements after `vertex` are ignored.
+/// Reads a 3DGS PLY; returns the Gaussians (a background shell included, as a viewer draws
+/// it) and the SH degree found. Properties may come in any order; unknown float properties and
+/// elements after `vertex` are ignored.
 pub fn read_ply<R: Read>(input: R) -> Result<(Vec<Gaussian>, u32), PlyError> {
+    read_ply_parts(input).map(|(g, d, _)| (g, d))
+}
+
+/// [`read_ply`], and how many of the last Gaussians are the background shell (0 without one).
+pub fn read_ply_parts<R: Read>(input: R) -> Result<(Vec<Gaussian>, u32, usize), PlyError> {
     let mut r = std::io::BufReader::new(input);
     let mut line = String::new();
     let mut next_line = |r: &mut std::io::BufReader<R>| -> Result<String, PlyError> {
@@ -97,6 +119,7 @@ pub fn read_ply<R: Read>(input: R) -> Result<(Vec<Gaussian>, u32), PlyError> {
     let mut props: Vec<String> = Vec::new();
     let mut in_vertex = false;
     let mut format_ok = false;
+    let mut shell = 0usize;
     for _ in 0..10_000 {
         let l = next_line(&mut r)?;
         let parts: Vec<&str> = l.split_whitespace().collect();
@@ -106,6 +129,11 @@ pub fn read_ply<R: Read>(input: R) -> Result<(Vec<Gaussian>, u32), PlyError> {
                 return Err(PlyError::Header(format!(
                     "format `{f}` unsupported (binary_little_endian only)"
                 )))
+            }
+            ["comment", SHELL_COMMENT, n] => {
+                shell = n
+                    .parse()
+                    .map_err(|_| PlyError::Header(format!("bad shell count `{n}`")))?;
             }
             ["comment", ..] | ["obj_info", ..] => {}
             ["element", "vertex", n] => {
@@ -136,7 +164,14 @@ pub fn read_ply<R: Read>(input: R) -> Result<(Vec<Gaussian>, u32), PlyError> {
             }
             ["property", ..] => {}
             ["end_header"] => {
-                return read_body(&mut r, format_ok, count, &props);
+                let (gs, degree) = read_body(&mut r, format_ok, count, &props)?;
+                if shell > gs.len() {
+                    return Err(PlyError::Header(format!(
+                        "{shell} shell vertices of {}",
+                        gs.len()
+                    )));
+                }
+                return Ok((gs, degree, shell));
             }
             _ => return Err(PlyError::Header(format!("unexpected line `{l}`"))),
         }
@@ -255,6 +290,39 @@ mod tests {
                 expected: 2,
                 got: 1
             })
+        ));
+    }
+
+    /// The background shell's count travels in a header comment: a plain reader (a viewer)
+    /// gets every Gaussian, [`read_ply_parts`] says how many of the last are the shell, and a
+    /// count larger than the file is an error.
+    #[test]
+    fn shell_count_round_trips_in_a_comment() {
+        let gs: Vec<Gaussian> = (0..5)
+            .map(|i| Gaussian {
+                mean: [i as f32, 0.0, 0.0],
+                ..Default::default()
+            })
+            .collect();
+        let mut bytes = Vec::new();
+        write_ply_with_shell(&mut bytes, gs.iter(), 0, 2).unwrap();
+        let (all, _) = read_ply(&bytes[..]).unwrap();
+        assert_eq!(all.len(), 5);
+        let (all, _, shell) = read_ply_parts(&bytes[..]).unwrap();
+        assert_eq!((all.len(), shell, all[3].mean[0]), (5, 2, 3.0));
+        let mut plain = Vec::new();
+        write_ply(&mut plain, gs.iter(), 0).unwrap();
+        assert_eq!(read_ply_parts(&plain[..]).unwrap().2, 0);
+        // The same file claiming 9 shell vertices of 5 (one byte changed in place).
+        let tag = format!("{SHELL_COMMENT} 2");
+        let at = bytes
+            .windows(tag.len())
+            .position(|w| w == tag.as_bytes())
+            .unwrap();
+        bytes[at + tag.len() - 1] = b'9';
+        assert!(matches!(
+            read_ply_parts(&bytes[..]),
+            Err(PlyError::Header(m)) if m.contains("9 shell")
         ));
     }
 }

@@ -31,6 +31,9 @@ pub struct MaintainStats {
     pub added: usize,
     /// Gaussians of selected-but-refused voxels (capacity reached).
     pub refused: usize,
+    /// Gaussians in the voxels the current view's (widened) frustum holds in range, taken or
+    /// not: more than the capacity and the current view cannot be windowed whole.
+    pub current_need: usize,
     pub len: usize,
     /// Per view given: whether every voxel in range that its (widened) frustum holds is in the
     /// window, so its render shows all the map has there.
@@ -255,6 +258,7 @@ impl Window {
             if !seen[i * nv] {
                 continue;
             }
+            stats.current_need += chosen[i].2;
             if total + chosen[i].2 > self.capacity {
                 stats.complete[0] = false;
                 continue;

@@ -69,8 +69,16 @@ pub struct ExportedMapQuality {
     /// frame's exposure gain, as the window's training figure); `None` without scored frames.
     pub held_out_psnr_db: Option<f64>,
     pub held_out_ssim: Option<f64>,
+    /// The same at training images (the one before each held-out image), so a gap between
+    /// the window's training PSNR and `held_out_psnr_db` splits into what the export loses
+    /// (window against file at the same views) and what novel views lose.
+    pub training_frames: usize,
+    pub training_psnr_db: Option<f64>,
+    pub training_ssim: Option<f64>,
     /// Gaussians in the file, and placeholders (never coloured, never optimised) left out.
     pub gaussians: usize,
+    /// Of `gaussians`, the background's shell (see `gaussian::shell`).
+    pub background_shell: usize,
     pub placeholders_left_out: usize,
     /// Gaussians whose DC colour has a channel outside [0, 1] (in the file, not clamped).
     pub dc_out_of_range: usize,
@@ -86,11 +94,18 @@ impl ExportedMapQuality {
             (Some(p), None) => format!("PSNR {p:.2} dB"),
             _ => "no held-out frame".into(),
         };
+        let trained = match (self.training_psnr_db, self.training_ssim) {
+            (Some(p), Some(s)) => format!("{p:.2} dB / {s:.3}"),
+            (Some(p), None) => format!("{p:.2} dB"),
+            _ => "-".into(),
+        };
         format!(
-            "{score} at {} of {} held-out frames; {} Gaussians, {} placeholders left out, {} with DC colour outside [0, 1]",
+            "{score} at {} of {} held-out frames (at {} training frames: {trained}); {} Gaussians ({} of them the background shell), {} placeholders left out, {} with DC colour outside [0, 1]",
             self.scored_frames,
             self.held_out_frames,
+            self.training_frames,
             self.gaussians,
+            self.background_shell,
             self.placeholders_left_out,
             self.dc_out_of_range
         )
@@ -139,41 +154,49 @@ pub fn render_ply(
     Ok((images, gs))
 }
 
-/// Scores the exported map `ply` at the held-out frames (camera `camera`, mounted at
-/// `imu_t_camera`).
+/// Scores the exported map `ply` at the held-out frames and at the sampled training frames
+/// `trained` (camera `camera`, mounted at `imu_t_camera`).
+#[allow(clippy::too_many_arguments)]
 pub fn score_exported_map(
     ply: &Path,
     export: ExportStats,
     held_out: &HeldOutFrames,
+    trained: &HeldOutFrames,
     render: &RenderConfig,
     camera: &Camera,
     imu_t_camera: &Isometry3<f64>,
     far: f64,
 ) -> Result<ExportedMapQuality, PipelineError> {
     let t = Instant::now();
-    let frames = held_out.frames();
+    let frames: Vec<&PosedFrameImage> = held_out.frames().iter().chain(trained.frames()).collect();
     let poses: Vec<Isometry3<f64>> = frames
         .iter()
         .map(|f| (f.world_t_imu * imu_t_camera).inverse())
         .collect();
     let (renders, gs) = render_ply(ply, render, camera, far, &poses)?;
-    let mut psnr = Vec::new();
-    let mut ssim = Vec::new();
-    for (img, f) in renders.iter().zip(frames) {
+    let mut psnr = [Vec::new(), Vec::new()];
+    let mut ssim = [Vec::new(), Vec::new()];
+    let n_held = held_out.frames().len();
+    for (i, (img, f)) in renders.iter().zip(&frames).enumerate() {
+        let set = usize::from(i >= n_held);
         if let Ok(p) = psnr_rgb8_exposed(img, &f.image, f.exposure) {
-            psnr.push(p);
+            psnr[set].push(p);
         }
         if let Ok(s) = ssim_rgb8_exposed(img, &f.image, f.exposure) {
-            ssim.push(s);
+            ssim[set].push(s);
         }
     }
     let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
     Ok(ExportedMapQuality {
         held_out_frames: held_out.offered(),
-        scored_frames: psnr.len(),
-        held_out_psnr_db: mean(&psnr),
-        held_out_ssim: mean(&ssim),
+        scored_frames: psnr[0].len(),
+        held_out_psnr_db: mean(&psnr[0]),
+        held_out_ssim: mean(&ssim[0]),
+        training_frames: psnr[1].len(),
+        training_psnr_db: mean(&psnr[1]),
+        training_ssim: mean(&ssim[1]),
         gaussians: gs.len(),
+        background_shell: export.background_shell,
         placeholders_left_out: export.placeholders_left_out,
         dc_out_of_range: gs.iter().filter(|g| dc_out_of_range(g)).count(),
         score_ms: t.elapsed().as_secs_f64() * 1e3,

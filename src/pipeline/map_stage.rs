@@ -109,6 +109,9 @@ pub struct MapStage {
     snapshot_buffers: Vec<Arc<Vec<Gaussian>>>,
     /// Held-out camera images with their poses, to score the exported map on.
     held_out: HeldOutFrames,
+    /// Training images beside the held-out ones (the image before each), scored the same way:
+    /// the exported map at views it trained on, so export and generalisation gaps separate.
+    trained: HeldOutFrames,
     /// The renderer's settings, for scoring the exported map with a renderer of its own.
     render_cfg: crate::render::RenderConfig,
     /// What the last `save_ply` wrote.
@@ -186,6 +189,7 @@ impl MapStage {
             render_every,
             snapshot_buffers: Vec::new(),
             held_out: HeldOutFrames::default(),
+            trained: HeldOutFrames::default(),
             render_cfg: cfg.render.clone(),
             export: None,
             frozen: false,
@@ -250,16 +254,27 @@ impl MapStage {
         if !self.frozen {
             let stats = self.mapper.insert_scan(&f.points, None, f.sensor, f.stamp);
             rep.created = stats.created;
+            tracing::debug!(
+                frame = f.index,
+                created = stats.created,
+                refined = stats.refined,
+                refine_skipped = stats.refine_skipped,
+                occupied = stats.occupied,
+                "scan inserted"
+            );
         }
         rep.insert_ms = ms(t);
         let t = Instant::now();
-        for (im, &h) in f.images.iter().zip(&held) {
+        for (k, (im, &h)) in f.images.iter().zip(&held).enumerate() {
             if self.frozen {
                 continue;
             }
             if h {
                 self.held_out.offer(im);
             } else {
+                if self.mapper.config().is_held_out(first + k as u64 + 1) {
+                    self.trained.offer(im);
+                }
                 self.mapper
                     .add_image(&im.image, &im.world_t_imu, im.exposure);
             }
@@ -273,6 +288,7 @@ impl MapStage {
             added = ws.added,
             removed = ws.removed,
             refused = ws.refused,
+            current_need = ws.current_need,
             views = ws.complete.len(),
             complete = ws.complete.iter().filter(|c| **c).count(),
             current_complete = ws.complete.first().copied().unwrap_or(true),
@@ -418,6 +434,7 @@ impl MapStage {
             ply,
             self.export.unwrap_or_default(),
             &self.held_out,
+            &self.trained,
             &self.render_cfg,
             self.mapper.camera(),
             &self.mapper.imu_t_camera(),

@@ -26,6 +26,21 @@ impl GaussianMap {
         cell_angle: f64,
         colour: &mut PointColour<'_>,
     ) -> InsertStats {
+        self.insert_scan_gated(points, normals, sensor, cell_angle, colour, &mut |_| true)
+    }
+
+    /// [`Self::insert_scan`] where a point whose cell lies below a coarser cell that already
+    /// holds a Gaussian (the surface is mapped, from farther away) creates a finer one only if
+    /// `refine` says the map needs it there (counted in `InsertStats::refine_skipped`).
+    pub fn insert_scan_gated(
+        &mut self,
+        points: &[[f64; 3]],
+        normals: Option<&[[f64; 3]]>,
+        sensor: [f64; 3],
+        cell_angle: f64,
+        colour: &mut PointColour<'_>,
+        refine: &mut dyn FnMut(&[f64; 3]) -> bool,
+    ) -> InsertStats {
         let mut stats = InsertStats {
             points: points.len(),
             ..Default::default()
@@ -84,6 +99,12 @@ impl GaussianMap {
                     continue;
                 }
             }
+            let covered = self.covered_above(leaf, depth);
+            if covered && !refine(p) {
+                stats.refine_skipped += 1;
+                continue;
+            }
+            stats.refined += usize::from(covered);
             mine.push(i);
             chosen.push((i, leaf, depth));
         }
@@ -236,6 +257,53 @@ mod tests {
         let refill = m.insert_scan(&pts, None, [0.8, 0.8, 39.0], 0.01, &mut |_, _| None);
         assert_eq!(refill.created, 8, "{refill:?}");
         m.check_invariants().unwrap();
+    }
+
+    /// A surface mapped from far (coarse cells) is refined from near only where the gate
+    /// asks for it: the rest of the near scan is counted as skipped, not created, and uncovered
+    /// surface is created whatever the gate says.
+    #[test]
+    fn refining_a_covered_surface_follows_the_gate() {
+        let c = GaussianConfig {
+            root_size: 0.8,
+            levels: 4, // cells 0.8, 0.4, 0.2, 0.1 m
+            ..Default::default()
+        };
+        let mut m = GaussianMap::new(c).unwrap();
+        let pts = plane(80, 0.02, 0.0); // 1.6 m square
+        let far = m.insert_scan(&pts, None, [0.8, 0.8, 39.0], 0.01, &mut |_, _| None);
+        assert_eq!((far.created, far.refined), (16, 0), "{far:?}");
+        // From near, only the left quarter (x < 0.4) needs detail: 4 x 16 of the 256 leaves.
+        let mut asked = 0;
+        let near = m.insert_scan_gated(
+            &pts,
+            None,
+            [0.8, 0.8, 4.0],
+            0.01,
+            &mut |_, _| None,
+            &mut |p| {
+                asked += 1;
+                p[0] < 0.4
+            },
+        );
+        assert_eq!((near.created, near.refined), (64, 64), "{near:?}");
+        assert!(near.refine_skipped >= 256 - 64, "{near:?}");
+        assert_eq!(asked, near.refine_skipped + near.refined);
+        m.check_invariants().unwrap();
+        // A new surface (z = 1, nothing above it) is created with the gate shut.
+        let fresh = plane(10, 0.02, 1.0);
+        let s = m.insert_scan_gated(
+            &fresh,
+            None,
+            [0.1, 0.1, 4.0],
+            0.01,
+            &mut |_, _| None,
+            &mut |_| false,
+        );
+        assert!(
+            s.created > 0 && s.refine_skipped == 0 && s.refined == 0,
+            "{s:?}"
+        );
     }
 
     #[test]

@@ -86,6 +86,11 @@ pub struct GaussianConfig {
     pub background: bool,
     /// Azimuth cells of the background's latitude-longitude grid (elevation gets half).
     pub background_bins: u32,
+    /// Append the fitted background to the exported PLY as a sphere of opaque discs around
+    /// the map (see `shell`), so a viewer at the camera's poses shows what the program renders.
+    /// Off for a file of the measured surfaces alone (a viewer orbiting from outside the sphere
+    /// sees only the sphere).
+    pub background_shell: bool,
     /// Refit each frame's exposure gain against the map's render before training on it
     /// (`exposure_fit`): keeps the map's brightness unit fixed when the gain is estimated.
     pub refit_exposure: bool,
@@ -176,6 +181,7 @@ impl GaussianConfig {
             prune_scale: 8.0,
             background: true,
             background_bins: 128,
+            background_shell: true,
             refit_exposure: true,
             fill: true,
             fill_step: 4,

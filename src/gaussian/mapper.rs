@@ -355,7 +355,7 @@ impl GaussianMapper {
         self.sync_map();
         let fitted = self.background().filter(|b| b.is_fitted());
         let shell = match (fitted, self.map.bounds()) {
-            (Some(bg), Some((lo, hi))) => {
+            (Some(bg), Some((lo, hi))) if self.cfg.background_shell => {
                 let centre = [0, 1, 2].map(|i| 0.5 * (lo[i] + hi[i]));
                 let half = 0.5 * ((0..3).map(|i| (hi[i] - lo[i]).powi(2)).sum::<f64>()).sqrt();
                 super::shell::background_shell(
@@ -395,11 +395,11 @@ impl GaussianMapper {
 }
 
 /// Radius of the background shell around a map whose bounding box is `half_diagonal` from its
-/// centre: beyond every surface (so it only shows where the map is transparent), far enough
-/// that moving about the map barely shifts it (at least `0.75 window_range`), and within the
-/// program's render range (`2 window_range`) and a viewer's usual far plane.
+/// centre: beyond every surface (so it only shows where the map is transparent, however large
+/// the map) and far enough that moving about the map barely shifts it (at least
+/// `0.75 window_range`, the distance the program's background stands for).
 fn shell_radius(half_diagonal: f64, window_range: f64) -> f64 {
-    (1.2 * half_diagonal).clamp(0.75 * window_range, 1.5 * window_range)
+    (1.2 * half_diagonal).max(0.75 * window_range)
 }
 
 /// Where [`GaussianMapper::save_ply`] puts the background of map `ply`: `NAME.background.png`

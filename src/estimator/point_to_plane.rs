@@ -1,6 +1,12 @@
 //! Point-to-plane residuals against the voxel plane map, as a [`Measurement`].
+//!
+//! The pose Jacobian of a residual is built from the map plane's *estimated* normal. Along a
+//! direction the planes barely constrain (a corridor's axis), that normal's small component is
+//! mostly its own tilt error: squared and summed over thousands of points and every scan, it
+//! reads as centimetre-level information that is not there. [`deflate_tilt_information`] removes
+//! the part of the information that the planes' tilt uncertainty explains.
 
-use nalgebra::{Matrix6, Vector3, Vector6};
+use nalgebra::{Matrix6, SymmetricEigen, Vector3, Vector6};
 
 use super::ieskf::{Linearization, Measurement};
 use super::state::{ErrMat, State, POS, ROT};
@@ -37,12 +43,16 @@ pub struct PointToPlane<'a> {
     pub gate_sigma: f64,
     /// Fewer associations than this: no update.
     pub min_residuals: usize,
+    /// Remove the information the map planes' tilt uncertainty accounts for
+    /// ([`deflate_tilt_information`]); off gives the plain point-to-plane normal equations.
+    pub tilt_deflation: bool,
 }
 
 impl Measurement for PointToPlane<'_> {
     fn linearize(&mut self, x: &State, _iter: usize) -> Option<Linearization> {
         let mut hth = Matrix6::<f64>::zeros();
         let mut htz = Vector6::<f64>::zeros();
+        let mut tilt = Matrix6::<f64>::zeros();
         let mut chi2 = 0.0;
         let mut count = 0;
         let r = x.rot.to_rotation_matrix().into_inner();
@@ -64,11 +74,20 @@ impl Measurement for PointToPlane<'_> {
             let w = 1.0 / var;
             hth.ger(w, &h, &h, 1.0);
             htz += h * (z * w);
+            if self.tilt_deflation {
+                for (axis, tilt_var) in plane.tilt_axes() {
+                    let u = jacobian_along(&bp.p, &(rt * axis), &axis);
+                    tilt.ger(w * tilt_var, &u, &u, 1.0);
+                }
+            }
             chi2 += z * z * w;
             count += 1;
         }
         if count < self.min_residuals {
             return None;
+        }
+        if self.tilt_deflation {
+            (hth, htz) = deflate_tilt_information(&hth, &htz, &tilt);
         }
         let mut full = Linearization {
             hth: ErrMat::zeros(),
@@ -82,4 +101,58 @@ impl Measurement for PointToPlane<'_> {
         full.htz.fixed_rows_mut::<6>(ROT).copy_from(&htz);
         Some(full)
     }
+}
+
+/// The pose-Jacobian row `[p_b x d_b; d_w]` of a plane direction `d` (body `d_b`, world `d_w`).
+fn jacobian_along(
+    p_body: &Vector3<f64>,
+    d_body: &Vector3<f64>,
+    d_world: &Vector3<f64>,
+) -> Vector6<f64> {
+    let mut u = Vector6::zeros();
+    u.fixed_rows_mut::<3>(0).copy_from(&p_body.cross(d_body));
+    u.fixed_rows_mut::<3>(3).copy_from(d_world);
+    u
+}
+
+/// Information `A = sum h h^T / var` and gradient `b = sum h z / var` of a scan, less what the
+/// map planes' tilt errors explain.
+///
+/// Each row `h` is built from an estimated normal `n^ = n + dn`, so `E[h h^T]` is the true
+/// information plus `T = sum G Sigma_n G^T / var` (`Sigma_n` the normal's tilt covariance, `G`
+/// the map from a world direction to a pose-Jacobian row): where the true planes give no
+/// information (a corridor's axis) the claimed information is all `T`. In `A`-whitened
+/// coordinates, with `M = A^-1/2 T A^-1/2 = U diag(mu) U^T`, the direction `U_j` keeps the share
+/// `1 - mu_j` (at least 0) of its information, and `b` is scaled the same way, so the
+/// least-squares step `A^-1 b` is kept while its weight drops: the update neither claims nor
+/// takes a correction that the plane errors alone would produce.
+pub fn deflate_tilt_information(
+    a: &Matrix6<f64>,
+    b: &Vector6<f64>,
+    tilt: &Matrix6<f64>,
+) -> (Matrix6<f64>, Vector6<f64>) {
+    let eig = SymmetricEigen::new(*a);
+    let top = eig.eigenvalues.max();
+    if !(top > 0.0) || !top.is_finite() {
+        return (*a, *b);
+    }
+    let floor = top * 1e-14;
+    let mut sqrt = Matrix6::zeros();
+    let mut inv_sqrt = Matrix6::zeros();
+    for k in 0..6 {
+        let v = eig.eigenvectors.column(k);
+        let l = eig.eigenvalues[k].max(floor);
+        sqrt.ger(l.sqrt(), &v, &v, 1.0);
+        inv_sqrt.ger(1.0 / l.sqrt(), &v, &v, 1.0);
+    }
+    let m = inv_sqrt * tilt * inv_sqrt;
+    let me = SymmetricEigen::new(0.5 * (m + m.transpose()));
+    let mut keep = Matrix6::zeros();
+    for k in 0..6 {
+        let v = me.eigenvectors.column(k);
+        keep.ger((1.0 - me.eigenvalues[k]).clamp(0.0, 1.0), &v, &v, 1.0);
+    }
+    let a_new = sqrt * keep * sqrt;
+    let b_new = sqrt * keep * (inv_sqrt * b);
+    (0.5 * (a_new + a_new.transpose()), b_new)
 }

@@ -158,7 +158,14 @@ fn street_20s_ate_under_10cm() {
     let seq = sim("street", 20.0, 1.0);
     let out = run(&seq, &seq.config.rig);
     assert!(out.ate_rmse < 0.10, "ATE {}", out.ate_rmse);
-    assert_eq!(out.degenerate, 0, "street flagged degenerate");
+    // Without the information the planes' tilt errors fake, a few scans (5 of 195 on `sim --seed 1`)
+    // fall under the degeneracy ratio along the street; most must not.
+    assert!(
+        out.degenerate * 20 <= out.updated,
+        "street flagged degenerate in {} of {} updates",
+        out.degenerate,
+        out.updated
+    );
 }
 
 #[test]

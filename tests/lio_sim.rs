@@ -158,7 +158,7 @@ fn street_20s_ate_under_10cm() {
     let seq = sim("street", 20.0, 1.0);
     let out = run(&seq, &seq.config.rig);
     assert!(out.ate_rmse < 0.10, "ATE {}", out.ate_rmse);
-    // Without the information the planes' tilt errors fake, a few scans (5 of 195 on `sim --seed 1`)
+    // Without the information the planes' tilt errors fake, a few scans (5 of 195 with seed 1)
     // fall under the degeneracy ratio along the street; most must not.
     assert!(
         out.degenerate * 20 <= out.updated,

@@ -133,7 +133,7 @@ pub fn deflate_tilt_information(
 ) -> (Matrix6<f64>, Vector6<f64>) {
     let eig = SymmetricEigen::new(*a);
     let top = eig.eigenvalues.max();
-    if !(top > 0.0) || !top.is_finite() {
+    if !top.is_finite() || top <= 0.0 {
         return (*a, *b);
     }
     let floor = top * 1e-14;

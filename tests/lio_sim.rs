@@ -1,14 +1,19 @@
 //! End to end on the in-memory simulator: ATE against ground truth.
 
 use gs_livo::config::Config;
+use gs_livo::estimator::state::POS;
 use gs_livo::estimator::{Lio, ScanResult};
+use gs_livo::eval::trajectory::associate;
 use gs_livo::eval::{evaluate, EvalOptions};
 use gs_livo::sensors::PoseStamped;
 use gs_livo::sim::{simulate, SimConfig, SimSequence};
 use gs_livo::sync::{SyncSettings, Synchronizer};
+use nalgebra::{Matrix3, Vector3};
 
 struct RunOutcome {
     results: Vec<ScanResult>,
+    /// The filter's position covariance after each result.
+    pos_cov: Vec<Matrix3<f64>>,
     ate_rmse: f64,
     degenerate: usize,
     updated: usize,
@@ -19,6 +24,7 @@ fn run(seq: &SimSequence, cfg: &Config) -> RunOutcome {
     let mut sync = Synchronizer::new(SyncSettings::default());
     let mut lio = Lio::new(&cfg.lio_setup());
     let mut results = Vec::new();
+    let mut pos_cov = Vec::new();
     let frame = &cfg.frames.lidar;
     let (mut i, mut j) = (0, 0);
     while i < seq.imu.len() || j < seq.scans.len() {
@@ -44,6 +50,11 @@ fn run(seq: &SimSequence, cfg: &Config) -> RunOutcome {
         while let Some(pkg) = sync.pop() {
             if let Some(r) = lio.process(&pkg) {
                 results.push(r);
+                let p = lio
+                    .filter()
+                    .expect("a result comes from a filter")
+                    .covariance();
+                pos_cov.push(p.fixed_view::<3, 3>(POS, POS).into());
             }
         }
     }
@@ -84,6 +95,7 @@ fn run(seq: &SimSequence, cfg: &Config) -> RunOutcome {
     );
     RunOutcome {
         results,
+        pos_cov,
         ate_rmse: rep.ate.rmse,
         degenerate,
         updated,
@@ -146,7 +158,15 @@ fn street_20s_ate_under_10cm() {
     let seq = sim("street", 20.0, 1.0);
     let out = run(&seq, &seq.config.rig);
     assert!(out.ate_rmse < 0.10, "ATE {}", out.ate_rmse);
-    assert_eq!(out.degenerate, 0, "street flagged degenerate");
+    // Without the information the planes' tilt errors fake, the along-street direction of a
+    // few scans (5 of 195 with `sim --seed 1`, 11 of 194 here) falls under the degeneracy
+    // ratio; most must not.
+    assert!(
+        out.degenerate * 10 <= out.updated,
+        "street flagged degenerate in {} of {} updates",
+        out.degenerate,
+        out.updated
+    );
 }
 
 #[test]
@@ -169,4 +189,80 @@ fn fast_rotation_over_90deg_per_s_does_not_diverge() {
     assert!(peak.to_degrees() > 90.0, "sequence not fast enough: {peak}");
     let out = run(&seq, &seq.config.rig);
     assert!(out.ate_rmse < 0.05, "ATE {}", out.ate_rmse);
+}
+
+/// Normalised squared error along the world axis `axis` per result: the position error (the
+/// estimate moved onto the ground truth at the first result, where the filter starts certain)
+/// squared over the filter's variance along that axis.
+fn nees_along(out: &RunOutcome, seq: &SimSequence, axis: &Vector3<f64>) -> Vec<f64> {
+    let est: Vec<PoseStamped> = out
+        .results
+        .iter()
+        .map(|r| PoseStamped {
+            stamp: r.stamp,
+            pose: r.pose,
+        })
+        .collect();
+    let pairs = associate(&seq.ground_truth, &est, 0.005);
+    let (g0, e0) = pairs[0];
+    let align = seq.ground_truth[g0].pose * est[e0].pose.inverse();
+    let rot = align.rotation.to_rotation_matrix().into_inner();
+    pairs
+        .iter()
+        .map(|&(g, e)| {
+            let err = (align * est[e].pose).translation.vector
+                - seq.ground_truth[g].pose.translation.vector;
+            let var = (axis.transpose() * rot * out.pos_cov[e] * rot.transpose() * axis)[0];
+            err.dot(axis).powi(2) / var
+        })
+        .collect()
+}
+
+/// The open corridor gives the LiDAR nothing along its axis (x): the filter's variance there
+/// must grow with the IMU drift it actually has. Counting the planes' tilt errors as
+/// information shrank it to centimetres while the error grew to decimetres (NEES in the
+/// hundreds). Chi-square with one degree of freedom: 95 % of frames under 3.84 when consistent;
+/// at least 90 % asked (errors are correlated in time, so the count is coarse).
+/// The share of frames whose NEES along x is within the chi-square 95 % bound (3.84), on the
+/// open corridor run with or without the planes' tilt deflation.
+fn open_corridor_nees(seq: &SimSequence, deflation: bool) -> f64 {
+    let mut cfg = seq.config.rig.clone();
+    cfg.lio.plane_tilt_deflation = deflation;
+    let out = run(seq, &cfg);
+    let nees = nees_along(&out, seq, &Vector3::x());
+    let inside = nees.iter().filter(|&&v| v < 3.84).count();
+    let mut sorted = nees.clone();
+    sorted.sort_by(f64::total_cmp);
+    let last = out.pos_cov.last().expect("results");
+    eprintln!(
+        "deflation {deflation}: NEES along the axis: {inside} of {} under 3.84, median {:.2}, max {:.1}; final sd along the axis {:.3} m",
+        nees.len(),
+        sorted[sorted.len() / 2],
+        sorted[sorted.len() - 1],
+        last[(0, 0)].sqrt()
+    );
+    inside as f64 / nees.len() as f64
+}
+
+/// The open corridor gives the LiDAR nothing along its axis (x): the filter's variance there
+/// must grow with the IMU drift it actually has. Counting the planes' tilt errors as
+/// information shrank it to centimetres while the error grew to decimetres. Chi-square with
+/// one degree of freedom: 95 % of frames under 3.84 when consistent; at least 90 % asked
+/// (errors are correlated in time, so the count is coarse). The plain point-to-plane model
+/// must fail the same check, or the check proves nothing.
+#[test]
+fn open_corridor_axis_variance_is_consistent() {
+    let seq = sim("corridor_open", 8.0, 1.0);
+    let with = open_corridor_nees(&seq, true);
+    let without = open_corridor_nees(&seq, false);
+    assert!(
+        with >= 0.9,
+        "{:.0} % of frames within the bound",
+        100.0 * with
+    );
+    assert!(
+        without < 0.9,
+        "the undeflated model passed too ({:.0} %)",
+        100.0 * without
+    );
 }

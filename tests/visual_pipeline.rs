@@ -1,6 +1,6 @@
 //! The visual update inside the pipeline (`gs_livo run --mode livo`) on a short simulated
-//! corridor, which is LiDAR-degenerate along its axis: LIVO must beat LIO-only on the same bag by
-//! a clear margin, and summary.json must account for every image.
+//! corridor, which is LiDAR-degenerate along its axis: LIVO must not be worse than LIO-only on the
+//! same bag, and summary.json must account for every image.
 //!
 //! Light on purpose (CI): a 320x240 camera, the map's colours from the images without per-frame
 //! optimisation, the CPU rasteriser. The full-size runs are in `visual_sim.rs` (#[ignore]).
@@ -67,7 +67,7 @@ fn run(bag: &Path, config: &Config, out: &Path, mode: Mode) -> RunSummary {
 }
 
 #[test]
-fn livo_beats_lio_in_a_degenerate_corridor() {
+fn livo_not_worse_than_lio_in_a_degenerate_corridor() {
     let root = std::env::temp_dir().join(format!("gs_livo_visual_pipe_{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let (bag, config) = corridor(&root, 8.0);
@@ -93,10 +93,13 @@ fn livo_beats_lio_in_a_degenerate_corridor() {
     assert!(v.run.images as f64 >= 0.9 * livo.frames as f64);
     assert!(v.run.applied * 3 >= v.run.images, "{:?}", v.run);
     assert_eq!(v.run.exposure.len() as u64, v.run.images);
-    // The margin: the camera fixes most of the drift along the axis.
+    // LIO drifts along the axis; LIVO is not worse and stays under 10 cm. (The 2x margin this
+    // test once asked held only while the LiDAR update counted its planes' tilt errors as
+    // information along the axis, which dragged LIO to 27 cm; with that removed LIO drifts
+    // 9.1 cm and LIVO stays at 8.8 cm (8.6 cm before): the camera adds little here, issue 28.)
     assert!(ate(&lio) > 0.02, "LIO did not drift: {}", ate(&lio));
     assert!(
-        ate(&livo) < 0.5 * ate(&lio),
+        ate(&livo) <= ate(&lio) && ate(&livo) < 0.10,
         "LIVO {} vs LIO {}",
         ate(&livo),
         ate(&lio)

@@ -426,6 +426,7 @@ impl Lio {
             points: body_points,
             gate_sigma: self.lio.gate_sigma,
             min_residuals: self.lio.min_residuals,
+            tilt_deflation: self.lio.plane_tilt_deflation,
         };
         let rep = match filter.update(&mut meas, &settings) {
             Ok(rep) => rep,

@@ -73,6 +73,10 @@ pub struct LioConfig {
     pub gate_sigma: f64,
     /// Minimum number of associated points for an update.
     pub min_residuals: usize,
+    /// Take out of each LiDAR update the information that the map planes' tilt uncertainty
+    /// explains (`point_to_plane::deflate_tilt_information`): without it a corridor's axis
+    /// reads as observed to centimetres per scan and the filter grows overconfident there.
+    pub plane_tilt_deflation: bool,
     /// Degeneracy: smallest/largest eigenvalue ratio of the translational information below
     /// which the scan is reported degenerate.
     pub degenerate_ratio: f64,
@@ -99,6 +103,7 @@ impl Default for LioConfig {
             eps_pos: 1e-4,
             gate_sigma: 3.0,
             min_residuals: 20,
+            plane_tilt_deflation: true,
             degenerate_ratio: 0.06,
             tau_walk: 0.01,
             max_imu_gap: 0.5,

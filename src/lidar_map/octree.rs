@@ -64,6 +64,18 @@ impl Plane {
         self.normal.dot(&(q - self.center))
     }
 
+    /// The in-plane axes and the variance (rad^2) of the normal's tilt toward each: the
+    /// normal's covariance is `sum var_k a_k a_k^T`.
+    pub fn tilt_axes(&self) -> [(Vector3<f64>, f64); 2] {
+        let n = self.count as f64;
+        [0, 1].map(|k| {
+            (
+                self.axes[k],
+                self.point_var / (n * self.spread[k].max(1e-9)),
+            )
+        })
+    }
+
     /// Variance of [`Plane::distance`] at `q` due to the plane estimate: offset (`sigma^2/N`)
     /// plus tilt about each in-plane axis (`sigma^2 / (N spread_k)`) times the lever arm squared.
     pub fn variance_at(&self, q: &Vector3<f64>) -> f64 {

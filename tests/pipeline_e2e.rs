@@ -112,13 +112,15 @@ fn end_to_end_outputs_are_complete_consistent_and_deterministic() {
     assert_eq!(traj.len() as u64, s.frames);
     assert!(traj.windows(2).all(|w| w[0].stamp < w[1].stamp));
 
-    // Map: a 3DGS PLY with the summary's Gaussians less the placeholders left out, scored.
+    // Map: a 3DGS PLY with the summary's Gaussians less the placeholders left out, then the
+    // fitted background's shell (on by default), scored.
     let exported = s.exported_map.as_ref().expect("exported map scored");
     assert!(
         exported.held_out_psnr_db.is_some_and(|p| p > 10.0),
         "{exported:?}"
     );
-    let vertices = s.gaussians - exported.placeholders_left_out;
+    assert!(exported.background_shell > 1000, "{exported:?}");
+    let vertices = s.gaussians - exported.placeholders_left_out + exported.background_shell;
     assert_eq!(exported.gaussians, vertices);
     let ply = std::fs::read(out1.join("map.ply")).unwrap();
     let head = String::from_utf8_lossy(&ply[..ply.len().min(2000)]).to_string();

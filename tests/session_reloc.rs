@@ -1,8 +1,8 @@
-//! Maps that outlive a run (issue 23): a first simulated room (and street) session saves its map; a second
-//! session of the same room, starting elsewhere and rotated, loads it with no initial pose,
+//! Maps that outlive a run (issue 23): a first simulated session saves its map; a second
+//! session of the same scene, starting elsewhere and rotated, loads it with no initial pose,
 //! relocalises within a few scans and tracks in the first session's map frame (judged against
-//! ground truth with no alignment); a corridor is refused. LiDAR-inertial only, so it measures
-//! the map file and the relocalisation, not the Gaussian map.
+//! ground truth with no alignment): the room, and the street; another scene is refused. LiDAR-
+//! inertial only, so it measures the map file and the relocalisation, not the Gaussian map.
 //!
 //! About a minute in release on a 2-core CPU (simulation dominates), so `#[ignore]`d:
 //! `cargo test --release --test session_reloc -- --ignored`.

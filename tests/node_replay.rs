@@ -657,3 +657,42 @@ fn a_node_relocalises_in_a_saved_map_before_publishing_in_its_frame() {
     let map_b = gs_livo::session::SessionMap::load(&second.join("map")).expect("loads");
     assert!(map_b.lidar_roots == map_a.lidar_roots);
 }
+
+/// The save a ROS user calls (`ros2 param set /gs_livo map.save_to DIR`), through the same
+/// parameter event the r2r transport hands the core: the folder gets the trajectory and a map
+/// folder that loads; an empty value saves nothing; another parameter is not a save.
+#[test]
+fn setting_map_save_to_saves_into_that_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut setup = setup(&[]);
+    setup.params.save_dir = tmp.path().join("default").display().to_string();
+    setup.params.save_on_shutdown = false;
+    let options = ReplayOptions {
+        rate: 2.0,
+        ..Default::default()
+    };
+    let mut t = gs_livo::ros::replay::ReplayTransport::open(&bag(), options).unwrap();
+    let params = t.parameter_handle();
+    let target = tmp.path().join("by_param");
+    let dir = target.display().to_string();
+    let setter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let set = |n: &str, v: &str| params.send((n.into(), Some(v.into()))).unwrap();
+        set(gs_livo::ros::params::SAVE_TO_PARAM, "");
+        set("node.save_dir", "/elsewhere");
+        set(gs_livo::ros::params::SAVE_TO_PARAM, &dir);
+    });
+    let outcome =
+        gs_livo::ros::core::run_node(&mut t, setup, Arc::new(AtomicBool::new(false))).unwrap();
+    setter.join().unwrap();
+    let c = outcome.summary.saves;
+    assert_eq!((c.requested, c.completed), (1, 1), "{c:?}");
+    let map = gs_livo::session::SessionMap::load(&target.join("map")).expect("map folder loads");
+    assert!(map.lidar_roots.len() > 20, "{}", map.lidar_roots.len());
+    assert!(read_tum(&target.join("trajectory.tum")).unwrap().len() >= 5);
+    assert!(
+        !tmp.path().join("default").exists(),
+        "saved only where asked"
+    );
+    assert!(!Path::new("/elsewhere").exists());
+}

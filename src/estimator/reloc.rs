@@ -23,6 +23,10 @@ pub struct RelocConfig {
     pub fine_points: usize,
     /// Hypotheses refined.
     pub refine: usize,
+    /// Distinct hypotheses carried from the coarse grid down to the refinement.
+    pub beam: usize,
+    /// Scan points scored per hypothesis while narrowing the beam.
+    pub descent_points: usize,
     /// Point-to-plane distance of an inlier in the final score (m).
     pub inlier_distance: f64,
     /// Least fraction of the scan's points that must be inliers.
@@ -46,6 +50,8 @@ impl Default for RelocConfig {
             coarse_points: 64,
             fine_points: 2000,
             refine: 24,
+            beam: 64,
+            descent_points: 256,
             inlier_distance: 0.1,
             min_inlier_ratio: 0.6,
             max_second_ratio: 0.9,
@@ -167,6 +173,58 @@ fn inlier_ratio(map: &VoxelMap, pts: &[Vector3<f64>], h: &Hyp, dist: f64) -> f64
 fn yaw_diff(a: f64, b: f64) -> f64 {
     let d = (a - b).rem_euclid(std::f64::consts::TAU);
     d.min(std::f64::consts::TAU - d)
+}
+
+/// The best `n` of `sorted` (best first), none within 1.5 steps and 1.5 yaw steps of a better
+/// one: distinct places, so that a beam is not spent on one neighbourhood.
+fn distinct(sorted: Vec<Hyp>, n: usize, step: f64, yaw_step: f64) -> Vec<Hyp> {
+    let mut kept: Vec<Hyp> = Vec::new();
+    for h in sorted {
+        if kept.len() >= n {
+            break;
+        }
+        let near = kept
+            .iter()
+            .any(|s| (s.t - h.t).norm() < 1.5 * step && yaw_diff(s.yaw, h.yaw) < 1.5 * yaw_step);
+        if !near {
+            kept.push(h);
+        }
+    }
+    kept
+}
+
+/// One level of the coarse-to-fine search: every hypothesis of the beam and its neighbours at
+/// the finer `step` and `yaw_step` (3 x 3 x 3 positions x 3 yaws) scored with a tolerance of
+/// that step; the best distinct ones form the next beam. A coarse grid alone scores with a
+/// tolerance as wide as its step, which on a long street cannot tell positions along it apart
+/// (a drive was placed 2.5 m ahead of the truth, 73 % inliers against 93 %); the beam keeps
+/// many candidates until the tolerance is fine enough to judge them.
+fn narrow(
+    map: &VoxelMap,
+    pts: &[Vector3<f64>],
+    beam: &[Hyp],
+    step: f64,
+    yaw_step: f64,
+    cfg: &RelocConfig,
+) -> Vec<Hyp> {
+    let tol = step.max(cfg.inlier_distance);
+    let mut next = Vec::with_capacity(beam.len() * 81);
+    for h in beam {
+        for dx in -1..=1 {
+            for dy in -1..=1 {
+                for dz in -1..=1 {
+                    let t = h.t + Vector3::new(dx as f64, dy as f64, dz as f64) * step;
+                    for dyaw in -1..=1 {
+                        let yaw = h.yaw + dyaw as f64 * yaw_step;
+                        let s = score(map, pts, yaw, &t, tol);
+                        next.push(Hyp { yaw, t, score: s });
+                    }
+                }
+            }
+        }
+    }
+    next.sort_by(|a, b| b.score.total_cmp(&a.score));
+    distinct(next, cfg.beam, step, yaw_step)
 }
 
 /// A pose hint (a user's `/initialpose`, as AMCL takes it): the search stays near it instead
@@ -322,24 +380,22 @@ fn search(
     }
     let total = grid.0.len() * grid.1.len() * grid.2.len() * yaws.len();
     hyps.sort_by(|a, b| b.score.total_cmp(&a.score));
-    // The best few, one per neighbourhood, refined and judged on more points.
-    let mut seeds: Vec<Hyp> = Vec::new();
-    for h in hyps {
-        if seeds.len() >= cfg.refine {
-            break;
-        }
-        let near = seeds.iter().any(|s| {
-            (s.t - h.t).norm() < 1.5 * step
-                && yaw_diff(s.yaw, h.yaw) < 1.5 * cfg.yaw_step_deg.to_radians()
-        });
-        if !near {
-            seeds.push(h);
-        }
+    // The best `beam`, one per neighbourhood, narrowed coarse to fine; the best few of those
+    // refined and judged on more points.
+    let ystep = cfg.yaw_step_deg.to_radians();
+    let mut beam = distinct(hyps, cfg.beam, step, ystep);
+    let descent = spread(&level, cfg.descent_points);
+    let (mut s, mut ys) = (step, ystep);
+    while s > 2.0 * cfg.inlier_distance {
+        (s, ys) = (s / 2.0, ys / 2.0);
+        beam = narrow(map, &descent, &beam, s, ys, cfg);
     }
-    let mut judged: Vec<(Hyp, f64)> = seeds
+    beam.truncate(cfg.refine);
+    let gate0 = (3.0 * s).max(2.0 * cfg.inlier_distance);
+    let mut judged: Vec<(Hyp, f64)> = beam
         .into_iter()
         .map(|h| {
-            let h = refine(map, &fine, h, tol * 1.5, cfg.inlier_distance * 2.0);
+            let h = refine(map, &fine, h, gate0, cfg.inlier_distance * 2.0);
             let ratio = inlier_ratio(map, &fine, &h, cfg.inlier_distance);
             (h, ratio)
         })
@@ -453,14 +509,26 @@ mod tests {
         v
     }
 
-    /// An 8 x 6 x 3 m room with two boxes and a pillar-like block (not symmetric), shifted off
-    /// the voxel grid (a face exactly on a voxel boundary would leave its points' leaf to
-    /// rounding).
+    /// An L-shaped 8 x 6 x 3 m room (a 2.5 x 2.5 m corner cut out), with a box, a pillar and a
+    /// partition reaching in from a wall, shifted off the voxel grid (a face exactly on a voxel
+    /// boundary would leave its points' leaf to rounding). A plain box room with low furniture
+    /// turned 180 degrees fits 92-95 % of what the truth fits (walls, floor and ceiling are
+    /// most of the points): rightly ambiguous once the search refines that hypothesis as well
+    /// as the truth.
     fn room() -> Vec<Vector3<f64>> {
-        let mut v = box_faces([-4.0, -3.0, 0.0], [4.0, 3.0, 3.0], 0.04);
-        v.extend(box_faces([2.6, 1.0, 0.0], [3.6, 2.2, 1.0], 0.04));
+        let cut = |p: &Vector3<f64>| p.x > 1.5 + 1e-9 && p.y > 0.5 + 1e-9;
+        let mut v: Vec<Vector3<f64>> = box_faces([-4.0, -3.0, 0.0], [4.0, 3.0, 3.0], 0.04)
+            .into_iter()
+            .filter(|p| !cut(p))
+            .collect();
+        v.extend(
+            box_faces([1.5, 0.5, 0.0], [4.0, 3.0, 3.0], 0.04)
+                .into_iter()
+                .filter(|p| (p.x - 1.5).abs() < 1e-9 || (p.y - 0.5).abs() < 1e-9),
+        );
         v.extend(box_faces([-3.6, -2.4, 0.0], [-2.6, -1.4, 0.8], 0.04));
-        v.extend(box_faces([0.5, -2.9, 0.0], [1.1, -2.3, 2.0], 0.04));
+        v.extend(box_faces([0.5, -2.9, 0.0], [1.1, -2.3, 3.0], 0.04));
+        v.extend(box_faces([-1.0, 1.4, 0.0], [-0.8, 3.0, 3.0], 0.04));
         let off = Vector3::new(0.013, 0.021, 0.017);
         v.iter().map(|p| p + off).collect()
     }

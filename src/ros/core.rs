@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crossbeam::channel::{bounded, Sender};
 
 use super::ingest::{raw_queue, Ingest, QueueRefusal, RawIn, RawQueue, RawQueueLimits, RawQueueRx};
-use super::params::{MapParams, NodeParams, LIDAR_TYPES};
+use super::params::{MapParams, NodeParams, LIDAR_TYPES, SAVE_TO_PARAM};
 use super::publish::{self, lock, OutputPublisher, Record, StaticTf};
 use super::save::{save_all, MapSource, Saver, SessionInfo};
 use super::stats::{level, DiagnosticReport, NodeStats};
@@ -206,6 +206,7 @@ fn decode_loop(
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one report from the spin loop's parts
 fn diagnostics(
     ingest: &Arc<Mutex<NodeStats>>,
     record: &Record,
@@ -214,6 +215,7 @@ fn diagnostics(
     dt: f64,
     camera: bool,
     latency_from: &mut usize,
+    saves: SaveCounts,
 ) -> Vec<DiagnosticReport> {
     let mut ingest_report = ingest
         .lock()
@@ -245,6 +247,14 @@ fn diagnostics(
             ("frames skipped by the mapper".into(), skipped.to_string()),
             ("gaussians".into(), l.gaussians.to_string()),
             ("publish errors".into(), r.publish_errors.to_string()),
+            // How the saves a user asked for (`map.save_to`, `~/save`) ended.
+            ("saves requested".into(), saves.requested.to_string()),
+            ("saves completed".into(), saves.completed.to_string()),
+            ("saves failed".into(), saves.failed.to_string()),
+            (
+                "saves refused (busy)".into(),
+                saves.refused_busy.to_string(),
+            ),
         ],
     };
     if lat.count > 0 && lat.p95_ms > 100.0 {
@@ -351,7 +361,23 @@ fn route_event(
             None => {}
         },
         Event::Save(req) => saver.request(save_dir(req.dir), req.reply),
-        Event::ParameterSet { name } => tracing::warn!(
+        Event::ParameterSet { name, value } if name == SAVE_TO_PARAM => match value {
+            Some(dir) if !dir.trim().is_empty() => {
+                let dir = dir.trim().to_string();
+                tracing::info!("{SAVE_TO_PARAM} set: saving into {dir}");
+                saver.request(
+                    save_dir(Some(dir)),
+                    Box::new(|r| match r {
+                        Ok(m) => tracing::info!("{SAVE_TO_PARAM}: {m}"),
+                        Err(e) => tracing::warn!("{SAVE_TO_PARAM}: {e}"),
+                    }),
+                )
+            }
+            _ => {
+                tracing::warn!("{SAVE_TO_PARAM} needs a folder (a non-empty string): nothing saved")
+            }
+        },
+        Event::ParameterSet { name, .. } => tracing::warn!(
             "parameter `{name}` was set while running: gs_livo reads its parameters at \
              start, so the change is not applied; restart the node to use it"
         ),
@@ -537,10 +563,12 @@ fn spin_until_end(t: &mut dyn Transport, mut l: SpinLoop<'_>) -> Ending {
                 dt,
                 camera,
                 &mut latency_from,
+                l.saver.counts(),
             );
             if let Some(m) = l.map {
                 reports.push(localisation_report(m, reloc.as_ref()));
             }
+
             let msg = publish::diagnostics_msg(&reports, now, NODE_NAME);
             if l.diagnostics_pub
                 .publish(&msg.encode_cdr(), msg.header.stamp)

@@ -13,7 +13,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use r2r::qos::QosProfile;
 
 use super::core::{run_node, NodeError, NodeOutcome, NodeSetup};
-use super::params::{param_map_from_r2r, split_params};
+use super::params::{param_map_from_r2r, split_params, SAVE_TO_PARAM};
 use super::transport::{
     Clock, Event, Qos, RawPublisher, Reliability, Spin, SubscriptionId, Transport, TransportError,
 };
@@ -126,8 +126,21 @@ impl Transport for R2rTransport {
                 on_event(Event::Message { subscription, cdr });
             }
         }
-        while let Some(Some((name, _))) = self.params.next().now_or_never() {
-            on_event(Event::ParameterSet { name });
+        while let Some(Some((name, value))) = self.params.next().now_or_never() {
+            let value = match value {
+                r2r::ParameterValue::String(s) => Some(s),
+                _ => None,
+            };
+            if name == SAVE_TO_PARAM {
+                // Back to empty, so that setting the same folder again saves again (r2r reports
+                // changed values only).
+                if let Ok(mut p) = self.node.params.lock() {
+                    if let Some(p) = p.get_mut(&name) {
+                        p.value = r2r::ParameterValue::String(String::new());
+                    }
+                }
+            }
+            on_event(Event::ParameterSet { name, value });
         }
         Spin::Running
     }

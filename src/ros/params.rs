@@ -23,6 +23,10 @@ pub const LIDAR_TYPES: [&str; 3] = [
 pub const NODE_PREFIX: &str = "node.";
 /// Prefix of the loaded-map parameters.
 pub const MAP_PREFIX: &str = "map.";
+/// The save a ROS user calls: `ros2 param set /gs_livo map.save_to /folder` writes what the
+/// `~/save` topic writes into that folder (r2r's generated bindings carry no `std_srvs`, so a
+/// `Trigger` service cannot be offered there; a parameter set is answered by every ROS 2 tool).
+pub const SAVE_TO_PARAM: &str = "map.save_to";
 
 /// `map.*`: a saved map folder the node starts from.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -35,6 +39,9 @@ pub struct MapParams {
     pub mode: crate::pipeline::MapMode,
     /// Start at the map's origin (the mapping run's start) instead of relocalising.
     pub origin: bool,
+    /// A save trigger ([`SAVE_TO_PARAM`]): set while running, the node saves into that folder;
+    /// at start it is read and has no effect.
+    pub save_to: String,
 }
 
 /// `node.*`: settings of the ROS node only (the offline CLI has no use for them).

@@ -139,6 +139,8 @@ pub struct ReplayTransport {
     saves_rx: Receiver<SaveRequest>,
     injected_tx: Sender<(String, Vec<u8>)>,
     injected_rx: Receiver<(String, Vec<u8>)>,
+    params_tx: Sender<(String, Option<String>)>,
+    params_rx: Receiver<(String, Option<String>)>,
     save_at: Vec<f64>,
     /// Messages delivered, and how the player ended.
     pub delivered: u64,
@@ -167,6 +169,7 @@ impl ReplayTransport {
         };
         let (saves_tx, saves_rx) = unbounded();
         let (injected_tx, injected_rx) = unbounded();
+        let (params_tx, params_rx) = unbounded();
         let mut save_at = options.save_at.clone();
         save_at.sort_by(|a, b| b.total_cmp(a));
         Ok(Self {
@@ -189,6 +192,8 @@ impl ReplayTransport {
             saves_rx,
             injected_tx,
             injected_rx,
+            params_tx,
+            params_rx,
             save_at,
             delivered: 0,
             outcome: None,
@@ -204,6 +209,12 @@ impl ReplayTransport {
     /// e.g. an rviz `/initialpose`; a topic the node does not subscribe to is ignored.
     pub fn inject_handle(&self) -> Sender<(String, Vec<u8>)> {
         self.injected_tx.clone()
+    }
+
+    /// Parameter sets while playing (name and string value), as `ros2 param set` gives them to
+    /// a live node.
+    pub fn parameter_handle(&self) -> Sender<(String, Option<String>)> {
+        self.params_tx.clone()
     }
 
     fn start_player(&mut self) {
@@ -354,6 +365,9 @@ impl Transport for ReplayTransport {
         }
         while let Ok(s) = self.saves_rx.try_recv() {
             on_event(Event::Save(s));
+        }
+        while let Ok((name, value)) = self.params_rx.try_recv() {
+            on_event(Event::ParameterSet { name, value });
         }
         while let Ok((topic, cdr)) = self.injected_rx.try_recv() {
             if let Some(subscription) = self.subscriptions.iter().position(|t| *t == topic) {

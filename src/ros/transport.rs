@@ -112,9 +112,11 @@ pub enum Event {
         cdr: Vec<u8>,
     },
     Save(SaveRequest),
-    /// `ros2 param set` of a parameter (the node reads parameters at start only).
+    /// `ros2 param set` of a parameter: `map.save_to` saves into the folder it is set to
+    /// (`value`, the string set); the node reads the others at start only.
     ParameterSet {
         name: String,
+        value: Option<String>,
     },
 }
 

@@ -492,7 +492,7 @@ mod tests {
                     h[ROT + k] = 1.0;
                     l.add_row(&h, x.rot.scaled_axis()[k], 1e-8);
                 }
-                let jitter = if it % 2 == 0 { 5e-4 } else { -5e-4 };
+                let jitter = if it.is_multiple_of(2) { 5e-4 } else { -5e-4 };
                 for (k, var) in [(0, 2.5e-3), (1, 1e-8), (2, 1e-8)] {
                     let mut h = ErrVec::zeros();
                     h[POS + k] = 1.0;

@@ -186,6 +186,12 @@ pub struct UpdateSettings {
     /// Convergence: rotation increment (rad) and translation increment (m) below these.
     pub eps_rot: f64,
     pub eps_pos: f64,
+    /// Convergence judged against the posterior: the pose increment also counts as converged
+    /// when it is small against `rel_sigma` posterior standard deviations plus the absolute
+    /// thresholds ([`pose_step_converged`]). Along a nearly unobserved axis the step jitters
+    /// with each re-association far above `eps_pos` while being a tiny fraction of what the
+    /// filter can resolve there; 0 keeps the absolute rule alone.
+    pub rel_sigma: f64,
 }
 
 impl Default for UpdateSettings {
@@ -194,7 +200,45 @@ impl Default for UpdateSettings {
             max_iterations: 5,
             eps_rot: 1e-4,
             eps_pos: 1e-4,
+            rel_sigma: 0.0,
         }
+    }
+}
+
+/// Whether an iterated-update increment `delta` has converged, given the posterior covariance
+/// `post_cov` of that iteration.
+///
+/// Converged when the rotation and translation increments are under their absolute thresholds
+/// (the classic rule), or when the pose increment's squared Mahalanobis size against the
+/// tolerance `T = rel_sigma^2 P_pose + diag(eps_rot^2, eps_pos^2)` is below 1: in a direction
+/// the measurements pin down (small posterior sd) `T` falls back to the absolute thresholds, in
+/// a direction they barely observe the step need only be small against its uncertainty.
+pub fn pose_step_converged(delta: &ErrVec, post_cov: &ErrMat, s: &UpdateSettings) -> bool {
+    let rot = delta.fixed_rows::<3>(ROT);
+    let pos = delta.fixed_rows::<3>(POS);
+    if rot.norm() < s.eps_rot && pos.norm() < s.eps_pos {
+        return true;
+    }
+    if s.rel_sigma <= 0.0 {
+        return false;
+    }
+    let idx = [ROT, ROT + 1, ROT + 2, POS, POS + 1, POS + 2];
+    let mut t = SMatrix::<f64, 6, 6>::zeros();
+    let mut d = nalgebra::Vector6::zeros();
+    for (a, &i) in idx.iter().enumerate() {
+        d[a] = delta[i];
+        for (b, &j) in idx.iter().enumerate() {
+            t[(a, b)] = s.rel_sigma * s.rel_sigma * post_cov[(i, j)];
+        }
+        t[(a, a)] += if a < 3 {
+            s.eps_rot * s.eps_rot
+        } else {
+            s.eps_pos * s.eps_pos
+        };
+    }
+    match Cholesky::new(t) {
+        Some(c) => d.dot(&c.solve(&d)) < 1.0,
+        None => false,
     }
 }
 
@@ -352,8 +396,7 @@ impl Ieskf {
             let delta = chol.solve(&b);
             x = x.boxplus(&delta);
             post_cov = chol.inverse();
-            let converged = delta.fixed_rows::<3>(ROT).norm() < settings.eps_rot
-                && delta.fixed_rows::<3>(POS).norm() < settings.eps_pos;
+            let converged = pose_step_converged(&delta, &post_cov, settings);
             report = Some(UpdateReport {
                 iterations: it + 1,
                 converged,
@@ -424,6 +467,75 @@ mod tests {
         let p_post = (ErrMat::identity() - k * h) * p;
         assert!((f.state().boxminus(&x0) - dx).norm() < 1e-9);
         assert!((f.covariance() - p_post).norm() < 1e-9);
+    }
+
+    /// A corridor-like problem: y and z fixed to 0.1 mm, x only weakly (sd ~ 5 cm), and the
+    /// re-association noise of a real scan imitated by a residual offset along x that changes
+    /// each iteration by 0.5 mm: the step along x never falls under the 0.1 mm threshold, but
+    /// it is a tiny fraction of x's posterior sd. The relative rule stops in two iterations;
+    /// the absolute rule alone runs to the limit.
+    #[test]
+    fn degenerate_axis_jitter_converges_against_the_posterior() {
+        let run = |rel_sigma: f64| {
+            let noise = ProcessNoise {
+                gyro: 0.0,
+                accel: 0.0,
+                gyro_bias_walk: 0.0,
+                accel_bias_walk: 0.0,
+                tau_walk: 0.0,
+            };
+            let mut f = Ieskf::new(State::default(), ErrMat::identity() * 0.01, 0, noise);
+            let mut m = |x: &State, it: usize| {
+                let mut l = Linearization::default();
+                for k in 0..3 {
+                    let mut h = ErrVec::zeros();
+                    h[ROT + k] = 1.0;
+                    l.add_row(&h, x.rot.scaled_axis()[k], 1e-8);
+                }
+                let jitter = if it.is_multiple_of(2) { 5e-4 } else { -5e-4 };
+                for (k, var) in [(0, 2.5e-3), (1, 1e-8), (2, 1e-8)] {
+                    let mut h = ErrVec::zeros();
+                    h[POS + k] = 1.0;
+                    let target = if k == 0 { 0.02 + jitter } else { 0.0 };
+                    l.add_row(&h, x.pos[k] - target, var);
+                }
+                Some(l)
+            };
+            let settings = UpdateSettings {
+                max_iterations: 10,
+                rel_sigma,
+                ..Default::default()
+            };
+            let rep = f.update(&mut m, &settings).unwrap();
+            (rep, f.state().pos, f.covariance()[(POS, POS)].sqrt())
+        };
+        let (old, _, _) = run(0.0);
+        assert!(!old.converged && old.iterations == 10, "{old:?}");
+        let (new, pos, sd) = run(0.1);
+        assert!(new.converged && new.iterations <= 3, "{new:?}");
+        // Same estimate within a small fraction of its uncertainty; the fixed axes exact.
+        assert!(
+            sd > 0.03 && (pos.x - 0.8 * 0.02).abs() < 0.1 * sd,
+            "{pos} {sd}"
+        );
+        assert!(pos.y.abs() < 1e-9 && pos.z.abs() < 1e-9);
+    }
+
+    /// The relative rule must not stop a step that is large against a small posterior sd.
+    #[test]
+    fn relative_rule_keeps_iterating_on_observed_axes() {
+        let mut cov = ErrMat::identity() * 1e-8;
+        let mut delta = ErrVec::zeros();
+        delta[POS] = 1e-3; // 1 mm where the posterior sd is 0.1 mm
+        let s = UpdateSettings {
+            rel_sigma: 0.1,
+            ..Default::default()
+        };
+        assert!(!pose_step_converged(&delta, &cov, &s));
+        cov[(POS, POS)] = 1e-2; // sd 10 cm: 1 mm is 0.01 sd
+        assert!(pose_step_converged(&delta, &cov, &s));
+        delta[ROT] = 1e-3; // rotation still well observed
+        assert!(!pose_step_converged(&delta, &cov, &s));
     }
 
     #[test]

@@ -420,6 +420,7 @@ impl Lio {
             max_iterations: self.lio.max_iterations,
             eps_rot: self.lio.eps_rot,
             eps_pos: self.lio.eps_pos,
+            rel_sigma: self.lio.converge_rel_sigma,
         };
         let mut meas = PointToPlane {
             map: &self.map,

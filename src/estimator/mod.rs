@@ -69,6 +69,11 @@ pub struct LioConfig {
     /// Convergence thresholds of the iterated update (rad, m).
     pub eps_rot: f64,
     pub eps_pos: f64,
+    /// The iterated update has also converged when its pose step is under this many posterior
+    /// standard deviations (plus the thresholds above; `ieskf::pose_step_converged`): a
+    /// degenerate scan's step along the unobserved axis stays above `eps_pos` while far below
+    /// what the filter resolves there. 0: the absolute thresholds alone.
+    pub converge_rel_sigma: f64,
     /// Residual gate in standard deviations.
     pub gate_sigma: f64,
     /// Minimum number of associated points for an update.
@@ -101,6 +106,7 @@ impl Default for LioConfig {
             max_iterations: 5,
             eps_rot: 1e-4,
             eps_pos: 1e-4,
+            converge_rel_sigma: 0.1,
             gate_sigma: 3.0,
             min_residuals: 20,
             plane_tilt_deflation: true,

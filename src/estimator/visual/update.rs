@@ -332,6 +332,7 @@ impl PhotometricUpdate {
             max_iterations: self.cfg.iterations,
             eps_rot: 1e-5,
             eps_pos: 1e-5,
+            rel_sigma: 0.0,
         };
         let report = {
             let mut first = Some(before.eval.lin.clone());

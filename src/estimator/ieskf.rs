@@ -422,6 +422,17 @@ impl Ieskf {
 mod tests {
     use super::*;
 
+    /// An update-only filter: nothing is propagated in these tests.
+    fn no_process_noise() -> ProcessNoise {
+        ProcessNoise {
+            gyro: 0.0,
+            accel: 0.0,
+            gyro_bias_walk: 0.0,
+            accel_bias_walk: 0.0,
+            tau_walk: 0.0,
+        }
+    }
+
     /// A linear measurement (direct position fix) must give exactly the Kalman update.
     #[test]
     fn iterated_update_equals_kalman_for_linear_measurement() {
@@ -435,13 +446,7 @@ mod tests {
             pos: Vector3::new(1.0, 2.0, 3.0),
             ..Default::default()
         };
-        let noise = ProcessNoise {
-            gyro: 0.0,
-            accel: 0.0,
-            gyro_bias_walk: 0.0,
-            accel_bias_walk: 0.0,
-            tau_walk: 0.0,
-        };
+        let noise = no_process_noise();
         let mut f = Ieskf::new(x0, p, 0, noise);
         let meas = Vector3::new(1.1, 1.95, 3.02);
         let var = 0.004;
@@ -477,13 +482,7 @@ mod tests {
     #[test]
     fn degenerate_axis_jitter_converges_against_the_posterior() {
         let run = |rel_sigma: f64| {
-            let noise = ProcessNoise {
-                gyro: 0.0,
-                accel: 0.0,
-                gyro_bias_walk: 0.0,
-                accel_bias_walk: 0.0,
-                tau_walk: 0.0,
-            };
+            let noise = no_process_noise();
             let mut f = Ieskf::new(State::default(), ErrMat::identity() * 0.01, 0, noise);
             let mut m = |x: &State, it: usize| {
                 let mut l = Linearization::default();

@@ -568,7 +568,6 @@ fn spin_until_end(t: &mut dyn Transport, mut l: SpinLoop<'_>) -> Ending {
             if let Some(m) = l.map {
                 reports.push(localisation_report(m, reloc.as_ref()));
             }
-
             let msg = publish::diagnostics_msg(&reports, now, NODE_NAME);
             if l.diagnostics_pub
                 .publish(&msg.encode_cdr(), msg.header.stamp)

@@ -8,7 +8,7 @@ use super::init::ImuInitializer;
 use super::point_to_plane::{BodyPoint, PointToPlane};
 use super::state::{ErrMat, State, BA, BG, GRAV, POS, ROT, TAU, VEL};
 use super::{LidarConfig, LioConfig};
-use crate::lidar_map::{voxel_downsample, MapPoint, PointNoise, VoxelMap, VoxelMapConfig};
+use crate::lidar_map::{voxel_downsample_keeping, MapPoint, PointNoise, VoxelMap, VoxelMapConfig};
 use crate::sensors::rig::Imu;
 use crate::sensors::{stamp_diff_secs, ImuSample, PointCloud, Stamp};
 use crate::sync::MeasurementPackage;
@@ -28,6 +28,8 @@ pub struct LioCounters {
     pub update_failures: usize,
     pub degenerate_scans: usize,
     pub not_converged: usize,
+    /// Scans downsampled finer than `lidar.downsample` to keep `lidar.min_points`.
+    pub finer_downsampled_scans: usize,
     /// With a loaded map and no initial pose: the global relocalisation's outcome.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relocalisation: Option<super::reloc::RelocStatus>,
@@ -344,7 +346,7 @@ impl Lio {
     }
 
     /// Indices of the points used: finite, in range, every `point_stride`-th, then voxel
-    /// downsampled.
+    /// downsampled (finer where too few would remain: `lidar.min_points`).
     fn select_points(&mut self, scan: &PointCloud) -> Vec<u32> {
         let (min_r2, max_r2) = (
             self.lidar.min_range * self.lidar.min_range,
@@ -369,7 +371,16 @@ impl Lio {
             self.counters.non_finite_points += non_finite;
             tracing::debug!("{non_finite} non-finite points skipped");
         }
-        voxel_downsample(&scan.x, &scan.y, &scan.z, &idx, self.lidar.downsample)
+        let (kept, finer) = voxel_downsample_keeping(
+            &scan.x,
+            &scan.y,
+            &scan.z,
+            &idx,
+            self.lidar.downsample,
+            self.lidar.min_points,
+        );
+        self.counters.finer_downsampled_scans += usize::from(finer);
+        kept
     }
 
     /// Propagates the filter to the scan `end` and moves the `kept` points into the body frame

@@ -39,9 +39,67 @@ pub fn voxel_downsample(x: &[f32], y: &[f32], z: &[f32], idx: &[u32], leaf: f64)
     out
 }
 
+/// [`voxel_downsample`] that keeps at least `min_points` (or all of `idx`, if fewer): the leaf
+/// shrinks by steps of 1/sqrt(2), to a quarter of `leaf` at the finest. Returns the kept
+/// indices and whether a finer leaf was used.
+pub fn voxel_downsample_keeping(
+    x: &[f32],
+    y: &[f32],
+    z: &[f32],
+    idx: &[u32],
+    leaf: f64,
+    min_points: usize,
+) -> (Vec<u32>, bool) {
+    let mut kept = voxel_downsample(x, y, z, idx, leaf);
+    let wanted = min_points.min(idx.len());
+    if leaf <= 0.0 || kept.len() >= wanted {
+        return (kept, false);
+    }
+    let finest = leaf * 0.25;
+    let mut finer = leaf;
+    while kept.len() < wanted && finer > finest * (1.0 + 1e-9) {
+        finer = (finer * std::f64::consts::FRAC_1_SQRT_2).max(finest);
+        kept = voxel_downsample(x, y, z, idx, finer);
+    }
+    (kept, true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 1 m square at 1 cm spacing in z = 0, offset so no point sits on a voxel boundary.
+    fn plane() -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<u32>) {
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for i in 0..100 {
+            for j in 0..100 {
+                x.push(i as f32 * 0.01 + 0.0037);
+                y.push(j as f32 * 0.01 + 0.0037);
+            }
+        }
+        let z = vec![0.0; x.len()];
+        let idx = (0..x.len() as u32).collect();
+        (x, y, z, idx)
+    }
+
+    #[test]
+    fn keeping_refines_the_leaf_only_when_too_few_points_remain() {
+        let (x, y, z, idx) = plane();
+        let coarse = voxel_downsample(&x, &y, &z, &idx, 0.3);
+        assert_eq!(coarse.len(), 16, "4 x 4 voxels of 0.3 m over the square");
+        // Enough already: untouched.
+        assert_eq!(
+            voxel_downsample_keeping(&x, &y, &z, &idx, 0.3, 16),
+            (coarse.clone(), false)
+        );
+        // 100 wanted: 0.3 -> 0.212 (25) -> 0.15 (49) -> 0.106 (100).
+        let (kept, finer) = voxel_downsample_keeping(&x, &y, &z, &idx, 0.3, 100);
+        assert!(finer);
+        assert!(kept.len() >= 100 && kept.len() < 200, "{}", kept.len());
+        // The floor is a quarter of the leaf (0.075 m: 14 x 14 voxels), however many are wanted.
+        let (kept, _) = voxel_downsample_keeping(&x, &y, &z, &idx, 0.3, 5000);
+        assert_eq!(kept.len(), 14 * 14);
+    }
 
     #[test]
     fn keeps_one_point_per_voxel() {

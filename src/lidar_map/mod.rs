@@ -9,7 +9,7 @@
 mod filter;
 mod octree;
 
-pub use filter::voxel_downsample;
+pub use filter::{voxel_downsample, voxel_downsample_keeping};
 pub use octree::{NodeRecord, Plane, PointNoise};
 
 use nalgebra::Vector3;

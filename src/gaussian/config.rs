@@ -118,7 +118,11 @@ pub struct GaussianConfig {
     /// After each frame's optimisation, split a windowed Gaussian whose largest standard
     /// deviation, projected into the frame's view, is wider than this many times `leaf_pixels`
     /// full-resolution pixels (see `split`): surfaces first mapped from afar get detail when
-    /// the camera comes close. A new disc's is about 0.6-1.2 times. 0 = off.
+    /// the camera comes close. A new disc's is about 0.6-1.2 times. 0 = off (the default):
+    /// at 2.0 on the first 20 s of the looping room (default profile, seed 0) the first
+    /// third's renders gained 0.65 dB and the exported map's held-out score 0.5 dB, but the
+    /// map held 1.9x the Gaussians, the window ran full, and the 16 s render that fails the
+    /// long-run floor fell 0.5 dB.
     pub split_footprint: f64,
     /// Splits may go this many halvings below a finest-leaf disc (`init_scale` x leaf size),
     /// and no further.
@@ -204,7 +208,7 @@ impl GaussianConfig {
             fill_max_extrapolation: 2.0,
             fill_max_points: 5000,
             refine_min_error: 0.05,
-            split_footprint: 2.0,
+            split_footprint: 0.0,
             split_levels: 2,
             split_max: 256,
             split_min_error: 0.0,

@@ -48,7 +48,8 @@ pub(crate) fn split_candidates(
     let mut found: Vec<(f64, usize)> = Vec::new();
     for (i, g) in gaussians.iter().enumerate() {
         let s = g.max_scale();
-        if !(0.5 * s >= p.min_scale) || g.opacity() < p.min_opacity {
+        let above_floor = 0.5 * s >= p.min_scale;
+        if !above_floor || g.opacity() < p.min_opacity {
             continue;
         }
         let m = [

@@ -119,10 +119,10 @@ pub struct GaussianConfig {
     /// deviation, projected into the frame's view, is wider than this many times `leaf_pixels`
     /// full-resolution pixels (see `split`): surfaces first mapped from afar get detail when
     /// the camera comes close. A new disc's is about 0.6-1.2 times. 0 = off (the default):
-    /// at 2.0 on the first 20 s of the looping room (default profile, seed 0) the first
-    /// third's renders gained 0.65 dB and the exported map's held-out score 0.5 dB, but the
-    /// map held 1.9x the Gaussians, the window ran full, and the 16 s render that fails the
-    /// long-run floor fell 0.5 dB.
+    /// at 2.0 on the first 20 s of the looping room (default profile, seeds 0 and 1) the
+    /// first third's renders gained 0.65-0.76 dB (1.8-3.1 dB at 4 and 8 s), but the map held
+    /// 1.9x the Gaussians, the window ran full, and the 16 s render that fails the long-run
+    /// floor moved -0.5 and +1.6 dB, staying under the (raised) floor.
     pub split_footprint: f64,
     /// Splits may go this many halvings below a finest-leaf disc (`init_scale` x leaf size),
     /// and no further.

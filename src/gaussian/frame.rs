@@ -85,6 +85,9 @@ struct Refit {
     background: bool,
 }
 
+/// Gaussians more transparent than this are not split: splitting haze makes more haze.
+const SPLIT_MIN_OPACITY: f32 = 0.1;
+
 /// Evidence a background cell keeps per fit (per optimisation iteration that sees it).
 const BACKGROUND_DECAY: f64 = 0.8;
 
@@ -403,18 +406,74 @@ impl GaussianMapper {
         } else {
             Vec::new()
         };
+        let children = self.mark_splits(frame);
+        stats.split = children.len();
         let root = cfg.root_size as f32;
         let (window, map) = self.parts_mut();
-        stats.pruned = window.prune(map, |g, depth| {
+        // Split parents carry a non-finite opacity (`mark_splits`) and go with the pruned.
+        let removed = window.prune(map, |g, depth| {
             // Oversized relative to the Gaussian's own cell.
             let cell = root / (1u32 << depth.min(20)) as f32;
             !all_finite(g)
                 || g.opacity() < cfg.prune_opacity
                 || g.max_scale() > cfg.prune_scale * cell
         });
+        stats.pruned = removed.saturating_sub(stats.split);
+        for (kids, depth) in children {
+            for g in kids {
+                let id = map.insert_child(g, depth)?;
+                window.adopt(map, id);
+            }
+        }
         self.counters_mut().pruned += stats.pruned as u64;
+        self.counters_mut().split += stats.split as u64;
         stats.filled = self.insert_fill(&fill, GaussianMapper::eye(&frame.t_cw));
         Ok(())
+    }
+
+    /// Chooses the windowed Gaussians to split in the frame's view (see `split`), marks each for
+    /// removal by the pruning that follows (opacity logit -inf, which no kept Gaussian has) and
+    /// returns their children with the octree level they go to: one below the parent's. Uses
+    /// the frame's error view, which [`Self::fill_candidates`] has just refreshed.
+    fn mark_splits(&mut self, frame: &FrameView) -> Vec<(Vec<super::Gaussian>, u32)> {
+        let cfg = self.config();
+        if cfg.split_footprint <= 0.0 || cfg.split_max == 0 || cfg.leaf_pixels <= 0.0 {
+            return Vec::new();
+        }
+        let finest_disc = cfg.init_scale * cfg.leaf_size() as f32;
+        let c = self.camera();
+        let params = super::split::SplitParams {
+            focal: c.fx.max(c.fy),
+            min_footprint_px: cfg.split_footprint * cfg.leaf_pixels,
+            min_scale: finest_disc / (1u32 << cfg.split_levels.min(20)) as f32,
+            max_splits: cfg.split_max,
+            min_opacity: SPLIT_MIN_OPACITY,
+        };
+        let min_error = cfg.split_min_error;
+        // Room in the window for the children: a full window refuses whole root voxels of
+        // the view, which costs more than a blurred surface.
+        let room = self.window().capacity().saturating_sub(self.window().len()) / 3;
+        let errors = self.optim.last_error.as_ref().filter(|_| min_error > 0.0);
+        let mut picked = super::split::split_candidates(
+            self.window().gaussians(),
+            &frame.cam,
+            &frame.t_cw,
+            &params,
+            |m| errors.is_none_or(|e| e.needs_detail(m, min_error)),
+        );
+        picked.truncate(room);
+        let (window, map) = self.parts_mut();
+        picked
+            .into_iter()
+            .map(|i| {
+                let id = window.ids()[i];
+                let depth = u32::from(map.meta[id as usize].depth) + 1;
+                let g = &mut window.gaussians_mut()[i];
+                let kids = super::split::split_children(g, params.min_scale);
+                g.opacity_logit = f32::NEG_INFINITY;
+                (kids, depth)
+            })
+            .collect()
     }
 
     /// The view as an anchor (in the first seconds) and a keyframe, its target in the map's

@@ -363,17 +363,28 @@ impl GaussianMap {
     /// depth follows its size as at insertion: the finest whose cell is at least
     /// `2 max_scale / init_scale` wide (a Gaussian that grew while optimised may go coarser).
     pub fn insert_unchecked(&mut self, g: Gaussian, coloured: bool) -> Result<u32, GaussianError> {
+        let leaf = self.leaf_of_mean(&g)?;
+        let size = f64::from(g.max_scale()) / f64::from(self.cfg.init_scale);
+        let depth = self.depth_for_size(size);
+        Ok(self.insert_at(leaf, depth, g, coloured))
+    }
+
+    /// Adds a split's child at its mean's cell on octree level `depth` (clamped to the finest),
+    /// ignoring the cell's capacity as the parent it replaces did not count against it.
+    pub(crate) fn insert_child(&mut self, g: Gaussian, depth: u32) -> Result<u32, GaussianError> {
+        let leaf = self.leaf_of_mean(&g)?;
+        Ok(self.insert_at(leaf, depth.min(self.cfg.levels - 1), g, true))
+    }
+
+    /// Finest-grid cell of `g`'s mean, or an error when it is not finite.
+    fn leaf_of_mean(&self, g: &Gaussian) -> Result<[i64; 3], GaussianError> {
         let p = [
             f64::from(g.mean[0]),
             f64::from(g.mean[1]),
             f64::from(g.mean[2]),
         ];
-        let leaf = self
-            .leaf_coords(&p)
-            .ok_or_else(|| GaussianError::Input(format!("gaussian mean {p:?} is not finite")))?;
-        let size = f64::from(g.max_scale()) / f64::from(self.cfg.init_scale);
-        let depth = self.depth_for_size(size);
-        Ok(self.insert_at(leaf, depth, g, coloured))
+        self.leaf_coords(&p)
+            .ok_or_else(|| GaussianError::Input(format!("gaussian mean {p:?} is not finite")))
     }
 
     fn insert_at(&mut self, leaf: [i64; 3], depth: u32, g: Gaussian, coloured: bool) -> u32 {

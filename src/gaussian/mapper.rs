@@ -31,6 +31,8 @@ pub struct MapperCounters {
     /// Uncoloured Gaussians dropped from the pending list (stay grey until optimised).
     pub pending_overflow: u64,
     pub pruned: u64,
+    /// Gaussians replaced by smaller children (see `split`).
+    pub split: u64,
 }
 
 /// Hashed-octree map + sliding window + colouring for one camera rig.

@@ -27,6 +27,7 @@ mod ply;
 mod refine;
 mod resample;
 mod shell;
+mod split;
 mod store;
 mod window;
 

@@ -45,7 +45,10 @@ pub struct FrameStats {
     /// Loss on the current frame before and after the iterations.
     pub loss_before: f64,
     pub loss_after: f64,
+    /// Pruned Gaussians (not counting split parents).
     pub pruned: usize,
+    /// Gaussians split into smaller children (see `split`).
+    pub split: usize,
     pub keyframes: usize,
     /// Factor the target was scaled by (`exposure_fit`), when refitted.
     pub exposure_refit: Option<f32>,

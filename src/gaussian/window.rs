@@ -355,6 +355,22 @@ impl Window {
         self.moves.clear();
     }
 
+    /// Adds live map Gaussian `id` (a split's child, created beside its windowed parent) to the
+    /// window so the next render shows it; false when the window is full, it is in already or
+    /// not live (a later `maintain` takes it with its root voxel).
+    pub fn adopt(&mut self, map: &mut GaussianMap, id: u32) -> bool {
+        let live = map.meta.get(id as usize).is_some_and(|m| m.alive);
+        if !live || self.ids.len() >= self.capacity || self.member.get(id) {
+            return false;
+        }
+        map.meta[id as usize].slot = self.ids.len() as u32;
+        self.member.set(id, true);
+        self.ids.push(id);
+        self.gaussians.push(map.store.get(id));
+        self.dirty.push(true);
+        true
+    }
+
     /// Deletes the windowed Gaussians for which `remove(gaussian, octree depth)` is true, from
     /// the window and the global map (pruning). Returns how many; slot moves are appended to
     /// `moves()`.

@@ -8,7 +8,6 @@
 //! voxel `k` are in tile `floor(k / tile_roots)`. Every byte after the header is covered by the
 //! index's or one tile's checksum, so a damaged tile is named when it is read.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -73,7 +72,8 @@ fn tile_error(path: &Path, key: TileKey, reason: String) -> MapFileError {
 }
 
 /// The whole file for `records` (grouped by tile, keys ascending, each tile's records in the
-/// order given, so a map loaded and saved again gives the same bytes).
+/// order given, so a map loaded and saved again gives the same bytes). Written into one buffer
+/// of the exact size, checksums patched in after: a save holds the map's bytes once.
 pub fn encode(
     version: u32,
     kind: u32,
@@ -82,33 +82,51 @@ pub fn encode(
     records: &[GaussianRecord],
 ) -> Vec<u8> {
     let coeffs = crate::gaussian::sh_coeff_count(sh_degree.min(3));
-    let mut tiles: BTreeMap<TileKey, Writer> = BTreeMap::new();
-    let mut counts: BTreeMap<TileKey, u64> = BTreeMap::new();
-    for r in records {
-        let key = r.root_key().map(|v| v.div_euclid(tile_roots));
-        write_record(tiles.entry(key).or_default(), coeffs, r);
-        *counts.entry(key).or_default() += 1;
+    let rec = record_bytes(coeffs);
+    // (tile, index): sorting keeps each tile's records in the order given.
+    let mut order: Vec<(TileKey, usize)> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.root_key().map(|v| v.div_euclid(tile_roots)), i))
+        .collect();
+    order.sort_unstable();
+    let mut groups: Vec<(TileKey, u64)> = Vec::new();
+    for (key, _) in &order {
+        match groups.last_mut() {
+            Some((k, n)) if k == key => *n += 1,
+            _ => groups.push((*key, 1)),
+        }
     }
-    let index_len = 4 + 8 + 8 + ENTRY * tiles.len();
-    let mut index = Writer::default();
-    index.u32(sh_degree);
-    index.u64(tile_roots as u64);
-    index.len(tiles.len());
+    let index_len = 4 + 8 + 8 + ENTRY * groups.len();
+    let mut w = Writer(Vec::with_capacity(HEADER + index_len + rec * records.len()));
+    w.0.resize(HEADER, 0);
+    w.u32(sh_degree);
+    w.u64(tile_roots as u64);
+    w.len(groups.len());
     let mut offset = (HEADER + index_len) as u64;
-    for (key, w) in &tiles {
-        key.iter().for_each(|&v| index.i64(v));
-        index.u64(offset);
-        index.len(w.0.len());
-        index.u64(counts[key]);
-        index.u32(crc32fast::hash(&w.0));
-        offset += w.0.len() as u64;
+    for (key, count) in &groups {
+        key.iter().for_each(|&v| w.i64(v));
+        w.u64(offset);
+        w.u64(count * rec as u64);
+        w.u64(*count);
+        w.u32(0); // CRC, patched below
+        offset += count * rec as u64;
     }
-    debug_assert_eq!(index.0.len(), index_len);
-    let mut out = header(version, kind, &index.0);
-    out.extend_from_slice(&index.0);
-    for w in tiles.values() {
-        out.extend_from_slice(&w.0);
+    debug_assert_eq!(w.0.len(), HEADER + index_len);
+    order
+        .iter()
+        .for_each(|&(_, i)| write_record(&mut w, coeffs, &records[i]));
+    let mut out = w.0;
+    let mut start = HEADER + index_len;
+    for (t, (_, count)) in groups.iter().enumerate() {
+        let end = start + *count as usize * rec;
+        let crc = crc32fast::hash(&out[start..end]).to_le_bytes();
+        let at = HEADER + 20 + t * ENTRY + ENTRY - 4;
+        out[at..at + 4].copy_from_slice(&crc);
+        start = end;
     }
+    let head = header(version, kind, &out[HEADER..HEADER + index_len]);
+    out[..HEADER].copy_from_slice(&head[..HEADER]);
     out
 }
 

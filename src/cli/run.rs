@@ -62,7 +62,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let prior = match &a.map {
         Some(dir) => {
-            let map = gs_livo::session::SessionMap::load(dir)
+            let map = PriorMap::read(dir, a.map_mode)
                 .with_context(|| format!("loading --map {}", dir.display()))?;
             map.check_config(&config).with_context(|| {
                 format!(

@@ -11,6 +11,7 @@ use super::background::Background;
 use super::colour::PosedImage;
 use super::config::GaussianConfig;
 use super::map::{GaussianMap, InsertStats};
+use super::paging::{PageStats, Pager};
 use super::ply::{read_ply_parts, write_ply_with_shell};
 use super::window::{MaintainStats, View, Window};
 use super::GaussianError;
@@ -47,6 +48,10 @@ pub struct GaussianMapper {
     last_views: VecDeque<Isometry3<f64>>,
     counters: MapperCounters,
     pub(crate) optim: super::optimise::OptimState,
+    /// A frozen map paged from its file (localise mode); `None`: the whole map is resident.
+    pager: Option<Pager>,
+    /// The first paging failure (the file changed or broke after it was opened).
+    page_error: Option<String>,
 }
 
 /// Seconds within which the latest image may colour a new scan's points directly.
@@ -76,6 +81,8 @@ impl GaussianMapper {
             last_views: VecDeque::new(),
             counters: MapperCounters::default(),
             optim: Default::default(),
+            pager: None,
+            page_error: None,
         }
     }
 
@@ -323,6 +330,13 @@ impl GaussianMapper {
         if self.last_views.len() > 2 {
             self.last_views.pop_front();
         }
+        let eye = Self::eye(&cam_t_world);
+        if let Some(p) = self.pager.as_mut() {
+            if let Err(e) = p.load_near(&mut self.map, eye) {
+                warn!("{e}");
+                self.page_error.get_or_insert(e.to_string());
+            }
+        }
         let s = self.window.maintain(
             &mut self.map,
             &self.camera,
@@ -330,6 +344,9 @@ impl GaussianMapper {
             self.cfg.window_range,
             self.cfg.window_margin,
         );
+        if let Some(p) = self.pager.as_mut() {
+            p.drop_far(&mut self.map, eye);
+        }
         // Only fully windowed views train (see `MaintainStats::complete`).
         let done = |v: usize| s.complete.get(v).copied().unwrap_or(false);
         self.optim.anchor_windowed = anchor.filter(|_| anchor_view.is_some_and(done));
@@ -344,9 +361,32 @@ impl GaussianMapper {
         s
     }
 
-    /// Writes the windowed values back so the map is current (before saving or exporting).
+    /// Writes the windowed values back so the map is current (before saving or exporting);
+    /// a paged map reads every tile first, so a save or an export holds the whole map.
     pub fn sync_map(&mut self) {
+        if let Some(p) = self.pager.as_mut() {
+            if let Err(e) = p.load_all(&mut self.map) {
+                warn!("{e}");
+                self.page_error.get_or_insert(e.to_string());
+            }
+        }
         self.window.write_back_all(&mut self.map);
+    }
+
+    /// Pages the map from `pager` from now on: the map must be frozen (nothing inserted,
+    /// optimised or pruned), since dropped tiles are not written back.
+    pub fn attach_pager(&mut self, pager: Pager) {
+        self.pager = Some(pager);
+    }
+
+    /// Paging counters, when the map is paged.
+    pub fn page_stats(&self) -> Option<&PageStats> {
+        self.pager.as_ref().map(|p| p.stats())
+    }
+
+    /// The first paging failure: the map in memory lacks a tile from then on.
+    pub fn page_error(&self) -> Option<&str> {
+        self.page_error.as_deref()
     }
 
     /// Saves the map (window included, placeholders left out) as a 3DGS PLY, the fitted

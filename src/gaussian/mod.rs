@@ -21,6 +21,7 @@ mod map;
 mod mapper;
 mod normals;
 mod optimise;
+pub mod paging;
 mod params;
 mod persist;
 mod ply;

@@ -297,6 +297,11 @@ impl MapStage {
             "window maintained"
         );
         rep.window_ms = ms(t);
+        if let Some(e) = self.mapper.page_error() {
+            // The map on disk changed or broke after it was opened: rendering on with a tile
+            // missing would localise against half a map.
+            return Err(PipelineError::Output(format!("loaded map: {e}")));
+        }
         let t = Instant::now();
         if !self.frozen {
             self.optimise(f, &held)?;

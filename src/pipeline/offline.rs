@@ -150,12 +150,26 @@ fn save_session_map(
         Some(p) => format!("{}; {}", p.map.source, bag.display()),
         None => bag.display().to_string(),
     };
-    let map = crate::session::SessionMap::capture(
-        config,
-        &source,
-        lidar,
-        f.map.as_mut().map(|m| m.mapper_mut()),
-    );
+    let map = match &opts.prior {
+        // A frozen, paged map is unchanged: its Gaussian part is saved from the file it was
+        // opened from, tile for tile, without reading it into memory as a whole.
+        Some(p) if p.frozen() && p.map.paged.is_some() => {
+            let mut m = crate::session::SessionMap::from_sections(
+                config,
+                &source,
+                lidar,
+                p.map.gaussian.clone(),
+            );
+            m.paged = p.map.paged.clone();
+            m
+        }
+        _ => crate::session::SessionMap::capture(
+            config,
+            &source,
+            lidar,
+            f.map.as_mut().map(|m| m.mapper_mut()),
+        ),
+    };
     map.save(dir)?;
     tracing::info!(
         "map saved to {}: {} LiDAR root voxels, {} Gaussians",

@@ -52,4 +52,16 @@ impl PriorMap {
     pub fn frozen(&self) -> bool {
         self.mode == MapMode::Localise
     }
+
+    /// Reads the map folder `dir` for `mode`: localise keeps the map frozen, so its Gaussians
+    /// stay on disk and are paged around the robot; extend changes them, so they load whole.
+    pub fn read(
+        dir: &std::path::Path,
+        mode: MapMode,
+    ) -> Result<SessionMap, crate::session::MapFileError> {
+        match mode {
+            MapMode::Localise => SessionMap::open_paged(dir),
+            MapMode::Extend => SessionMap::load(dir),
+        }
+    }
 }

@@ -392,7 +392,7 @@ fn load_map(setup: &mut NodeSetup) -> Result<(), NodeError> {
         return Ok(());
     }
     let dir = PathBuf::from(m.load.trim());
-    let map = crate::session::SessionMap::load(&dir)
+    let map = PriorMap::read(&dir, m.mode)
         .and_then(|map| map.check_config(&setup.config).map(|()| map))
         .map_err(|e| NodeError::Setup(format!("map.load {}: {e}", dir.display())))?;
     tracing::info!(

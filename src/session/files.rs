@@ -7,19 +7,24 @@ use serde::{Deserialize, Serialize};
 
 use super::codec::{Reader, Writer};
 use super::sections::{
-    read_gaussians, read_keyframes, read_lidar, read_rig, write_gaussians, write_keyframes,
-    write_lidar, write_rig,
+    read_gaussians, read_keyframes, read_lidar, read_rig, write_keyframes, write_lidar, write_rig,
 };
-use super::{GaussianSection, MapFileError, SessionMap};
+use super::tiles;
+use super::{GaussianSection, MapFileError, PagedGaussians, SessionMap};
 
 /// The manifest's format name.
 pub const FORMAT: &str = "gs_livo map";
-/// The version this build writes and reads; a change of any section's layout raises it.
+/// The version this build writes; a change of any section's layout raises it. Version 3
+/// stores the Gaussians in position tiles, each with its own checksum, behind an index
+/// (`tiles`), so a run can page them; version 2 (one block of Gaussians) is still read.
 /// Version 2 stores keyframe targets in 8 bits (version 1: f32, four times the bytes).
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
+/// The oldest version this build reads.
+pub const OLDEST: u32 = 2;
 const MAGIC: &[u8; 8] = b"GSLVMAP\0";
 /// magic, version, kind, payload length, CRC-32.
-const HEADER: usize = 8 + 4 + 4 + 8 + 4;
+pub(super) const HEADER: usize = 8 + 4 + 4 + 8 + 4;
+const GAUSSIANS: usize = 2;
 const MANIFEST: &str = "manifest.json";
 
 /// The section files, in writing order, with their kind numbers.
@@ -56,7 +61,8 @@ impl Manifest {
         let g = map.gaussian.as_ref().map(|g| &g.state);
         [
             map.lidar_roots.len() as u64,
-            g.map_or(0, |s| s.gaussians.len() as u64),
+            g.map_or(0, |s| s.gaussians.len() as u64)
+                + map.paged.as_ref().map_or(0, |p| p.index.count()),
             g.map_or(0, |s| s.keyframes.len() as u64),
             g.map_or(0, |s| s.anchors.len() as u64),
         ]
@@ -70,19 +76,31 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MapFileError + '_ {
     }
 }
 
-fn framed(kind: u32, payload: Vec<u8>) -> Vec<u8> {
+/// A section header: magic, `version`, `kind`, the length and CRC-32 of `payload`.
+pub(super) fn header(version: u32, kind: u32, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + payload.len());
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&kind.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out
+}
+
+fn framed(version: u32, kind: u32, payload: Vec<u8>) -> Vec<u8> {
+    let mut out = header(version, kind, &payload);
     out.extend_from_slice(&payload);
     out
 }
 
-/// The encoded files of `map` (name, bytes).
-fn encode(map: &SessionMap) -> Vec<(&'static str, Vec<u8>)> {
+/// The encoded files of `map` (name, bytes) in format `version` (3, or 2 for tests of
+/// reading old maps), Gaussians in tiles of `tile_roots` root voxels per edge.
+fn encode(
+    map: &SessionMap,
+    version: u32,
+    tile_roots: i64,
+) -> Result<Vec<(&'static str, Vec<u8>)>, MapFileError> {
+    let framed = |kind, payload| framed(version, kind, payload);
     let mut files = Vec::new();
     let mut w = Writer::default();
     write_rig(
@@ -97,22 +115,46 @@ fn encode(map: &SessionMap) -> Vec<(&'static str, Vec<u8>)> {
     write_lidar(&mut w, &map.lidar_roots);
     files.push((SECTIONS[1].0, framed(SECTIONS[1].1, w.0)));
     if let Some(g) = &map.gaussian {
-        let mut w = Writer::default();
-        write_gaussians(&mut w, g.sh_degree, &g.state.gaussians);
-        files.push((SECTIONS[2].0, framed(SECTIONS[2].1, w.0)));
+        let kind = SECTIONS[2].1;
+        let bytes = match (&map.paged, version) {
+            // A paged map's tiles are the file it was opened from: the same bytes again.
+            (Some(p), VERSION) if p.index.tile_roots == tile_roots => p.read_checked()?,
+            (Some(p), _) => {
+                let all = p.read_all()?;
+                tiles::encode(version, kind, g.sh_degree, tile_roots, &all)
+            }
+            #[cfg(test)]
+            (None, 2) => {
+                let mut w = Writer::default();
+                super::sections::write_gaussians(&mut w, g.sh_degree, &g.state.gaussians);
+                framed(kind, w.0)
+            }
+            (None, _) => tiles::encode(version, kind, g.sh_degree, tile_roots, &g.state.gaussians),
+        };
+        files.push((SECTIONS[2].0, bytes));
         let mut w = Writer::default();
         write_keyframes(&mut w, &g.state);
         files.push((SECTIONS[3].0, framed(SECTIONS[3].1, w.0)));
     }
-    files
+    Ok(files)
 }
 
-pub fn save(map: &SessionMap, dir: &Path) -> Result<(), MapFileError> {
-    let files = encode(map);
+/// Saves `map` into `dir` in format `version` with tiles of about `tile_edge` m.
+pub fn save(
+    map: &SessionMap,
+    dir: &Path,
+    version: u32,
+    tile_edge: f64,
+) -> Result<(), MapFileError> {
+    let tile_roots = map
+        .gaussian
+        .as_ref()
+        .map_or(1, |g| tiles::tile_roots_for(g.root_size, tile_edge));
+    let files = encode(map, version, tile_roots)?;
     let [lidar_roots, gaussians, keyframes, anchors] = Manifest::counts(map);
     let manifest = Manifest {
         format: FORMAT.into(),
-        version: VERSION,
+        version,
         files: files
             .iter()
             .map(|(name, bytes)| FileEntry {
@@ -151,54 +193,60 @@ pub fn save(map: &SessionMap, dir: &Path) -> Result<(), MapFileError> {
     std::fs::rename(&tmp, dir).map_err(io(dir))
 }
 
-/// The payload of section file `path` of `kind`, its header and checksum verified (the
-/// manifest's size and CRC were checked already).
-fn payload<'a>(path: &Path, kind: u32, bytes: &'a [u8]) -> Result<&'a [u8], MapFileError> {
-    let corrupt = |reason: String| MapFileError::Corrupt {
-        path: path.to_path_buf(),
-        reason,
-    };
-    if bytes.len() < HEADER {
+/// Checks a section header `head` of a file of `file_len` bytes: magic, `version`, `kind`, and
+/// a payload length that fits. Returns the payload length.
+pub(super) fn check_header(
+    path: &Path,
+    version: u32,
+    kind: u32,
+    head: &[u8],
+    file_len: u64,
+) -> Result<usize, MapFileError> {
+    if head.len() < HEADER {
         return Err(MapFileError::Truncated {
             path: path.to_path_buf(),
             expected: HEADER as u64,
-            found: bytes.len() as u64,
+            found: head.len() as u64,
         });
     }
-    if &bytes[..8] != MAGIC {
+    if &head[..8] != MAGIC {
         return Err(MapFileError::NotAMap {
             path: path.to_path_buf(),
             reason: "bad magic".into(),
         });
     }
-    let u32_at =
-        |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
-    let version = u32_at(8);
-    if version != VERSION {
+    let u32_at = |o: usize| u32::from_le_bytes([head[o], head[o + 1], head[o + 2], head[o + 3]]);
+    let found = u32_at(8);
+    if found != version {
         return Err(MapFileError::Version {
             path: path.to_path_buf(),
-            found: version,
+            found,
             supported: VERSION,
         });
     }
     if u32_at(12) != kind {
-        return Err(corrupt(format!(
-            "section kind {} where {kind} belongs",
-            u32_at(12)
-        )));
-    }
-    let mut len = [0u8; 8];
-    len.copy_from_slice(&bytes[16..24]);
-    let len = u64::from_le_bytes(len);
-    let body = &bytes[HEADER..];
-    if len != body.len() as u64 {
-        return Err(MapFileError::Truncated {
+        return Err(MapFileError::Corrupt {
             path: path.to_path_buf(),
-            expected: len + HEADER as u64,
-            found: bytes.len() as u64,
+            reason: format!("section kind {} where {kind} belongs", u32_at(12)),
         });
     }
-    let (expected, found) = (u32_at(24), crc32fast::hash(body));
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&head[16..24]);
+    let len = u64::from_le_bytes(len);
+    if len > file_len - HEADER as u64 {
+        return Err(MapFileError::Truncated {
+            path: path.to_path_buf(),
+            expected: len.saturating_add(HEADER as u64),
+            found: file_len,
+        });
+    }
+    Ok(len as usize)
+}
+
+/// Checks `body` against the CRC-32 in header `head`.
+pub(super) fn check_crc(path: &Path, head: &[u8], body: &[u8]) -> Result<(), MapFileError> {
+    let expected = u32::from_le_bytes([head[24], head[25], head[26], head[27]]);
+    let found = crc32fast::hash(body);
     if expected != found {
         return Err(MapFileError::Checksum {
             path: path.to_path_buf(),
@@ -206,6 +254,44 @@ fn payload<'a>(path: &Path, kind: u32, bytes: &'a [u8]) -> Result<&'a [u8], MapF
             found,
         });
     }
+    Ok(())
+}
+
+/// Checks a file's length against the manifest's.
+pub(super) fn check_len(path: &Path, found: u64, expected: u64) -> Result<(), MapFileError> {
+    if found < expected {
+        return Err(MapFileError::Truncated {
+            path: path.to_path_buf(),
+            expected,
+            found,
+        });
+    }
+    if found > expected {
+        return Err(MapFileError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("{found} bytes where {expected} were written"),
+        });
+    }
+    Ok(())
+}
+
+/// The payload of section file `path` of `kind` (whole file in `bytes`), its header and
+/// checksum verified.
+fn payload<'a>(
+    path: &Path,
+    version: u32,
+    kind: u32,
+    bytes: &'a [u8],
+) -> Result<&'a [u8], MapFileError> {
+    let len = check_header(path, version, kind, bytes, bytes.len() as u64)?;
+    let body = &bytes[HEADER..];
+    if len != body.len() {
+        return Err(MapFileError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("{} bytes after the section's {len}", body.len() - len),
+        });
+    }
+    check_crc(path, bytes, body)?;
     Ok(body)
 }
 
@@ -238,7 +324,7 @@ fn read_manifest(dir: &Path) -> Result<Manifest, MapFileError> {
             reason: format!("format `{}`", m.format),
         });
     }
-    if m.version != VERSION {
+    if !(OLDEST..=VERSION).contains(&m.version) {
         return Err(MapFileError::Version {
             path,
             found: m.version,
@@ -257,25 +343,21 @@ fn read_manifest(dir: &Path) -> Result<Manifest, MapFileError> {
     Ok(m)
 }
 
-/// Reads every listed file, checking size and CRC against the manifest.
-fn read_files(dir: &Path, m: &Manifest) -> Result<Vec<(PathBuf, Vec<u8>)>, MapFileError> {
+/// Reads every listed file but `skip`, checking size and CRC against the manifest.
+fn read_files(
+    dir: &Path,
+    m: &Manifest,
+    skip: Option<usize>,
+) -> Result<Vec<(PathBuf, Vec<u8>)>, MapFileError> {
     let mut out = Vec::new();
-    for f in &m.files {
+    for (i, f) in m.files.iter().enumerate() {
         let path = dir.join(&f.file);
-        let bytes = std::fs::read(&path).map_err(io(&path))?;
-        if bytes.len() as u64 != f.bytes {
-            if (bytes.len() as u64) < f.bytes {
-                return Err(MapFileError::Truncated {
-                    path,
-                    expected: f.bytes,
-                    found: bytes.len() as u64,
-                });
-            }
-            return Err(MapFileError::Corrupt {
-                path,
-                reason: format!("{} bytes where {} were written", bytes.len(), f.bytes),
-            });
+        if skip == Some(i) {
+            out.push((path, Vec::new()));
+            continue;
         }
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        check_len(&path, bytes.len() as u64, f.bytes)?;
         let found = crc32fast::hash(&bytes);
         if found != f.crc32 {
             return Err(MapFileError::Checksum {
@@ -289,16 +371,56 @@ fn read_files(dir: &Path, m: &Manifest) -> Result<Vec<(PathBuf, Vec<u8>)>, MapFi
     Ok(out)
 }
 
-pub fn load(dir: &Path) -> Result<SessionMap, MapFileError> {
+/// The Gaussians of a tiled (version 3) `gaussians.bin` held whole in `bytes`: header, index
+/// and every tile checked (a damaged tile is named), then the whole file's CRC.
+fn tiled_records(
+    path: &Path,
+    entry: &FileEntry,
+    sh_degree: u32,
+    bytes: &[u8],
+) -> Result<Vec<crate::gaussian::GaussianRecord>, MapFileError> {
+    check_len(path, bytes.len() as u64, entry.bytes)?;
+    let len = check_header(
+        path,
+        VERSION,
+        SECTIONS[GAUSSIANS].1,
+        bytes,
+        bytes.len() as u64,
+    )?;
+    let index = &bytes[HEADER..HEADER + len];
+    check_crc(path, bytes, index)?;
+    let index = tiles::parse_index(path, index, bytes.len() as u64, sh_degree)?;
+    let records = tiles::decode_all(path, &index, bytes)?;
+    let found = crc32fast::hash(bytes);
+    if found != entry.crc32 {
+        return Err(MapFileError::Checksum {
+            path: path.to_path_buf(),
+            expected: entry.crc32,
+            found,
+        });
+    }
+    Ok(records)
+}
+
+/// Loads folder `dir`; with `paged`, a version-3 map's Gaussians stay on disk (checked tile by
+/// tile, one in memory at a time) and the map holds their index.
+pub fn load(dir: &Path, paged: bool) -> Result<SessionMap, MapFileError> {
     let m = read_manifest(dir)?;
-    let files = read_files(dir, &m)?;
+    let version = m.version;
+    let tiled = version >= 3 && m.files.len() == SECTIONS.len();
+    // Tiled Gaussians are checked tile by tile before the whole file's CRC, so the error names
+    // a damaged tile; paged, they are not read whole at all.
+    let files = read_files(dir, &m, tiled.then_some(GAUSSIANS))?;
     let decode_err = |path: &Path| {
         let path = path.to_path_buf();
         move |reason: String| MapFileError::Corrupt { path, reason }
     };
     let section = |i: usize| -> Result<(&Path, &[u8]), MapFileError> {
         let (path, bytes) = &files[i];
-        Ok((path.as_path(), payload(path, SECTIONS[i].1, bytes)?))
+        Ok((
+            path.as_path(),
+            payload(path, version, SECTIONS[i].1, bytes)?,
+        ))
     };
     let (path, body) = section(0)?;
     let mut r = Reader::new(body);
@@ -308,12 +430,36 @@ pub fn load(dir: &Path) -> Result<SessionMap, MapFileError> {
     let mut r = Reader::new(body);
     let lidar_roots = read_lidar(&mut r).map_err(decode_err(path))?;
     r.finish().map_err(decode_err(path))?;
+    let mut paged_gaussians = None;
     let gaussian = match (rig.gaussian, files.len()) {
         (Some((root_size, levels, sh_degree)), 4) => {
-            let (path, body) = section(2)?;
-            let mut r = Reader::new(body);
-            let gs = read_gaussians(&mut r, sh_degree).map_err(decode_err(path))?;
-            r.finish().map_err(decode_err(path))?;
+            let path = files[GAUSSIANS].0.as_path();
+            let entry = &m.files[GAUSSIANS];
+            let gs = if !tiled {
+                let (path, body) = section(GAUSSIANS)?;
+                let mut r = Reader::new(body);
+                let gs = read_gaussians(&mut r, sh_degree).map_err(decode_err(path))?;
+                r.finish().map_err(decode_err(path))?;
+                gs
+            } else if paged {
+                let index = tiles::verify_file(
+                    path,
+                    version,
+                    SECTIONS[GAUSSIANS].1,
+                    sh_degree,
+                    entry.bytes,
+                    entry.crc32,
+                )?;
+                paged_gaussians = Some(PagedGaussians {
+                    path: path.to_path_buf(),
+                    index,
+                    crc32: entry.crc32,
+                });
+                Vec::new()
+            } else {
+                let bytes = std::fs::read(path).map_err(io(path))?;
+                tiled_records(path, entry, sh_degree, &bytes)?
+            };
             let (path, body) = section(3)?;
             let mut r = Reader::new(body);
             let state = read_keyframes(&mut r, gs).map_err(decode_err(path))?;
@@ -346,6 +492,7 @@ pub fn load(dir: &Path) -> Result<SessionMap, MapFileError> {
         lidar_cfg: rig.lidar,
         lidar_roots,
         gaussian,
+        paged: paged_gaussians,
     };
     if Manifest::counts(&map) != [m.lidar_roots, m.gaussians, m.keyframes, m.anchors] {
         return Err(MapFileError::Corrupt {

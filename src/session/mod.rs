@@ -6,14 +6,17 @@
 //! kind, length, CRC-32): `rig.bin` (camera, extrinsics, the map structure's settings, the
 //! recording it came from), `lidar_map.bin` (the voxel plane map: every root's octree with its
 //! running sums, points and planes), and with a Gaussian map `gaussians.bin` (every Gaussian in
-//! its octree cell) and `keyframes.bin` (keyframes and photometric anchors, which hold the
-//! map's brightness unit, i.e. the exposure reference, with targets at the optimisation
-//! resolution in 8 bits, and the fitted background). Saving the same map twice gives the same bytes.
+//! its octree cell, in position tiles of about 16 m, each with its own checksum, behind an
+//! index, so a frozen map can be paged: see `tiles` and `gaussian::paging`) and
+//! `keyframes.bin` (keyframes and photometric anchors, which hold the map's brightness unit,
+//! i.e. the exposure reference, with targets at the optimisation resolution in 8 bits, and the
+//! fitted background). Saving the same map twice gives the same bytes.
 
 mod codec;
 mod files;
 mod quant;
 mod sections;
+mod tiles;
 
 use nalgebra::Isometry3;
 
@@ -22,7 +25,8 @@ use crate::gaussian::{GaussianMapper, MapperState};
 use crate::lidar_map::{NodeRecord, VoxelMap, VoxelMapConfig};
 use crate::sensors::Camera;
 
-pub use files::{FORMAT, VERSION};
+pub use files::{FORMAT, OLDEST, VERSION};
+pub use tiles::{TileIndex, TILE_EDGE};
 
 /// Errors of saving and loading map folders. A load that fails returns no map at all.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +61,12 @@ pub enum MapFileError {
         path: std::path::PathBuf,
         expected: u32,
         found: u32,
+    },
+    #[error("{path}: tile {tile:?}: {reason}")]
+    Tile {
+        path: std::path::PathBuf,
+        tile: [i64; 3],
+        reason: String,
     },
     #[error("{path}: corrupted: {reason}")]
     Corrupt {
@@ -120,6 +130,65 @@ pub struct SessionMap {
     pub lidar_roots: Vec<([i32; 3], Vec<NodeRecord>)>,
     /// `None` for a LiDAR-only map.
     pub gaussian: Option<GaussianSection>,
+    /// Opened for paging ([`Self::open_paged`]): the Gaussians stay in this file, and
+    /// `gaussian`'s state holds none.
+    pub paged: Option<PagedGaussians>,
+}
+
+/// The Gaussians of a map opened for paging: the tiled file and its checked index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PagedGaussians {
+    pub path: std::path::PathBuf,
+    pub index: TileIndex,
+    /// The whole file's CRC-32 (from the manifest).
+    pub crc32: u32,
+}
+
+impl PagedGaussians {
+    /// The file's bytes, checked against its CRC.
+    fn read_checked(&self) -> Result<Vec<u8>, MapFileError> {
+        let bytes = std::fs::read(&self.path).map_err(|source| MapFileError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        let found = crc32fast::hash(&bytes);
+        if found != self.crc32 {
+            return Err(MapFileError::Checksum {
+                path: self.path.clone(),
+                expected: self.crc32,
+                found,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Every Gaussian, read tile by tile.
+    fn read_all(&self) -> Result<Vec<crate::gaussian::GaussianRecord>, MapFileError> {
+        let mut out = Vec::with_capacity(self.index.count() as usize);
+        let mut r = tiles::TileReader::open(&self.path, self.index.clone())?;
+        for t in &self.index.tiles {
+            out.extend(r.read_entry(t)?);
+        }
+        Ok(out)
+    }
+
+    /// A pager over this file for a window of `cfg`'s range.
+    pub fn pager(
+        &self,
+        cfg: &crate::gaussian::GaussianConfig,
+    ) -> Result<crate::gaussian::paging::Pager, MapFileError> {
+        let reader = tiles::TileReader::open(&self.path, self.index.clone())?;
+        let (load, drop) = crate::gaussian::paging::Pager::radii(
+            cfg.window_range,
+            cfg.root_size,
+            self.index.tile_roots,
+        );
+        Ok(crate::gaussian::paging::Pager::new(
+            Box::new(reader),
+            load,
+            drop,
+        ))
+    }
 }
 
 impl SessionMap {
@@ -152,19 +221,44 @@ impl SessionMap {
             lidar_cfg: lidar.config().clone(),
             lidar_roots: lidar.to_parts(),
             gaussian,
+            paged: None,
         }
     }
 
     /// Saves into folder `dir` (created; written beside it first and renamed, so a crash never
     /// leaves a half-written map under that name).
     pub fn save(&self, dir: &std::path::Path) -> Result<(), MapFileError> {
-        files::save(self, dir)
+        files::save(self, dir, VERSION, TILE_EDGE)
+    }
+
+    /// [`Self::save`] with Gaussian tiles of about `tile_edge` m.
+    pub fn save_tiled(&self, dir: &std::path::Path, tile_edge: f64) -> Result<(), MapFileError> {
+        files::save(self, dir, VERSION, tile_edge)
+    }
+
+    /// Saves in format `version` (2: what older builds wrote), for tests of reading it.
+    #[cfg(test)]
+    pub(crate) fn save_version(
+        &self,
+        dir: &std::path::Path,
+        version: u32,
+    ) -> Result<(), MapFileError> {
+        files::save(self, dir, version, TILE_EDGE)
     }
 
     /// Loads folder `dir`: every file's size and checksum is verified before anything is
-    /// decoded, and the decoded map must be consistent, or nothing is returned.
+    /// decoded, and the decoded map must be consistent, or nothing is returned. Reads format
+    /// versions [`OLDEST`] to [`VERSION`].
     pub fn load(dir: &std::path::Path) -> Result<Self, MapFileError> {
-        files::load(dir)
+        files::load(dir, false)
+    }
+
+    /// Opens folder `dir` with its Gaussians left on disk, for a frozen map paged around the
+    /// robot ([`Self::mapper`] attaches the pager). Everything is checked as by
+    /// [`Self::load`], the Gaussians tile by tile without holding them. A map of version 2
+    /// (untiled) loads whole.
+    pub fn open_paged(dir: &std::path::Path) -> Result<Self, MapFileError> {
+        files::load(dir, true)
     }
 
     /// Refuses a map of another rig (camera, extrinsics) or built with other structure
@@ -278,22 +372,26 @@ impl SessionMap {
         })
     }
 
-    /// The Gaussian mapper continuing this map (`None` for a LiDAR-only map).
+    /// The Gaussian mapper continuing this map (`None` for a LiDAR-only map); a map opened
+    /// for paging gives a mapper that pages it (which must stay frozen: localise mode).
     pub fn mapper(&self, cfg: &Config) -> Result<Option<GaussianMapper>, MapFileError> {
         let Some(g) = &self.gaussian else {
             return Ok(None);
         };
-        GaussianMapper::restore(
+        let mut m = GaussianMapper::restore(
             cfg.gaussian.clone(),
             cfg.camera.clone(),
             cfg.extrinsics.imu_T_camera.0,
             g.state.clone(),
         )
-        .map(Some)
         .map_err(|e| MapFileError::Restore {
             what: "Gaussian map",
             reason: e.to_string(),
-        })
+        })?;
+        if let Some(p) = &self.paged {
+            m.attach_pager(p.pager(&cfg.gaussian)?);
+        }
+        Ok(Some(m))
     }
 
     /// Live Gaussians stored.
@@ -301,6 +399,7 @@ impl SessionMap {
         self.gaussian
             .as_ref()
             .map_or(0, |g| g.state.gaussians.len())
+            + self.paged.as_ref().map_or(0, |p| p.index.count() as usize)
     }
 }
 

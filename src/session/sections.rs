@@ -209,55 +209,65 @@ pub fn read_lidar(r: &mut Reader) -> ReadResult<Vec<([i32; 3], Vec<NodeRecord>)>
 /// Floats per Gaussian before the SH coefficients.
 const HEAD: usize = 11;
 
-/// `gaussians.bin`: SH degree, then every Gaussian (depth, cell, colour flag, values up to the
-/// degree's coefficients).
+/// Bytes of one stored Gaussian record at SH `coeffs` coefficients (fixed size).
+pub fn record_bytes(coeffs: usize) -> usize {
+    1 + 24 + 1 + 4 * (HEAD + 3 * coeffs)
+}
+
+/// One Gaussian: depth, cell, colour flag, values up to the degree's coefficients.
+pub fn write_record(w: &mut Writer, coeffs: usize, r: &GaussianRecord) {
+    w.u8(r.depth);
+    r.cell.iter().for_each(|&c| w.i64(c));
+    w.bool(r.coloured);
+    let g = &r.gaussian;
+    w.f32s(&g.mean);
+    w.f32s(&g.log_scale);
+    w.f32s(&g.rotation);
+    w.f32(g.opacity_logit);
+    g.sh.iter().take(coeffs).for_each(|c| w.f32s(c));
+}
+
+pub fn read_record(r: &mut Reader, coeffs: usize) -> ReadResult<GaussianRecord> {
+    let depth = r.u8()?;
+    let cell = [r.i64()?, r.i64()?, r.i64()?];
+    let coloured = r.bool()?;
+    let mut g = Gaussian {
+        mean: r.f32s::<3>()?,
+        log_scale: r.f32s::<3>()?,
+        rotation: r.f32s::<4>()?,
+        opacity_logit: r.f32()?,
+        ..Default::default()
+    };
+    for c in g.sh.iter_mut().take(coeffs) {
+        *c = r.f32s::<3>()?;
+    }
+    Ok(GaussianRecord {
+        gaussian: g,
+        depth,
+        cell,
+        coloured,
+    })
+}
+
+/// Version 2's `gaussians.bin`: SH degree, then every Gaussian record (version 3 stores them
+/// in tiles, see `tiles`).
+#[cfg(test)]
 pub fn write_gaussians(w: &mut Writer, sh_degree: u32, gs: &[GaussianRecord]) {
     let coeffs = crate::gaussian::sh_coeff_count(sh_degree.min(3));
     w.u32(sh_degree);
     w.len(gs.len());
-    for r in gs {
-        w.u8(r.depth);
-        r.cell.iter().for_each(|&c| w.i64(c));
-        w.bool(r.coloured);
-        let g = &r.gaussian;
-        w.f32s(&g.mean);
-        w.f32s(&g.log_scale);
-        w.f32s(&g.rotation);
-        w.f32(g.opacity_logit);
-        g.sh.iter().take(coeffs).for_each(|c| w.f32s(c));
-    }
+    gs.iter().for_each(|r| write_record(w, coeffs, r));
 }
 
+/// Reads version 2's `gaussians.bin`.
 pub fn read_gaussians(r: &mut Reader, sh_degree: u32) -> ReadResult<Vec<GaussianRecord>> {
     let stored = r.u32()?;
     if stored != sh_degree {
         return Err(format!("SH degree {stored}, rig.bin says {sh_degree}"));
     }
     let coeffs = crate::gaussian::sh_coeff_count(sh_degree.min(3));
-    let n = r.len(1 + 24 + 1 + 4 * (HEAD + 3 * coeffs))?;
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let depth = r.u8()?;
-        let cell = [r.i64()?, r.i64()?, r.i64()?];
-        let coloured = r.bool()?;
-        let mut g = Gaussian {
-            mean: r.f32s::<3>()?,
-            log_scale: r.f32s::<3>()?,
-            rotation: r.f32s::<4>()?,
-            opacity_logit: r.f32()?,
-            ..Default::default()
-        };
-        for c in g.sh.iter_mut().take(coeffs) {
-            *c = r.f32s::<3>()?;
-        }
-        out.push(GaussianRecord {
-            gaussian: g,
-            depth,
-            cell,
-            coloured,
-        });
-    }
-    Ok(out)
+    let n = r.len(record_bytes(coeffs))?;
+    (0..n).map(|_| read_record(r, coeffs)).collect()
 }
 
 fn write_frames(w: &mut Writer, frames: &[Keyframe]) {

@@ -112,6 +112,11 @@ fn save_load_save_gives_identical_bytes() {
     // Everything loads as saved, keyframe targets as their 8-bit values.
     let mut expected = map.clone();
     let g = expected.gaussian.as_mut().unwrap();
+    // Version 3 groups the Gaussians by tile (keys ascending), each tile in the saved order.
+    let t = super::tiles::tile_roots_for(g.root_size, TILE_EDGE);
+    g.state
+        .gaussians
+        .sort_by_key(|r| r.root_key().map(|v| v.div_euclid(t)));
     assert!(!g.state.keyframes.is_empty());
     for k in g
         .state
@@ -174,11 +179,19 @@ fn corrupted_or_truncated_files_are_refused() {
             std::fs::write(bad.join(name), &b).unwrap();
             let r = SessionMap::load(&bad);
             assert!(r.is_err(), "{name}: flip at {pos} loaded");
+            assert!(
+                SessionMap::open_paged(&bad).is_err(),
+                "{name}: flip at {pos} opened"
+            );
             // Truncation at the same point.
             std::fs::write(bad.join(name), &bytes[..pos]).unwrap();
             assert!(
                 SessionMap::load(&bad).is_err(),
                 "{name}: cut at {pos} loaded"
+            );
+            assert!(
+                SessionMap::open_paged(&bad).is_err(),
+                "{name}: cut at {pos} opened"
             );
             tried += 1;
         }
@@ -214,7 +227,16 @@ fn errors_name_the_problem() {
     flipped[bytes.len() / 2] ^= 4;
     std::fs::write(&g, &flipped).unwrap();
     let e = SessionMap::load(&m).unwrap_err();
+    assert!(matches!(e, MapFileError::Tile { .. }), "{e}");
+    assert!(e.to_string().contains("checksum mismatch"), "{e}");
+    let k = m.join("keyframes.bin");
+    let kb = std::fs::read(&k).unwrap();
+    let mut flipped = kb.clone();
+    flipped[kb.len() / 2] ^= 4;
+    std::fs::write(&k, &flipped).unwrap();
+    let e = SessionMap::load(&m).unwrap_err();
     assert!(matches!(e, MapFileError::Checksum { .. }), "{e}");
+    std::fs::write(&k, &kb).unwrap();
     std::fs::write(&g, &bytes).unwrap();
     let manifest = m.join("manifest.json");
     let text = std::fs::read_to_string(&manifest).unwrap();
@@ -258,4 +280,221 @@ fn errors_name_the_problem() {
         map.mapper(&other),
         Err(MapFileError::Restore { .. })
     ));
+}
+
+/// A map written as version 2 (Gaussians in one block, what the previous build wrote) loads
+/// to the same map, and saved again becomes version 3 that loads to the same map too.
+#[test]
+fn version_2_maps_still_load() {
+    let cfg = config();
+    let map = sample(&cfg);
+    let dir = tempfile::tempdir().unwrap();
+    let (v2, v3) = (dir.path().join("v2"), dir.path().join("v3"));
+    map.save_version(&v2, 2).unwrap();
+    let text = std::fs::read_to_string(v2.join("manifest.json")).unwrap();
+    assert!(text.contains("\"version\": 2"), "{text}");
+    let a = SessionMap::load(&v2).unwrap();
+    map.save(&v3).unwrap();
+    let b = SessionMap::load(&v3).unwrap();
+    // Same Gaussians (v3 groups them by tile), keyframes, LiDAR map.
+    let sorted = |m: &SessionMap| {
+        let mut v: Vec<String> = m
+            .gaussian
+            .as_ref()
+            .unwrap()
+            .state
+            .gaussians
+            .iter()
+            .map(|r| format!("{r:?}"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(&a), sorted(&b));
+    assert_eq!(a.lidar_roots, b.lidar_roots);
+    let (ga, gb) = (a.gaussian.as_ref().unwrap(), b.gaussian.as_ref().unwrap());
+    assert!(ga.state.keyframes == gb.state.keyframes && ga.state.anchors == gb.state.anchors);
+    // Version 2 opened for paging loads whole.
+    let p = SessionMap::open_paged(&v2).unwrap();
+    assert!(p.paged.is_none() && p == a);
+    // Saved again from version 2: version 3, the same bytes as saving the original.
+    let v2v3 = dir.path().join("v2v3");
+    a.save(&v2v3).unwrap();
+    assert!(files(&v2v3) == files(&v3));
+}
+
+/// A floor of 40 x 6 m with Gaussians every 0.1 m, as a map of `cfg`'s rig (root 0.4 m).
+fn long_floor(cfg: &Config) -> SessionMap {
+    let mut mapper = GaussianMapper::new(
+        cfg.gaussian.clone(),
+        cfg.camera.clone(),
+        cfg.extrinsics.imu_T_camera.0,
+    )
+    .unwrap();
+    let mut map = crate::gaussian::GaussianMap::new(cfg.gaussian.clone()).unwrap();
+    for i in 0..400 {
+        for j in 0..60 {
+            let g = crate::gaussian::Gaussian {
+                mean: [i as f32 * 0.1 + 0.05, j as f32 * 0.1 - 2.95, 0.0],
+                log_scale: [-3.5, -3.5, -6.0],
+                opacity_logit: 2.0,
+                ..Default::default()
+            };
+            map.insert_unchecked(g, true).unwrap();
+        }
+    }
+    let mut state = mapper.state();
+    state.gaussians = map.to_records();
+    let mut mapper = GaussianMapper::restore(
+        cfg.gaussian.clone(),
+        cfg.camera.clone(),
+        cfg.extrinsics.imu_T_camera.0,
+        state,
+    )
+    .unwrap();
+    let voxels = VoxelMap::new(cfg.lidar_map.clone());
+    SessionMap::capture(cfg, "floor", &voxels, Some(&mut mapper))
+}
+
+/// Body pose at (x, 0, 1.5) whose camera looks down at the floor.
+fn above(x: f64) -> Isometry3<f64> {
+    // Camera optical z along world -z: rotate 180 deg about x; the body is the camera here.
+    Isometry3::from_parts(
+        nalgebra::Translation3::new(x, 0.0, 1.5),
+        nalgebra::UnitQuaternion::from_axis_angle(&Vector3::x_axis(), std::f64::consts::PI),
+    )
+}
+
+/// A map opened for paging keeps only the tiles near the camera resident, and the window it
+/// builds holds exactly the Gaussians (bit for bit) that the whole map's window holds; moving
+/// 20 m along, the first tiles drop and the resident map stays the window's size, not the
+/// map's.
+#[test]
+fn a_paged_map_windows_the_same_gaussians_with_only_near_tiles_resident() {
+    let mut cfg = config();
+    cfg.extrinsics.imu_T_camera.0 = Isometry3::identity();
+    cfg.gaussian.window_range = 3.0;
+    let map = long_floor(&cfg);
+    assert_eq!(map.gaussian_count(), 24_000);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("m");
+    // Tiles of 2 m (5 root voxels of 0.4 m).
+    map.save_tiled(&d, 2.0).unwrap();
+    let whole = SessionMap::load(&d).unwrap();
+    let paged = SessionMap::open_paged(&d).unwrap();
+    let index = &paged.paged.as_ref().unwrap().index;
+    assert_eq!(index.tile_roots, 5);
+    assert_eq!(paged.gaussian_count(), 24_000);
+    assert!(paged.gaussian.as_ref().unwrap().state.gaussians.is_empty());
+    let tiles = index.tiles.len();
+    let mut a = whole.mapper(&cfg).unwrap().unwrap();
+    let mut b = paged.mapper(&cfg).unwrap().unwrap();
+    assert_eq!(b.map().len(), 0);
+    let window = |m: &GaussianMapper| {
+        let mut v: Vec<String> = m
+            .window()
+            .gaussians()
+            .iter()
+            .map(|g| format!("{g:?}"))
+            .collect();
+        v.sort();
+        v
+    };
+    let mut most = 0;
+    for x in [3.0, 4.0, 6.5, 12.0, 23.0, 33.0] {
+        let sa = a.update_window(&above(x), None);
+        let sb = b.update_window(&above(x), None);
+        assert!(sa.len > 100, "{sa:?}");
+        assert_eq!((sa.len, sa.refused), (sb.len, sb.refused), "at x = {x}");
+        assert!(window(&a) == window(&b), "windows differ at x = {x}");
+        b.map().check_invariants().unwrap();
+        b.window().check_invariants(b.map()).unwrap();
+        let st = b.page_stats().unwrap();
+        // Load radius 3.9 m, drop radius 5.9 m, tiles of 2 m: at most 7 tiles along x, and
+        // the floor is 4 tiles across.
+        assert!(st.resident <= 7 * 4, "{st:?} of {tiles}");
+        most = most.max(b.map().len());
+    }
+    let st = b.page_stats().unwrap().clone();
+    assert!(
+        st.tiles_dropped > 0 && st.resident < tiles / 2,
+        "{st:?} of {tiles}"
+    );
+    assert!(most < 24_000 / 2, "{most} resident at most");
+    // A save of the paged map reads every tile again: the same files as the whole map's.
+    let (sa, sb) = (dir.path().join("sa"), dir.path().join("sb"));
+    let voxels = VoxelMap::new(cfg.lidar_map.clone());
+    SessionMap::capture(&cfg, "floor", &voxels, Some(&mut a))
+        .save_tiled(&sa, 2.0)
+        .unwrap();
+    SessionMap::capture(&cfg, "floor", &voxels, Some(&mut b))
+        .save_tiled(&sb, 2.0)
+        .unwrap();
+    let ga = SessionMap::load(&sa).unwrap();
+    let gb = SessionMap::load(&sb).unwrap();
+    let sorted = |m: &SessionMap| {
+        let mut v: Vec<String> = m
+            .gaussian
+            .as_ref()
+            .unwrap()
+            .state
+            .gaussians
+            .iter()
+            .map(|r| format!("{r:?}"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(sorted(&ga) == sorted(&gb));
+    // And the paged map saved as such copies its file.
+    paged.save_tiled(&dir.path().join("copy"), 2.0).unwrap();
+    assert!(files(&dir.path().join("copy")) == files(&d));
+}
+
+/// A damaged tile is named, whether the map loads whole or opens for paging; a tile damaged
+/// after opening fails when it is paged in, with the tile named.
+#[test]
+fn a_damaged_tile_is_named() {
+    let mut cfg = config();
+    cfg.gaussian.window_range = 3.0;
+    cfg.extrinsics.imu_T_camera.0 = Isometry3::identity();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("m");
+    long_floor(&cfg).save_tiled(&d, 2.0).unwrap();
+    let index = SessionMap::open_paged(&d).unwrap().paged.unwrap().index;
+    let t = &index.tiles[index.tiles.len() / 2];
+    let g = d.join("gaussians.bin");
+    let good = std::fs::read(&g).unwrap();
+    let mut bad = good.clone();
+    bad[(t.offset + t.bytes / 2) as usize] ^= 0x10;
+    std::fs::write(&g, &bad).unwrap();
+    for r in [SessionMap::load(&d), SessionMap::open_paged(&d)] {
+        match r {
+            Err(MapFileError::Tile {
+                tile, ref reason, ..
+            }) => {
+                assert_eq!(tile, t.key);
+                assert!(reason.contains("checksum"), "{reason}");
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+    }
+    // Cut inside the last tile: truncated.
+    std::fs::write(&g, &good[..good.len() - 7]).unwrap();
+    assert!(matches!(
+        SessionMap::open_paged(&d),
+        Err(MapFileError::Truncated { .. })
+    ));
+    // Damaged after opening: paging that tile in fails, naming it, and the mapper says so.
+    std::fs::write(&g, &good).unwrap();
+    let paged = SessionMap::open_paged(&d).unwrap();
+    let mut m = paged.mapper(&cfg).unwrap().unwrap();
+    std::fs::write(&g, &bad).unwrap();
+    let centre = (t.key[0] as f64 + 0.5) * 2.0;
+    m.update_window(&above(centre), None);
+    let e = m.page_error().expect("the damaged tile was paged in");
+    assert!(
+        e.contains(&format!("{:?}", t.key)) && e.contains("checksum"),
+        "{e}"
+    );
 }

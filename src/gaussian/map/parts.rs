@@ -1,7 +1,7 @@
 //! The map as plain data for map files: each live Gaussian with the octree cell it is filed in
 //! (which can differ from its mean's cell: means move while optimised) and its colour flag.
 
-use super::{GaussianMap, NO_SLOT};
+use super::{GaussianMap, RootKey, NO_SLOT};
 use crate::gaussian::params::Gaussian;
 use crate::gaussian::GaussianError;
 
@@ -64,37 +64,83 @@ impl GaussianMap {
         records: &[GaussianRecord],
     ) -> Result<Self, GaussianError> {
         let mut map = GaussianMap::new(cfg)?;
-        let finest = map.cfg.levels - 1;
         for (i, r) in records.iter().enumerate() {
-            let bad = |what: &str| GaussianError::Input(format!("gaussian {i}: {what}"));
-            let depth = u32::from(r.depth);
-            if depth > finest {
-                return Err(bad(&format!(
-                    "depth {depth} below the finest level {finest}"
-                )));
-            }
-            let g = &r.gaussian;
-            let finite = g
-                .mean
-                .iter()
-                .chain(&g.log_scale)
-                .chain(&g.rotation)
-                .chain(std::iter::once(&g.opacity_logit))
-                .chain(g.sh.iter().flatten())
-                .all(|v| v.is_finite());
-            if !finite {
-                return Err(bad("non-finite value"));
-            }
-            let sh = finest - depth;
-            let limit = 1i64 << (62 - sh.min(62));
-            if r.cell.iter().any(|c| c.abs() >= limit / 2) {
-                return Err(bad(&format!("cell {:?} out of range", r.cell)));
-            }
-            let leaf = [r.cell[0] << sh, r.cell[1] << sh, r.cell[2] << sh];
-            let id = map.insert_at(leaf, depth, *g, r.coloured);
-            debug_assert_eq!(map.meta[id as usize].slot, NO_SLOT);
+            map.insert_record(r)
+                .map_err(|e| GaussianError::Input(format!("gaussian {i}: {e}")))?;
         }
         Ok(map)
+    }
+
+    /// Files `r` in its cell (a record read from a map file); an error, and nothing inserted,
+    /// when its depth is outside the tree, its cell overflows, or a value is not finite.
+    pub fn insert_record(&mut self, r: &GaussianRecord) -> Result<u32, String> {
+        let finest = self.cfg.levels - 1;
+        let bad = |what: String| what;
+        let depth = u32::from(r.depth);
+        if depth > finest {
+            return Err(bad(format!(
+                "depth {depth} below the finest level {finest}"
+            )));
+        }
+        let g = &r.gaussian;
+        let finite = g
+            .mean
+            .iter()
+            .chain(&g.log_scale)
+            .chain(&g.rotation)
+            .chain(std::iter::once(&g.opacity_logit))
+            .chain(g.sh.iter().flatten())
+            .all(|v| v.is_finite());
+        if !finite {
+            return Err(bad("non-finite value".into()));
+        }
+        let sh = finest - depth;
+        let limit = 1i64 << (62 - sh.min(62));
+        if r.cell.iter().any(|c| c.abs() >= limit / 2) {
+            return Err(bad(format!("cell {:?} out of range", r.cell)));
+        }
+        let leaf = [r.cell[0] << sh, r.cell[1] << sh, r.cell[2] << sh];
+        let id = self.insert_at(leaf, depth, *g, r.coloured);
+        debug_assert_eq!(self.meta[id as usize].slot, NO_SLOT);
+        Ok(id)
+    }
+
+    /// Deletes root voxel `key` with its Gaussians (paging out); none may be windowed.
+    /// Returns how many Gaussians went.
+    pub fn remove_root(&mut self, key: &RootKey) -> usize {
+        let ids: Vec<u32> = match self.roots.get(key) {
+            Some(r) => r.ids().collect(),
+            None => return 0,
+        };
+        for &id in &ids {
+            debug_assert_eq!(self.meta[id as usize].slot, NO_SLOT);
+            self.meta[id as usize].alive = false;
+            self.free.push(id);
+        }
+        self.live -= ids.len();
+        self.roots.remove(key);
+        let block = key.map(|v| v >> super::BLOCK_SHIFT);
+        if let Some(keys) = self.blocks.get_mut(&block) {
+            keys.retain(|k| k != key);
+            if keys.is_empty() {
+                self.blocks.remove(&block);
+            }
+        }
+        ids.len()
+    }
+
+    /// Whether any Gaussian of root voxel `key` sits in the window.
+    pub fn root_windowed(&self, key: &RootKey) -> bool {
+        self.roots
+            .get(key)
+            .is_some_and(|r| r.ids().any(|id| self.meta[id as usize].slot != NO_SLOT))
+    }
+}
+
+impl GaussianRecord {
+    /// The root voxel of its cell.
+    pub fn root_key(&self) -> RootKey {
+        self.cell.map(|c| c >> self.depth.min(62))
     }
 }
 

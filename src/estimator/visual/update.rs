@@ -260,8 +260,8 @@ impl PhotometricUpdate {
         let candidates = self.candidates(&grey, gaussians, &prior, &ext, filter.covariance());
         let mask = TileMask::of_pixels(&self.camera, &candidates);
         let frame = pose_jacobian_masked(gaussians, &self.camera, &t_cw, &mask, None);
-        let (rows, points) = if direct {
-            let points = direct::back_project(
+        let (rows, points, covered) = if direct {
+            let (points, covered) = direct::back_project(
                 &frame,
                 &self.camera,
                 &t_cw,
@@ -270,10 +270,11 @@ impl PhotometricUpdate {
                 self.background,
             );
             let rows = direct::rows(&points, &prior, &ext, &grey, &self.camera);
-            (rows, Some(points))
+            (rows, Some(points), covered)
         } else {
             let rows = self.rows(&frame, &prior, &ext, &grey, &candidates);
-            (rows, None)
+            let n = rows.len();
+            (rows, None, n)
         };
         let pixels: Vec<(u32, u32)> = rows.iter().map(|r| r.px).collect();
         let mask = TileMask::of_pixels(&self.camera, &pixels);
@@ -282,7 +283,7 @@ impl PhotometricUpdate {
         } else {
             mask.gaussians_near(gaussians, &self.camera, &t_cw, ROI_MARGIN_PX)
         };
-        out.coverage = pixels.len() as f64 / candidates.len().max(1) as f64;
+        out.coverage = covered as f64 / candidates.len().max(1) as f64;
         out.pixels = pixels.len();
         let saved = (prior, *filter.covariance());
         let dt = self

@@ -16,7 +16,7 @@ use crate::render::{Camera, PoseJacobian};
 
 /// Largest blend-weighted depth spread, relative to the depth, of a pixel that is
 /// back-projected: a pixel that mixes a near and a far surface has no single point to move.
-const MAX_RELATIVE_SPREAD: f64 = 0.1;
+const MAX_RELATIVE_SPREAD: f64 = 0.2;
 
 /// A selected pixel back-projected through the prior's render.
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +30,8 @@ pub(super) struct Point {
 }
 
 /// The points of the `pixels` that `f` (the render at world-to-camera pose `t_cw`) covers with
-/// alpha at least `min_alpha` and one surface; `background`: the map's background grey.
+/// alpha at least `min_alpha` and one surface, and how many it covers (surface or not: the
+/// map's coverage, which the coverage gate reads); `background`: the map's background grey.
 pub(super) fn back_project(
     f: &impl PoseJacobian,
     cam: &Camera,
@@ -38,13 +39,17 @@ pub(super) fn back_project(
     pixels: &[(u32, u32)],
     min_alpha: f64,
     background: f64,
-) -> Vec<Point> {
+) -> (Vec<Point>, usize) {
     let w_t_c = t_cw.inverse();
     let mut out = Vec::with_capacity(pixels.len());
+    let mut covered = 0;
     for &(px, py) in pixels {
         let Some(s) = f.surface(px, py) else { continue };
-        if s.alpha < min_alpha
-            || !(s.depth > cam.near && s.depth.is_finite())
+        if s.alpha < min_alpha {
+            continue;
+        }
+        covered += 1;
+        if !(s.depth > cam.near && s.depth.is_finite())
             || s.depth_spread > MAX_RELATIVE_SPREAD * s.depth
         {
             continue;
@@ -62,7 +67,7 @@ pub(super) fn back_project(
             reference: grey + (1.0 - s.alpha) * background,
         });
     }
-    out
+    (out, covered)
 }
 
 /// Bilinear value and central-difference gradient (one pixel either side, also bilinear) of

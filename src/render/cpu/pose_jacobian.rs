@@ -541,8 +541,8 @@ impl<'g> PoseJacobianFrame<'g> {
                 break;
             }
             let proj = &self.binned[j as usize].proj;
-            for ch in 0..3 {
-                c[ch] += proj.colour[ch] * a * t;
+            for (cv, col) in c.iter_mut().zip(proj.colour) {
+                *cv += col * a * t;
             }
             d1 += proj.depth * a * t;
             d2 += proj.depth * proj.depth * a * t;

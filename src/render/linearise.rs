@@ -4,7 +4,7 @@
 use nalgebra::Isometry3;
 
 use super::cpu::pose_jacobian::PoseJacobianFrame;
-pub use super::cpu::pose_jacobian::{PixelJacobian, Tangent, TileMask};
+pub use super::cpu::pose_jacobian::{PixelJacobian, Surface, Tangent, TileMask};
 use super::{Camera, GaussianSet};
 
 /// Rows of a render's Jacobian with respect to the camera pose (the
@@ -18,6 +18,9 @@ pub trait PoseJacobian {
     fn value(&self, px: u32, py: u32) -> Option<([f64; 3], f64)> {
         self.pixel(px, py).map(|p| (p.colour, p.alpha))
     }
+
+    /// Colour, alpha and the blend's depth at pixel `(px, py)` (`None` outside the image).
+    fn surface(&self, px: u32, py: u32) -> Option<Surface>;
 }
 
 impl PoseJacobian for PoseJacobianFrame<'_> {
@@ -27,6 +30,10 @@ impl PoseJacobian for PoseJacobianFrame<'_> {
 
     fn value(&self, px: u32, py: u32) -> Option<([f64; 3], f64)> {
         PoseJacobianFrame::value(self, px, py)
+    }
+
+    fn surface(&self, px: u32, py: u32) -> Option<Surface> {
+        PoseJacobianFrame::surface(self, px, py)
     }
 }
 

@@ -37,7 +37,7 @@ use nalgebra::Isometry3;
 use serde::{Deserialize, Serialize};
 
 pub use linearise::{
-    pose_jacobian, pose_jacobian_masked, PixelJacobian, PoseJacobian, Tangent, TileMask,
+    pose_jacobian, pose_jacobian_masked, PixelJacobian, PoseJacobian, Surface, Tangent, TileMask,
 };
 pub use scene::{random_gaussians, test_camera, test_pose};
 pub use types::*;

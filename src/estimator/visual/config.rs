@@ -36,6 +36,11 @@ pub struct VisualConfig {
     /// (`render.*`) instead of CPU forward mode; the Gauss-Newton matrix stays the CPU one of
     /// the prior. Worth it on a GPU; on lavapipe it competes with the mapper for the CPU.
     pub use_renderer: bool,
+    /// The direct form (without `use_renderer`): render the map once, at the prior, without
+    /// pose derivatives, back-project the selected pixels with the render's depth, and iterate
+    /// on those points projected into the camera image, with the image's gradient. `false`:
+    /// every iteration renders the selected pixels' tiles with forward-mode pose derivatives.
+    pub direct: bool,
     /// Optimisation resolution: the image is box-downsampled by `2^pyramid_level`. The pipeline
     /// raises it to the mapper's optimisation resolution (`gaussian.downsample`) when that is
     /// coarser: the map is trained there and has no reliable detail below it.
@@ -112,6 +117,7 @@ impl Default for VisualConfig {
             pose_update: PoseUpdate::LidarDegenerate,
             iterations: 3,
             use_renderer: false,
+            direct: true,
             pyramid_level: 1,
             gradient_threshold: 0.02,
             grid_size: 6,

@@ -4,6 +4,7 @@
 
 use nalgebra::{Isometry3, Matrix6};
 
+mod direct;
 mod residuals;
 mod tau_only;
 
@@ -193,7 +194,8 @@ impl PhotometricUpdate {
         out: &mut VisualUpdateOutcome,
     ) -> Result<(), SkipReason> {
         let grey = self.gate(filter, image, gaussians)?;
-        let at = self.linearise(filter, image, imu, gaussians, grey, out);
+        let direct = self.cfg.direct && renderer.is_none();
+        let at = self.linearise(filter, image, imu, gaussians, grey, direct, out);
         let before = self.gate_prior(filter, &at, &mut renderer, out)?;
         self.iterate(filter, &at, &before, gaussians, &mut renderer, out)?;
         self.verify(filter, &at, &before, gaussians, &mut renderer, out)
@@ -237,7 +239,9 @@ impl PhotometricUpdate {
     /// The camera at the image time relative to the body at the filter time, the covered
     /// candidate pixels' rows at the prior (this pixel set stays fixed over the iterations), and
     /// the covariance with the exposure random walk since tau's last update (used only if tau
-    /// is updated).
+    /// is updated). `direct`: the pixels are back-projected through the prior's render (no
+    /// pose derivatives) and the iterations move those points ([`direct`]).
+    #[allow(clippy::too_many_arguments)] // the update's one linearisation step
     fn linearise(
         &self,
         filter: &Ieskf,
@@ -245,6 +249,7 @@ impl PhotometricUpdate {
         imu: &[ImuSample],
         gaussians: &GaussianSet<f64>,
         grey: Grey,
+        direct: bool,
         out: &mut VisualUpdateOutcome,
     ) -> AtPrior {
         let cfg = &self.cfg;
@@ -255,11 +260,30 @@ impl PhotometricUpdate {
         let candidates = self.candidates(&grey, gaussians, &prior, &ext, filter.covariance());
         let mask = TileMask::of_pixels(&self.camera, &candidates);
         let frame = pose_jacobian_masked(gaussians, &self.camera, &t_cw, &mask, None);
-        let rows = self.rows(&frame, &prior, &ext, &grey, &candidates);
+        let (rows, points, covered) = if direct {
+            let (points, covered) = direct::back_project(
+                &frame,
+                &self.camera,
+                &t_cw,
+                &candidates,
+                cfg.min_alpha,
+                self.background,
+            );
+            let rows = direct::rows(&points, &prior, &ext, &grey, &self.camera);
+            (rows, Some(points), covered)
+        } else {
+            let rows = self.rows(&frame, &prior, &ext, &grey, &candidates);
+            let n = rows.len();
+            (rows, None, n)
+        };
         let pixels: Vec<(u32, u32)> = rows.iter().map(|r| r.px).collect();
         let mask = TileMask::of_pixels(&self.camera, &pixels);
-        let near = mask.gaussians_near(gaussians, &self.camera, &t_cw, ROI_MARGIN_PX);
-        out.coverage = pixels.len() as f64 / candidates.len().max(1) as f64;
+        let near = if direct {
+            Vec::new()
+        } else {
+            mask.gaussians_near(gaussians, &self.camera, &t_cw, ROI_MARGIN_PX)
+        };
+        out.coverage = covered as f64 / candidates.len().max(1) as f64;
         out.pixels = pixels.len();
         let saved = (prior, *filter.covariance());
         let dt = self
@@ -272,6 +296,7 @@ impl PhotometricUpdate {
             prior,
             ext,
             rows,
+            points,
             pixels,
             mask,
             near,
@@ -391,6 +416,7 @@ impl PhotometricUpdate {
                     filter.set_state(at.saved.0, at.saved.1);
                     render_failed(e)
                 })?,
+            None if at.points.is_some() => self.evaluate_cpu(gaussians, &post, at),
             None => {
                 let t_cw = camera_t_world(&post, &at.ext);
                 let f =
@@ -415,8 +441,11 @@ impl PhotometricUpdate {
         Ok(())
     }
 
-    /// The CPU rows' evaluation of the fixed pixel set at `x`.
+    /// The CPU rows' evaluation of the fixed pixel set at `x` (its points, in the direct form).
     fn evaluate_cpu(&self, gaussians: &GaussianSet<f64>, x: &State, at: &AtPrior) -> Evaluation {
+        if let Some(points) = &at.points {
+            return self.evaluate(&direct::rows(points, x, &at.ext, &at.grey, &self.camera), x);
+        }
         let t_cw = camera_t_world(x, &at.ext);
         let f = pose_jacobian_masked(gaussians, &self.camera, &t_cw, &at.mask, Some(&at.near));
         self.evaluate(&self.rows(&f, x, &at.ext, &at.grey, &at.pixels), x)
@@ -514,6 +543,8 @@ struct AtPrior {
     /// Camera at the image time relative to the body at the filter time.
     ext: Isometry3<f64>,
     rows: Vec<Row>,
+    /// The direct form's back-projected pixels (`None`: the iterations render).
+    points: Option<Vec<direct::Point>>,
     pixels: Vec<(u32, u32)>,
     /// The tiles of `pixels`: the only ones the later renders need.
     mask: TileMask,

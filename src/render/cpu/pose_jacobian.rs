@@ -156,6 +156,18 @@ pub struct PixelJacobian {
     pub d_alpha: Tangent,
 }
 
+/// Colour, alpha and depth of a pixel's blend (no derivatives).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Surface {
+    pub colour: [f64; 3],
+    /// Accumulated opacity `1 - T_final`.
+    pub alpha: f64,
+    /// Blend-weighted mean camera depth (`sum d a T / alpha`; 0 where alpha is 0).
+    pub depth: f64,
+    /// Blend-weighted standard deviation of the depths: large where the pixel mixes surfaces.
+    pub depth_spread: f64,
+}
+
 /// A power (exponent of the Gaussian falloff) below which even opacity 1 gives an alpha under
 /// [`ALPHA_MIN`]: `exp(-5.55) = 0.00389 < 1/255 = 0.00392`, a margin far above exp's rounding.
 const POWER_SKIP: f64 = -5.55;
@@ -496,6 +508,12 @@ impl<'g> PoseJacobianFrame<'g> {
     /// image): the same blend as [`Self::pixel`], so the same bits, for the update's cost
     /// check at the posterior, which needs no Jacobian and computes no tangents.
     pub fn value(&self, px: u32, py: u32) -> Option<([f64; 3], f64)> {
+        self.surface(px, py).map(|s| (s.colour, s.alpha))
+    }
+
+    /// [`Self::value`] with the blend's depth moments: what the direct photometric update
+    /// back-projects a pixel with (its depth, and how far the blended depths spread).
+    pub fn surface(&self, px: u32, py: u32) -> Option<Surface> {
         if px >= self.cam.width || py >= self.cam.height {
             return None;
         }
@@ -504,6 +522,7 @@ impl<'g> PoseJacobianFrame<'g> {
         let (fx, fy) = (px as f64, py as f64);
         let mut t = 1.0;
         let mut c = [0.0; 3];
+        let (mut d1, mut d2) = (0.0, 0.0);
         for &j in list {
             let p = &self.splats[j as usize];
             let ddx = p.mean2d[0] - fx;
@@ -521,13 +540,27 @@ impl<'g> PoseJacobianFrame<'g> {
             if next_t < T_MIN {
                 break;
             }
-            let colour = &self.binned[j as usize].proj.colour;
-            for ch in 0..3 {
-                c[ch] += colour[ch] * a * t;
+            let proj = &self.binned[j as usize].proj;
+            for (cv, col) in c.iter_mut().zip(proj.colour) {
+                *cv += col * a * t;
             }
+            d1 += proj.depth * a * t;
+            d2 += proj.depth * proj.depth * a * t;
             t = next_t;
         }
-        Some((c, 1.0 - t))
+        let alpha = 1.0 - t;
+        let depth = if alpha > 0.0 { d1 / alpha } else { 0.0 };
+        let spread = if alpha > 0.0 {
+            (d2 / alpha - depth * depth).max(0.0).sqrt()
+        } else {
+            0.0
+        };
+        Some(Surface {
+            colour: c,
+            alpha,
+            depth,
+            depth_spread: spread,
+        })
     }
 
     #[inline(always)]
@@ -645,6 +678,30 @@ mod tests {
         }
         assert!(covered > 100, "only {covered} covered pixels");
         assert!(frame.value(cam.width, 0).is_none());
+    }
+
+    /// The surface's depth is the reference forward's blended depth over its alpha, and its
+    /// spread is zero only where one depth is blended.
+    #[test]
+    fn surface_depth_is_the_reference_blend() {
+        let g = random_gaussians(400, 1, 0.3, 5).map(|x| x as f64);
+        let cam = test_camera(80, 56);
+        let frame = PoseJacobianFrame::new(&g, &cam, &test_pose());
+        let reference = render_f64(&g, &cam, &test_pose());
+        let mut spread = 0;
+        for py in 0..cam.height {
+            for px in 0..cam.width {
+                let s = frame.surface(px, py).unwrap();
+                let i = (py * cam.width + px) as usize;
+                assert!((s.alpha - reference.alpha[i]).abs() < 1e-12);
+                if s.alpha > 0.5 {
+                    let d = reference.depth[i] / reference.alpha[i];
+                    assert!((s.depth - d).abs() < 1e-9 * d, "pixel {px},{py}");
+                    spread += usize::from(s.depth_spread > 1e-3);
+                }
+            }
+        }
+        assert!(spread > 50, "only {spread} pixels blend several depths");
     }
 
     /// A masked frame gives the full frame's bits on the mask's tiles and `None` elsewhere,

@@ -67,7 +67,8 @@ pub(crate) fn split_candidates(
         }
         let u = cam.fx * pc.x / pc.z + cam.cx;
         let v = cam.fy * pc.y / pc.z + cam.cy;
-        if !(u >= -0.5 && v >= -0.5 && u < w - 0.5 && v < h - 0.5) || !wanted(&m) {
+        let in_image = u >= -0.5 && v >= -0.5 && u < w - 0.5 && v < h - 0.5;
+        if !in_image || !wanted(&m) {
             continue;
         }
         found.push((footprint, i));

@@ -297,20 +297,7 @@ fn version_2_maps_still_load() {
     map.save(&v3).unwrap();
     let b = SessionMap::load(&v3).unwrap();
     // Same Gaussians (v3 groups them by tile), keyframes, LiDAR map.
-    let sorted = |m: &SessionMap| {
-        let mut v: Vec<String> = m
-            .gaussian
-            .as_ref()
-            .unwrap()
-            .state
-            .gaussians
-            .iter()
-            .map(|r| format!("{r:?}"))
-            .collect();
-        v.sort();
-        v
-    };
-    assert_eq!(sorted(&a), sorted(&b));
+    assert_eq!(sorted_gaussians(&a), sorted_gaussians(&b));
     assert_eq!(a.lidar_roots, b.lidar_roots);
     let (ga, gb) = (a.gaussian.as_ref().unwrap(), b.gaussian.as_ref().unwrap());
     assert!(ga.state.keyframes == gb.state.keyframes && ga.state.anchors == gb.state.anchors);
@@ -432,20 +419,7 @@ fn a_paged_map_windows_the_same_gaussians_with_only_near_tiles_resident() {
         .unwrap();
     let ga = SessionMap::load(&sa).unwrap();
     let gb = SessionMap::load(&sb).unwrap();
-    let sorted = |m: &SessionMap| {
-        let mut v: Vec<String> = m
-            .gaussian
-            .as_ref()
-            .unwrap()
-            .state
-            .gaussians
-            .iter()
-            .map(|r| format!("{r:?}"))
-            .collect();
-        v.sort();
-        v
-    };
-    assert!(sorted(&ga) == sorted(&gb));
+    assert!(sorted_gaussians(&ga) == sorted_gaussians(&gb));
     // And the paged map saved as such copies its file.
     paged.save_tiled(&dir.path().join("copy"), 2.0).unwrap();
     assert!(files(&dir.path().join("copy")) == files(&d));
@@ -497,4 +471,19 @@ fn a_damaged_tile_is_named() {
         e.contains(&format!("{:?}", t.key)) && e.contains("checksum"),
         "{e}"
     );
+}
+
+/// A map's Gaussian records as sorted text: the same set whatever order the tiles hold them in.
+fn sorted_gaussians(m: &SessionMap) -> Vec<String> {
+    let mut v: Vec<String> = m
+        .gaussian
+        .as_ref()
+        .unwrap()
+        .state
+        .gaussians
+        .iter()
+        .map(|r| format!("{r:?}"))
+        .collect();
+    v.sort();
+    v
 }

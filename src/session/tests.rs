@@ -72,13 +72,7 @@ fn sample(cfg: &Config) -> SessionMap {
     grid.baked[3] = [0.4, 0.5, 0.6];
     state.background = Some(grid);
     state.frames = 7;
-    let mut mapper = GaussianMapper::restore(
-        cfg.gaussian.clone(),
-        cfg.camera.clone(),
-        cfg.extrinsics.imu_T_camera.0,
-        state,
-    )
-    .unwrap();
+    let mut mapper = restored(cfg, state);
     SessionMap::capture(cfg, "bag/test", &voxels, Some(&mut mapper))
 }
 
@@ -332,13 +326,7 @@ fn long_floor(cfg: &Config) -> SessionMap {
     }
     let mut state = mapper.state();
     state.gaussians = map.to_records();
-    let mut mapper = GaussianMapper::restore(
-        cfg.gaussian.clone(),
-        cfg.camera.clone(),
-        cfg.extrinsics.imu_T_camera.0,
-        state,
-    )
-    .unwrap();
+    let mut mapper = restored(cfg, state);
     let voxels = VoxelMap::new(cfg.lidar_map.clone());
     SessionMap::capture(cfg, "floor", &voxels, Some(&mut mapper))
 }
@@ -486,4 +474,15 @@ fn sorted_gaussians(m: &SessionMap) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// A mapper restored from `state` under `cfg`'s rig.
+fn restored(cfg: &Config, state: MapperState) -> GaussianMapper {
+    GaussianMapper::restore(
+        cfg.gaussian.clone(),
+        cfg.camera.clone(),
+        cfg.extrinsics.imu_T_camera.0,
+        state,
+    )
+    .unwrap()
 }
